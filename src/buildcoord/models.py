@@ -1,0 +1,190 @@
+"""Domain records returned by the store and services: plain frozen dataclasses, never rows."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any, Literal
+
+JobStatus = Literal["queued", "blocked", "running", "succeeded", "failed", "cancelled"]
+JOB_STATUSES: tuple[JobStatus, ...] = (
+    "queued",
+    "blocked",
+    "running",
+    "succeeded",
+    "failed",
+    "cancelled",
+)
+FINISHED_STATUSES: frozenset[str] = frozenset({"succeeded", "failed", "cancelled"})
+
+ServerStatus = Literal["online", "busy", "stale", "offline"]
+MessageType = Literal["info", "warning", "error", "request"]
+MESSAGE_TYPES: tuple[MessageType, ...] = ("error", "warning", "request", "info")
+TokenKind = Literal["operator", "agent", "read"]
+
+BROADCAST = "all"
+"""The recipient name that addresses every server."""
+
+EVERYONE = "*"
+"""The reader name recording that a message was marked read for all its recipients."""
+
+
+@dataclass(frozen=True, slots=True)
+class Job:
+    """One build request and where it stands."""
+
+    id: int
+    branch: str
+    commit: str
+    priority: int
+    status: JobStatus
+    attempt: int
+    max_attempts: int
+    depends_on: tuple[int, ...]
+    labels: tuple[str, ...]
+    pending_dependencies: int
+    server: str | None
+    fencing_token: int
+    lease_expires_at: datetime | None
+    blocked_reason: str | None
+    reason: str | None
+    created_at: datetime
+    queued_at: datetime
+    started_at: datetime | None
+    finished_at: datetime | None
+    exit_code: int | None
+    duration: float | None
+
+
+@dataclass(frozen=True, slots=True)
+class Metrics:
+    """System figures an agent reports with each heartbeat."""
+
+    cpu_percent: float | None = None
+    load_1m: float | None = None
+    load_5m: float | None = None
+    load_15m: float | None = None
+    memory_used_bytes: int | None = None
+    memory_total_bytes: int | None = None
+    disk_free_bytes: int | None = None
+    disk_total_bytes: int | None = None
+    uptime_seconds: float | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Server:
+    """A build server known to the coordinator."""
+
+    name: str
+    labels: tuple[str, ...]
+    status: ServerStatus
+    registered_at: datetime
+    last_heartbeat_at: datetime | None
+    heartbeat_age_seconds: float | None
+    metrics: Metrics | None
+    agent_version: str | None
+    running_jobs: tuple[int, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class LockHolder:
+    """One lease on a lock."""
+
+    holder: str
+    token: int
+    acquired_at: datetime
+    expires_at: datetime
+    expired: bool
+
+
+@dataclass(frozen=True, slots=True)
+class Lock:
+    """A named lock (capacity 1) or counting semaphore (capacity N) and its holders."""
+
+    name: str
+    capacity: int
+    last_token: int
+    holders: tuple[LockHolder, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class LockGrant:
+    """What acquire returns: the lease and its fencing token."""
+
+    name: str
+    holder: str
+    token: int
+    expires_at: datetime
+    reentered: bool
+
+
+@dataclass(frozen=True, slots=True)
+class ReleasedLock:
+    """A lease that recovery released because it expired."""
+
+    name: str
+    holder: str
+    token: int
+    expired_at: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class Message:
+    """A message between servers (or from the system), with its read and ack state."""
+
+    id: int
+    sender: str
+    recipient: str
+    type: MessageType
+    subject: str
+    body: str
+    created_at: datetime
+    ack_required: bool
+    archived_at: datetime | None
+    read: bool
+    read_by: tuple[str, ...]
+    acknowledged_by: tuple[str, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class MessageStats:
+    """Counts over the message store; archived messages are counted apart."""
+
+    total: int
+    unread: int
+    read: int
+    by_type: dict[str, int]
+    archived: int
+
+
+@dataclass(frozen=True, slots=True)
+class Token:
+    """An API token's public record; the secret itself is never stored."""
+
+    id: int
+    name: str
+    kind: TokenKind
+    server: str | None
+    created_at: datetime
+    revoked_at: datetime | None
+
+
+@dataclass(frozen=True, slots=True)
+class IssuedToken:
+    """A token record and its secret, shown once."""
+
+    token: Token
+    secret: str
+
+
+@dataclass(frozen=True, slots=True)
+class Event:
+    """One appended record of a state change."""
+
+    id: int
+    at: datetime
+    actor: str
+    kind: str
+    subject: str
+    before: dict[str, Any] | None = None
+    after: dict[str, Any] | None = field(default=None)

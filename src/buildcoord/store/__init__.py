@@ -1,0 +1,44 @@
+"""The store: the only package that speaks SQL. One class per noun, composed into ``Store``."""
+
+from __future__ import annotations
+
+from sqlalchemy import Engine
+
+from buildcoord.store.engine import make_engine
+from buildcoord.store.events import EventStore
+from buildcoord.store.jobs import JobStore
+from buildcoord.store.locks import LockStore
+from buildcoord.store.messages import MessageStore
+from buildcoord.store.migrate import upgrade
+from buildcoord.store.servers import ServerStore
+from buildcoord.store.settings import SettingStore
+from buildcoord.store.tokens import TokenStore
+
+
+class Store:
+    """Every table's SQL, sharing one engine."""
+
+    def __init__(self, engine: Engine) -> None:
+        self.engine = engine
+        self.jobs = JobStore(engine)
+        self.locks = LockStore(engine)
+        self.messages = MessageStore(engine)
+        self.servers = ServerStore(engine)
+        self.tokens = TokenStore(engine)
+        self.events = EventStore(engine)
+        self.settings = SettingStore(engine)
+
+    @classmethod
+    def open(cls, url: str, *, migrate: bool = True) -> Store:
+        """Open the database at url, bringing its schema up to date first unless told not to."""
+        engine = make_engine(url)
+        if migrate:
+            upgrade(engine)
+        return cls(engine)
+
+    def close(self) -> None:
+        """Release every pooled connection."""
+        self.engine.dispose()
+
+
+__all__ = ["Store", "upgrade"]

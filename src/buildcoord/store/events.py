@@ -1,0 +1,65 @@
+"""The append-only event log: every state change writes one row here in its own transaction."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from sqlalchemy import Connection, Engine, insert, select
+
+from buildcoord.models import Event
+from buildcoord.store.engine import read_transaction
+from buildcoord.store.schema import events
+from buildcoord.store.timestamps import from_epoch
+
+
+def append_event(
+    conn: Connection,
+    *,
+    at: float,
+    actor: str,
+    kind: str,
+    subject: str,
+    before: dict[str, Any] | None = None,
+    after: dict[str, Any] | None = None,
+) -> None:
+    """Append one event inside the caller's transaction."""
+    conn.execute(
+        insert(events).values(
+            at=at,
+            actor=actor,
+            kind=kind,
+            subject=subject,
+            before=None if before is None else json.dumps(before, sort_keys=True),
+            after=None if after is None else json.dumps(after, sort_keys=True),
+        )
+    )
+
+
+class EventStore:
+    """Reads of the event log."""
+
+    def __init__(self, engine: Engine) -> None:
+        self.engine = engine
+
+    def list_events(
+        self, *, subject: str | None = None, after_id: int = 0, limit: int = 100
+    ) -> list[Event]:
+        """Return events in append order, optionally for one subject, after a cursor."""
+        query = select(events).where(events.c.id > after_id).order_by(events.c.id).limit(limit)
+        if subject is not None:
+            query = query.where(events.c.subject == subject)
+        with read_transaction(self.engine) as conn:
+            rows = conn.execute(query).all()
+        return [
+            Event(
+                id=row.id,
+                at=from_epoch(row.at),
+                actor=row.actor,
+                kind=row.kind,
+                subject=row.subject,
+                before=None if row.before is None else json.loads(row.before),
+                after=None if row.after is None else json.loads(row.after),
+            )
+            for row in rows
+        ]

@@ -1,0 +1,175 @@
+"""Table definitions: the one description of the schema; Alembic migrations must match it."""
+
+from __future__ import annotations
+
+from sqlalchemy import (
+    BigInteger,
+    Boolean,
+    Column,
+    Double,
+    ForeignKey,
+    Index,
+    Integer,
+    MetaData,
+    SmallInteger,
+    String,
+    Table,
+    Text,
+    text,
+)
+
+metadata = MetaData(
+    naming_convention={
+        "ix": "ix_%(table_name)s_%(column_0_N_name)s",
+        "uq": "uq_%(table_name)s_%(column_0_N_name)s",
+        "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+        "pk": "pk_%(table_name)s",
+    }
+)
+
+# SQLite only autoincrements an INTEGER PRIMARY KEY; PostgreSQL gets a 64-bit identity.
+Id = BigInteger().with_variant(Integer(), "sqlite")
+
+# Times are UTC epoch seconds as doubles: identical on both dialects, cheap to compare and index.
+Time = Double
+
+jobs = Table(
+    "jobs",
+    metadata,
+    Column("id", Id, primary_key=True, autoincrement=True),
+    Column("branch", String(255), nullable=False),
+    Column("commit", String(40), nullable=False),
+    Column("priority", SmallInteger, nullable=False),
+    Column("status", String(16), nullable=False),
+    Column("attempt", Integer, nullable=False),
+    Column("max_attempts", Integer, nullable=False),
+    Column("labels", Text, nullable=False),  # sorted, comma-joined; '' for none
+    Column("depends_on", Text, nullable=False),  # comma-joined ids, a copy of job_dependencies
+    Column("pending_deps", Integer, nullable=False),
+    # The claim order: fixed at queue time so one index serves it (see services/queue.py).
+    Column("rank", Double, nullable=False),
+    Column("server", String(64), nullable=True),
+    Column("fencing_token", BigInteger, nullable=False),
+    Column("lease_expires_at", Time, nullable=True),
+    Column("blocked_reason", Text, nullable=True),
+    Column("blocked_by", BigInteger, nullable=True),
+    Column("reason", Text, nullable=True),
+    Column("created_at", Time, nullable=False),
+    Column("queued_at", Time, nullable=False),
+    Column("started_at", Time, nullable=True),
+    Column("finished_at", Time, nullable=True),
+    Column("exit_code", Integer, nullable=True),
+    Column("duration", Double, nullable=True),
+)
+Index(
+    "ix_jobs_claim_order",
+    jobs.c.rank,
+    jobs.c.id,
+    sqlite_where=text("status = 'queued' AND pending_deps = 0"),
+    postgresql_where=text("status = 'queued' AND pending_deps = 0"),
+)
+Index("ix_jobs_status_lease", jobs.c.status, jobs.c.lease_expires_at)
+Index("ix_jobs_server_status", jobs.c.server, jobs.c.status)
+Index("ix_jobs_blocked_by", jobs.c.blocked_by)
+
+job_dependencies = Table(
+    "job_dependencies",
+    metadata,
+    Column("job_id", Id, ForeignKey("jobs.id", ondelete="CASCADE"), primary_key=True),
+    Column("depends_on_id", Id, ForeignKey("jobs.id"), primary_key=True),
+)
+Index("ix_job_dependencies_depends_on_id", job_dependencies.c.depends_on_id)
+
+servers = Table(
+    "servers",
+    metadata,
+    Column("name", String(64), primary_key=True),
+    Column("labels", Text, nullable=False),
+    Column("registered_at", Time, nullable=False),
+    Column("last_heartbeat_at", Time, nullable=True),
+    Column("recorded_status", String(16), nullable=False),
+    Column("metrics", Text, nullable=True),  # JSON object
+    Column("agent_version", String(64), nullable=True),
+)
+
+locks = Table(
+    "locks",
+    metadata,
+    Column("name", String(200), primary_key=True),
+    Column("capacity", Integer, nullable=False),
+    Column("last_token", BigInteger, nullable=False),
+)
+
+lock_holders = Table(
+    "lock_holders",
+    metadata,
+    Column("name", String(200), ForeignKey("locks.name"), primary_key=True),
+    Column("holder", String(200), primary_key=True),
+    Column("token", BigInteger, nullable=False),
+    Column("acquired_at", Time, nullable=False),
+    Column("expires_at", Time, nullable=False),
+)
+Index("ix_lock_holders_expires_at", lock_holders.c.expires_at)
+
+messages = Table(
+    "messages",
+    metadata,
+    Column("id", Id, primary_key=True, autoincrement=True),
+    Column("sender", String(64), nullable=False),
+    Column("recipient", String(64), nullable=False),
+    Column("type", String(16), nullable=False),
+    Column("subject", String(100), nullable=False),
+    Column("body", Text, nullable=False),
+    Column("created_at", Time, nullable=False),
+    Column("ack_required", Boolean, nullable=False),
+    Column("archived_at", Time, nullable=True),
+)
+Index("ix_messages_recipient", messages.c.recipient, messages.c.archived_at)
+
+message_reads = Table(
+    "message_reads",
+    metadata,
+    Column("message_id", Id, ForeignKey("messages.id"), primary_key=True),
+    Column("reader", String(64), primary_key=True),
+    Column("read_at", Time, nullable=False),
+)
+
+message_acks = Table(
+    "message_acks",
+    metadata,
+    Column("message_id", Id, ForeignKey("messages.id"), primary_key=True),
+    Column("server", String(64), primary_key=True),
+    Column("acked_at", Time, nullable=False),
+)
+
+tokens = Table(
+    "tokens",
+    metadata,
+    Column("id", Id, primary_key=True, autoincrement=True),
+    Column("name", String(100), nullable=False),
+    Column("kind", String(16), nullable=False),
+    Column("server", String(64), nullable=True),
+    Column("token_hash", String(64), nullable=False, unique=True),
+    Column("created_at", Time, nullable=False),
+    Column("revoked_at", Time, nullable=True),
+)
+
+events = Table(
+    "events",
+    metadata,
+    Column("id", Id, primary_key=True, autoincrement=True),
+    Column("at", Time, nullable=False),
+    Column("actor", String(100), nullable=False),
+    Column("kind", String(64), nullable=False),
+    Column("subject", String(255), nullable=False),
+    Column("before", Text, nullable=True),  # JSON
+    Column("after", Text, nullable=True),  # JSON
+)
+Index("ix_events_subject", events.c.subject)
+
+settings = Table(
+    "settings",
+    metadata,
+    Column("key", String(100), primary_key=True),
+    Column("value", Text, nullable=False),
+)

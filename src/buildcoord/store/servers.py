@@ -1,0 +1,174 @@
+"""Build servers: registration (with their agent token), heartbeats, recorded status flips."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy import Connection, Engine, Row, delete, insert, select, update
+
+from buildcoord.errors import Conflict, NotFound
+from buildcoord.store.engine import read_transaction, write_transaction
+from buildcoord.store.events import append_event
+from buildcoord.store.schema import jobs, servers, tokens
+
+
+@dataclass(frozen=True, slots=True)
+class ServerRecord:
+    """A server row; the service derives its live status from the heartbeat age."""
+
+    name: str
+    labels: tuple[str, ...]
+    registered_at: float
+    last_heartbeat_at: float | None
+    recorded_status: str
+    metrics: dict[str, Any] | None
+    agent_version: str | None
+
+
+def _record(row: Row[Any]) -> ServerRecord:
+    return ServerRecord(
+        name=row.name,
+        labels=tuple(label for label in row.labels.split(",") if label),
+        registered_at=row.registered_at,
+        last_heartbeat_at=row.last_heartbeat_at,
+        recorded_status=row.recorded_status,
+        metrics=None if row.metrics is None else json.loads(row.metrics),
+        agent_version=row.agent_version,
+    )
+
+
+class ServerStore:
+    """SQL for servers."""
+
+    def __init__(self, engine: Engine) -> None:
+        self.engine = engine
+
+    def register_server(
+        self, name: str, labels: tuple[str, ...], *, token_hash: str, now: float, actor: str
+    ) -> ServerRecord:
+        """Insert a server and its agent token; Conflict if the name is taken."""
+        with write_transaction(self.engine) as conn:
+            if conn.execute(select(servers.c.name).where(servers.c.name == name)).first():
+                raise Conflict(f"server {name} already exists")
+            conn.execute(
+                insert(servers).values(
+                    name=name,
+                    labels=",".join(labels),
+                    registered_at=now,
+                    recorded_status="offline",
+                )
+            )
+            conn.execute(
+                insert(tokens).values(
+                    name=f"agent {name}",
+                    kind="agent",
+                    server=name,
+                    token_hash=token_hash,
+                    created_at=now,
+                )
+            )
+            append_event(
+                conn,
+                at=now,
+                actor=actor,
+                kind="server.registered",
+                subject=f"server:{name}",
+                after={"labels": list(labels)},
+            )
+            return _record(self._row(conn, name))
+
+    def get_server(self, name: str) -> ServerRecord:
+        """Return one server or raise NotFound."""
+        with read_transaction(self.engine) as conn:
+            return _record(self._row(conn, name))
+
+    def list_servers(self) -> list[ServerRecord]:
+        """Return every server by name."""
+        with read_transaction(self.engine) as conn:
+            return [_record(row) for row in conn.execute(select(servers).order_by(servers.c.name))]
+
+    def record_heartbeat(
+        self,
+        name: str,
+        *,
+        metrics: dict[str, Any],
+        agent_version: str | None,
+        labels: tuple[str, ...] | None,
+        now: float,
+        actor: str,
+    ) -> ServerRecord:
+        """Store a heartbeat; a server coming back from stale/offline is recorded as an event."""
+        with write_transaction(self.engine) as conn:
+            current = self._row(conn, name)
+            values: dict[str, Any] = {
+                "last_heartbeat_at": now,
+                "metrics": json.dumps(metrics, sort_keys=True),
+                "agent_version": agent_version,
+                "recorded_status": "online",
+            }
+            if labels is not None:
+                values["labels"] = ",".join(labels)
+            conn.execute(update(servers).where(servers.c.name == name).values(**values))
+            if current.recorded_status != "online":
+                append_event(
+                    conn,
+                    at=now,
+                    actor=actor,
+                    kind="server.online",
+                    subject=f"server:{name}",
+                    before={"status": current.recorded_status},
+                    after={"status": "online"},
+                )
+            return _record(self._row(conn, name))
+
+    def record_status(
+        self, name: str, *, expected: str, status: str, now: float, actor: str
+    ) -> bool:
+        """Flip the recorded status if it is still ``expected``; True if this call flipped it."""
+        with write_transaction(self.engine) as conn:
+            flipped = conn.execute(
+                update(servers)
+                .where(servers.c.name == name, servers.c.recorded_status == expected)
+                .values(recorded_status=status)
+            ).rowcount
+            if flipped:
+                append_event(
+                    conn,
+                    at=now,
+                    actor=actor,
+                    kind=f"server.{status}",
+                    subject=f"server:{name}",
+                    before={"status": expected},
+                    after={"status": status},
+                )
+            return bool(flipped)
+
+    def remove_server(self, name: str, *, now: float, actor: str) -> None:
+        """Delete a server and revoke its tokens; refused while it runs jobs."""
+        with write_transaction(self.engine) as conn:
+            self._row(conn, name)
+            running = list(
+                conn.execute(
+                    select(jobs.c.id).where(jobs.c.server == name, jobs.c.status == "running")
+                ).scalars()
+            )
+            if running:
+                ids = ", ".join(str(job_id) for job_id in running)
+                raise Conflict(
+                    f"server {name} is running job {ids}; cancel it or wait before removing"
+                )
+            conn.execute(
+                update(tokens)
+                .where(tokens.c.server == name, tokens.c.revoked_at.is_(None))
+                .values(revoked_at=now)
+            )
+            conn.execute(delete(servers).where(servers.c.name == name))
+            append_event(conn, at=now, actor=actor, kind="server.removed", subject=f"server:{name}")
+
+    def _row(self, conn: Connection, name: str) -> Row[Any]:
+        row = conn.execute(select(servers).where(servers.c.name == name)).one_or_none()
+        if row is None:
+            raise NotFound(f"server {name} does not exist")
+        return row

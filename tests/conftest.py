@@ -1,0 +1,120 @@
+"""Shared fixtures: database URLs for every backend, and checks that required backends ran."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pytest
+
+import postgres_cluster
+from postgres_cluster import PostgresServer
+
+# --- database fixtures -------------------------------------------------------------------------
+
+POSTGRES_FIXTURES = frozenset({"postgres_server", "postgres_url"})
+
+
+@pytest.fixture(scope="session")
+def postgres_server() -> Iterator[PostgresServer]:
+    """A real PostgreSQL server: $BUILDCOORD_TEST_PG_URL, else a throwaway cluster."""
+    with postgres_cluster.postgres_server() as server:
+        yield server
+
+
+@pytest.fixture
+def sqlite_url(tmp_path: Path) -> str:
+    """A SQLite database file inside this test's tmp dir."""
+    return f"sqlite:///{tmp_path}/buildcoord.db"
+
+
+@pytest.fixture
+def postgres_url(postgres_server: PostgresServer) -> Iterator[str]:
+    """A fresh empty PostgreSQL database, dropped after the test (plain `postgresql://` URL)."""
+    with postgres_server.fresh_database() as url:
+        yield url
+
+
+@pytest.fixture(
+    params=[
+        pytest.param("sqlite", id="sqlite"),
+        pytest.param("postgresql", id="postgresql", marks=pytest.mark.postgresql),
+    ]
+)
+def db_url(request: pytest.FixtureRequest) -> str:
+    """A fresh database URL, once per backend."""
+    fixture = "postgres_url" if request.param == "postgresql" else "sqlite_url"
+    url: str = request.getfixturevalue(fixture)
+    return url
+
+
+@pytest.hookimpl(tryfirst=True)  # before `-m` deselects
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Mark tests that use PostgreSQL fixtures directly, so `-m postgresql` selects them."""
+    for item in items:
+        if POSTGRES_FIXTURES.intersection(getattr(item, "fixturenames", ())):
+            item.add_marker(pytest.mark.postgresql)
+
+
+# --- required backends -------------------------------------------------------------------------
+
+
+@dataclass
+class RequiredMarker:
+    """Fail the session when `env_var`=1 and no test carrying `marker` passed."""
+
+    env_var: str
+    marker: str
+    label: str
+    outcomes: dict[str, int] = field(default_factory=dict)
+
+    def enabled(self) -> bool:
+        """Whether the environment asks for this marker's tests to have run."""
+        return os.environ.get(self.env_var, "").strip() == "1"
+
+    def record(self, report: pytest.TestReport) -> None:
+        """Count the outcome of a marked test's call phase (or a failed/skipped setup)."""
+        if self.marker not in report.keywords:
+            return
+        if report.when == "call" or (report.when == "setup" and not report.passed):
+            self.outcomes[report.outcome] = self.outcomes.get(report.outcome, 0) + 1
+
+    def problem(self) -> str | None:
+        """Return why the requirement is unmet, or None when it is met or not asked for."""
+        if not self.enabled() or self.outcomes.get("passed", 0) > 0:
+            return None
+        counts = ", ".join(f"{n} {outcome}" for outcome, n in sorted(self.outcomes.items()))
+        return (
+            f"{self.label} tests did not run: no test marked '{self.marker}' passed "
+            f"({counts or 'none selected'}), but {self.env_var}=1 requires at least one."
+        )
+
+
+# Adding a required backend is one line here (plus its marker in pyproject.toml), e.g.
+# RequiredMarker("BUILDCOORD_REQUIRE_BROWSER", "browser", "Browser"),
+REQUIRED_MARKERS = [
+    RequiredMarker("BUILDCOORD_REQUIRE_POSTGRES", "postgresql", "PostgreSQL"),
+]
+
+
+def pytest_runtest_logreport(report: pytest.TestReport) -> None:
+    """Track outcomes of tests carrying a required marker."""
+    for required in REQUIRED_MARKERS:
+        required.record(report)
+
+
+def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    """Fail an otherwise green session when a required backend's tests did not pass."""
+    problems = [p for p in (r.problem() for r in REQUIRED_MARKERS) if p]
+    if not problems:
+        return
+    reporter = session.config.pluginmanager.get_plugin("terminalreporter")
+    for problem in problems:
+        if reporter is not None:
+            reporter.write_line(problem, red=True, bold=True)
+        else:
+            print(problem)
+    if exitstatus in (pytest.ExitCode.OK, pytest.ExitCode.NO_TESTS_COLLECTED):
+        session.exitstatus = pytest.ExitCode.TESTS_FAILED
