@@ -188,3 +188,20 @@ class Event:
     subject: str
     before: dict[str, Any] | None = None
     after: dict[str, Any] | None = field(default=None)
+
+
+@dataclass(frozen=True, slots=True)
+class Principal:
+    """Who is acting: an operator, a read-only viewer, an agent (as its server), or the system."""
+
+    kind: Literal["operator", "agent", "read", "system"]
+    name: str
+    server: str | None = None
+
+    @property
+    def actor(self) -> str:
+        """The name recorded in events."""
+        return f"{self.kind}:{self.server or self.name}"
+
+
+SYSTEM = Principal("system", "maintenance")

@@ -1,4 +1,4 @@
-"""Messages between servers: per-recipient read state, acknowledgements, archiving (never deleting)."""
+"""Messages between servers: read state per recipient, acknowledgements, archiving."""
 
 from __future__ import annotations
 

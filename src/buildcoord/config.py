@@ -1,0 +1,101 @@
+"""Settings: defaults < buildcoord.toml < BUILDCOORD_<NAME> environment < command-line flags."""
+
+from __future__ import annotations
+
+import os
+import tomllib
+from dataclasses import dataclass, field, fields, replace
+from pathlib import Path
+from typing import Any
+
+from buildcoord.errors import InvalidInput
+
+
+@dataclass(frozen=True, slots=True)
+class Settings:
+    """Every coordinator setting in force."""
+
+    db: str = ""
+    host: str = "127.0.0.1"
+    port: int = 8765
+    admin_token: str = ""
+    heartbeat_interval_seconds: float = 5.0
+    stale_after_missed_heartbeats: int = 3
+    offline_after_seconds: float = 300.0
+    job_lease_seconds: float = 30.0
+    max_attempts: int = 3
+    priority_aging_minutes: float = 30.0
+    lock_ttl_seconds: float = 600.0
+    archive_days: int = 30
+    maintenance_interval_seconds: float = 1.0
+    sources: dict[str, str] = field(default_factory=dict, compare=False)
+
+    @property
+    def stale_after_seconds(self) -> float:
+        """Seconds without a heartbeat after which a server is stale."""
+        return self.heartbeat_interval_seconds * self.stale_after_missed_heartbeats
+
+
+# The [section] each setting may be written under in buildcoord.toml (also flat at the top).
+SECTIONS = {
+    "db": "store",
+    "host": "server",
+    "port": "server",
+    "admin_token": "server",
+    "heartbeat_interval_seconds": "monitor",
+    "stale_after_missed_heartbeats": "monitor",
+    "offline_after_seconds": "monitor",
+    "job_lease_seconds": "queue",
+    "max_attempts": "queue",
+    "priority_aging_minutes": "queue",
+    "lock_ttl_seconds": "locks",
+    "archive_days": "retention",
+    "maintenance_interval_seconds": "server",
+}
+
+
+def _coerce(name: str, raw: Any, kind: type) -> Any:
+    try:
+        if kind is bool:
+            return raw if isinstance(raw, bool) else str(raw).lower() in ("1", "true", "yes")
+        return kind(raw)
+    except (TypeError, ValueError) as exc:
+        raise InvalidInput(f"setting {name}: {raw!r} is not a valid {kind.__name__}") from exc
+
+
+def load_settings(
+    *,
+    config_path: str | None = None,
+    overrides: dict[str, Any] | None = None,
+    environ: dict[str, str] | None = None,
+) -> Settings:
+    """Read the settings in force and remember where each came from."""
+    env = os.environ if environ is None else environ
+    values: dict[str, Any] = {}
+    sources: dict[str, str] = {}
+    kinds = {f.name: type(f.default) for f in fields(Settings) if f.name != "sources"}
+    path = config_path or env.get("BUILDCOORD_CONFIG")
+    if path:
+        try:
+            document = tomllib.loads(Path(path).read_text())
+        except FileNotFoundError as exc:
+            raise InvalidInput(f"config file {path} does not exist") from exc
+        except tomllib.TOMLDecodeError as exc:
+            raise InvalidInput(f"config file {path} is not valid TOML: {exc}") from exc
+        for name, section in SECTIONS.items():
+            table = document.get(section, {})
+            for source in (document, table if isinstance(table, dict) else {}):
+                if name in source:
+                    values[name] = _coerce(name, source[name], kinds[name])
+                    sources[name] = f"file {path}"
+    for name in kinds:
+        variable = f"BUILDCOORD_{name.upper()}"
+        if variable in env:
+            values[name] = _coerce(name, env[variable], kinds[name])
+            sources[name] = f"env {variable}"
+    for name, value in (overrides or {}).items():
+        if value is not None:
+            values[name] = _coerce(name, value, kinds[name])
+            sources[name] = "flag"
+    settings = replace(Settings(), **values)
+    return replace(settings, sources={name: sources.get(name, "default") for name in kinds})

@@ -1,0 +1,29 @@
+"""Who may do what: the permission rules every service applies to its caller."""
+
+from __future__ import annotations
+
+from buildcoord.errors import Forbidden
+from buildcoord.models import Principal
+
+
+def require_operator(principal: Principal, action: str) -> None:
+    """Allow operators (and the system) only."""
+    if principal.kind not in ("operator", "system"):
+        raise Forbidden(f"{action} needs an operator token")
+
+
+def require_reader(principal: Principal, action: str) -> None:
+    """Allow anyone authenticated to read (agents read only their own server's view)."""
+    if principal.kind not in ("operator", "system", "read", "agent"):
+        raise Forbidden(f"{action} needs a token")
+
+
+def require_self_or_operator(principal: Principal, server: str, action: str) -> None:
+    """Allow operators, or the agent of ``server`` acting as itself."""
+    if principal.kind in ("operator", "system"):
+        return
+    if principal.kind == "agent" and principal.server == server:
+        return
+    if principal.kind == "agent":
+        raise Forbidden(f"agent {principal.server} may not {action} as {server}")
+    raise Forbidden(f"{action} needs an operator or {server}'s agent token")

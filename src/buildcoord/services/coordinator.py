@@ -1,0 +1,32 @@
+"""All services over one store and clock: what the web app and maintenance loop hold."""
+
+from __future__ import annotations
+
+from buildcoord.clock import Clock, SystemClock
+from buildcoord.config import Settings
+from buildcoord.services.locks import LockService
+from buildcoord.services.messages import MessageService
+from buildcoord.services.queue import QueueService
+from buildcoord.services.servers import ServerService
+from buildcoord.services.tokens import TokenService
+from buildcoord.store import Store
+
+
+class Coordinator:
+    """The services of one coordinator process."""
+
+    def __init__(self, store: Store, settings: Settings, clock: Clock | None = None) -> None:
+        self.store = store
+        self.settings = settings
+        self.clock = clock or SystemClock()
+        self.queue = QueueService(store, self.clock, settings)
+        self.locks = LockService(store, self.clock, settings)
+        self.messages = MessageService(store, self.clock, settings)
+        self.servers = ServerService(store, self.clock, settings)
+        self.tokens = TokenService(store, self.clock)
+
+    def start(self) -> None:
+        """Prepare a freshly opened store: admin token, aging policy."""
+        if self.settings.admin_token:
+            self.tokens.install_admin_token(self.settings.admin_token)
+        self.queue.apply_aging_policy()

@@ -1,0 +1,130 @@
+"""Lock rules: who may hold, renew and release; TTL bounds; expired-lease recovery."""
+
+from __future__ import annotations
+
+from buildcoord import validation
+from buildcoord.clock import Clock
+from buildcoord.config import Settings
+from buildcoord.errors import InvalidInput
+from buildcoord.models import SYSTEM, Lock, LockGrant, Principal, ReleasedLock
+from buildcoord.services.authority import require_operator, require_reader
+from buildcoord.store import Store
+
+MAX_TTL = 7 * 24 * 3600.0
+MAX_CAPACITY = 10_000
+
+
+def lock_name(value: str) -> str:
+    """Check a lock name: any printable text up to 200 characters (spaces and quotes are fine)."""
+    if not value.strip() or len(value) > 200 or not value.isprintable():
+        raise InvalidInput(f"invalid lock name {value!r}: 1-200 printable characters")
+    return value
+
+
+class LockService:
+    """Acquire, renew, release, list and recover named locks."""
+
+    def __init__(self, store: Store, clock: Clock, settings: Settings) -> None:
+        self.store = store
+        self.clock = clock
+        self.settings = settings
+
+    def _check_holder(self, holder: str, by: Principal) -> str:
+        validation.server_name(holder, what="holder")
+        if by.kind == "agent" and holder != by.server:
+            raise InvalidInput(f"agent {by.server} may only hold locks as {by.server}")
+        if by.kind == "read":
+            require_operator(by, "taking locks")
+        return holder
+
+    def acquire(
+        self,
+        name: str,
+        holder: str,
+        *,
+        ttl: float | None = None,
+        capacity: int | None = None,
+        by: Principal,
+    ) -> LockGrant:
+        """Take (or re-enter) a lease and return its fencing token."""
+        lock_name(name)
+        self._check_holder(holder, by)
+        seconds = validation.positive(
+            ttl if ttl is not None else self.settings.lock_ttl_seconds,
+            what="ttl",
+            maximum=MAX_TTL,
+        )
+        if capacity is not None and not 1 <= capacity <= MAX_CAPACITY:
+            raise InvalidInput(f"invalid capacity {capacity!r}: expected 1 to {MAX_CAPACITY}")
+        return self.store.locks.acquire_lock(
+            name,
+            holder,
+            ttl=seconds,
+            capacity=capacity,
+            now=self.clock.now().timestamp(),
+            actor=by.actor,
+        )
+
+    def renew(
+        self,
+        name: str,
+        holder: str,
+        *,
+        token: int | None = None,
+        ttl: float | None = None,
+        by: Principal,
+    ) -> LockGrant:
+        """Extend a lease the holder still has."""
+        lock_name(name)
+        self._check_holder(holder, by)
+        seconds = validation.positive(
+            ttl if ttl is not None else self.settings.lock_ttl_seconds,
+            what="ttl",
+            maximum=MAX_TTL,
+        )
+        return self.store.locks.renew_lock(
+            name,
+            holder,
+            token=token,
+            ttl=seconds,
+            now=self.clock.now().timestamp(),
+            actor=by.actor,
+        )
+
+    def release(
+        self,
+        name: str,
+        holder: str | None,
+        *,
+        token: int | None = None,
+        force: bool = False,
+        by: Principal,
+    ) -> list[str]:
+        """Release holder's lease; only operators may force or release someone else's."""
+        lock_name(name)
+        if force:
+            require_operator(by, "forcing a lock release")
+        elif holder is None:
+            raise InvalidInput("name the holder whose lease to release (or force it)")
+        if holder is not None:
+            self._check_holder(holder, by)
+        return self.store.locks.release_lock(
+            name,
+            holder,
+            token=token,
+            force=force,
+            now=self.clock.now().timestamp(),
+            actor=by.actor,
+        )
+
+    def list_locks(self, *, by: Principal) -> list[Lock]:
+        """Return every lock and its holders."""
+        require_reader(by, "reading locks")
+        return self.store.locks.list_locks(now=self.clock.now().timestamp())
+
+    def recover_expired(self, *, by: Principal = SYSTEM) -> list[ReleasedLock]:
+        """Release expired leases, one system message per lease."""
+        require_operator(by, "recovering locks")
+        return self.store.locks.recover_expired_locks(
+            now=self.clock.now().timestamp(), actor=by.actor
+        )

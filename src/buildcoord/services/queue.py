@@ -1,0 +1,199 @@
+"""The job queue's rules: validation, priority aging, leases, who may touch which job.
+
+Priority aging: a queued job's effective priority is ``priority - waited / aging``, so it
+rises one step per ``priority_aging_minutes`` of waiting. Ordering jobs by that value at any
+moment is the same as ordering them by ``queued_at + (priority - 1) * aging``, a number
+fixed when the job is queued; the store keeps it as ``rank`` under one index, so a claim
+never scans. With aging off, rank orders strictly by priority, then FIFO.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from buildcoord import validation
+from buildcoord.clock import Clock
+from buildcoord.config import Settings
+from buildcoord.errors import Forbidden, InvalidInput
+from buildcoord.models import JOB_STATUSES, SYSTEM, Job, Principal
+from buildcoord.services.authority import (
+    require_operator,
+    require_reader,
+    require_self_or_operator,
+)
+from buildcoord.store import Store
+from buildcoord.store.jobs import NewJob
+
+# Far above any epoch second, so that with aging off priority always dominates queue time.
+_PRIORITY_SPAN = 1e11
+_AGING_KEY = "priority_aging_seconds"
+
+
+def claim_rank(priority: int, queued_at: float, aging_seconds: float) -> float:
+    """Return the claim order key of a job; lower is claimed first."""
+    if aging_seconds > 0:
+        return queued_at + (priority - 1) * aging_seconds
+    return priority * _PRIORITY_SPAN + queued_at
+
+
+class QueueService:
+    """Submit, claim, renew, complete, cancel and retry jobs."""
+
+    def __init__(self, store: Store, clock: Clock, settings: Settings) -> None:
+        self.store = store
+        self.clock = clock
+        self.settings = settings
+        self.aging_seconds = max(0.0, settings.priority_aging_minutes * 60.0)
+
+    def rank_of(self, priority: int, queued_at: float) -> float:
+        """Claim rank under the current aging policy."""
+        return claim_rank(priority, queued_at, self.aging_seconds)
+
+    def apply_aging_policy(self) -> int:
+        """Re-rank waiting jobs if the aging setting changed since the last start."""
+        stored = self.store.settings.get_setting(_AGING_KEY)
+        if stored is not None and float(stored) == self.aging_seconds:
+            return 0
+        count = self.store.jobs.rerank_queued(self.rank_of)
+        self.store.settings.put_setting(_AGING_KEY, repr(self.aging_seconds))
+        return count
+
+    def submit(
+        self,
+        branch: str,
+        commit: str,
+        *,
+        priority: int = 5,
+        depends_on: Sequence[int] = (),
+        labels: Sequence[str] = (),
+        by: Principal,
+    ) -> Job:
+        """Queue a build of branch at commit; refuse bad input before touching the store."""
+        require_operator(by, "queueing a job")
+        new = NewJob(
+            branch=validation.branch_name(branch),
+            commit=validation.commit_id(commit),
+            priority=validation.priority(priority),
+            depends_on=_dependency_ids(depends_on),
+            labels=validation.labels(labels),
+            max_attempts=self.settings.max_attempts,
+        )
+        now = self.clock.now().timestamp()
+        return self.store.jobs.submit_job(
+            new, now=now, rank=self.rank_of(new.priority, now), actor=by.actor
+        )
+
+    def get(self, job_id: int, *, by: Principal) -> Job:
+        """Return one job."""
+        require_reader(by, "reading jobs")
+        return self.store.jobs.get_job(job_id)
+
+    def list_jobs(
+        self,
+        *,
+        status: str | None = None,
+        branch: str | None = None,
+        server: str | None = None,
+        limit: int = 200,
+        by: Principal,
+    ) -> list[Job]:
+        """List jobs, optionally of one status, branch or server."""
+        require_reader(by, "reading jobs")
+        if status is not None and status not in (*JOB_STATUSES, "all"):
+            raise InvalidInput(
+                f"unknown status {status!r}: expected one of {', '.join(JOB_STATUSES)} or all"
+            )
+        if not 1 <= limit <= 10_000:
+            raise InvalidInput("limit must be from 1 to 10000")
+        statuses = None if status in (None, "all") else [status]
+        return self.store.jobs.list_jobs(
+            statuses=statuses, branch=branch, server=server, limit=limit
+        )
+
+    def claim_next(self, server: str, *, by: Principal) -> Job | None:
+        """Lease the next job this server can run (labels, dependencies, priority, age)."""
+        require_self_or_operator(by, server, "claim jobs")
+        record = self.store.servers.get_server(server)
+        return self.store.jobs.claim_next_job(
+            server,
+            frozenset(record.labels),
+            now=self.clock.now().timestamp(),
+            lease_seconds=self.settings.job_lease_seconds,
+            actor=by.actor,
+        )
+
+    def renew(self, job_id: int, *, server: str, fencing_token: int, by: Principal) -> Job:
+        """Extend the lease of a job the caller holds."""
+        require_self_or_operator(by, server, "renew leases")
+        return self.store.jobs.renew_lease(
+            job_id,
+            server=server,
+            fencing_token=fencing_token,
+            now=self.clock.now().timestamp(),
+            lease_seconds=self.settings.job_lease_seconds,
+            actor=by.actor,
+        )
+
+    def complete(
+        self,
+        job_id: int,
+        *,
+        status: str,
+        exit_code: int | None = None,
+        duration: float | None = None,
+        reason: str | None = None,
+        server: str | None = None,
+        fencing_token: int | None = None,
+        by: Principal,
+    ) -> Job:
+        """Finish a running job; an agent must name its server and its current token."""
+        if by.kind == "agent":
+            if server is None or fencing_token is None:
+                raise Forbidden("an agent completes a job with its server name and fencing token")
+            require_self_or_operator(by, server, "complete jobs")
+        else:
+            require_operator(by, "completing a job")
+        if duration is not None and (duration < 0 or duration != duration):
+            raise InvalidInput(f"invalid duration {duration!r}: expected seconds >= 0")
+        if reason is not None:
+            validation.text(reason, what="reason", maximum=2000, required=False)
+        return self.store.jobs.complete_job(
+            job_id,
+            server=server,
+            fencing_token=fencing_token,
+            status=status,
+            exit_code=exit_code,
+            duration=duration,
+            reason=reason,
+            now=self.clock.now().timestamp(),
+            actor=by.actor,
+        )
+
+    def cancel(self, job_id: int, *, reason: str | None = None, by: Principal) -> Job:
+        """Cancel a job that has not finished."""
+        require_operator(by, "cancelling a job")
+        return self.store.jobs.cancel_job(
+            job_id, reason=reason, now=self.clock.now().timestamp(), actor=by.actor
+        )
+
+    def retry(self, job_id: int, *, by: Principal) -> Job:
+        """Queue a failed or cancelled job again as its next attempt."""
+        require_operator(by, "retrying a job")
+        return self.store.jobs.retry_job(
+            job_id, rank_of=self.rank_of, now=self.clock.now().timestamp(), actor=by.actor
+        )
+
+    def expire_leases(self) -> list[Job]:
+        """Maintenance: requeue or fail running jobs whose lease ran out."""
+        return self.store.jobs.expire_leases(now=self.clock.now().timestamp(), actor=SYSTEM.actor)
+
+
+def _dependency_ids(values: Sequence[int]) -> tuple[int, ...]:
+    seen: dict[int, None] = {}
+    for value in values:
+        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+            raise InvalidInput(f"invalid dependency {value!r}: expected a job id")
+        seen[value] = None
+    if len(seen) > 1000:
+        raise InvalidInput("a job may depend on at most 1000 jobs")
+    return tuple(seen)

@@ -1,0 +1,146 @@
+"""Server rules: registration, heartbeats and the live status derived from heartbeat age."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import asdict, fields
+from typing import Any
+
+from buildcoord import validation
+from buildcoord.clock import Clock
+from buildcoord.config import Settings
+from buildcoord.errors import InvalidInput
+from buildcoord.models import SYSTEM, Metrics, Principal, Server, ServerStatus
+from buildcoord.services.authority import (
+    require_operator,
+    require_reader,
+    require_self_or_operator,
+)
+from buildcoord.services.tokens import hash_secret, new_secret
+from buildcoord.store import Store
+from buildcoord.store.servers import ServerRecord
+from buildcoord.store.timestamps import from_epoch, from_epoch_or_none
+
+_METRIC_NAMES = {f.name for f in fields(Metrics)}
+
+
+class ServerService:
+    """Register, heartbeat, inspect and remove build servers."""
+
+    def __init__(self, store: Store, clock: Clock, settings: Settings) -> None:
+        self.store = store
+        self.clock = clock
+        self.settings = settings
+
+    def register(
+        self, name: str, labels: Sequence[str] = (), *, by: Principal
+    ) -> tuple[Server, str]:
+        """Register a server; return it and its new agent token (shown once)."""
+        require_operator(by, "registering a server")
+        validation.server_name(name)
+        if name in ("all", "system", "*"):
+            raise InvalidInput(f"{name!r} is reserved and cannot name a server")
+        secret = new_secret()
+        record = self.store.servers.register_server(
+            name,
+            validation.labels(labels),
+            token_hash=hash_secret(secret),
+            now=self.clock.now().timestamp(),
+            actor=by.actor,
+        )
+        return self._server(record, {}), secret
+
+    def heartbeat(
+        self,
+        name: str,
+        *,
+        metrics: Metrics,
+        agent_version: str | None = None,
+        labels: Sequence[str] | None = None,
+        by: Principal,
+    ) -> Server:
+        """Record that a server is alive, with its system figures."""
+        require_self_or_operator(by, name, "send heartbeats")
+        if agent_version is not None:
+            validation.text(agent_version, what="agent version", maximum=64)
+        figures = {key: value for key, value in asdict(metrics).items() if value is not None}
+        for key, value in figures.items():
+            if value < 0:
+                raise InvalidInput(f"invalid metric {key}={value!r}: expected 0 or more")
+        record = self.store.servers.record_heartbeat(
+            name,
+            metrics=figures,
+            agent_version=agent_version,
+            labels=None if labels is None else validation.labels(labels),
+            now=self.clock.now().timestamp(),
+            actor=by.actor,
+        )
+        return self._server(record, self.store.jobs.running_jobs_by_server())
+
+    def get(self, name: str, *, by: Principal) -> Server:
+        """Return one server with its live status."""
+        require_reader(by, "reading servers")
+        return self._server(
+            self.store.servers.get_server(name), self.store.jobs.running_jobs_by_server()
+        )
+
+    def list_servers(self, *, by: Principal) -> list[Server]:
+        """Return every server with its live status."""
+        require_reader(by, "reading servers")
+        running = self.store.jobs.running_jobs_by_server()
+        return [self._server(record, running) for record in self.store.servers.list_servers()]
+
+    def remove(self, name: str, *, by: Principal) -> None:
+        """Forget a server and revoke its agent token."""
+        require_operator(by, "removing a server")
+        self.store.servers.remove_server(name, now=self.clock.now().timestamp(), actor=by.actor)
+
+    def liveness(self, last_heartbeat_at: float | None, now: float) -> ServerStatus:
+        """Online, stale (3 missed heartbeats) or offline (no heartbeat for 5 minutes)."""
+        if last_heartbeat_at is None:
+            return "offline"
+        age = now - last_heartbeat_at
+        if age >= self.settings.offline_after_seconds:
+            return "offline"
+        if age >= self.settings.stale_after_seconds:
+            return "stale"
+        return "online"
+
+    def record_status_changes(self) -> list[tuple[str, str, str]]:
+        """Maintenance: record every server whose liveness changed; return (name, from, to)."""
+        now = self.clock.now().timestamp()
+        changes: list[tuple[str, str, str]] = []
+        for record in self.store.servers.list_servers():
+            status = self.liveness(record.last_heartbeat_at, now)
+            if status != record.recorded_status and self.store.servers.record_status(
+                record.name,
+                expected=record.recorded_status,
+                status=status,
+                now=now,
+                actor=SYSTEM.actor,
+            ):
+                changes.append((record.name, record.recorded_status, status))
+        return changes
+
+    def _server(self, record: ServerRecord, running: dict[str, list[int]]) -> Server:
+        now = self.clock.now().timestamp()
+        status: ServerStatus = self.liveness(record.last_heartbeat_at, now)
+        jobs: tuple[int, ...] = tuple(running.get(record.name, ()))
+        if status == "online" and jobs:
+            status = "busy"
+        figures: dict[str, Any] = {
+            key: value for key, value in (record.metrics or {}).items() if key in _METRIC_NAMES
+        }
+        return Server(
+            name=record.name,
+            labels=record.labels,
+            status=status,
+            registered_at=from_epoch(record.registered_at),
+            last_heartbeat_at=from_epoch_or_none(record.last_heartbeat_at),
+            heartbeat_age_seconds=None
+            if record.last_heartbeat_at is None
+            else round(now - record.last_heartbeat_at, 3),
+            metrics=Metrics(**figures) if record.metrics is not None else None,
+            agent_version=record.agent_version,
+            running_jobs=jobs,
+        )
