@@ -8,6 +8,7 @@ import os
 import pwd
 import secrets
 import shutil
+import signal
 import socket
 import subprocess
 import tempfile
@@ -275,7 +276,30 @@ def postgres_server(environ: Mapping[str, str] | None = None) -> Iterator[Postgr
     cluster = ThrowawayCluster(find_bindir())
     atexit.register(cluster.stop)  # backstop if the session dies before teardown
     try:
-        yield cluster.start()
+        with _sigterm_as_keyboard_interrupt():
+            yield cluster.start()
     finally:
         cluster.stop()
         atexit.unregister(cluster.stop)
+
+
+@contextmanager
+def _sigterm_as_keyboard_interrupt() -> Iterator[None]:
+    """Turn SIGTERM into KeyboardInterrupt so teardown still stops the cluster."""
+
+    def interrupt(signum: int, frame: object) -> None:
+        raise KeyboardInterrupt(f"received signal {signum}")
+
+    try:
+        previous = signal.getsignal(signal.SIGTERM)
+        if previous is not signal.SIG_DFL:
+            previous = None  # someone else handles SIGTERM: leave it alone
+        else:
+            signal.signal(signal.SIGTERM, interrupt)
+    except ValueError:  # not in the main thread
+        previous = None
+    try:
+        yield
+    finally:
+        if previous is not None:
+            signal.signal(signal.SIGTERM, previous)

@@ -37,3 +37,9 @@ class Forbidden(BuildcoordError):
     """Valid credentials that may not do this (an agent acting for another server)."""
 
     status = 403
+
+
+class Unavailable(BuildcoordError):
+    """The coordinator (or its database) cannot be reached."""
+
+    status = 503

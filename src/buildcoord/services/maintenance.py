@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+import logging
+import threading
 from dataclasses import dataclass, field
 
 from buildcoord.services.coordinator import Coordinator
+
+log = logging.getLogger("buildcoord.maintenance")
 
 
 @dataclass(frozen=True, slots=True)
@@ -31,3 +35,15 @@ def step(coordinator: Coordinator) -> StepReport:
         released_locks=[f"{lock.name} ({lock.holder})" for lock in locks],
         server_changes=changes,
     )
+
+
+def run_until(coordinator: Coordinator, stop: threading.Event, interval: float) -> None:
+    """Run step() every interval seconds until stop is set; a failing pass is logged, not fatal."""
+    while not stop.is_set():
+        try:
+            report = step(coordinator)
+            if report.found_work:
+                log.info("maintenance: %s", report)
+        except Exception:
+            log.exception("maintenance pass failed; retrying in %.1f s", interval)
+        stop.wait(interval)

@@ -89,6 +89,16 @@ def job_from_row(row: Row[Any]) -> Job:
     )
 
 
+def _blocker(deps: Iterable[Row[Any]]) -> tuple[str, int] | None:
+    """Return (reason, root job) of the first failed, cancelled or blocked dependency."""
+    for dep in sorted(deps, key=lambda row: row.id):
+        if dep.status in ("failed", "cancelled"):
+            return f"dependency #{dep.id} {dep.status}", dep.id
+        if dep.status == "blocked":
+            return f"dependency #{dep.id} is blocked: {dep.blocked_reason}", dep.blocked_by
+    return None
+
+
 def _snapshot(row: Row[Any] | Job) -> dict[str, Any]:
     return {"status": row.status, "server": row.server, "fencing_token": row.fencing_token}
 
@@ -164,16 +174,9 @@ class JobStore:
                 missing = sorted(set(new.depends_on) - {row.id for row in deps})
                 if missing:
                     raise NotFound(f"unknown dependency: job {_join(missing)} does not exist")
-            status, blocked_reason, blocked_by = "queued", None, None
-            for dep in sorted(deps, key=lambda row: row.id):
-                if dep.status in ("failed", "cancelled"):
-                    status, blocked_by = "blocked", dep.id
-                    blocked_reason = f"dependency #{dep.id} {dep.status}"
-                    break
-                if dep.status == "blocked":
-                    status, blocked_by = "blocked", dep.blocked_by
-                    blocked_reason = f"dependency #{dep.id} is blocked: {dep.blocked_reason}"
-                    break
+            blocker = _blocker(deps)
+            status = "queued" if blocker is None else "blocked"
+            blocked_reason, blocked_by = blocker or (None, None)
             pending = sum(1 for dep in deps if dep.status != "succeeded")
             row = conn.execute(
                 insert(jobs)
@@ -403,11 +406,17 @@ class JobStore:
                 raise Conflict(
                     f"job {job_id} is {current.status}; only failed or cancelled jobs are retried"
                 )
+            # A job whose own dependency failed waits blocked again, never silently queued.
+            blocker = _blocker(self._dependencies(conn, current.depends_on))
+            status = "queued" if blocker is None else "blocked"
+            blocked_reason, blocked_by = blocker or (None, None)
             row = conn.execute(
                 update(jobs)
                 .where(jobs.c.id == job_id, jobs.c.status == current.status)
                 .values(
-                    status="queued",
+                    status=status,
+                    blocked_reason=blocked_reason,
+                    blocked_by=blocked_by,
                     attempt=jobs.c.attempt + 1,
                     max_attempts=max(current.max_attempts, current.attempt + 1),
                     server=None,
@@ -431,7 +440,7 @@ class JobStore:
                 kind="job.retried",
                 subject=f"job:{job_id}",
                 before={"status": current.status, "attempt": current.attempt},
-                after={"status": "queued", "attempt": row.attempt},
+                after={"status": status, "attempt": row.attempt, "reason": blocked_reason},
             )
             self._unblock_dependents(conn, job_id, now=now, actor=actor)
             return job_from_row(row)
@@ -580,29 +589,12 @@ class JobStore:
             .order_by(jobs.c.id)
         ).all()
         for candidate in candidates:
-            deps = conn.execute(
-                select(jobs.c.id, jobs.c.status, jobs.c.blocked_by, jobs.c.blocked_reason)
-                .where(jobs.c.id.in_(_split_ints(candidate.depends_on)))
-                .order_by(jobs.c.id)
-            ).all()
-            values: dict[str, Any] = {
-                "status": "queued",
-                "blocked_reason": None,
-                "blocked_by": None,
-            }
-            for dep in deps:
-                if dep.status in ("failed", "cancelled"):
-                    values = {
-                        "blocked_reason": f"dependency #{dep.id} {dep.status}",
-                        "blocked_by": dep.id,
-                    }
-                    break
-                if dep.status == "blocked":
-                    values = {
-                        "blocked_reason": f"dependency #{dep.id} is blocked: {dep.blocked_reason}",
-                        "blocked_by": dep.blocked_by,
-                    }
-                    break
+            blocker = _blocker(self._dependencies(conn, candidate.depends_on))
+            values: dict[str, Any] = (
+                {"status": "queued", "blocked_reason": None, "blocked_by": None}
+                if blocker is None
+                else {"blocked_reason": blocker[0], "blocked_by": blocker[1]}
+            )
             conn.execute(update(jobs).where(jobs.c.id == candidate.id).values(**values))
             if values.get("status") == "queued":
                 append_event(
@@ -616,6 +608,18 @@ class JobStore:
                 )
 
     # -- helpers -----------------------------------------------------------------------------
+
+    def _dependencies(self, conn: Connection, depends_on: str) -> list[Row[Any]]:
+        ids = _split_ints(depends_on)
+        if not ids:
+            return []
+        return list(
+            conn.execute(
+                select(jobs.c.id, jobs.c.status, jobs.c.blocked_by, jobs.c.blocked_reason)
+                .where(jobs.c.id.in_(ids))
+                .order_by(jobs.c.id)
+            )
+        )
 
     def _row(self, conn: Connection, job_id: int) -> Row[Any]:
         row = conn.execute(select(jobs).where(jobs.c.id == job_id)).one_or_none()

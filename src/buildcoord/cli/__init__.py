@@ -1,0 +1,71 @@
+"""The ``buildcoord`` command line: nouns and verbs over the HTTP client."""
+
+from __future__ import annotations
+
+import sys
+from typing import Any
+
+import click
+
+from buildcoord import __version__
+from buildcoord.cli.context import DEFAULT_URL, CliContext, ClientFactory
+from buildcoord.client import Client
+from buildcoord.errors import BuildcoordError
+
+
+def _default_factory(url: str, token: str | None) -> Client:
+    return Client(url, token)
+
+
+class Group(click.Group):
+    """A click group that turns every BuildcoordError into one line on stderr and exit 1."""
+
+    def invoke(self, ctx: click.Context) -> Any:
+        try:
+            return super().invoke(ctx)
+        except BuildcoordError as exc:
+            click.echo(f"error: {exc}", err=True)
+            ctx.exit(1)
+
+
+@click.group(cls=Group, context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(__version__, prog_name="buildcoord")
+@click.option(
+    "--url",
+    envvar="BUILDCOORD_URL",
+    default=DEFAULT_URL,
+    show_default=True,
+    help="Coordinator URL (env BUILDCOORD_URL).",
+)
+@click.option("--token", envvar="BUILDCOORD_TOKEN", help="API token (env BUILDCOORD_TOKEN).")
+@click.option(
+    "--config",
+    envvar="BUILDCOORD_CONFIG",
+    type=click.Path(dir_okay=False),
+    help="buildcoord.toml (env BUILDCOORD_CONFIG).",
+)
+@click.pass_context
+def cli(ctx: click.Context, url: str, token: str | None, config: str | None) -> None:
+    """Coordinate builds across a fleet of build servers."""
+    factory: ClientFactory = (ctx.obj or {}).get("client_factory", _default_factory)
+    ctx.obj = CliContext(url=url, token=token, config=config, factory=factory)
+
+
+def _register() -> None:
+    from buildcoord.cli import db, locks, messages, queue, serve, servers, tokens
+
+    for module in (servers, queue, locks, messages, tokens, db, serve):
+        for command in module.COMMANDS:
+            cli.add_command(command)
+
+
+_register()
+
+
+def main() -> None:
+    """Console-script entry point."""
+    try:
+        cli.main(prog_name="buildcoord")
+    except KeyboardInterrupt:
+        click.echo("interrupted", err=True)
+        sys.exit(130)

@@ -1,0 +1,186 @@
+"""buildcoord queue add|list|show|next|complete|cancel|retry (the seed's job_queue.sh)."""
+
+from __future__ import annotations
+
+import click
+
+from buildcoord.cli.context import get_context, json_option, split_list
+from buildcoord.cli.output import emit_json, stamp
+from buildcoord.errors import InvalidInput
+from buildcoord.models import JOB_STATUSES, Job
+
+
+@click.group()
+def queue() -> None:
+    """Queue builds, claim them, finish them."""
+
+
+def _ids(value: str | None) -> list[int]:
+    ids = []
+    for part in split_list(value):
+        if not part.isdigit():
+            raise InvalidInput(f"invalid dependency {part!r}: expected job ids like 12,13")
+        ids.append(int(part))
+    return ids
+
+
+@queue.command("add")
+@click.argument("branch")
+@click.argument("commit")
+@click.option("--priority", type=int, default=5, show_default=True, help="1 (highest) to 10.")
+@click.option("--depends-on", help="Comma-separated job ids that must succeed first.")
+@click.option("--labels", help="Comma-separated labels the server must have.")
+def add(
+    branch: str, commit: str, priority: int, depends_on: str | None, labels: str | None
+) -> None:
+    """Queue a build of BRANCH at COMMIT; prints the job id as the last line."""
+    with get_context().client() as client:
+        job = client.submit_job(
+            branch,
+            commit,
+            priority=priority,
+            depends_on=_ids(depends_on),
+            labels=split_list(labels),
+        )
+    state = f" ({job.status}: {job.blocked_reason})" if job.status == "blocked" else ""
+    click.echo(f"Added job: {job.id} (priority: {job.priority}, branch: {job.branch}){state}")
+    click.echo(job.id)
+
+
+def _line(job: Job, *, with_status: bool) -> str:
+    status = f" [{job.status}]" if with_status else ""
+    extra = ""
+    if job.status == "blocked":
+        extra = f" ({job.blocked_reason})"
+    elif job.status == "queued" and job.pending_dependencies:
+        extra = f" (waiting for {job.pending_dependencies} dependencies)"
+    return (
+        f"{job.id}{status} priority:{job.priority} {job.branch} {job.commit[:12]} "
+        f"assigned_to:{job.server or 'none'} attempt:{job.attempt}{extra}"
+    )
+
+
+@queue.command("list")
+@click.argument("status", required=False, default="all", type=click.Choice([*JOB_STATUSES, "all"]))
+@click.option("--branch")
+@click.option("--server")
+@click.option("--limit", type=int, default=200, show_default=True)
+@json_option
+def list_(status: str, branch: str | None, server: str | None, limit: int, as_json: bool) -> None:
+    """List jobs (queued ones in the order they will be claimed)."""
+    with get_context().client() as client:
+        found = client.list_jobs(status=status, branch=branch, server=server, limit=limit)
+    if as_json:
+        emit_json(found)
+        return
+    if not found:
+        click.echo("No jobs")
+    for job in found:
+        click.echo(_line(job, with_status=status == "all"))
+
+
+@queue.command("show")
+@click.argument("job_id", type=int)
+@json_option
+def show(job_id: int, as_json: bool) -> None:
+    """Show one job."""
+    with get_context().client() as client:
+        job = client.get_job(job_id)
+    if as_json:
+        emit_json(job)
+        return
+    rows = [
+        ("Job", job.id),
+        ("Branch", job.branch),
+        ("Commit", job.commit),
+        ("Status", job.status),
+        ("Priority", job.priority),
+        ("Attempt", f"{job.attempt} of {job.max_attempts}"),
+        ("Depends on", ", ".join(map(str, job.depends_on)) or "none"),
+        ("Labels", ", ".join(job.labels) or "none"),
+        ("Server", job.server or "-"),
+        ("Fencing token", job.fencing_token),
+        ("Lease expires", stamp(job.lease_expires_at)),
+        ("Created", stamp(job.created_at)),
+        ("Started", stamp(job.started_at)),
+        ("Finished", stamp(job.finished_at)),
+        ("Exit code", "-" if job.exit_code is None else job.exit_code),
+        ("Duration", "-" if job.duration is None else f"{job.duration:.1f}s"),
+    ]
+    if job.blocked_reason:
+        rows.append(("Blocked", job.blocked_reason))
+    if job.reason:
+        rows.append(("Reason", job.reason))
+    for key, value in rows:
+        click.echo(f"{key + ':':15} {value}")
+
+
+@queue.command("next")
+@click.option("--server", required=True, help="The server taking the job.")
+@json_option
+def next_(server: str, as_json: bool) -> None:
+    """Claim the next eligible job for SERVER (the seed's get-next); exit 1 if none."""
+    with get_context().client() as client:
+        job = client.claim_job(server)
+    if job is None:
+        click.echo("No eligible jobs found", err=True)
+        raise SystemExit(1)
+    if as_json:
+        emit_json(job)
+        return
+    click.echo(f"Assigned job {job.id} ({job.branch} {job.commit}) to {server}")
+    click.echo(f"Fencing token: {job.fencing_token}; lease expires {stamp(job.lease_expires_at)}")
+    click.echo(job.id)
+
+
+@queue.command("complete")
+@click.argument("job_id", type=int)
+@click.option("--status", required=True, type=click.Choice(["succeeded", "failed"]))
+@click.option("--exit-code", type=int)
+@click.option("--duration", type=float, help="Seconds (default: measured from the claim).")
+@click.option("--reason", help="Why it failed, for the record.")
+@click.option("--server", help="Lease holder (required with an agent token).")
+@click.option("--fencing-token", type=int, help="The lease's fencing token (from queue next).")
+def complete(
+    job_id: int,
+    status: str,
+    exit_code: int | None,
+    duration: float | None,
+    reason: str | None,
+    server: str | None,
+    fencing_token: int | None,
+) -> None:
+    """Finish running job JOB_ID as succeeded or failed."""
+    with get_context().client() as client:
+        job = client.complete_job(
+            job_id,
+            status=status,
+            exit_code=exit_code,
+            duration=duration,
+            reason=reason,
+            server=server,
+            fencing_token=fencing_token,
+        )
+    click.echo(f"Job {job.id} completed with status: {job.status}")
+
+
+@queue.command("cancel")
+@click.argument("job_id", type=int)
+@click.option("--reason")
+def cancel(job_id: int, reason: str | None) -> None:
+    """Cancel a queued, blocked or running job (dependents become blocked)."""
+    with get_context().client() as client:
+        job = client.cancel_job(job_id, reason=reason)
+    click.echo(f"Job {job.id} cancelled")
+
+
+@queue.command("retry")
+@click.argument("job_id", type=int)
+def retry(job_id: int) -> None:
+    """Queue a failed or cancelled job again as a new attempt."""
+    with get_context().client() as client:
+        job = client.retry_job(job_id)
+    click.echo(f"Job {job.id} queued again (attempt {job.attempt})")
+
+
+COMMANDS = [queue]

@@ -1,0 +1,343 @@
+"""The typed HTTP client shared by the CLI and the agent."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any, TypeVar
+
+import httpx
+from pydantic import TypeAdapter
+
+from buildcoord.errors import (
+    BuildcoordError,
+    Conflict,
+    Forbidden,
+    InvalidInput,
+    NotFound,
+    Unauthorized,
+    Unavailable,
+)
+from buildcoord.models import (
+    Event,
+    IssuedToken,
+    Job,
+    Lock,
+    LockGrant,
+    Message,
+    MessageStats,
+    Metrics,
+    ReleasedLock,
+    Server,
+    Token,
+)
+
+T = TypeVar("T")
+
+_BY_STATUS: dict[int, type[BuildcoordError]] = {
+    401: Unauthorized,
+    403: Forbidden,
+    404: NotFound,
+    409: Conflict,
+    422: InvalidInput,
+    400: InvalidInput,
+    503: Unavailable,
+}
+_ADAPTERS: dict[Any, TypeAdapter[Any]] = {}
+
+
+def _parse(kind: type[T], data: Any) -> T:
+    """Validate JSON data into a model (dataclass, list of them, ...)."""
+    adapter = _ADAPTERS.get(kind)
+    if adapter is None:
+        adapter = _ADAPTERS[kind] = TypeAdapter(kind)
+    result: T = adapter.validate_python(data)
+    return result
+
+
+class Client:
+    """Talks to one coordinator's /api/v1 with one bearer token."""
+
+    def __init__(
+        self,
+        base_url: str,
+        token: str | None = None,
+        *,
+        timeout: float = 30.0,
+        transport: httpx.BaseTransport | None = None,
+        http: httpx.Client | None = None,
+    ) -> None:
+        """Connect to base_url; tests pass ``http`` (a Starlette TestClient) to skip sockets."""
+        headers = {"Authorization": f"Bearer {token}"} if token else {}
+        self.base_url = base_url.rstrip("/")
+        if http is None:
+            http = httpx.Client(timeout=timeout, transport=transport)
+        http.base_url = httpx.URL(self.base_url + "/api/v1/")
+        http.headers.update(headers)
+        self.http = http
+
+    def close(self) -> None:
+        """Close the connection pool."""
+        self.http.close()
+
+    def __enter__(self) -> Client:
+        return self
+
+    def __exit__(self, *_exc: object) -> None:
+        self.close()
+
+    def _call(self, method: str, path: str, **kwargs: Any) -> Any:
+        try:
+            response = self.http.request(method, path.lstrip("/"), **kwargs)
+        except httpx.TransportError as exc:
+            raise Unavailable(f"cannot reach the coordinator at {self.base_url}: {exc}") from exc
+        if response.status_code == 204:
+            return None
+        if response.is_success:
+            return response.json()
+        try:
+            message = response.json().get("error") or response.text
+        except ValueError:
+            message = response.text or response.reason_phrase
+        error = _BY_STATUS.get(response.status_code, BuildcoordError)
+        raise error(str(message))
+
+    # -- servers ---------------------------------------------------------------------------
+
+    def register_server(self, name: str, labels: Sequence[str] = ()) -> tuple[Server, str]:
+        """Register a server; return it and its agent token."""
+        data = self._call("POST", "/servers", json={"name": name, "labels": list(labels)})
+        return _parse(Server, data["server"]), str(data["token"])
+
+    def list_servers(self) -> list[Server]:
+        """List servers."""
+        return _parse(list[Server], self._call("GET", "/servers"))
+
+    def get_server(self, name: str) -> Server:
+        """Show one server."""
+        return _parse(Server, self._call("GET", f"/servers/{name}"))
+
+    def remove_server(self, name: str) -> None:
+        """Remove a server."""
+        self._call("DELETE", f"/servers/{name}")
+
+    def heartbeat(
+        self,
+        name: str,
+        metrics: Metrics,
+        *,
+        agent_version: str | None = None,
+        labels: Sequence[str] | None = None,
+    ) -> Server:
+        """Send a heartbeat."""
+        figures = {key: getattr(metrics, key) for key in Metrics.__dataclass_fields__}
+        body: dict[str, Any] = {"metrics": figures, "agent_version": agent_version}
+        if labels is not None:
+            body["labels"] = list(labels)
+        return _parse(Server, self._call("POST", f"/servers/{name}/heartbeat", json=body))
+
+    # -- jobs ------------------------------------------------------------------------------
+
+    def submit_job(
+        self,
+        branch: str,
+        commit: str,
+        *,
+        priority: int = 5,
+        depends_on: Sequence[int] = (),
+        labels: Sequence[str] = (),
+    ) -> Job:
+        """Queue a job."""
+        body = {
+            "branch": branch,
+            "commit": commit,
+            "priority": priority,
+            "depends_on": list(depends_on),
+            "labels": list(labels),
+        }
+        return _parse(Job, self._call("POST", "/jobs", json=body))
+
+    def list_jobs(
+        self,
+        *,
+        status: str | None = None,
+        branch: str | None = None,
+        server: str | None = None,
+        limit: int = 200,
+    ) -> list[Job]:
+        """List jobs."""
+        params = {"status": status, "branch": branch, "server": server, "limit": limit}
+        data = self._call("GET", "/jobs", params={k: v for k, v in params.items() if v is not None})
+        return _parse(list[Job], data)
+
+    def get_job(self, job_id: int) -> Job:
+        """Show one job."""
+        return _parse(Job, self._call("GET", f"/jobs/{job_id}"))
+
+    def claim_job(self, server: str) -> Job | None:
+        """Lease the next job for server, or None."""
+        data = self._call("POST", "/jobs/claim", json={"server": server})
+        return None if data is None else _parse(Job, data)
+
+    def renew_job(self, job_id: int, *, server: str, fencing_token: int) -> Job:
+        """Extend a job lease."""
+        body = {"server": server, "fencing_token": fencing_token}
+        return _parse(Job, self._call("POST", f"/jobs/{job_id}/renew", json=body))
+
+    def complete_job(
+        self,
+        job_id: int,
+        *,
+        status: str,
+        exit_code: int | None = None,
+        duration: float | None = None,
+        reason: str | None = None,
+        server: str | None = None,
+        fencing_token: int | None = None,
+    ) -> Job:
+        """Finish a running job."""
+        body = {
+            "status": status,
+            "exit_code": exit_code,
+            "duration": duration,
+            "reason": reason,
+            "server": server,
+            "fencing_token": fencing_token,
+        }
+        return _parse(Job, self._call("POST", f"/jobs/{job_id}/complete", json=body))
+
+    def cancel_job(self, job_id: int, *, reason: str | None = None) -> Job:
+        """Cancel a job."""
+        return _parse(Job, self._call("POST", f"/jobs/{job_id}/cancel", json={"reason": reason}))
+
+    def retry_job(self, job_id: int) -> Job:
+        """Retry a failed or cancelled job."""
+        return _parse(Job, self._call("POST", f"/jobs/{job_id}/retry"))
+
+    # -- locks -----------------------------------------------------------------------------
+
+    def list_locks(self) -> list[Lock]:
+        """List locks."""
+        return _parse(list[Lock], self._call("GET", "/locks"))
+
+    def acquire_lock(
+        self, name: str, holder: str, *, ttl: float | None = None, capacity: int | None = None
+    ) -> LockGrant:
+        """Take a lease."""
+        body = {"name": name, "holder": holder, "ttl": ttl, "capacity": capacity}
+        return _parse(LockGrant, self._call("POST", "/locks/acquire", json=body))
+
+    def renew_lock(
+        self, name: str, holder: str, *, token: int | None = None, ttl: float | None = None
+    ) -> LockGrant:
+        """Extend a lease."""
+        body = {"name": name, "holder": holder, "token": token, "ttl": ttl}
+        return _parse(LockGrant, self._call("POST", "/locks/renew", json=body))
+
+    def release_lock(
+        self, name: str, holder: str | None, *, token: int | None = None, force: bool = False
+    ) -> list[str]:
+        """Release a lease; return whose leases ended."""
+        body = {"name": name, "holder": holder, "token": token, "force": force}
+        return list(self._call("POST", "/locks/release", json=body)["released"])
+
+    def recover_locks(self) -> list[ReleasedLock]:
+        """Release expired leases now."""
+        return _parse(list[ReleasedLock], self._call("POST", "/locks/recover"))
+
+    # -- messages --------------------------------------------------------------------------
+
+    def send_message(
+        self,
+        *,
+        sender: str,
+        recipient: str,
+        type: str,
+        subject: str,
+        body: str,
+        ack_required: bool = False,
+    ) -> Message:
+        """Send a message."""
+        payload = {
+            "sender": sender,
+            "recipient": recipient,
+            "type": type,
+            "subject": subject,
+            "body": body,
+            "ack_required": ack_required,
+        }
+        return _parse(Message, self._call("POST", "/messages", json=payload))
+
+    def list_messages(
+        self,
+        *,
+        recipient: str | None = None,
+        unread: bool = False,
+        archived: str = "no",
+        limit: int = 500,
+    ) -> list[Message]:
+        """List messages."""
+        params: dict[str, Any] = {"unread": unread, "archived": archived, "limit": limit}
+        if recipient is not None:
+            params["to"] = recipient
+        return _parse(list[Message], self._call("GET", "/messages", params=params))
+
+    def get_message(self, message_id: int, *, reader: str | None = None) -> Message:
+        """Show one message."""
+        params = {"reader": reader} if reader else {}
+        return _parse(Message, self._call("GET", f"/messages/{message_id}", params=params))
+
+    def mark_message_read(self, message_id: int, *, reader: str | None = None) -> bool:
+        """Mark one message read; False if it already was."""
+        data = self._call("POST", f"/messages/{message_id}/read", json={"reader": reader})
+        return bool(data["changed"])
+
+    def mark_all_messages_read(self, *, reader: str | None = None) -> int:
+        """Mark all unread messages read; return how many."""
+        return int(self._call("POST", "/messages/read-all", json={"reader": reader})["count"])
+
+    def acknowledge_message(self, message_id: int, *, server: str) -> Message:
+        """Acknowledge a message."""
+        data = self._call("POST", f"/messages/{message_id}/ack", json={"server": server})
+        return _parse(Message, data)
+
+    def archive_messages(self, *, days: float | None = None) -> int:
+        """Archive old read messages; return how many."""
+        return int(self._call("POST", "/messages/archive", json={"days": days})["count"])
+
+    def message_stats(self) -> MessageStats:
+        """Count messages."""
+        return _parse(MessageStats, self._call("GET", "/messages/stats"))
+
+    # -- tokens, events, system ------------------------------------------------------------
+
+    def create_token(self, name: str, *, kind: str = "operator") -> IssuedToken:
+        """Create a token."""
+        data = self._call("POST", "/tokens", json={"name": name, "kind": kind})
+        return _parse(IssuedToken, data)
+
+    def list_tokens(self) -> list[Token]:
+        """List tokens."""
+        return _parse(list[Token], self._call("GET", "/tokens"))
+
+    def revoke_token(self, token_id: int) -> Token:
+        """Revoke a token."""
+        return _parse(Token, self._call("DELETE", f"/tokens/{token_id}"))
+
+    def list_events(
+        self, *, subject: str | None = None, after: int = 0, limit: int = 100
+    ) -> list[Event]:
+        """Read the audit trail."""
+        params: dict[str, Any] = {"after": after, "limit": limit}
+        if subject is not None:
+            params["subject"] = subject
+        return _parse(list[Event], self._call("GET", "/events", params=params))
+
+    def health(self) -> dict[str, Any]:
+        """Ask whether the coordinator is up."""
+        data: dict[str, Any] = self._call("GET", "/health")
+        return data
+
+    def maintenance_step(self) -> dict[str, Any]:
+        """Run one maintenance pass now."""
+        data: dict[str, Any] = self._call("POST", "/maintenance/step")
+        return data

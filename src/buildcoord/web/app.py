@@ -1,0 +1,48 @@
+"""The FastAPI application: routers under /api/v1, error mapping, optional maintenance loop."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI
+
+from buildcoord import __version__
+from buildcoord.services import maintenance
+from buildcoord.services.coordinator import Coordinator
+from buildcoord.web.errors import install_error_handlers
+from buildcoord.web.routes import jobs, locks, messages, servers, system, tokens
+
+
+def create_app(coordinator: Coordinator, *, run_maintenance: bool = False) -> FastAPI:
+    """Build the app around one Coordinator; serve runs the maintenance loop inside it."""
+
+    @asynccontextmanager
+    async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
+        stop = threading.Event()
+        thread = None
+        if run_maintenance:
+            thread = threading.Thread(
+                target=maintenance.run_until,
+                args=(coordinator, stop, coordinator.settings.maintenance_interval_seconds),
+                name="buildcoord-maintenance",
+                daemon=True,
+            )
+            thread.start()
+        yield
+        stop.set()
+        if thread is not None:
+            thread.join(timeout=10)
+
+    app = FastAPI(
+        title="buildcoord",
+        version=__version__,
+        description="Coordinate builds across a fleet of build servers.",
+        lifespan=lifespan,
+    )
+    app.state.coordinator = coordinator
+    install_error_handlers(app)
+    for module in (jobs, servers, locks, messages, tokens, system):
+        app.include_router(module.router, prefix="/api/v1")
+    return app

@@ -1,0 +1,87 @@
+"""/api/v1/jobs: the queue."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter, Response, status
+
+from buildcoord.models import Job
+from buildcoord.web.auth import Caller, Services
+from buildcoord.web.schemas import CancelIn, ClaimIn, CompleteIn, JobIn, RenewIn
+
+router = APIRouter(prefix="/jobs", tags=["queue"])
+
+
+@router.post("", status_code=status.HTTP_201_CREATED)
+def submit(body: JobIn, services: Services, caller: Caller) -> Job:
+    """Queue a build of a branch at a commit."""
+    return services.queue.submit(
+        body.branch,
+        body.commit,
+        priority=body.priority,
+        depends_on=body.depends_on,
+        labels=body.labels,
+        by=caller,
+    )
+
+
+@router.get("")
+def list_jobs(
+    services: Services,
+    caller: Caller,
+    status: str | None = None,
+    branch: str | None = None,
+    server: str | None = None,
+    limit: int = 200,
+) -> list[Job]:
+    """List jobs: queued ones in claim order, others newest first."""
+    return services.queue.list_jobs(
+        status=status, branch=branch, server=server, limit=limit, by=caller
+    )
+
+
+@router.post("/claim", response_model=Job, responses={204: {"description": "nothing to claim"}})
+def claim(body: ClaimIn, services: Services, caller: Caller) -> Job | Response:
+    """Lease the next job this server can run; 204 when there is none."""
+    job = services.queue.claim_next(body.server, by=caller)
+    return Response(status_code=204) if job is None else job
+
+
+@router.get("/{job_id}")
+def get(job_id: int, services: Services, caller: Caller) -> Job:
+    """Show one job."""
+    return services.queue.get(job_id, by=caller)
+
+
+@router.post("/{job_id}/renew")
+def renew(job_id: int, body: RenewIn, services: Services, caller: Caller) -> Job:
+    """Extend the lease of a running job."""
+    return services.queue.renew(
+        job_id, server=body.server, fencing_token=body.fencing_token, by=caller
+    )
+
+
+@router.post("/{job_id}/complete")
+def complete(job_id: int, body: CompleteIn, services: Services, caller: Caller) -> Job:
+    """Finish a running job."""
+    return services.queue.complete(
+        job_id,
+        status=body.status,
+        exit_code=body.exit_code,
+        duration=None if body.duration is None else float(body.duration),
+        reason=body.reason,
+        server=body.server,
+        fencing_token=body.fencing_token,
+        by=caller,
+    )
+
+
+@router.post("/{job_id}/cancel")
+def cancel(job_id: int, body: CancelIn, services: Services, caller: Caller) -> Job:
+    """Cancel a job that has not finished."""
+    return services.queue.cancel(job_id, reason=body.reason, by=caller)
+
+
+@router.post("/{job_id}/retry")
+def retry(job_id: int, services: Services, caller: Caller) -> Job:
+    """Queue a failed or cancelled job again."""
+    return services.queue.retry(job_id, by=caller)
