@@ -18,15 +18,26 @@ class StepReport:
     requeued_or_failed_jobs: list[int] = field(default_factory=list)
     released_locks: list[str] = field(default_factory=list)
     server_changes: list[tuple[str, str, str]] = field(default_factory=list)
+    archived_messages: int = 0
 
     @property
     def found_work(self) -> bool:
         """True when the pass changed anything."""
-        return bool(self.requeued_or_failed_jobs or self.released_locks or self.server_changes)
+        return bool(
+            self.requeued_or_failed_jobs
+            or self.released_locks
+            or self.server_changes
+            or self.archived_messages
+        )
+
+
+ARCHIVE_EVERY_SECONDS = 3600.0
+_LAST_ARCHIVE_KEY = "maintenance.last_archive_at"
 
 
 def step(coordinator: Coordinator) -> StepReport:
-    """One pass: expire job leases, recover expired locks, record server status flips."""
+    """One pass: expire job leases, recover expired locks, record server status flips,
+    and archive old read messages when the last archiving is an hour old."""
     jobs = coordinator.queue.expire_leases()
     locks = coordinator.locks.recover_expired()
     changes = coordinator.servers.record_status_changes()
@@ -34,7 +45,17 @@ def step(coordinator: Coordinator) -> StepReport:
         requeued_or_failed_jobs=[job.id for job in jobs],
         released_locks=[f"{lock.name} ({lock.holder})" for lock in locks],
         server_changes=changes,
+        archived_messages=_archive_if_due(coordinator),
     )
+
+
+def _archive_if_due(coordinator: Coordinator) -> int:
+    now = coordinator.clock.now().timestamp()
+    last = coordinator.store.settings.get_setting(_LAST_ARCHIVE_KEY)
+    if last is not None and now - float(last) < ARCHIVE_EVERY_SECONDS:
+        return 0
+    coordinator.store.settings.put_setting(_LAST_ARCHIVE_KEY, repr(now))
+    return coordinator.messages.archive()
 
 
 def run_until(coordinator: Coordinator, stop: threading.Event, interval: float) -> None:
