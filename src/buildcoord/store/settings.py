@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from sqlalchemy import Engine, select, update
+from sqlalchemy import Engine, select
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
 from buildcoord.store.engine import read_transaction, write_transaction
 from buildcoord.store.schema import settings
@@ -22,9 +24,12 @@ class SettingStore:
             ).scalar_one_or_none()
 
     def put_setting(self, key: str, value: str) -> None:
-        """Store a value, replacing any earlier one."""
+        """Store a value, replacing any earlier one (an upsert: safe with several writers)."""
         with write_transaction(self.engine) as conn:
-            if not conn.execute(
-                update(settings).where(settings.c.key == key).values(value=value)
-            ).rowcount:
-                conn.execute(settings.insert().values(key=key, value=value))
+            make = pg_insert if conn.dialect.name == "postgresql" else sqlite_insert
+            statement = make(settings).values(key=key, value=value)
+            conn.execute(
+                statement.on_conflict_do_update(
+                    index_elements=[settings.c.key], set_={"value": statement.excluded.value}
+                )
+            )
