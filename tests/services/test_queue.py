@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import replace
 from typing import Any
 
@@ -154,7 +155,10 @@ def test_it_blocks_dependents_transitively_when_a_dependency_fails(
 
     child_now = store.jobs.get_job(child.id)
     grandchild_now = store.jobs.get_job(grandchild.id)
-    assert (child_now.status, child_now.blocked_reason) == ("blocked", f"dependency #{root.id} failed")
+    assert (child_now.status, child_now.blocked_reason) == (
+        "blocked",
+        f"dependency #{root.id} failed",
+    )
     assert grandchild_now.status == "blocked"
     assert grandchild_now.blocked_reason == (
         f"dependency #{child.id} is blocked: dependency #{root.id} failed"
@@ -342,22 +346,22 @@ def test_it_refuses_completion_by_a_server_that_does_not_hold_the_lease(
     assert store.jobs.get_job(job.id) == job
 
 
-@pytest.mark.parametrize("offset", [-1, 1])
 def test_it_refuses_completion_with_a_stale_or_future_fencing_token(
-    coordinator: Coordinator, store: Store, operator: Principal, build1: Principal, offset: int
+    coordinator: Coordinator,
+    store: Store,
+    operator: Principal,
+    build1: Principal,
+    subtests: pytest.Subtests,
 ) -> None:
     submit(coordinator, operator)
     job = claim(coordinator, build1)
     assert job is not None
 
-    with pytest.raises(Conflict, match="stale fencing token"):
-        coordinator.queue.complete(
-            job.id,
-            status="succeeded",
-            server="build1",
-            fencing_token=job.fencing_token + offset,
-            by=build1,
-        )
+    for token in (job.fencing_token - 1, job.fencing_token + 1):
+        with subtests.test(token=token), pytest.raises(Conflict, match="stale fencing token"):
+            coordinator.queue.complete(
+                job.id, status="succeeded", server="build1", fencing_token=token, by=build1
+            )
 
     assert store.jobs.get_job(job.id) == job
 
@@ -473,9 +477,7 @@ def test_it_refuses_the_old_holders_late_writes_after_another_server_reclaims(
     with pytest.raises(Conflict):
         finish(coordinator, old, build1, "failed")
     with pytest.raises(Conflict):
-        coordinator.queue.renew(
-            old.id, server="build1", fencing_token=old.fencing_token, by=build1
-        )
+        coordinator.queue.renew(old.id, server="build1", fencing_token=old.fencing_token, by=build1)
 
     assert store.jobs.get_job(new.id) == new
 
@@ -579,20 +581,23 @@ def test_it_gives_a_retried_job_a_fresh_place_in_the_queue(
     assert [claim_id(coordinator, build1) for _ in range(2)] == [waiting.id, old.id]
 
 
-@pytest.mark.parametrize("action", ["get", "cancel", "retry", "complete"])
 def test_it_reports_an_unknown_job_as_not_found(
-    coordinator: Coordinator, operator: Principal, store_state: StoreState, action: str
+    coordinator: Coordinator,
+    operator: Principal,
+    store_state: StoreState,
+    subtests: pytest.Subtests,
 ) -> None:
     before = store_state()
-    calls = {
+    calls: dict[str, Callable[[], object]] = {
         "get": lambda: coordinator.queue.get(42, by=operator),
         "cancel": lambda: coordinator.queue.cancel(42, by=operator),
         "retry": lambda: coordinator.queue.retry(42, by=operator),
         "complete": lambda: coordinator.queue.complete(42, status="succeeded", by=operator),
     }
 
-    with pytest.raises(NotFound, match="job 42 does not exist"):
-        calls[action]()
+    for action, call in calls.items():
+        with subtests.test(action=action), pytest.raises(NotFound, match="job 42 does not exist"):
+            call()
 
     assert store_state() == before
 
@@ -680,120 +685,143 @@ def test_it_turns_aging_back_on_for_jobs_queued_under_strict_priority(
 
 # -- bad input ------------------------------------------------------------------------------------
 
+BAD_PRIORITIES: list[Any] = [0, 11, -1, "5", True, 5.0, None]
+BAD_BRANCHES = [
+    "a..b",
+    "x.lock",
+    "feature/x.lock",
+    "-x",
+    "a b",
+    "@",
+    "",
+    "a~1",
+    "a^b",
+    "a:b",
+    "a?b",
+    "a*b",
+    "a[b",
+    "a\\b",
+    "a@{b",
+    "a/",
+    "a.",
+    "/a",
+    "a//b",
+    ".hidden",
+    "a/.b",
+    "tab\there",
+    "x" * 256,
+]
+GOOD_BRANCHES = ["main", "feature/login-form", "release-1.2", "user@host", "a.b/c_d", "x" * 255]
+BAD_COMMITS = ["", "abc123", "0" * 41, "g123456", "0123456 ", "01234-6789", "0x12345"]
+BAD_DEPENDENCIES: list[Any] = [0, -3, True, "1", 1.0]
+BAD_LABELS = ["has space", "a,b", "-x", "é"]
 
-@pytest.mark.parametrize("priority", [0, 11, -1, "5", True, 5.0, None])
+
 def test_it_refuses_a_priority_outside_one_to_ten_and_changes_nothing(
-    coordinator: Coordinator, operator: Principal, store_state: StoreState, priority: Any
+    coordinator: Coordinator,
+    operator: Principal,
+    store_state: StoreState,
+    subtests: pytest.Subtests,
 ) -> None:
     before = store_state()
 
-    with pytest.raises(InvalidInput, match="invalid priority"):
-        submit(coordinator, operator, priority=priority)
+    for priority in BAD_PRIORITIES:
+        with subtests.test(priority=priority), pytest.raises(InvalidInput, match="priority"):
+            submit(coordinator, operator, priority=priority)
 
     assert store_state() == before
 
 
-@pytest.mark.parametrize(
-    "branch",
-    [
-        "a..b",
-        "x.lock",
-        "feature/x.lock",
-        "-x",
-        "a b",
-        "@",
-        "",
-        "a~1",
-        "a^b",
-        "a:b",
-        "a?b",
-        "a*b",
-        "a[b",
-        "a\\b",
-        "a@{b",
-        "a/",
-        "a.",
-        "/a",
-        "a//b",
-        ".hidden",
-        "a/.b",
-        "tab\there",
-        "x" * 256,
-    ],
-)
 def test_it_refuses_a_branch_name_git_rejects_and_changes_nothing(
-    coordinator: Coordinator, operator: Principal, store_state: StoreState, branch: str
+    coordinator: Coordinator,
+    operator: Principal,
+    store_state: StoreState,
+    subtests: pytest.Subtests,
 ) -> None:
     before = store_state()
 
-    with pytest.raises(InvalidInput, match="invalid branch name"):
-        submit(coordinator, operator, branch=branch)
+    for branch in BAD_BRANCHES:
+        with subtests.test(branch=branch), pytest.raises(InvalidInput, match="branch name"):
+            submit(coordinator, operator, branch=branch)
 
     assert store_state() == before
 
 
-@pytest.mark.parametrize(
-    "branch", ["main", "feature/login-form", "release-1.2", "user@host", "a.b/c_d", "x" * 255]
-)
 def test_it_accepts_a_branch_name_git_accepts(
-    coordinator: Coordinator, operator: Principal, branch: str
+    coordinator: Coordinator, operator: Principal, subtests: pytest.Subtests
 ) -> None:
-    assert submit(coordinator, operator, branch=branch).branch == branch
+    for branch in GOOD_BRANCHES:
+        with subtests.test(branch=branch):
+            assert submit(coordinator, operator, branch=branch).branch == branch
 
 
-@pytest.mark.parametrize(
-    "commit", ["", "abc123", "0" * 41, "g123456", "0123456 ", "01234-6789", "0x12345"]
-)
 def test_it_refuses_a_commit_that_is_not_7_to_40_hex_digits_and_changes_nothing(
-    coordinator: Coordinator, operator: Principal, store_state: StoreState, commit: str
+    coordinator: Coordinator,
+    operator: Principal,
+    store_state: StoreState,
+    subtests: pytest.Subtests,
 ) -> None:
     before = store_state()
 
-    with pytest.raises(InvalidInput, match="invalid commit"):
-        submit(coordinator, operator, commit=commit)
+    for commit in BAD_COMMITS:
+        with subtests.test(commit=commit), pytest.raises(InvalidInput, match="invalid commit"):
+            submit(coordinator, operator, commit=commit)
 
     assert store_state() == before
 
 
-def test_it_stores_a_commit_in_lower_case(coordinator: Coordinator, operator: Principal) -> None:
+def test_it_accepts_commits_of_7_and_40_hex_digits_and_stores_them_in_lower_case(
+    coordinator: Coordinator, operator: Principal
+) -> None:
     assert submit(coordinator, operator, commit="ABCDEF0").commit == "abcdef0"
+    assert submit(coordinator, operator, commit="F" * 40).commit == "f" * 40
 
 
-@pytest.mark.parametrize("dependency", [0, -3, True, "1", 1.0])
 def test_it_refuses_a_dependency_that_is_not_a_job_id_and_changes_nothing(
-    coordinator: Coordinator, operator: Principal, store_state: StoreState, dependency: Any
+    coordinator: Coordinator,
+    operator: Principal,
+    store_state: StoreState,
+    subtests: pytest.Subtests,
 ) -> None:
     submit(coordinator, operator)
     before = store_state()
 
-    with pytest.raises(InvalidInput, match="invalid dependency"):
-        submit(coordinator, operator, depends_on=[dependency])
+    for dependency in BAD_DEPENDENCIES:
+        with subtests.test(dependency=dependency), pytest.raises(InvalidInput, match="dependency"):
+            submit(coordinator, operator, depends_on=[dependency])
 
     assert store_state() == before
 
 
-@pytest.mark.parametrize("label", ["has space", "a,b", "-x", "é"])
 def test_it_refuses_a_malformed_label_and_changes_nothing(
-    coordinator: Coordinator, operator: Principal, store_state: StoreState, label: str
+    coordinator: Coordinator,
+    operator: Principal,
+    store_state: StoreState,
+    subtests: pytest.Subtests,
 ) -> None:
     before = store_state()
 
-    with pytest.raises(InvalidInput, match="invalid label"):
-        submit(coordinator, operator, labels=[label])
+    for label in BAD_LABELS:
+        with subtests.test(label=label), pytest.raises(InvalidInput, match="invalid label"):
+            submit(coordinator, operator, labels=[label])
 
     assert store_state() == before
 
 
-@pytest.mark.parametrize("status", ["cancelled", "queued", "ok", ""])
 def test_it_refuses_to_complete_with_a_status_other_than_succeeded_or_failed(
-    coordinator: Coordinator, store: Store, operator: Principal, build1: Principal, status: str
+    coordinator: Coordinator,
+    store: Store,
+    operator: Principal,
+    build1: Principal,
+    subtests: pytest.Subtests,
 ) -> None:
     submit(coordinator, operator)
     job = claim(coordinator, build1)
     assert job is not None
 
-    with pytest.raises(InvalidInput, match="status must be succeeded or failed"):
-        finish(coordinator, job, build1, status)
+    for status in ["cancelled", "queued", "ok", ""]:
+        with subtests.test(status=status), pytest.raises(InvalidInput, match="succeeded or failed"):
+            finish(coordinator, job, build1, status)
 
     assert store.jobs.get_job(job.id) == job
 
@@ -857,25 +885,25 @@ def test_it_forbids_a_read_principal_to_submit(
     assert store_state() == before
 
 
-@pytest.mark.parametrize("action", ["submit", "cancel", "retry"])
 def test_it_forbids_an_agent_to_administer_the_queue(
     coordinator: Coordinator,
     operator: Principal,
     build1: Principal,
     store_state: StoreState,
-    action: str,
+    subtests: pytest.Subtests,
 ) -> None:
     job = submit(coordinator, operator)
     coordinator.queue.cancel(job.id, by=operator)
     before = store_state()
-    calls = {
+    calls: dict[str, Callable[[], object]] = {
         "submit": lambda: submit(coordinator, build1),
         "cancel": lambda: coordinator.queue.cancel(job.id, by=build1),
         "retry": lambda: coordinator.queue.retry(job.id, by=build1),
     }
 
-    with pytest.raises(Forbidden):
-        calls[action]()
+    for action, call in calls.items():
+        with subtests.test(action=action), pytest.raises(Forbidden):
+            call()
 
     assert store_state() == before
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 from buildcoord import validation
 from buildcoord.clock import Clock
 from buildcoord.config import Settings
-from buildcoord.errors import InvalidInput
+from buildcoord.errors import Forbidden, InvalidInput
 from buildcoord.models import SYSTEM, Lock, LockGrant, Principal, ReleasedLock
 from buildcoord.services.authority import require_operator, require_reader
 from buildcoord.store import Store
@@ -32,7 +32,7 @@ class LockService:
     def _check_holder(self, holder: str, by: Principal) -> str:
         validation.server_name(holder, what="holder")
         if by.kind == "agent" and holder != by.server:
-            raise InvalidInput(f"agent {by.server} may only hold locks as {by.server}")
+            raise Forbidden(f"agent {by.server} may only hold locks as {by.server}")
         if by.kind == "read":
             require_operator(by, "taking locks")
         return holder

@@ -12,15 +12,19 @@ from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy import (
+    ColumnElement,
     Connection,
+    Double,
     Engine,
     Row,
-    and_,
+    TextClause,
+    Update,
     bindparam,
+    case,
     func,
     insert,
-    or_,
     select,
+    text,
     update,
 )
 
@@ -36,6 +40,93 @@ CLAIM_BATCH = 16
 
 RankFunction = Callable[[int, float], float]
 """(priority, queued_at epoch) -> claim rank; lower ranks are claimed first."""
+
+# The hot path (claim, complete) runs statements built once here: building a SQLAlchemy
+# statement and its cache key on every call cost more than the database work itself.
+
+
+def _candidates(dialect: str, *, paged: bool) -> TextClause:
+    """The claim's candidate read, straight off ix_jobs_claim_order.
+
+    The index's predicate is written out verbatim: with a bound 'queued' the planner cannot
+    match the partial index. SQLite is also told the index by name: without statistics it
+    preferred ix_jobs_status_lease and sorted every queued row (and ANALYZE can flip the
+    choice), so the plan no longer depends on what the planner guesses.
+    """
+    source = "jobs INDEXED BY ix_jobs_claim_order" if dialect == "sqlite" else "jobs"
+    after = " AND (rank > :after_rank OR (rank = :after_rank AND id > :after_id))"
+    lock = "" if dialect == "sqlite" else " FOR UPDATE SKIP LOCKED"
+    return text(
+        f"SELECT id, rank, labels FROM {source}"
+        f" WHERE status = 'queued' AND pending_deps = 0{after if paged else ''}"
+        f" ORDER BY rank, id LIMIT :batch{lock}"
+    )
+
+
+_CANDIDATES = {
+    (dialect, paged): _candidates(dialect, paged=paged)
+    for dialect in ("sqlite", "postgresql")
+    for paged in (False, True)
+}
+
+_CLAIM = (
+    update(jobs)
+    .where(jobs.c.id == bindparam("job_id"), jobs.c.status == "queued")
+    .values(
+        status="running",
+        server=bindparam("claim_server"),
+        fencing_token=jobs.c.fencing_token + 1,
+        lease_expires_at=bindparam("lease_until"),
+        started_at=bindparam("claim_now"),
+        reason=None,
+    )
+    .returning(*jobs.c)
+)
+
+
+def _complete_statement(*, by_server: bool, by_token: bool) -> Update:
+    """Finish the current lease; the duration, unless given, is now - started_at (>= 0)."""
+    conditions = [jobs.c.id == bindparam("job_id"), jobs.c.status == "running"]
+    if by_server:
+        conditions.append(jobs.c.server == bindparam("lease_server"))
+    if by_token:
+        conditions.append(jobs.c.fencing_token == bindparam("lease_token"))
+    elapsed: ColumnElement[float] = bindparam("finish_now", type_=Double()) - jobs.c.started_at
+    return (
+        update(jobs)
+        .where(*conditions)
+        .values(
+            status=bindparam("new_status"),
+            finished_at=bindparam("finish_now", type_=Double()),
+            exit_code=bindparam("new_exit_code"),
+            duration=func.coalesce(
+                bindparam("given_duration", type_=Double()),
+                case((elapsed > 0, elapsed), else_=0.0),
+            ),
+            lease_expires_at=None,
+            reason=bindparam("new_reason"),
+        )
+        .returning(*jobs.c)
+    )
+
+
+_COMPLETE = {
+    (by_server, by_token): _complete_statement(by_server=by_server, by_token=by_token)
+    for by_server in (False, True)
+    for by_token in (False, True)
+}
+
+_RELEASE_DEPENDENTS = (
+    update(jobs)
+    .where(
+        jobs.c.id.in_(
+            select(job_dependencies.c.job_id).where(
+                job_dependencies.c.depends_on_id == bindparam("finished_id")
+            )
+        )
+    )
+    .values(pending_deps=jobs.c.pending_deps - 1)
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -238,17 +329,13 @@ class JobStore:
             if job_id is None:
                 return None
             row = conn.execute(
-                update(jobs)
-                .where(jobs.c.id == job_id, jobs.c.status == "queued")
-                .values(
-                    status="running",
-                    server=server,
-                    fencing_token=jobs.c.fencing_token + 1,
-                    lease_expires_at=now + lease_seconds,
-                    started_at=now,
-                    reason=None,
-                )
-                .returning(*jobs.c)
+                _CLAIM,
+                {
+                    "job_id": job_id,
+                    "claim_server": server,
+                    "lease_until": now + lease_seconds,
+                    "claim_now": now,
+                },
             ).one()
             append_event(
                 conn,
@@ -262,21 +349,13 @@ class JobStore:
             return job_from_row(row)
 
     def _find_claimable(self, conn: Connection, server_labels: frozenset[str]) -> int | None:
+        dialect = "sqlite" if conn.dialect.name == "sqlite" else "postgresql"
         after: tuple[float, int] | None = None
         while True:
-            query = (
-                select(jobs.c.id, jobs.c.rank, jobs.c.labels)
-                .where(jobs.c.status == "queued", jobs.c.pending_deps == 0)
-                .order_by(jobs.c.rank, jobs.c.id)
-                .limit(CLAIM_BATCH)
-                .with_for_update(skip_locked=True)
-            )
+            params: dict[str, Any] = {"batch": CLAIM_BATCH}
             if after is not None:
-                rank, last_id = after
-                query = query.where(
-                    or_(jobs.c.rank > rank, and_(jobs.c.rank == rank, jobs.c.id > last_id))
-                )
-            rows = conn.execute(query).all()
+                params["after_rank"], params["after_id"] = after
+            rows = conn.execute(_CANDIDATES[(dialect, after is not None)], params).all()
             for row in rows:
                 if not row.labels or set(row.labels.split(",")) <= server_labels:
                     return int(row.id)
@@ -333,28 +412,22 @@ class JobStore:
         if status not in ("succeeded", "failed"):
             raise InvalidInput(f"status must be succeeded or failed, not {status!r}")
         with write_transaction(self.engine) as conn:
-            conditions = [jobs.c.id == job_id, jobs.c.status == "running"]
-            if server is not None:
-                conditions.append(jobs.c.server == server)
-            if fencing_token is not None:
-                conditions.append(jobs.c.fencing_token == fencing_token)
-            before = conn.execute(select(jobs.c.started_at).where(*conditions)).scalar_one_or_none()
-            if before is None:
-                self._refuse(conn, job_id, server, fencing_token)
-            elapsed = duration if duration is not None else max(0.0, now - float(before or now))
             row = conn.execute(
-                update(jobs)
-                .where(*conditions)
-                .values(
-                    status=status,
-                    finished_at=now,
-                    exit_code=exit_code,
-                    duration=elapsed,
-                    lease_expires_at=None,
-                    reason=reason,
-                )
-                .returning(*jobs.c)
-            ).one()
+                _COMPLETE[(server is not None, fencing_token is not None)],
+                {
+                    "job_id": job_id,
+                    "lease_server": server,
+                    "lease_token": fencing_token,
+                    "new_status": status,
+                    "finish_now": now,
+                    "new_exit_code": exit_code,
+                    "given_duration": duration,
+                    "new_reason": reason,
+                },
+            ).one_or_none()
+            if row is None:
+                self._refuse(conn, job_id, server, fencing_token)
+            assert row is not None
             append_event(
                 conn,
                 at=now,
@@ -362,7 +435,11 @@ class JobStore:
                 kind=f"job.{status}",
                 subject=f"job:{job_id}",
                 before={"status": "running", "server": row.server},
-                after={"status": status, "exit_code": exit_code, "duration": elapsed},
+                after={
+                    "status": status,
+                    "exit_code": exit_code,
+                    "duration": duration if duration is not None else row.duration,
+                },
             )
             self._after_finish(conn, row, now=now, actor=actor)
             return job_from_row(row)
@@ -523,17 +600,7 @@ class JobStore:
 
     def _after_finish(self, conn: Connection, row: Row[Any], *, now: float, actor: str) -> None:
         if row.status == "succeeded":
-            conn.execute(
-                update(jobs)
-                .where(
-                    jobs.c.id.in_(
-                        select(job_dependencies.c.job_id).where(
-                            job_dependencies.c.depends_on_id == row.id
-                        )
-                    )
-                )
-                .values(pending_deps=jobs.c.pending_deps - 1)
-            )
+            conn.execute(_RELEASE_DEPENDENTS, {"finished_id": row.id})
         else:
             self._block_dependents(conn, row.id, row.status, now=now, actor=actor)
 

@@ -78,11 +78,12 @@ class LockStore:
                     after={"holder": holder, "token": mine.token, "expires_at": now + ttl},
                 )
                 return LockGrant(name, holder, mine.token, from_epoch(now + ttl), True)
+            # Token order is acquisition order, with no ties between leases taken at one instant.
             others = (
                 conn.execute(
                     select(lock_holders.c.holder)
                     .where(lock_holders.c.name == name)
-                    .order_by(lock_holders.c.acquired_at)
+                    .order_by(lock_holders.c.token)
                 )
                 .scalars()
                 .all()
@@ -185,7 +186,7 @@ class LockStore:
         with read_transaction(self.engine) as conn:
             lock_rows = conn.execute(select(locks).order_by(locks.c.name)).all()
             holder_rows = conn.execute(
-                select(lock_holders).order_by(lock_holders.c.name, lock_holders.c.acquired_at)
+                select(lock_holders).order_by(lock_holders.c.name, lock_holders.c.token)
             ).all()
         holders: dict[str, list[LockHolder]] = {}
         for row in holder_rows:
@@ -274,7 +275,7 @@ class LockStore:
             conn.execute(
                 select(lock_holders.c.holder)
                 .where(lock_holders.c.name == name)
-                .order_by(lock_holders.c.acquired_at)
+                .order_by(lock_holders.c.token)
             ).scalars()
         )
         if current:

@@ -300,7 +300,12 @@ class MessageStore:
 
     def _insert_ignore(self, conn: Connection, table: Any, values: dict[str, Any]) -> bool:
         make = pg_insert if conn.dialect.name == "postgresql" else sqlite_insert
-        return bool(conn.execute(make(table).values(**values).on_conflict_do_nothing()).rowcount)
+        # SQLAlchemy keeps an INSERT's rowcount only when asked; psycopg otherwise reports -1.
+        result = conn.execute(
+            make(table).values(**values).on_conflict_do_nothing(),
+            execution_options={"preserve_rowcount": True},
+        )
+        return result.rowcount == 1
 
     def _load(self, conn: Connection, ids: list[int], *, reader: str | None) -> list[Message]:
         if not ids:

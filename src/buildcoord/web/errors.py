@@ -6,6 +6,7 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from sqlalchemy.exc import OperationalError
+from starlette.exceptions import HTTPException
 
 from buildcoord.errors import BuildcoordError
 
@@ -18,11 +19,21 @@ def install_error_handlers(app: FastAPI) -> None:
         headers = {"WWW-Authenticate": "Bearer"} if exc.status == 401 else None
         return JSONResponse({"error": str(exc)}, status_code=exc.status, headers=headers)
 
+    @app.exception_handler(HTTPException)
+    async def _http(_request: Request, exc: HTTPException) -> JSONResponse:
+        # Routing's own refusals (unknown path, wrong method) get the same body as ours.
+        return JSONResponse({"error": str(exc.detail)}, exc.status_code, headers=exc.headers)
+
     @app.exception_handler(RequestValidationError)
     async def _invalid(_request: Request, exc: RequestValidationError) -> JSONResponse:
         problems = []
         for error in exc.errors():
-            where = ".".join(str(part) for part in error.get("loc", ()) if part != "body")
+            loc = tuple(error.get("loc", ()))
+            # A missing or unparsable body has the location ("body",) or ("body", offset).
+            parts = loc[1:] if loc[:1] == ("body",) and len(loc) > 1 else loc
+            if error.get("type") == "json_invalid":
+                parts = ("body",)
+            where = ".".join(str(part) for part in parts)
             problems.append(f"{where}: {error.get('msg', 'invalid')}" if where else error["msg"])
         return JSONResponse({"error": "invalid request: " + "; ".join(problems)}, 422)
 

@@ -2,17 +2,27 @@
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Annotated, Literal
 
+from fastapi import Path, Query
 from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictFloat, StrictInt, StrictStr
 
 from buildcoord.models import IssuedToken, Job, Server
 
+# Numbers bound for a database column: beyond these the drivers fail (a 500, not a 4xx), and
+# SQLite would keep what PostgreSQL refuses.
+INT64_MAX = 2**63 - 1
+INT32_MAX = 2**31 - 1
+Int64 = Annotated[StrictInt, Field(ge=-INT64_MAX - 1, le=INT64_MAX)]
+Int32 = Annotated[StrictInt, Field(ge=-INT32_MAX - 1, le=INT32_MAX)]
+RowId = Annotated[int, Path(ge=1, le=INT64_MAX)]
+Cursor = Annotated[int, Query(ge=0, le=INT64_MAX)]
+
 
 class Body(BaseModel):
-    """Base for request bodies: unknown fields are errors, not silently dropped."""
+    """Base for request bodies: unknown fields are errors, NaN and infinities are refused."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
 
 
 class ServerIn(Body):
@@ -47,7 +57,7 @@ class JobIn(Body):
     branch: StrictStr
     commit: StrictStr
     priority: StrictInt = 5
-    depends_on: list[StrictInt] = Field(default_factory=list, max_length=1000)
+    depends_on: list[Int64] = Field(default_factory=list, max_length=1000)
     labels: list[StrictStr] = Field(default_factory=list, max_length=100)
 
 
@@ -57,16 +67,16 @@ class ClaimIn(Body):
 
 class RenewIn(Body):
     server: StrictStr
-    fencing_token: StrictInt
+    fencing_token: Int64
 
 
 class CompleteIn(Body):
     status: Literal["succeeded", "failed"]
-    exit_code: StrictInt | None = None
+    exit_code: Int32 | None = None
     duration: StrictFloat | StrictInt | None = None
     reason: StrictStr | None = None
     server: StrictStr | None = None
-    fencing_token: StrictInt | None = None
+    fencing_token: Int64 | None = None
 
 
 class CancelIn(Body):
@@ -83,14 +93,14 @@ class LockAcquireIn(Body):
 class LockRenewIn(Body):
     name: StrictStr
     holder: StrictStr
-    token: StrictInt | None = None
+    token: Int64 | None = None
     ttl: StrictFloat | StrictInt | None = None
 
 
 class LockReleaseIn(Body):
     name: StrictStr
     holder: StrictStr | None = None
-    token: StrictInt | None = None
+    token: Int64 | None = None
     force: StrictBool = False
 
 

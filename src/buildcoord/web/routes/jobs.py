@@ -6,7 +6,7 @@ from fastapi import APIRouter, Response, status
 
 from buildcoord.models import Job
 from buildcoord.web.auth import Caller, Services
-from buildcoord.web.schemas import CancelIn, ClaimIn, CompleteIn, JobIn, RenewIn
+from buildcoord.web.schemas import CancelIn, ClaimIn, CompleteIn, JobIn, RenewIn, RowId
 
 router = APIRouter(prefix="/jobs", tags=["queue"])
 
@@ -47,13 +47,13 @@ def claim(body: ClaimIn, services: Services, caller: Caller) -> Job | Response:
 
 
 @router.get("/{job_id}")
-def get(job_id: int, services: Services, caller: Caller) -> Job:
+def get(job_id: RowId, services: Services, caller: Caller) -> Job:
     """Show one job."""
     return services.queue.get(job_id, by=caller)
 
 
 @router.post("/{job_id}/renew")
-def renew(job_id: int, body: RenewIn, services: Services, caller: Caller) -> Job:
+def renew(job_id: RowId, body: RenewIn, services: Services, caller: Caller) -> Job:
     """Extend the lease of a running job."""
     return services.queue.renew(
         job_id, server=body.server, fencing_token=body.fencing_token, by=caller
@@ -61,7 +61,7 @@ def renew(job_id: int, body: RenewIn, services: Services, caller: Caller) -> Job
 
 
 @router.post("/{job_id}/complete")
-def complete(job_id: int, body: CompleteIn, services: Services, caller: Caller) -> Job:
+def complete(job_id: RowId, body: CompleteIn, services: Services, caller: Caller) -> Job:
     """Finish a running job."""
     return services.queue.complete(
         job_id,
@@ -76,12 +76,12 @@ def complete(job_id: int, body: CompleteIn, services: Services, caller: Caller) 
 
 
 @router.post("/{job_id}/cancel")
-def cancel(job_id: int, body: CancelIn, services: Services, caller: Caller) -> Job:
+def cancel(job_id: RowId, body: CancelIn, services: Services, caller: Caller) -> Job:
     """Cancel a job that has not finished."""
     return services.queue.cancel(job_id, reason=body.reason, by=caller)
 
 
 @router.post("/{job_id}/retry")
-def retry(job_id: int, services: Services, caller: Caller) -> Job:
+def retry(job_id: RowId, services: Services, caller: Caller) -> Job:
     """Queue a failed or cancelled job again."""
     return services.queue.retry(job_id, by=caller)

@@ -8,7 +8,7 @@ from fastapi import APIRouter, status
 
 from buildcoord.models import Message, MessageStats
 from buildcoord.web.auth import Caller, Services
-from buildcoord.web.schemas import AckIn, ArchiveIn, Changed, Count, MessageIn, ReaderIn
+from buildcoord.web.schemas import AckIn, ArchiveIn, Changed, Count, MessageIn, ReaderIn, RowId
 
 router = APIRouter(prefix="/messages", tags=["messages"])
 
@@ -66,18 +66,20 @@ def archive(body: ArchiveIn, services: Services, caller: Caller) -> Count:
 
 
 @router.get("/{message_id}")
-def get(message_id: int, services: Services, caller: Caller, reader: str | None = None) -> Message:
+def get(
+    message_id: RowId, services: Services, caller: Caller, reader: str | None = None
+) -> Message:
     """Show one message."""
     return services.messages.get(message_id, reader=reader, by=caller)
 
 
 @router.post("/{message_id}/read")
-def read(message_id: int, body: ReaderIn, services: Services, caller: Caller) -> Changed:
+def read(message_id: RowId, body: ReaderIn, services: Services, caller: Caller) -> Changed:
     """Mark one message read."""
     return Changed(changed=services.messages.mark_read(message_id, reader=body.reader, by=caller))
 
 
 @router.post("/{message_id}/ack")
-def ack(message_id: int, body: AckIn, services: Services, caller: Caller) -> Message:
+def ack(message_id: RowId, body: AckIn, services: Services, caller: Caller) -> Message:
     """Acknowledge a message that asked for it."""
     return services.messages.acknowledge(message_id, server=body.server, by=caller)

@@ -10,6 +10,7 @@ from buildcoord.services import maintenance
 from buildcoord.services.authority import require_operator, require_reader
 from buildcoord.services.maintenance import StepReport
 from buildcoord.web.auth import Caller, Services
+from buildcoord.web.schemas import Cursor
 
 router = APIRouter(tags=["system"])
 
@@ -25,7 +26,7 @@ def events(
     services: Services,
     caller: Caller,
     subject: str | None = None,
-    after: int = 0,
+    after: Cursor = 0,
     limit: int = 100,
 ) -> list[Event]:
     """Read the audit trail in order, optionally for one subject, after a cursor."""

@@ -6,7 +6,7 @@ from fastapi import APIRouter, status
 
 from buildcoord.models import IssuedToken, Token
 from buildcoord.web.auth import Caller, Services
-from buildcoord.web.schemas import TokenIn
+from buildcoord.web.schemas import RowId, TokenIn
 
 router = APIRouter(prefix="/tokens", tags=["tokens"])
 
@@ -24,6 +24,6 @@ def list_tokens(services: Services, caller: Caller) -> list[Token]:
 
 
 @router.delete("/{token_id}")
-def revoke(token_id: int, services: Services, caller: Caller) -> Token:
+def revoke(token_id: RowId, services: Services, caller: Caller) -> Token:
     """Revoke a token."""
     return services.tokens.revoke(token_id, by=caller)

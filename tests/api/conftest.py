@@ -1,0 +1,17 @@
+"""Fixtures for HTTP API tests: the real app in process (defined in tests/inprocess.py)."""
+
+from __future__ import annotations
+
+from inprocess import (  # noqa: F401 - fixtures are found by name
+    app,
+    clock,
+    connect,
+    coordinator,
+    http,
+    migrated_sqlite_file,
+    operator,
+    register_agent,
+    settings,
+    store,
+    store_state,
+)

@@ -1,0 +1,18 @@
+"""Fixtures for CLI tests: the real CLI over the real app in process (see tests/inprocess.py)."""
+
+from __future__ import annotations
+
+from inprocess import (  # noqa: F401 - fixtures are found by name
+    app,
+    clock,
+    connect,
+    coordinator,
+    http,
+    migrated_sqlite_file,
+    operator,
+    register_agent,
+    run_cli,
+    settings,
+    store,
+    store_state,
+)

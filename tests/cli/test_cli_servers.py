@@ -1,0 +1,52 @@
+"""buildcoord servers add|list|show|remove, driven in process."""
+
+from __future__ import annotations
+
+from buildcoord.client import Client
+from buildcoord.models import Metrics
+from inprocess import Connect, RunCli
+
+
+def test_servers_add_prints_the_agent_token_as_its_last_line(
+    run_cli: RunCli, connect: Connect
+) -> None:
+    token = run_cli("servers", "add", "build1", "--labels", "a,b").last_line
+    agent = connect(token)
+    server = agent.heartbeat("build1", Metrics(cpu_percent=3.0))
+    assert server.status == "online"
+    assert server.labels == ("a", "b")
+
+
+def test_servers_add_keeps_the_token_off_stderr(run_cli: RunCli) -> None:
+    outcome = run_cli("servers", "add", "build1")
+    assert outcome.last_line not in outcome.stderr
+
+
+def test_servers_list_shows_each_server(run_cli: RunCli, operator: Client) -> None:
+    operator.register_server("build1", ["mvn"])
+    operator.register_server("build2")
+    lines = run_cli("servers", "list").stdout.splitlines()
+    assert lines[0].split()[:2] == ["NAME", "STATUS"]
+    assert [line.split()[0] for line in lines[1:]] == ["build1", "build2"]
+
+
+def test_servers_show_prints_the_server(run_cli: RunCli, operator: Client) -> None:
+    operator.register_server("build1", ["mvn"])
+    stdout = run_cli("servers", "show", "build1").stdout
+    assert "build1" in stdout
+    assert "mvn" in stdout
+
+
+def test_servers_remove_forgets_the_server(run_cli: RunCli, operator: Client) -> None:
+    operator.register_server("build1")
+    assert run_cli("servers", "remove", "build1").exit_code == 0
+    assert operator.list_servers() == []
+
+
+def test_servers_add_of_a_duplicate_is_one_error_line(run_cli: RunCli, operator: Client) -> None:
+    operator.register_server("build1")
+    assert "already exists" in run_cli("servers", "add", "build1").error
+
+
+def test_servers_show_of_an_unknown_server_is_one_error_line(run_cli: RunCli) -> None:
+    assert "ghost" in run_cli("servers", "show", "ghost").error

@@ -1,0 +1,184 @@
+"""The schema: migrations give exactly the declared tables, and the claim stays on its index."""
+
+from __future__ import annotations
+
+import random
+import re
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any
+
+from alembic.autogenerate import compare_metadata
+from alembic.migration import MigrationContext
+from sqlalchemy import Connection, Engine, event, insert, inspect
+
+from buildcoord.clock import FakeClock
+from buildcoord.config import Settings
+from buildcoord.models import Principal
+from buildcoord.services.coordinator import Coordinator
+from buildcoord.services.queue import claim_rank
+from buildcoord.store import Store
+from buildcoord.store.engine import make_engine, write_transaction
+from buildcoord.store.migrate import current_revision, upgrade
+from buildcoord.store.schema import jobs, metadata
+
+CLAIM_INDEX = "ix_jobs_claim_order"
+LABELLED = 40
+# The claim's candidate read: a SELECT from jobs in (rank, id) order.
+CLAIM_ORDER = re.compile(r"^\s*SELECT\b.*\bFROM jobs\b.*\bORDER BY (jobs\.)?rank\b", re.I | re.S)
+
+
+def _normalized(predicate: object) -> str:
+    """A partial-index predicate without casts, parentheses and spacing, for comparison."""
+    text = re.sub(r"::\w+", "", str(predicate))
+    return re.sub(r"[()\s]", "", text).lower()
+
+
+# -- migrations -----------------------------------------------------------------------------------
+
+
+def test_migrating_an_empty_database_gives_exactly_the_declared_schema(db_url: str) -> None:
+    engine = make_engine(db_url)
+    try:
+        upgrade(engine)
+        with engine.connect() as conn:
+            context = MigrationContext.configure(
+                conn, opts={"compare_type": True, "compare_server_default": True}
+            )
+            differences = compare_metadata(context, metadata)
+    finally:
+        engine.dispose()
+
+    assert differences == []
+
+
+def test_migrating_gives_the_partial_indexes_of_the_declared_schema(db_url: str) -> None:
+    engine = make_engine(db_url)
+    try:
+        upgrade(engine)
+        dialect = engine.dialect.name
+        inspector = inspect(engine)
+        reflected = {
+            (table, index["name"]): _normalized(index["dialect_options"][f"{dialect}_where"])
+            for table in inspector.get_table_names()
+            for index in inspector.get_indexes(table)
+            if index.get("dialect_options", {}).get(f"{dialect}_where") is not None
+        }
+    finally:
+        engine.dispose()
+    declared = {
+        (table.name, index.name): _normalized(index.dialect_options[dialect]["where"])
+        for table in metadata.sorted_tables
+        for index in table.indexes
+        if index.dialect_options[dialect]["where"] is not None
+    }
+
+    assert reflected == declared
+    assert reflected[("jobs", CLAIM_INDEX)] == "status='queued'andpending_deps=0"
+
+
+def test_migrating_twice_is_harmless_and_records_the_head_revision(db_url: str) -> None:
+    engine = make_engine(db_url)
+    try:
+        upgrade(engine)
+        upgrade(engine)
+        assert current_revision(engine) is not None
+        assert set(inspect(engine).get_table_names()) == {*metadata.tables, "alembic_version"}
+    finally:
+        engine.dispose()
+
+
+# -- the claim query plan -------------------------------------------------------------------------
+
+
+def _fill_realistic_queue(store: Store, clock: FakeClock) -> None:
+    """5,000 jobs: 4,400 finished, 100 running, 450 claimable and 50 waiting on dependencies."""
+    rng = random.Random(7)
+    aging = Settings().priority_aging_minutes * 60
+    start = clock.now().timestamp()
+    rows: list[dict[str, Any]] = []
+    for number in range(5_000):
+        queued_at = start + number * 5
+        priority = rng.randint(1, 10)
+        if number < 4_400:
+            status, pending = rng.choice(["succeeded"] * 9 + ["failed"]), 0
+        elif number < 4_500:
+            status, pending = "running", 0
+        elif number < 4_950:
+            status, pending = "queued", 0
+        else:
+            status, pending = "queued", 1
+        rows.append(
+            {
+                "branch": f"feature/{number % 40}",
+                "commit": f"{number:040x}",
+                "priority": priority,
+                "status": status,
+                "attempt": 1,
+                "max_attempts": 3,
+                "labels": "",
+                "depends_on": "1" if pending else "",
+                "pending_deps": pending,
+                "rank": claim_rank(priority, queued_at, aging),
+                "server": "build9" if status == "running" else None,
+                "fencing_token": 1 if status != "queued" else 0,
+                "created_at": queued_at,
+                "queued_at": queued_at,
+            }
+        )
+    # The first claimable jobs need a label, so that a plain server pages past them.
+    claimable = [row for row in rows if row["status"] == "queued" and not row["pending_deps"]]
+    for row in sorted(claimable, key=lambda row: row["rank"])[:LABELLED]:
+        row["labels"] = "gpu"
+    with write_transaction(store.engine) as conn:
+        conn.execute(insert(jobs), rows)
+    with store.engine.connect() as conn:
+        conn.exec_driver_sql("ANALYZE")
+        conn.commit()
+    clock.advance(5 * 5_000 + 60)
+
+
+@contextmanager
+def _captured_claim_queries(engine: Engine) -> Iterator[list[tuple[str, Any]]]:
+    """Collect the SELECTs that read claimable jobs in claim order."""
+    captured: list[tuple[str, Any]] = []
+
+    def capture(conn: Connection, cursor: Any, statement: str, parameters: Any, *args: Any) -> None:
+        if CLAIM_ORDER.search(statement):
+            captured.append((statement, parameters))
+
+    event.listen(engine, "before_cursor_execute", capture)
+    try:
+        yield captured
+    finally:
+        event.remove(engine, "before_cursor_execute", capture)
+
+
+def _plan(engine: Engine, statement: str, parameters: Any) -> str:
+    """The query plan of one captured statement, as text."""
+    with engine.connect() as conn:
+        if engine.dialect.name == "sqlite":
+            rows = conn.exec_driver_sql(f"EXPLAIN QUERY PLAN {statement}", parameters).all()
+            return "\n".join(str(row[-1]) for row in rows)
+        rows = conn.exec_driver_sql(f"EXPLAIN {statement}", parameters).all()
+        return "\n".join(str(row[0]) for row in rows)
+
+
+def test_the_claim_query_uses_the_claim_index_after_analyze(
+    store: Store, clock: FakeClock, operator: Principal
+) -> None:
+    coordinator = Coordinator(store, Settings(), clock)
+    coordinator.servers.register("build1", by=operator)
+    _fill_realistic_queue(store, clock)
+
+    with _captured_claim_queries(store.engine) as captured:
+        job = coordinator.queue.claim_next("build1", by=operator)
+
+    assert job is not None
+    assert job.labels == ()
+    assert len(captured) == 3  # it paged past the labelled jobs, 16 at a time
+    for statement, parameters in captured:
+        plan = _plan(store.engine, statement, parameters)
+        assert CLAIM_INDEX in plan, plan
+        assert "TEMP B-TREE" not in plan, plan  # SQLite sorting instead of walking the index
+        assert "Sort" not in plan, plan  # PostgreSQL sorting instead of walking the index
