@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import shutil
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -47,6 +48,64 @@ def db_url(request: pytest.FixtureRequest) -> str:
     """A fresh database URL, once per backend."""
     fixture = "postgres_url" if request.param == "postgresql" else "sqlite_url"
     url: str = request.getfixturevalue(fixture)
+    return url
+
+
+@pytest.fixture(scope="session")
+def migrated_sqlite_file(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A SQLite file migrated once per session, copied for each test instead of migrating."""
+    from buildcoord.store import Store
+
+    path = tmp_path_factory.mktemp("template") / "buildcoord.db"
+    Store.open(f"sqlite:///{path}").close()  # the last close checkpoints the WAL into the file
+    return path
+
+
+@pytest.fixture(scope="session")
+def migrated_postgres_database(postgres_server: PostgresServer) -> Iterator[str]:
+    """One PostgreSQL database migrated once per session; tests get it emptied."""
+    from buildcoord.store import Store
+
+    with postgres_server.fresh_database() as url:
+        Store.open(url).close()
+        yield url
+
+
+def _empty_postgres_tables(url: str) -> None:
+    """Delete every row (keeping the schema and its revision) and restart the id sequences."""
+    import psycopg
+
+    with psycopg.connect(url, autocommit=True) as conn:
+        tables = [
+            row[0]
+            for row in conn.execute(
+                "SELECT tablename FROM pg_tables WHERE schemaname = 'public' "
+                "AND tablename <> 'alembic_version'"
+            )
+        ]
+        conn.execute(
+            "TRUNCATE " + ", ".join(f'"{name}"' for name in tables) + " RESTART IDENTITY CASCADE"
+        )
+
+
+@pytest.fixture(
+    params=[
+        pytest.param("sqlite", id="sqlite"),
+        pytest.param("postgresql", id="postgresql", marks=pytest.mark.postgresql),
+    ]
+)
+def migrated_db_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    """An empty database at the current schema, once per backend, without migrating each time.
+
+    Tests that need a database with no schema at all (migration tests) use ``db_url``.
+    """
+    if request.param == "sqlite":
+        template: Path = request.getfixturevalue("migrated_sqlite_file")
+        target = tmp_path / "buildcoord.db"
+        shutil.copyfile(template, target)
+        return f"sqlite:///{target}"
+    url: str = request.getfixturevalue("migrated_postgres_database")
+    _empty_postgres_tables(url)
     return url
 
 

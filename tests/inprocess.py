@@ -7,12 +7,10 @@ here are imported by the tests themselves.
 from __future__ import annotations
 
 import json
-import shutil
 import warnings
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import ExitStack
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 import httpx
@@ -91,20 +89,10 @@ def settings() -> Settings:
     return Settings(admin_token=ADMIN_TOKEN)
 
 
-@pytest.fixture(scope="session")
-def migrated_sqlite_file(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A SQLite file migrated once per session, copied for each test instead of migrating again."""
-    path = tmp_path_factory.mktemp("template") / "buildcoord.db"
-    Store.open(f"sqlite:///{path}").close()  # the last close checkpoints the WAL into the file
-    return path
-
-
 @pytest.fixture
-def store(db_url: str, migrated_sqlite_file: Path) -> Iterator[Store]:
-    """A migrated store on a fresh database of each backend."""
-    if db_url.startswith(SQLITE_PREFIX):
-        shutil.copyfile(migrated_sqlite_file, db_url.removeprefix(SQLITE_PREFIX))
-    opened = Store.open(db_url)  # still checks, on both backends, that the schema is current
+def store(migrated_db_url: str) -> Iterator[Store]:
+    """A migrated store on an empty database of each backend."""
+    opened = Store.open(migrated_db_url)  # still checks that the schema is current
     try:
         yield opened
     finally:

@@ -8,7 +8,6 @@ from inprocess import (  # noqa: F401 - fixtures are found by name
     connect,
     coordinator,
     http,
-    migrated_sqlite_file,
     operator,
     register_agent,
     run_cli,

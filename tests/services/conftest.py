@@ -27,9 +27,9 @@ def clock() -> FakeClock:
 
 
 @pytest.fixture
-def store(db_url: str) -> Iterator[Store]:
-    """A migrated store on a fresh database of each backend."""
-    opened = Store.open(db_url)
+def store(migrated_db_url: str) -> Iterator[Store]:
+    """A migrated store on an empty database of each backend."""
+    opened = Store.open(migrated_db_url)
     try:
         yield opened
     finally:

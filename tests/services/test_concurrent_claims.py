@@ -76,7 +76,7 @@ def _queue_jobs(store: Store, clock: FakeClock) -> None:
 
 @pytest.mark.slow
 def test_eight_processes_claim_each_of_2000_jobs_exactly_once(
-    db_url: str, store: Store, clock: FakeClock, register_server: RegisterServer
+    migrated_db_url: str, store: Store, clock: FakeClock, register_server: RegisterServer
 ) -> None:
     servers = [f"worker{number}" for number in range(WORKERS)]
     for server in servers:
@@ -85,7 +85,7 @@ def test_eight_processes_claim_each_of_2000_jobs_exactly_once(
 
     context = multiprocessing.get_context("spawn")
     with context.Pool(WORKERS) as pool:
-        results = pool.starmap(claim_until_empty, [(db_url, server) for server in servers])
+        results = pool.starmap(claim_until_empty, [(migrated_db_url, server) for server in servers])
 
     claimed = Counter(job_id for result in results for job_id in result)
     assert len(claimed) == JOBS

@@ -77,7 +77,9 @@ class Supervisor:
 
     def run(self) -> dict[str, object]:
         """Start the build, watch it, and return the outcome."""
-        self.process = subprocess.Popen(self.command, start_new_session=True, stdin=subprocess.DEVNULL)
+        self.process = subprocess.Popen(
+            self.command, start_new_session=True, stdin=subprocess.DEVNULL
+        )
         signal.signal(signal.SIGTERM, self._on_parent_death)
         # The agent may have died before prctl took effect.
         if os.getppid() != self.parent:

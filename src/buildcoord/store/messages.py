@@ -266,7 +266,7 @@ class MessageStore:
                     .where(active)
                     .group_by(messages.c.type)
                     .order_by(messages.c.type)
-                ).tuples()
+                )
             }
             archived = conn.execute(
                 select(func.count()).where(messages.c.archived_at.is_not(None))
@@ -319,14 +319,14 @@ class MessageStore:
             select(message_reads.c.message_id, message_reads.c.reader)
             .where(message_reads.c.message_id.in_(ids))
             .order_by(message_reads.c.read_at, message_reads.c.reader)
-        ).tuples():
+        ):
             readers.setdefault(message_id, []).append(who)
         ackers: dict[int, list[str]] = {}
         for message_id, who in conn.execute(
             select(message_acks.c.message_id, message_acks.c.server)
             .where(message_acks.c.message_id.in_(ids))
             .order_by(message_acks.c.acked_at, message_acks.c.server)
-        ).tuples():
+        ):
             ackers.setdefault(message_id, []).append(who)
         by_id = {
             row.id: Message(
