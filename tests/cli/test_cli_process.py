@@ -52,3 +52,32 @@ def test_python_m_buildcoord_prints_the_version() -> None:
     )
     assert completed.returncode == 0, completed.stderr
     assert completed.stdout.strip() == f"buildcoord, version {__version__}"
+
+
+def run_buildcoord(*args: str) -> subprocess.CompletedProcess[str]:
+    """Run the real console entry point as a process."""
+    return subprocess.run(
+        [sys.executable, "-m", "buildcoord", *args],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+
+
+def test_a_usage_error_is_one_error_line_naming_the_help_command() -> None:
+    result = run_buildcoord("queue", "add", "main", "abc1234", "--priority", "x")
+    assert result.returncode == 2
+    assert result.stdout == ""
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1
+    assert lines[0].startswith("error: Invalid value for '--priority'")
+    assert "buildcoord queue add --help" in lines[0]
+
+
+def test_an_unknown_option_is_one_error_line() -> None:
+    result = run_buildcoord("queue", "list", "--bogus")
+    assert result.returncode == 2
+    assert result.stderr.strip().splitlines() == [
+        "error: No such option '--bogus'. (see 'buildcoord queue list --help')"
+    ]
