@@ -140,9 +140,9 @@ class Client:
     def submit_job(
         self,
         branch: str,
-        commit: str,
+        commit: str | None = None,
         *,
-        priority: int = 5,
+        priority: int | None = None,
         depends_on: Sequence[int] = (),
         labels: Sequence[str] = (),
     ) -> Job:

@@ -28,6 +28,7 @@ class Settings:
     lock_ttl_seconds: float = 600.0
     archive_days: int = 30
     maintenance_interval_seconds: float = 1.0
+    agent_reconnect_grace_seconds: float = 3.0
     sources: dict[str, str] = field(default_factory=dict, compare=False)
 
     @property
@@ -51,6 +52,7 @@ SECTIONS = {
     "lock_ttl_seconds": "locks",
     "archive_days": "retention",
     "maintenance_interval_seconds": "server",
+    "agent_reconnect_grace_seconds": "agent",
 }
 
 

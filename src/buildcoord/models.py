@@ -205,3 +205,60 @@ class Principal:
 
 
 SYSTEM = Principal("system", "maintenance")
+
+
+@dataclass(frozen=True, slots=True)
+class Branch:
+    """A branch an operator set up for building: where its code is and how to build it."""
+
+    name: str
+    repo: str
+    command: str | None
+    priority: int
+    labels: tuple[str, ...]
+    timeout_seconds: float | None
+    retry_on_failure: bool
+    created_at: datetime
+    updated_at: datetime
+
+
+LogKind = Literal["event", "command", "output"]
+LogLevel = Literal["info", "warning", "error", "success"]
+
+
+@dataclass(frozen=True, slots=True)
+class LogEntry:
+    """One entry of a job's structured log."""
+
+    id: int
+    job_id: int
+    attempt: int
+    at: datetime
+    kind: LogKind
+    level: LogLevel
+    message: str
+    details: dict[str, Any] | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class ArtifactFile:
+    """One file (or symlink) of a build's artifact manifest."""
+
+    path: str
+    size: int
+    md5: str | None = None
+    sha256: str | None = None
+    sha512: str | None = None
+    kind: Literal["file", "symlink"] = "file"
+    link_target: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Assignment:
+    """A job leased to an agent, with how to build it (the branch's settings at claim time)."""
+
+    job: Job
+    repo: str
+    command: str
+    timeout_seconds: float | None
+    retry_on_failure: bool

@@ -244,10 +244,12 @@ def test_submitting_bad_input_is_refused_and_changes_nothing(
     assert store_state() == before
 
 
-def test_submitting_without_a_commit_gets_422(http: TestClient, store_state: StoreState) -> None:
+def test_submitting_without_a_commit_for_a_branch_not_set_up_gets_404(
+    http: TestClient, store_state: StoreState
+) -> None:
     before = store_state()
     response = http.post(f"{API}/jobs", json={"branch": "main"}, headers=OPERATOR)
-    assert "commit" in error_of(response, 422)
+    assert "not set up" in error_of(response, 404)
     assert store_state() == before
 
 

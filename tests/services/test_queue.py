@@ -685,7 +685,14 @@ def test_it_turns_aging_back_on_for_jobs_queued_under_strict_priority(
 
 # -- bad input ------------------------------------------------------------------------------------
 
-BAD_PRIORITIES: list[Any] = [0, 11, -1, "5", True, 5.0, None]
+BAD_PRIORITIES: list[Any] = [
+    0,
+    11,
+    -1,
+    "5",
+    True,
+    5.0,
+]  # None means "the branch's priority, else 5"
 BAD_BRANCHES = [
     "a..b",
     "x.lock",

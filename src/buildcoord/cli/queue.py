@@ -26,14 +26,20 @@ def _ids(value: str | None) -> list[int]:
 
 @queue.command("add")
 @click.argument("branch")
-@click.argument("commit")
-@click.option("--priority", type=int, default=5, show_default=True, help="1 (highest) to 10.")
+@click.argument("commit", required=False)
+@click.option(
+    "--priority", type=int, help="1 (highest) to 10; default: the branch's setting, else 5."
+)
 @click.option("--depends-on", help="Comma-separated job ids that must succeed first.")
 @click.option("--labels", help="Comma-separated labels the server must have.")
 def add(
-    branch: str, commit: str, priority: int, depends_on: str | None, labels: str | None
+    branch: str,
+    commit: str | None,
+    priority: int | None,
+    depends_on: str | None,
+    labels: str | None,
 ) -> None:
-    """Queue a build of BRANCH at COMMIT; prints the job id as the last line."""
+    """Queue a build of BRANCH at COMMIT (default: the branch's tip); prints the job id last."""
     with get_context().client() as client:
         job = client.submit_job(
             branch,

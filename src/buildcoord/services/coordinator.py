@@ -4,7 +4,10 @@ from __future__ import annotations
 
 from buildcoord.clock import Clock, SystemClock
 from buildcoord.config import Settings
+from buildcoord.services.agents import AgentService
+from buildcoord.services.branches import BranchService
 from buildcoord.services.locks import LockService
+from buildcoord.services.logs import LogService
 from buildcoord.services.messages import MessageService
 from buildcoord.services.queue import QueueService
 from buildcoord.services.servers import ServerService
@@ -24,6 +27,9 @@ class Coordinator:
         self.messages = MessageService(store, self.clock, settings)
         self.servers = ServerService(store, self.clock, settings)
         self.tokens = TokenService(store, self.clock)
+        self.branches = BranchService(store, self.clock)
+        self.logs = LogService(store, self.clock)
+        self.agents = AgentService(store, self.clock, settings)
 
     def start(self) -> None:
         """Prepare a freshly opened store: admin token, aging policy."""

@@ -36,9 +36,12 @@ _LAST_ARCHIVE_KEY = "maintenance.last_archive_at"
 
 
 def step(coordinator: Coordinator) -> StepReport:
-    """One pass: expire job leases, recover expired locks, record server status flips,
-    and archive old read messages when the last archiving is an hour old."""
-    jobs = coordinator.queue.expire_leases()
+    """One pass of upkeep.
+
+    End the leases of lost agents, expire job leases, recover expired locks, record server
+    status flips, and archive old read messages when the last archiving is an hour old.
+    """
+    jobs = coordinator.agents.release_lost_agents() + coordinator.queue.expire_leases()
     locks = coordinator.locks.recover_expired()
     changes = coordinator.servers.record_status_changes()
     return StepReport(

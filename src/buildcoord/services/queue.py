@@ -11,11 +11,11 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from buildcoord import validation
+from buildcoord import git, validation
 from buildcoord.clock import Clock
 from buildcoord.config import Settings
-from buildcoord.errors import Forbidden, InvalidInput
-from buildcoord.models import JOB_STATUSES, SYSTEM, Job, Principal
+from buildcoord.errors import Forbidden, InvalidInput, NotFound
+from buildcoord.models import JOB_STATUSES, SYSTEM, ArtifactFile, Job, Principal
 from buildcoord.services.authority import (
     require_operator,
     require_reader,
@@ -61,21 +61,44 @@ class QueueService:
     def submit(
         self,
         branch: str,
-        commit: str,
+        commit: str | None = None,
         *,
-        priority: int = 5,
+        priority: int | None = None,
         depends_on: Sequence[int] = (),
         labels: Sequence[str] = (),
         by: Principal,
     ) -> Job:
-        """Queue a build of branch at commit; refuse bad input before touching the store."""
+        """Queue a build of branch at commit (default: the set-up branch's tip).
+
+        A set-up branch lends the job its priority (unless one is given) and its labels.
+        Bad input is refused before anything is stored.
+        """
         require_operator(by, "queueing a job")
+        validation.branch_name(branch)
+        if priority is not None:
+            validation.priority(priority)
+        if commit is not None:
+            validation.commit_id(commit)
+        dependencies = _dependency_ids(depends_on)
+        wanted = validation.labels(labels)
+        setup = self.store.branches.find_branch(branch)
+        if commit is None:
+            if setup is None:
+                raise NotFound(
+                    f"branch {branch} is not set up, so it has no tip to build: give a commit "
+                    "or add the branch with 'buildcoord branches add'"
+                )
+            commit = git.branch_tip(setup.repo, branch)
+        if priority is None:
+            priority = setup.priority if setup is not None else 5
+        if setup is not None:
+            wanted = validation.labels([*wanted, *setup.labels])
         new = NewJob(
-            branch=validation.branch_name(branch),
+            branch=branch,
             commit=validation.commit_id(commit),
-            priority=validation.priority(priority),
-            depends_on=_dependency_ids(depends_on),
-            labels=validation.labels(labels),
+            priority=priority,
+            depends_on=dependencies,
+            labels=wanted,
             max_attempts=self.settings.max_attempts,
         )
         now = self.clock.now().timestamp()
@@ -144,9 +167,13 @@ class QueueService:
         reason: str | None = None,
         server: str | None = None,
         fencing_token: int | None = None,
+        manifest: Sequence[ArtifactFile] | None = None,
         by: Principal,
     ) -> Job:
-        """Finish a running job; an agent must name its server and its current token."""
+        """Finish a running job; an agent must name its server and its current token.
+
+        A failed build is retried (a new attempt) only when its branch says so.
+        """
         if by.kind == "agent":
             if server is None or fencing_token is None:
                 raise Forbidden("an agent completes a job with its server name and fencing token")
@@ -157,7 +184,9 @@ class QueueService:
             raise InvalidInput(f"invalid duration {duration!r}: expected seconds >= 0")
         if reason is not None:
             validation.text(reason, what="reason", maximum=2000, required=False)
-        return self.store.jobs.complete_job(
+        if manifest is not None:
+            manifest = artifact_manifest(manifest)
+        job = self.store.jobs.complete_job(
             job_id,
             server=server,
             fencing_token=fencing_token,
@@ -167,7 +196,18 @@ class QueueService:
             reason=reason,
             now=self.clock.now().timestamp(),
             actor=by.actor,
+            manifest=manifest,
         )
+        if job.status == "failed" and job.attempt < job.max_attempts:
+            setup = self.store.branches.find_branch(job.branch)
+            if setup is not None and setup.retry_on_failure:
+                return self.store.jobs.retry_job(
+                    job.id,
+                    rank_of=self.rank_of,
+                    now=self.clock.now().timestamp(),
+                    actor=SYSTEM.actor,
+                )
+        return job
 
     def cancel(self, job_id: int, *, reason: str | None = None, by: Principal) -> Job:
         """Cancel a job that has not finished."""
@@ -197,3 +237,19 @@ def _dependency_ids(values: Sequence[int]) -> tuple[int, ...]:
     if len(seen) > 1000:
         raise InvalidInput("a job may depend on at most 1000 jobs")
     return tuple(seen)
+
+
+def artifact_manifest(files: Sequence[ArtifactFile]) -> list[ArtifactFile]:
+    """Check a manifest: relative paths inside the root, no duplicates, sane sizes."""
+    seen: set[str] = set()
+    for item in files:
+        path = item.path
+        parts = path.split("/")
+        if not path or path.startswith("/") or ".." in parts or "" in parts or "\0" in path:
+            raise InvalidInput(f"invalid artifact path {path!r}: a relative path inside the root")
+        if path in seen:
+            raise InvalidInput(f"artifact path {path!r} appears twice")
+        if item.size < 0:
+            raise InvalidInput(f"invalid size for {path!r}")
+        seen.add(path)
+    return sorted(files, key=lambda item: item.path)

@@ -4,13 +4,17 @@ from __future__ import annotations
 
 from sqlalchemy import Engine
 
+from buildcoord.store.artifacts import ArtifactStore
+from buildcoord.store.branches import BranchStore
 from buildcoord.store.engine import make_engine
 from buildcoord.store.events import EventStore
 from buildcoord.store.jobs import JobStore
 from buildcoord.store.locks import LockStore
+from buildcoord.store.logs import LogStore
 from buildcoord.store.messages import MessageStore
 from buildcoord.store.migrate import upgrade
 from buildcoord.store.servers import ServerStore
+from buildcoord.store.sessions import SessionStore
 from buildcoord.store.settings import SettingStore
 from buildcoord.store.tokens import TokenStore
 
@@ -27,6 +31,10 @@ class Store:
         self.tokens = TokenStore(engine)
         self.events = EventStore(engine)
         self.settings = SettingStore(engine)
+        self.branches = BranchStore(engine)
+        self.logs = LogStore(engine)
+        self.artifacts = ArtifactStore(engine)
+        self.sessions = SessionStore(engine)
 
     @classmethod
     def open(cls, url: str, *, migrate: bool = True) -> Store:

@@ -29,10 +29,11 @@ from sqlalchemy import (
 )
 
 from buildcoord.errors import Conflict, InvalidInput, NotFound
-from buildcoord.models import FINISHED_STATUSES, Job
+from buildcoord.models import FINISHED_STATUSES, ArtifactFile, Job
+from buildcoord.store.artifacts import replace_manifest
 from buildcoord.store.engine import read_transaction, write_transaction
 from buildcoord.store.events import append_event
-from buildcoord.store.schema import job_dependencies, jobs
+from buildcoord.store.schema import branches, job_dependencies, jobs
 from buildcoord.store.timestamps import from_epoch, from_epoch_or_none
 
 # How many claimable rows one claim reads at a time while looking for a label match.
@@ -57,7 +58,7 @@ def _candidates(dialect: str, *, paged: bool) -> TextClause:
     after = " AND (rank > :after_rank OR (rank = :after_rank AND id > :after_id))"
     lock = "" if dialect == "sqlite" else " FOR UPDATE SKIP LOCKED"
     return text(
-        f"SELECT id, rank, labels FROM {source}"
+        f"SELECT id, rank, labels, branch FROM {source}"
         f" WHERE status = 'queued' AND pending_deps = 0{after if paged else ''}"
         f" ORDER BY rank, id LIMIT :batch{lock}"
     )
@@ -234,7 +235,7 @@ class JobStore:
         """Return the number of jobs in each status."""
         query = select(jobs.c.status, func.count()).group_by(jobs.c.status)
         with read_transaction(self.engine) as conn:
-            return {status: count for status, count in conn.execute(query).tuples()}
+            return {status: count for status, count in conn.execute(query)}
 
     def running_jobs_by_server(self) -> dict[str, list[int]]:
         """Return the ids of running jobs per server."""
@@ -243,7 +244,7 @@ class JobStore:
         )
         result: dict[str, list[int]] = {}
         with read_transaction(self.engine) as conn:
-            for server, job_id in conn.execute(query).tuples():
+            for server, job_id in conn.execute(query):
                 result.setdefault(server, []).append(job_id)
         return result
 
@@ -322,10 +323,24 @@ class JobStore:
         now: float,
         lease_seconds: float,
         actor: str,
+        buildable_only: bool = False,
     ) -> Job | None:
-        """Lease the first claimable job whose labels the server has, or return None."""
+        """Lease the first claimable job whose labels the server has, or return None.
+
+        ``buildable_only`` (agents) skips jobs of branches without a build command: those
+        stay for a person to claim by hand.
+        """
         with write_transaction(self.engine) as conn:
-            job_id = self._find_claimable(conn, server_labels)
+            buildable = None
+            if buildable_only:
+                buildable = frozenset(
+                    conn.execute(
+                        select(branches.c.name).where(branches.c.command.is_not(None))
+                    ).scalars()
+                )
+                if not buildable:
+                    return None
+            job_id = self._find_claimable(conn, server_labels, buildable)
             if job_id is None:
                 return None
             row = conn.execute(
@@ -348,7 +363,12 @@ class JobStore:
             )
             return job_from_row(row)
 
-    def _find_claimable(self, conn: Connection, server_labels: frozenset[str]) -> int | None:
+    def _find_claimable(
+        self,
+        conn: Connection,
+        server_labels: frozenset[str],
+        buildable: frozenset[str] | None,
+    ) -> int | None:
         dialect = "sqlite" if conn.dialect.name == "sqlite" else "postgresql"
         after: tuple[float, int] | None = None
         while True:
@@ -357,6 +377,8 @@ class JobStore:
                 params["after_rank"], params["after_id"] = after
             rows = conn.execute(_CANDIDATES[(dialect, after is not None)], params).all()
             for row in rows:
+                if buildable is not None and row.branch not in buildable:
+                    continue
                 if not row.labels or set(row.labels.split(",")) <= server_labels:
                     return int(row.id)
             if len(rows) < CLAIM_BATCH:
@@ -403,8 +425,11 @@ class JobStore:
         reason: str | None,
         now: float,
         actor: str,
+        manifest: Sequence[ArtifactFile] | None = None,
     ) -> Job:
         """Finish a running job as succeeded or failed; only the current lease may.
+
+        A manifest, when given, is stored in the same transaction as the result.
 
         ``server``/``fencing_token`` of None means an operator completes whichever lease
         is current (the seed's ``job_queue.sh complete``); the event records who did it.
@@ -441,6 +466,8 @@ class JobStore:
                     "duration": duration if duration is not None else row.duration,
                 },
             )
+            if manifest is not None:
+                replace_manifest(conn, job_id, row.server, manifest)
             self._after_finish(conn, row, now=now, actor=actor)
             return job_from_row(row)
 
@@ -524,21 +551,38 @@ class JobStore:
 
     def expire_leases(self, *, now: float, actor: str) -> list[Job]:
         """Requeue (attempt + 1) or fail every running job whose lease has run out."""
+        return self._end_leases(
+            jobs.c.lease_expires_at < now,
+            why="lease expired on {server}",
+            kind="job.lease_expired",
+            now=now,
+            actor=actor,
+        )
+
+    def end_leases_of(self, server: str, *, why: str, now: float, actor: str) -> list[Job]:
+        """Requeue (attempt + 1) or fail every job running on a server that was lost."""
+        return self._end_leases(
+            jobs.c.server == server, why=why, kind="job.agent_lost", now=now, actor=actor
+        )
+
+    def _end_leases(
+        self, condition: Any, *, why: str, kind: str, now: float, actor: str
+    ) -> list[Job]:
         changed: list[Job] = []
         with write_transaction(self.engine) as conn:
-            expired = conn.execute(
+            ended = conn.execute(
                 select(jobs)
-                .where(jobs.c.status == "running", jobs.c.lease_expires_at < now)
+                .where(jobs.c.status == "running", condition)
                 .order_by(jobs.c.id)
                 .with_for_update(skip_locked=True)
             ).all()
-            for current in expired:
+            for current in ended:
                 where = (
                     jobs.c.id == current.id,
                     jobs.c.status == "running",
                     jobs.c.fencing_token == current.fencing_token,
                 )
-                lost = f"lease expired on {current.server}"
+                lost = why.format(server=current.server)
                 if current.attempt < current.max_attempts:
                     values: dict[str, Any] = {
                         "status": "queued",
@@ -566,7 +610,7 @@ class JobStore:
                     conn,
                     at=now,
                     actor=actor,
-                    kind="job.lease_expired",
+                    kind=kind,
                     subject=f"job:{current.id}",
                     before=_snapshot(current) | {"attempt": current.attempt},
                     after={"status": row.status, "attempt": row.attempt, "reason": row.reason},

@@ -173,3 +173,56 @@ settings = Table(
     Column("key", String(100), primary_key=True),
     Column("value", Text, nullable=False),
 )
+
+branches = Table(
+    "branches",
+    metadata,
+    Column("name", String(255), primary_key=True),
+    Column("repo", Text, nullable=False),
+    Column("command", Text, nullable=True),  # None: jobs are claimable by hand, never by agents
+    Column("priority", SmallInteger, nullable=False),
+    Column("labels", Text, nullable=False),
+    Column("timeout_seconds", Double, nullable=True),
+    Column("retry_on_failure", Boolean, nullable=False),
+    Column("created_at", Time, nullable=False),
+    Column("updated_at", Time, nullable=False),
+)
+
+job_logs = Table(
+    "job_logs",
+    metadata,
+    Column("id", Id, primary_key=True, autoincrement=True),
+    Column("job_id", Id, ForeignKey("jobs.id", ondelete="CASCADE"), nullable=False),
+    Column("attempt", Integer, nullable=False),
+    Column("at", Time, nullable=False),
+    Column("kind", String(16), nullable=False),  # event | command | output
+    Column("level", String(16), nullable=False),  # info | warning | error | success
+    Column("message", Text, nullable=False),
+    Column("details", Text, nullable=True),  # JSON
+)
+Index("ix_job_logs_job_id", job_logs.c.job_id, job_logs.c.id)
+
+artifacts = Table(
+    "artifacts",
+    metadata,
+    Column("job_id", Id, ForeignKey("jobs.id", ondelete="CASCADE"), primary_key=True),
+    Column("path", Text, primary_key=True),
+    Column("server", String(64), nullable=False),
+    Column("kind", String(16), nullable=False),  # file | symlink
+    Column("size", BigInteger, nullable=False),
+    Column("md5", String(32), nullable=True),
+    Column("sha256", String(64), nullable=True),
+    Column("sha512", String(128), nullable=True),
+    Column("link_target", Text, nullable=True),
+)
+
+agent_sessions = Table(
+    "agent_sessions",
+    metadata,
+    Column("id", String(64), primary_key=True),
+    Column("server", String(64), nullable=False),
+    Column("connected_at", Time, nullable=False),
+    Column("disconnected_at", Time, nullable=True),
+    Column("handled_at", Time, nullable=True),  # when its leases were ended after the grace
+)
+Index("ix_agent_sessions_server", agent_sessions.c.server, agent_sessions.c.connected_at)

@@ -55,8 +55,8 @@ class RegisteredServer(BaseModel):
 
 class JobIn(Body):
     branch: StrictStr
-    commit: StrictStr
-    priority: StrictInt = 5
+    commit: StrictStr | None = None
+    priority: StrictInt | None = None
     depends_on: list[Int64] = Field(default_factory=list, max_length=1000)
     labels: list[StrictStr] = Field(default_factory=list, max_length=100)
 

@@ -1,0 +1,98 @@
+"""What agents do beyond plain queue calls: claim with the build recipe, live sessions.
+
+An agent holds a session (an open event stream) while it runs. When the stream drops and
+the agent has not reconnected within ``agent_reconnect_grace_seconds``, its leases end at
+once and its jobs are requeued — the fast path; an agent frozen with its stream still open
+stops renewing and loses its jobs when the lease expires — the slow path.
+"""
+
+from __future__ import annotations
+
+import secrets
+
+from buildcoord.clock import Clock
+from buildcoord.config import Settings
+from buildcoord.models import SYSTEM, Assignment, Job, Principal
+from buildcoord.services.authority import require_self_or_operator
+from buildcoord.store import Store
+
+
+class AgentService:
+    """Agent claims and sessions."""
+
+    def __init__(self, store: Store, clock: Clock, settings: Settings) -> None:
+        self.store = store
+        self.clock = clock
+        self.settings = settings
+
+    def claim(self, server: str, *, by: Principal) -> Assignment | None:
+        """Lease the next job this agent can build, with its branch's build recipe."""
+        require_self_or_operator(by, server, "claim jobs")
+        record = self.store.servers.get_server(server)
+        now = self.clock.now().timestamp()
+        while True:
+            job = self.store.jobs.claim_next_job(
+                server,
+                frozenset(record.labels),
+                now=now,
+                lease_seconds=self.settings.job_lease_seconds,
+                actor=by.actor,
+                buildable_only=True,
+            )
+            if job is None:
+                return None
+            branch = self.store.branches.find_branch(job.branch)
+            if branch is not None and branch.command is not None:
+                return Assignment(
+                    job=job,
+                    repo=branch.repo,
+                    command=branch.command,
+                    timeout_seconds=branch.timeout_seconds,
+                    retry_on_failure=branch.retry_on_failure,
+                )
+            # The branch lost its command between the claim and now: give the job back.
+            self.store.jobs.complete_job(
+                job.id,
+                server=server,
+                fencing_token=job.fencing_token,
+                status="failed",
+                exit_code=None,
+                duration=0.0,
+                reason=f"branch {job.branch} has no build command any more",
+                now=now,
+                actor=SYSTEM.actor,
+            )
+
+    def open_session(self, server: str, *, by: Principal) -> str:
+        """Record a connected agent; return the session id."""
+        require_self_or_operator(by, server, "open an agent session")
+        self.store.servers.get_server(server)
+        session_id = secrets.token_hex(16)
+        self.store.sessions.open_session(session_id, server, now=self.clock.now().timestamp())
+        return session_id
+
+    def close_session(self, session_id: str) -> None:
+        """Record that a session's connection dropped."""
+        self.store.sessions.close_session(session_id, now=self.clock.now().timestamp())
+
+    def release_lost_agents(self) -> list[Job]:
+        """Maintenance: end the leases of agents gone longer than the reconnect grace."""
+        now = self.clock.now().timestamp()
+        before = now - self.settings.agent_reconnect_grace_seconds
+        ended: list[Job] = []
+        for server in self.store.sessions.take_lost_servers(before=before, now=now):
+            ended += self.store.jobs.end_leases_of(
+                server,
+                why="agent {server} disconnected",
+                now=now,
+                actor=SYSTEM.actor,
+            )
+        return ended
+
+    def cancelled_jobs(self, server: str, *, since: float) -> list[Job]:
+        """Jobs leased to server that were cancelled after ``since`` (the agent must stop them)."""
+        return [
+            job
+            for job in self.store.jobs.list_jobs(statuses=["cancelled"], server=server, limit=50)
+            if job.finished_at is not None and job.finished_at.timestamp() >= since
+        ]

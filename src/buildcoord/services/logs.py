@@ -1,0 +1,78 @@
+"""Job log rules: who may write a job's log, what an entry is, output truncation."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+from buildcoord.clock import Clock
+from buildcoord.errors import Forbidden, InvalidInput
+from buildcoord.logformat import truncate_output
+from buildcoord.models import LogEntry, Principal
+from buildcoord.services.authority import require_reader, require_self_or_operator
+from buildcoord.store import Store
+
+KINDS = ("event", "command", "output")
+LEVELS = ("info", "warning", "error", "success")
+MESSAGE_LIMIT = 20_000
+BATCH_LIMIT = 5_000
+
+
+class LogService:
+    """Append to and read job logs."""
+
+    def __init__(self, store: Store, clock: Clock) -> None:
+        self.store = store
+        self.clock = clock
+
+    def append(
+        self,
+        job_id: int,
+        entries: Sequence[dict[str, Any]],
+        *,
+        server: str | None = None,
+        fencing_token: int | None = None,
+        by: Principal,
+    ) -> int:
+        """Append a batch; agents write only to jobs they hold, with their current token."""
+        if by.kind == "agent":
+            if server is None or fencing_token is None:
+                raise Forbidden("an agent writes a job log with its server name and fencing token")
+            require_self_or_operator(by, server, "write job logs")
+        elif by.kind not in ("operator", "system"):
+            raise Forbidden("writing a job log needs an operator or agent token")
+        if len(entries) > BATCH_LIMIT:
+            raise InvalidInput(f"at most {BATCH_LIMIT} log entries per request")
+        now = self.clock.now().timestamp()
+        clean = [self._entry(raw, now) for raw in entries]
+        return self.store.logs.append_entries(
+            job_id, clean, server=server, fencing_token=fencing_token
+        )
+
+    def _entry(self, raw: dict[str, Any], now: float) -> dict[str, Any]:
+        kind = raw.get("kind", "event")
+        level = raw.get("level", "info")
+        message = raw.get("message", "")
+        if kind not in KINDS:
+            raise InvalidInput(f"invalid log kind {kind!r}: expected event, command or output")
+        if level not in LEVELS:
+            raise InvalidInput(
+                f"invalid log level {level!r}: expected info, warning, error or success"
+            )
+        if not isinstance(message, str):
+            raise InvalidInput("a log message is text")
+        message = message[:MESSAGE_LIMIT]
+        details = raw.get("details")
+        if details is not None and not isinstance(details, dict):
+            raise InvalidInput("log details are a JSON object")
+        if kind == "command" and details is not None and isinstance(details.get("output"), str):
+            text, truncated = truncate_output(details["output"])
+            details = {**details, "output": text, "truncated": truncated}
+        at = raw.get("at")
+        moment = float(at) if isinstance(at, int | float) and at > 0 else now
+        return {"at": moment, "kind": kind, "level": level, "message": message, "details": details}
+
+    def entries(self, job_id: int, *, after_id: int = 0, by: Principal) -> list[LogEntry]:
+        """Read a job's log after a cursor."""
+        require_reader(by, "reading job logs")
+        return self.store.logs.list_entries(job_id, after_id=after_id)

@@ -1,0 +1,105 @@
+"""Branches set up for building: repository, build command, priority, labels, timeout."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sqlalchemy import Engine, Row, delete, insert, select
+
+from buildcoord.errors import Conflict, NotFound
+from buildcoord.models import Branch
+from buildcoord.store.engine import read_transaction, write_transaction
+from buildcoord.store.events import append_event
+from buildcoord.store.schema import branches
+from buildcoord.store.timestamps import from_epoch
+
+
+def branch_from_row(row: Row[Any]) -> Branch:
+    """Build a Branch from a row of the branches table."""
+    return Branch(
+        name=row.name,
+        repo=row.repo,
+        command=row.command,
+        priority=row.priority,
+        labels=tuple(label for label in row.labels.split(",") if label),
+        timeout_seconds=row.timeout_seconds,
+        retry_on_failure=bool(row.retry_on_failure),
+        created_at=from_epoch(row.created_at),
+        updated_at=from_epoch(row.updated_at),
+    )
+
+
+class BranchStore:
+    """SQL for branches."""
+
+    def __init__(self, engine: Engine) -> None:
+        self.engine = engine
+
+    def add_branch(
+        self,
+        *,
+        name: str,
+        repo: str,
+        command: str | None,
+        priority: int,
+        labels: tuple[str, ...],
+        timeout_seconds: float | None,
+        retry_on_failure: bool,
+        now: float,
+        actor: str,
+    ) -> Branch:
+        """Insert a branch; Conflict if it exists."""
+        with write_transaction(self.engine) as conn:
+            if conn.execute(select(branches.c.name).where(branches.c.name == name)).first():
+                raise Conflict(f"branch {name} already exists")
+            row = conn.execute(
+                insert(branches)
+                .values(
+                    name=name,
+                    repo=repo,
+                    command=command,
+                    priority=priority,
+                    labels=",".join(labels),
+                    timeout_seconds=timeout_seconds,
+                    retry_on_failure=retry_on_failure,
+                    created_at=now,
+                    updated_at=now,
+                )
+                .returning(*branches.c)
+            ).one()
+            append_event(
+                conn,
+                at=now,
+                actor=actor,
+                kind="branch.added",
+                subject=f"branch:{name}",
+                after={"repo": repo, "command": command, "priority": priority},
+            )
+            return branch_from_row(row)
+
+    def get_branch(self, name: str) -> Branch:
+        """Return one branch or raise NotFound."""
+        with read_transaction(self.engine) as conn:
+            row = conn.execute(select(branches).where(branches.c.name == name)).one_or_none()
+        if row is None:
+            raise NotFound(f"branch {name} is not set up (add it with 'buildcoord branches add')")
+        return branch_from_row(row)
+
+    def find_branch(self, name: str) -> Branch | None:
+        """Return one branch or None."""
+        with read_transaction(self.engine) as conn:
+            row = conn.execute(select(branches).where(branches.c.name == name)).one_or_none()
+        return None if row is None else branch_from_row(row)
+
+    def list_branches(self) -> list[Branch]:
+        """Return every branch by name."""
+        with read_transaction(self.engine) as conn:
+            rows = conn.execute(select(branches).order_by(branches.c.name)).all()
+        return [branch_from_row(row) for row in rows]
+
+    def remove_branch(self, name: str, *, now: float, actor: str) -> None:
+        """Delete a branch (its jobs stay; agents no longer claim its queued ones)."""
+        with write_transaction(self.engine) as conn:
+            if not conn.execute(delete(branches).where(branches.c.name == name)).rowcount:
+                raise NotFound(f"branch {name} is not set up")
+            append_event(conn, at=now, actor=actor, kind="branch.removed", subject=f"branch:{name}")
