@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import json
+from collections.abc import Iterator, Sequence
+from dataclasses import asdict
 from typing import Any, TypeVar
 
 import httpx
@@ -18,11 +20,15 @@ from buildcoord.errors import (
     Unavailable,
 )
 from buildcoord.models import (
+    ArtifactFile,
+    Assignment,
+    Branch,
     Event,
     IssuedToken,
     Job,
     Lock,
     LockGrant,
+    LogEntry,
     Message,
     MessageStats,
     Metrics,
@@ -94,6 +100,10 @@ class Client:
             return None
         if response.is_success:
             return response.json()
+        self._raise_for(response)
+
+    def _raise_for(self, response: httpx.Response) -> Any:
+        """Raise the error class matching a failed response, with the server's message."""
         try:
             message = response.json().get("error") or response.text
         except ValueError:
@@ -193,9 +203,10 @@ class Client:
         reason: str | None = None,
         server: str | None = None,
         fencing_token: int | None = None,
+        manifest: Sequence[ArtifactFile] | None = None,
     ) -> Job:
-        """Finish a running job."""
-        body = {
+        """Finish a running job (with the artifact manifest, when there is one)."""
+        body: dict[str, Any] = {
             "status": status,
             "exit_code": exit_code,
             "duration": duration,
@@ -203,6 +214,8 @@ class Client:
             "server": server,
             "fencing_token": fencing_token,
         }
+        if manifest is not None:
+            body["manifest"] = [asdict(item) for item in manifest]
         return _parse(Job, self._call("POST", f"/jobs/{job_id}/complete", json=body))
 
     def cancel_job(self, job_id: int, *, reason: str | None = None) -> Job:
@@ -341,3 +354,87 @@ class Client:
         """Run one maintenance pass now."""
         data: dict[str, Any] = self._call("POST", "/maintenance/step")
         return data
+
+    # -- branches --------------------------------------------------------------------------
+
+    def add_branch(
+        self,
+        name: str,
+        *,
+        repo: str,
+        command: str | None,
+        priority: int = 5,
+        labels: Sequence[str] = (),
+        timeout_seconds: float | None = None,
+        retry_on_failure: bool = False,
+    ) -> Branch:
+        """Set up a branch for building."""
+        body = {
+            "name": name,
+            "repo": repo,
+            "command": command,
+            "priority": priority,
+            "labels": list(labels),
+            "timeout_seconds": timeout_seconds,
+            "retry_on_failure": retry_on_failure,
+        }
+        return _parse(Branch, self._call("POST", "/branches", json=body))
+
+    def list_branches(self) -> list[Branch]:
+        """List branches."""
+        return _parse(list[Branch], self._call("GET", "/branches"))
+
+    def get_branch(self, name: str) -> Branch:
+        """Show one branch."""
+        return _parse(Branch, self._call("GET", f"/branches/{name}"))
+
+    def remove_branch(self, name: str) -> None:
+        """Forget a branch."""
+        self._call("DELETE", f"/branches/{name}")
+
+    # -- agents, logs, manifests -----------------------------------------------------------
+
+    def claim_assignment(self, server: str) -> Assignment | None:
+        """Lease the next job this agent can build, with its recipe; None when idle."""
+        data = self._call("POST", f"/agents/{server}/claim")
+        return None if data is None else _parse(Assignment, data)
+
+    def session_events(self, server: str) -> Iterator[tuple[str, dict[str, Any]]]:
+        """Hold the agent's live session open, yielding (event, data) until it drops."""
+        try:
+            with self.http.stream(
+                "GET", f"agents/{server}/session", timeout=httpx.Timeout(10.0, read=15.0)
+            ) as response:
+                if not response.is_success:
+                    response.read()
+                    self._raise_for(response)
+                event = "message"
+                for line in response.iter_lines():
+                    if line.startswith("event:"):
+                        event = line[6:].strip()
+                    elif line.startswith("data:"):
+                        yield event, json.loads(line[5:].strip() or "{}")
+                        event = "message"
+        except httpx.TransportError as exc:
+            raise Unavailable(f"session with {self.base_url} dropped: {exc}") from exc
+
+    def append_log(
+        self,
+        job_id: int,
+        entries: Sequence[dict[str, Any]],
+        *,
+        server: str | None = None,
+        fencing_token: int | None = None,
+    ) -> int:
+        """Append entries to a job's log."""
+        body = {"server": server, "fencing_token": fencing_token, "entries": list(entries)}
+        return int(self._call("POST", f"/jobs/{job_id}/log", json=body)["count"])
+
+    def log_entries(self, job_id: int, *, after: int = 0) -> list[LogEntry]:
+        """Read a job's log after a cursor."""
+        data = self._call("GET", f"/jobs/{job_id}/log", params={"after": after})
+        return _parse(list[LogEntry], data)
+
+    def manifest(self, job_id: int) -> list[ArtifactFile]:
+        """The artifact manifest a build reported."""
+        return _parse(list[ArtifactFile], self._call("GET", f"/jobs/{job_id}/manifest"))

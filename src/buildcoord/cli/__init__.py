@@ -52,9 +52,9 @@ def cli(ctx: click.Context, url: str, token: str | None, config: str | None) -> 
 
 
 def _register() -> None:
-    from buildcoord.cli import db, locks, messages, queue, serve, servers, tokens
+    from buildcoord.cli import branches, db, locks, logs, messages, queue, serve, servers, tokens
 
-    for module in (servers, queue, locks, messages, tokens, db, serve):
+    for module in (servers, branches, queue, logs, locks, messages, tokens, db, serve):
         for command in module.COMMANDS:
             cli.add_command(command)
 

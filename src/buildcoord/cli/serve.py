@@ -61,9 +61,23 @@ def serve(url: str | None, host: str | None, port: int | None, log_level: str) -
     click.echo(f"buildcoord coordinator on http://{settings.host}:{settings.port}", err=True)
     click.echo(f"  database: {store.engine.url.render_as_string(hide_password=True)}", err=True)
     click.echo(f"  admin token from {origin}", err=True)
-    app = create_app(coordinator, run_maintenance=True)
+    server: uvicorn.Server | None = None
+    app = create_app(
+        coordinator,
+        run_maintenance=True,
+        shutting_down=lambda: server is not None and server.should_exit,
+    )
+    config = uvicorn.Config(
+        app,
+        host=settings.host,
+        port=settings.port,
+        log_level=log_level,
+        # Agent sessions are endless streams: do not wait for them to end on shutdown.
+        timeout_graceful_shutdown=2,
+    )
+    server = uvicorn.Server(config)
     try:
-        uvicorn.run(app, host=settings.host, port=settings.port, log_level=log_level)
+        server.run()
     finally:
         store.close()
 

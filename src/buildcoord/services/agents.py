@@ -8,13 +8,17 @@ stops renewing and loses its jobs when the lease expires — the slow path.
 
 from __future__ import annotations
 
+import logging
 import secrets
+import threading
 
 from buildcoord.clock import Clock
 from buildcoord.config import Settings
 from buildcoord.models import SYSTEM, Assignment, Job, Principal
 from buildcoord.services.authority import require_self_or_operator
 from buildcoord.store import Store
+
+log = logging.getLogger("buildcoord.agents")
 
 
 class AgentService:
@@ -74,6 +78,20 @@ class AgentService:
     def close_session(self, session_id: str) -> None:
         """Record that a session's connection dropped."""
         self.store.sessions.close_session(session_id, now=self.clock.now().timestamp())
+
+    def schedule_lost_agent_check(self) -> None:
+        """Check for lost agents just after the grace, not at the next maintenance tick."""
+        timer = threading.Timer(
+            self.settings.agent_reconnect_grace_seconds + 0.05, self._check_quietly
+        )
+        timer.daemon = True
+        timer.start()
+
+    def _check_quietly(self) -> None:
+        try:
+            self.release_lost_agents()
+        except Exception:  # the maintenance loop will try again within a second
+            log.exception("lost-agent check failed")
 
     def release_lost_agents(self) -> list[Job]:
         """Maintenance: end the leases of agents gone longer than the reconnect grace."""

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import threading
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
@@ -12,11 +12,30 @@ from buildcoord import __version__
 from buildcoord.services import maintenance
 from buildcoord.services.coordinator import Coordinator
 from buildcoord.web.errors import install_error_handlers
-from buildcoord.web.routes import jobs, locks, messages, servers, system, tokens
+from buildcoord.web.routes import (
+    agents,
+    branches,
+    jobs,
+    locks,
+    logs,
+    messages,
+    servers,
+    system,
+    tokens,
+)
 
 
-def create_app(coordinator: Coordinator, *, run_maintenance: bool = False) -> FastAPI:
-    """Build the app around one Coordinator; serve runs the maintenance loop inside it."""
+def create_app(
+    coordinator: Coordinator,
+    *,
+    run_maintenance: bool = False,
+    shutting_down: Callable[[], bool] | None = None,
+) -> FastAPI:
+    """Build the app around one Coordinator; serve runs the maintenance loop inside it.
+
+    ``shutting_down`` tells open agent sessions that the coordinator itself is stopping,
+    so their closing is not taken for lost agents.
+    """
 
     @asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
@@ -42,7 +61,8 @@ def create_app(coordinator: Coordinator, *, run_maintenance: bool = False) -> Fa
         lifespan=lifespan,
     )
     app.state.coordinator = coordinator
+    app.state.shutting_down = shutting_down or (lambda: False)
     install_error_handlers(app)
-    for module in (jobs, servers, locks, messages, tokens, system):
+    for module in (jobs, logs, servers, agents, branches, locks, messages, tokens, system):
         app.include_router(module.router, prefix="/api/v1")
     return app

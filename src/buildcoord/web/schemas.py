@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
 from fastapi import Path, Query
 from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictFloat, StrictInt, StrictStr
@@ -77,6 +77,7 @@ class CompleteIn(Body):
     reason: StrictStr | None = None
     server: StrictStr | None = None
     fencing_token: Int64 | None = None
+    manifest: list[ArtifactIn] | None = Field(default=None, max_length=1_000_000)
 
 
 class CancelIn(Body):
@@ -143,3 +144,40 @@ class Released(BaseModel):
 
 
 __all__ = ["IssuedToken", "Job"]
+
+
+class BranchIn(Body):
+    name: StrictStr
+    repo: StrictStr
+    command: StrictStr | None = None
+    priority: StrictInt = 5
+    labels: list[StrictStr] = Field(default_factory=list, max_length=100)
+    timeout_seconds: StrictFloat | StrictInt | None = None
+    retry_on_failure: StrictBool = False
+
+
+class LogEntryIn(Body):
+    at: StrictFloat | StrictInt | None = None
+    kind: StrictStr = "event"
+    level: StrictStr = "info"
+    message: StrictStr
+    details: dict[str, Any] | None = None
+
+
+class LogIn(Body):
+    server: StrictStr | None = None
+    fencing_token: StrictInt | None = None
+    entries: list[LogEntryIn] = Field(max_length=5000)
+
+
+class ArtifactIn(Body):
+    path: StrictStr
+    size: StrictInt = Field(ge=0)
+    md5: StrictStr | None = None
+    sha256: StrictStr | None = None
+    sha512: StrictStr | None = None
+    kind: Literal["file", "symlink"] = "file"
+    link_target: StrictStr | None = None
+
+
+CompleteIn.model_rebuild()

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from fastapi import APIRouter, Response, status
 
-from buildcoord.models import Job
+from buildcoord.models import ArtifactFile, Job
 from buildcoord.web.auth import Caller, Services
 from buildcoord.web.schemas import CancelIn, ClaimIn, CompleteIn, JobIn, RenewIn, RowId
 
@@ -71,6 +71,9 @@ def complete(job_id: RowId, body: CompleteIn, services: Services, caller: Caller
         reason=body.reason,
         server=body.server,
         fencing_token=body.fencing_token,
+        manifest=None
+        if body.manifest is None
+        else [ArtifactFile(**item.model_dump()) for item in body.manifest],
         by=caller,
     )
 

@@ -1,0 +1,45 @@
+"""/api/v1/branches: branches set up for building (names may contain '/')."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter, Response, status
+
+from buildcoord.models import Branch
+from buildcoord.web.auth import Caller, Services
+from buildcoord.web.schemas import BranchIn
+
+router = APIRouter(prefix="/branches", tags=["branches"])
+
+
+@router.post("", status_code=status.HTTP_201_CREATED)
+def add(body: BranchIn, services: Services, caller: Caller) -> Branch:
+    """Set up a branch: repository, build command, priority, labels, timeout."""
+    return services.branches.add(
+        body.name,
+        repo=body.repo,
+        command=body.command,
+        priority=body.priority,
+        labels=body.labels,
+        timeout_seconds=None if body.timeout_seconds is None else float(body.timeout_seconds),
+        retry_on_failure=body.retry_on_failure,
+        by=caller,
+    )
+
+
+@router.get("")
+def list_branches(services: Services, caller: Caller) -> list[Branch]:
+    """List branches."""
+    return services.branches.list_branches(by=caller)
+
+
+@router.get("/{name:path}")
+def get(name: str, services: Services, caller: Caller) -> Branch:
+    """Show one branch."""
+    return services.branches.get(name, by=caller)
+
+
+@router.delete("/{name:path}", status_code=status.HTTP_204_NO_CONTENT)
+def remove(name: str, services: Services, caller: Caller) -> Response:
+    """Forget a branch (its jobs stay)."""
+    services.branches.remove(name, by=caller)
+    return Response(status_code=204)

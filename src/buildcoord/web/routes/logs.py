@@ -1,0 +1,35 @@
+"""/api/v1/jobs/{id}/log and /api/v1/jobs/{id}/manifest: what a build said and produced."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter
+
+from buildcoord.models import ArtifactFile, LogEntry
+from buildcoord.services.authority import require_reader
+from buildcoord.web.auth import Caller, Services
+from buildcoord.web.schemas import Count, Cursor, LogIn, RowId
+
+router = APIRouter(prefix="/jobs/{job_id}", tags=["logs"])
+
+
+@router.post("/log")
+def append(job_id: RowId, body: LogIn, services: Services, caller: Caller) -> Count:
+    """Append a batch of entries to a job's log (the lease holder, or an operator)."""
+    entries = [entry.model_dump() for entry in body.entries]
+    count = services.logs.append(
+        job_id, entries, server=body.server, fencing_token=body.fencing_token, by=caller
+    )
+    return Count(count=count)
+
+
+@router.get("/log")
+def entries(job_id: RowId, services: Services, caller: Caller, after: Cursor = 0) -> list[LogEntry]:
+    """Read a job's log entries after a cursor (entry id)."""
+    return services.logs.entries(job_id, after_id=after, by=caller)
+
+
+@router.get("/manifest")
+def manifest(job_id: RowId, services: Services, caller: Caller) -> list[ArtifactFile]:
+    """The artifact manifest the build reported."""
+    require_reader(caller, "reading manifests")
+    return services.store.artifacts.manifest(job_id)
