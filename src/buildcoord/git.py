@@ -6,15 +6,13 @@ import os
 import subprocess
 from pathlib import Path
 
-from buildcoord.errors import BuildcoordError, InvalidInput, NotFound
+from buildcoord.errors import InvalidInput, NotFound
 
 GIT_TIMEOUT = 120.0
 
 
-class GitError(BuildcoordError):
+class GitError(InvalidInput):
     """A git command failed; the message holds git's own words."""
-
-    status = 422
 
 
 def git_environment() -> dict[str, str]:
@@ -41,11 +39,17 @@ def run_git(args: list[str], *, cwd: str | Path | None = None, timeout: float = 
     except subprocess.TimeoutExpired as exc:
         raise GitError(f"git {args[0]} took longer than {timeout:.0f} s") from exc
     if result.returncode != 0:
-        detail = (result.stderr or result.stdout).strip().splitlines()
-        raise GitError(
-            f"git {args[0]} failed: {detail[-1] if detail else 'exit ' + str(result.returncode)}"
-        )
+        raise GitError(f"git {args[0]} failed: {_first_complaint(result.stderr or result.stdout)}")
     return result.stdout
+
+
+def _first_complaint(text: str) -> str:
+    """git's own reason: its first fatal/error line, else its last line."""
+    lines = [line.strip() for line in text.strip().splitlines() if line.strip()]
+    for line in lines:
+        if line.startswith(("fatal:", "error:")):
+            return line
+    return lines[-1] if lines else "no output"
 
 
 def branch_tip(repo: str, branch: str) -> str:

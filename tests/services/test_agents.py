@@ -1,0 +1,187 @@
+"""Agent claims (only buildable jobs, with their recipe) and lost-agent recovery by session."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import pytest
+
+from buildcoord.clock import FakeClock
+from buildcoord.errors import Forbidden
+from buildcoord.models import Principal
+from buildcoord.services.coordinator import Coordinator
+from buildcoord.services.maintenance import step
+
+RegisterServer = Callable[..., Principal]
+
+
+@pytest.fixture
+def build1(register_server: RegisterServer) -> Principal:
+    """An agent principal for build1."""
+    return register_server("build1")
+
+
+def test_an_agent_claims_only_jobs_of_branches_with_a_build_command(
+    coordinator: Coordinator, operator: Principal, build1: Principal
+) -> None:
+    coordinator.branches.add("manual", repo="/srv/repo", command=None, by=operator)
+    coordinator.branches.add("main", repo="/srv/repo", command="./build.sh", by=operator)
+    by_hand = coordinator.queue.submit("manual", "abcdef1", priority=1, by=operator)
+    unknown = coordinator.queue.submit("elsewhere", "abcdef2", priority=1, by=operator)
+    buildable = coordinator.queue.submit("main", "abcdef3", priority=9, by=operator)
+
+    assignment = coordinator.agents.claim("build1", by=build1)
+
+    assert assignment is not None
+    assert assignment.job.id == buildable.id
+    assert (assignment.repo, assignment.command) == ("/srv/repo", "./build.sh")
+    assert coordinator.agents.claim("build1", by=build1) is None
+    # ...and the by-hand jobs are still there for a person.
+    assert coordinator.queue.claim_next("build1", by=operator) is not None
+    assert {by_hand.id, unknown.id} & {
+        job.id for job in coordinator.queue.list_jobs(status="running", by=operator)
+    }
+
+
+def test_an_agent_may_not_claim_as_another_server(
+    coordinator: Coordinator, build1: Principal, register_server: RegisterServer
+) -> None:
+    register_server("build2")
+    with pytest.raises(Forbidden):
+        coordinator.agents.claim("build2", by=build1)
+
+
+def running_job(coordinator: Coordinator, operator: Principal, agent: Principal) -> int:
+    """Queue a buildable job and let the agent claim it; return its id."""
+    coordinator.branches.add("main", repo="/srv/repo", command="make", by=operator)
+    coordinator.queue.submit("main", "abcdef1", by=operator)
+    assignment = coordinator.agents.claim(str(agent.server), by=agent)
+    assert assignment is not None
+    return assignment.job.id
+
+
+def test_a_dropped_session_requeues_the_agents_jobs_after_the_grace(
+    coordinator: Coordinator, operator: Principal, build1: Principal, clock: FakeClock
+) -> None:
+    job_id = running_job(coordinator, operator, build1)
+    session = coordinator.agents.open_session("build1", by=build1)
+    coordinator.agents.close_session(session)
+
+    clock.advance(coordinator.settings.agent_reconnect_grace_seconds - 0.5)
+    assert coordinator.agents.release_lost_agents() == []
+    clock.advance(1.0)
+    requeued = coordinator.agents.release_lost_agents()
+
+    assert [job.id for job in requeued] == [job_id]
+    job = coordinator.queue.get(job_id, by=operator)
+    assert (job.status, job.attempt) == ("queued", 2)
+    assert "agent build1 disconnected" in (job.reason or "")
+
+
+def test_an_agent_that_reconnects_within_the_grace_keeps_its_jobs(
+    coordinator: Coordinator, operator: Principal, build1: Principal, clock: FakeClock
+) -> None:
+    job_id = running_job(coordinator, operator, build1)
+    first = coordinator.agents.open_session("build1", by=build1)
+    coordinator.agents.close_session(first)
+    clock.advance(1.0)
+    coordinator.agents.open_session("build1", by=build1)
+    clock.advance(10.0)
+
+    assert coordinator.agents.release_lost_agents() == []
+    assert coordinator.queue.get(job_id, by=operator).status == "running"
+
+
+def test_a_dropped_session_is_acted_on_once(
+    coordinator: Coordinator, operator: Principal, build1: Principal, clock: FakeClock
+) -> None:
+    running_job(coordinator, operator, build1)
+    session = coordinator.agents.open_session("build1", by=build1)
+    coordinator.agents.close_session(session)
+    clock.advance(10.0)
+    assert len(coordinator.agents.release_lost_agents()) == 1
+    # The job was requeued and claimed again by the reconnected agent: nothing more happens.
+    coordinator.agents.open_session("build1", by=build1)
+    assert coordinator.agents.claim("build1", by=build1) is not None
+    assert coordinator.agents.release_lost_agents() == []
+
+
+def test_maintenance_releases_lost_agents(
+    coordinator: Coordinator, operator: Principal, build1: Principal, clock: FakeClock
+) -> None:
+    job_id = running_job(coordinator, operator, build1)
+    coordinator.agents.close_session(coordinator.agents.open_session("build1", by=build1))
+    clock.advance(5.0)
+    assert job_id in step(coordinator).requeued_or_failed_jobs
+
+
+def test_the_old_holder_of_a_requeued_job_cannot_complete_it(
+    coordinator: Coordinator, operator: Principal, build1: Principal, clock: FakeClock
+) -> None:
+    coordinator.branches.add("main", repo="/srv/repo", command="make", by=operator)
+    coordinator.queue.submit("main", "abcdef1", by=operator)
+    first = coordinator.agents.claim("build1", by=build1)
+    assert first is not None
+    coordinator.agents.close_session(coordinator.agents.open_session("build1", by=build1))
+    clock.advance(5.0)
+    coordinator.agents.release_lost_agents()
+    second = coordinator.agents.claim("build1", by=build1)
+    assert second is not None
+    assert second.job.fencing_token > first.job.fencing_token
+
+    from buildcoord.errors import Conflict
+
+    with pytest.raises(Conflict, match="stale fencing token"):
+        coordinator.queue.complete(
+            first.job.id,
+            status="succeeded",
+            server="build1",
+            fencing_token=first.job.fencing_token,
+            by=build1,
+        )
+
+
+def fail_next(coordinator: Coordinator, agent: Principal) -> tuple[int, str]:
+    """Claim the next job as the agent and report it failed; return (id, status after)."""
+    assignment = coordinator.agents.claim(str(agent.server), by=agent)
+    assert assignment is not None
+    job = coordinator.queue.complete(
+        assignment.job.id,
+        status="failed",
+        exit_code=1,
+        server=agent.server,
+        fencing_token=assignment.job.fencing_token,
+        by=agent,
+    )
+    return job.id, job.status
+
+
+def test_a_failed_build_is_retried_when_its_branch_says_so(
+    coordinator: Coordinator, operator: Principal, build1: Principal
+) -> None:
+    coordinator.branches.add(
+        "flaky", repo="/srv/repo", command="make", retry_on_failure=True, by=operator
+    )
+    coordinator.queue.submit("flaky", "abcdef1", by=operator)
+    job_id, status = fail_next(coordinator, build1)
+    assert status == "queued"
+    assert coordinator.queue.get(job_id, by=operator).attempt == 2
+
+
+def test_a_failed_build_is_not_retried_by_default(
+    coordinator: Coordinator, operator: Principal, build1: Principal
+) -> None:
+    coordinator.branches.add("main", repo="/srv/repo", command="make", by=operator)
+    coordinator.queue.submit("main", "abcdef1", by=operator)
+    assert fail_next(coordinator, build1)[1] == "failed"
+
+
+def test_retries_stop_at_the_attempt_limit(
+    coordinator: Coordinator, operator: Principal, build1: Principal
+) -> None:
+    coordinator.branches.add(
+        "flaky", repo="/srv/repo", command="make", retry_on_failure=True, by=operator
+    )
+    coordinator.queue.submit("flaky", "abcdef1", by=operator)
+    statuses = [fail_next(coordinator, build1)[1] for _ in range(3)]
+    assert statuses == ["queued", "queued", "failed"]
