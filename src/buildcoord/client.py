@@ -400,7 +400,12 @@ class Client:
         return None if data is None else _parse(Assignment, data)
 
     def session_events(self, server: str) -> Iterator[tuple[str, dict[str, Any]]]:
-        """Hold the agent's live session open, yielding (event, data) until it drops."""
+        """Hold the agent's live session open, yielding (event, data) until it drops.
+
+        The server's keepalive comments come out as ``("keepalive", {})``, so that the
+        reader gets control back every second (to notice it should stop) even when no
+        event arrives.
+        """
         try:
             with self.http.stream(
                 "GET", f"agents/{server}/session", timeout=httpx.Timeout(10.0, read=15.0)
@@ -415,6 +420,8 @@ class Client:
                     elif line.startswith("data:"):
                         yield event, json.loads(line[5:].strip() or "{}")
                         event = "message"
+                    elif line.startswith(":"):
+                        yield "keepalive", {}
         except httpx.TransportError as exc:
             raise Unavailable(f"session with {self.base_url} dropped: {exc}") from exc
 

@@ -146,9 +146,17 @@ def test_a_frozen_agent_loses_its_job_and_its_build_never_overlaps_the_new_one(
     assert kinds.count("job.succeeded") == 1
 
 
+@pytest.fixture
+def default_fleet(tmp_path: Path) -> Iterator[LiveFleet]:
+    """A coordinator with the default lease (30 s)."""
+    with live_fleet(tmp_path / "home") as running:
+        yield running
+
+
 def test_a_coordinator_restart_mid_build_loses_nothing(
-    fleet: LiveFleet, tmp_path: Path, markers: Path
+    default_fleet: LiveFleet, tmp_path: Path, markers: Path
 ) -> None:
+    fleet = default_fleet
     start(fleet, tmp_path, markers, "build1")
     with fleet.client() as client:
         job_id = client.submit_job("main").id

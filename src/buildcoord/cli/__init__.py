@@ -52,9 +52,21 @@ def cli(ctx: click.Context, url: str, token: str | None, config: str | None) -> 
 
 
 def _register() -> None:
-    from buildcoord.cli import branches, db, locks, logs, messages, queue, serve, servers, tokens
+    from buildcoord.cli import (
+        agent,
+        branches,
+        db,
+        locks,
+        logs,
+        messages,
+        queue,
+        serve,
+        servers,
+        tokens,
+        up,
+    )
 
-    for module in (servers, branches, queue, logs, locks, messages, tokens, db, serve):
+    for module in (servers, branches, queue, logs, locks, messages, tokens, db, serve, up, agent):
         for command in module.COMMANDS:
             cli.add_command(command)
 

@@ -32,12 +32,11 @@ class AgentService:
     def claim(self, server: str, *, by: Principal) -> Assignment | None:
         """Lease the next job this agent can build, with its branch's build recipe."""
         require_self_or_operator(by, server, "claim jobs")
-        record = self.store.servers.get_server(server)
         now = self.clock.now().timestamp()
         while True:
-            job = self.store.jobs.claim_next_job(
+            # The server's labels are read in the claim's transaction (NotFound if none).
+            job = self.store.jobs.claim_for_server(
                 server,
-                frozenset(record.labels),
                 now=now,
                 lease_seconds=self.settings.job_lease_seconds,
                 actor=by.actor,

@@ -36,3 +36,7 @@ class Coordinator:
         if self.settings.admin_token:
             self.tokens.install_admin_token(self.settings.admin_token)
         self.queue.apply_aging_policy()
+        now = self.clock.now().timestamp()
+        self.store.jobs.extend_running_leases(
+            until=now + self.settings.job_lease_seconds, now=now, actor="system:startup"
+        )

@@ -136,10 +136,8 @@ class QueueService:
     def claim_next(self, server: str, *, by: Principal) -> Job | None:
         """Lease the next job this server can run (labels, dependencies, priority, age)."""
         require_self_or_operator(by, server, "claim jobs")
-        record = self.store.servers.get_server(server)
-        return self.store.jobs.claim_next_job(
+        return self.store.jobs.claim_for_server(
             server,
-            frozenset(record.labels),
             now=self.clock.now().timestamp(),
             lease_seconds=self.settings.job_lease_seconds,
             actor=by.actor,

@@ -1,16 +1,25 @@
-"""Engines and transactions: URL handling, SQLite pragmas, and the write/read transaction split."""
+"""Engines and transactions: URL handling, SQLite pragmas, and the write/read transaction split.
+
+The hot paths (claim, complete) run prebuilt SQL on the driver's own cursor through
+``driver_transaction``; everything else goes through SQLAlchemy Core.
+"""
 
 from __future__ import annotations
 
+import logging
 import os
-from collections.abc import Iterator
+import select
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 from sqlalchemy import Connection, Engine, create_engine, event
 from sqlalchemy.engine import make_url
-from sqlalchemy.pool import NullPool
+from sqlalchemy.engine.interfaces import DBAPIConnection, DBAPICursor
+from sqlalchemy.exc import DBAPIError, DisconnectionError, StatementError
+from sqlalchemy.pool import ConnectionPoolEntry, NullPool, PoolProxiedConnection
 
 from buildcoord.errors import InvalidInput
 
@@ -67,8 +76,40 @@ def make_engine(url: str, **kwargs: Any) -> Engine:
         return engine
     kwargs.setdefault("pool_size", 10)
     kwargs.setdefault("max_overflow", 20)
-    kwargs.setdefault("pool_pre_ping", True)
-    return create_engine(real, **kwargs)
+    engine = create_engine(real, **kwargs)
+    event.listen(engine, "checkout", _replace_if_closed_by_server)
+    return engine
+
+
+def _replace_if_closed_by_server(
+    dbapi_connection: DBAPIConnection, _record: ConnectionPoolEntry, _proxy: PoolProxiedConnection
+) -> None:
+    """Hand out no pooled PostgreSQL connection the server has closed (a restart, a kill).
+
+    Instead of pool_pre_ping's round trip on every checkout: an idle connection has nothing
+    to read, so a readable socket means the server sent its goodbye (or hung up). Raising
+    DisconnectionError makes the pool replace the connection and check out a fresh one.
+    A connection lost without a word (a network cut) still fails its next statement, which
+    discards it, and the request after that one gets a fresh connection.
+    """
+    if dbapi_connection.closed or dbapi_connection.broken:
+        raise DisconnectionError("the pooled connection is closed")
+    try:
+        fd = dbapi_connection.pgconn.socket
+    except Exception as exc:  # psycopg raises OperationalError for a connection gone bad
+        raise DisconnectionError(f"the pooled connection is unusable: {exc}") from exc
+    if _readable(fd):
+        raise DisconnectionError("the server closed the pooled connection")
+
+
+def _readable(fd: int) -> bool:
+    """Whether fd has data (or end-of-file) to read right now, without waiting."""
+    if hasattr(select, "poll"):
+        poller = select.poll()
+        poller.register(fd, select.POLLIN | select.POLLERR | select.POLLHUP)
+        return bool(poller.poll(0))
+    readable, _, _ = select.select([fd], [], [], 0)
+    return bool(readable)
 
 
 def _configure_sqlite(engine: Engine) -> None:
@@ -104,3 +145,155 @@ def read_transaction(engine: Engine) -> Iterator[Connection]:
     """Run one read-only transaction."""
     with engine.connect() as conn, conn.begin():
         yield conn
+
+
+# -- prebuilt SQL straight on the driver ---------------------------------------------------------
+#
+# The hot paths (claim, complete, their events) send prebuilt SQL text to the DBAPI cursor:
+# per statement, SQLAlchemy's execution machinery cost several times what SQLite takes to run
+# it. Each transaction is still one pooled connection, one BEGIN and one COMMIT, and errors
+# still surface as SQLAlchemy's exceptions (so a dead database still answers 503).
+
+
+@dataclass(frozen=True, slots=True)
+class Sql:
+    """One prebuilt statement in each driver's placeholder style: ``?`` sqlite3, ``%s`` psycopg."""
+
+    sqlite: str
+    postgresql: str
+
+
+def sql(statement: str, *, postgresql: str | None = None) -> Sql:
+    """Write a statement once with ``?`` placeholders (and optionally a PostgreSQL variant)."""
+    pg = statement if postgresql is None else postgresql
+    if "%" in statement or "%" in pg:
+        raise ValueError("prebuilt SQL must not contain '%': psycopg reads it as a placeholder")
+    return Sql(statement, pg.replace("?", "%s"))
+
+
+class Rows(Protocol):
+    """What a statement gives back: a DBAPI cursor, or SQLAlchemy's CursorResult."""
+
+    @property
+    def rowcount(self) -> int: ...
+
+    def fetchone(self) -> Any: ...
+
+    def fetchall(self) -> Sequence[Any]: ...
+
+
+class Driver:
+    """Runs prebuilt statements inside one transaction, on the driver's cursor when it can.
+
+    ``Driver.on(conn)`` runs them through an SQLAlchemy connection instead (``exec_driver_sql``):
+    in a transaction that also uses Core statements, or when the engine is instrumented.
+    """
+
+    __slots__ = ("_conn", "_cursor", "_engine", "postgresql")
+
+    def __init__(self, engine: Engine, cursor: DBAPICursor | None, conn: Connection | None) -> None:
+        self._engine = engine
+        self._cursor = cursor
+        self._conn = conn
+        self.postgresql = engine.dialect.name != "sqlite"
+
+    @classmethod
+    def on(cls, conn: Connection) -> Driver:
+        """Run statements through an open SQLAlchemy connection, inside its transaction."""
+        return cls(conn.engine, None, conn)
+
+    @property
+    def connection(self) -> Connection | None:
+        """The SQLAlchemy connection, when statements go through one."""
+        return self._conn
+
+    def run(self, statement: Sql, params: Sequence[Any] = ()) -> Rows:
+        """Execute one statement; fetch its rows from the result before the next run."""
+        text = statement.postgresql if self.postgresql else statement.sqlite
+        if self._conn is not None:
+            return self._conn.exec_driver_sql(text, tuple(params))
+        cursor = self._cursor
+        assert cursor is not None
+        try:
+            cursor.execute(text, params)
+        except self._engine.dialect.loaded_dbapi.Error as error:
+            lost = _lost(self._engine, error, cursor)
+            raise _wrapped(self._engine, error, text, params, lost=lost) from error
+        return cursor
+
+
+def _instrumented(engine: Engine) -> bool:
+    """Whether something watches this engine's statements (event listeners, SQL logging)."""
+    events = engine.dispatch
+    return bool(events.before_cursor_execute or events.after_cursor_execute) or (
+        engine.logger.isEnabledFor(logging.INFO)
+    )
+
+
+def _lost(engine: Engine, error: Any, cursor: DBAPICursor) -> bool:
+    """Whether the driver error means the connection itself is gone."""
+    return bool(engine.dialect.is_disconnect(error, cursor.connection, cursor))
+
+
+def _wrapped(
+    engine: Engine, error: Exception, statement: str | None, params: Any, *, lost: bool = False
+) -> StatementError:
+    """The SQLAlchemy exception SQLAlchemy itself would raise for a driver error."""
+    return DBAPIError.instance(
+        statement,
+        params,
+        error,
+        engine.dialect.loaded_dbapi.Error,
+        hide_parameters=engine.hide_parameters,
+        connection_invalidated=lost,
+        dialect=engine.dialect,
+    )
+
+
+@contextmanager
+def driver_transaction(engine: Engine) -> Iterator[Driver]:
+    """Run one write transaction of prebuilt statements (BEGIN IMMEDIATE on SQLite).
+
+    It commits on success and rolls back on any exception. Driver errors are raised as
+    SQLAlchemy's exceptions; a connection the driver reports lost is discarded, not pooled.
+    """
+    if _instrumented(engine):
+        with write_transaction(engine) as conn:
+            yield Driver.on(conn)
+        return
+    dbapi_error = engine.dialect.loaded_dbapi.Error
+    try:
+        pooled = engine.raw_connection()
+    except dbapi_error as error:
+        raise _wrapped(engine, error, None, None) from error
+    try:
+        raw = pooled.dbapi_connection
+        assert raw is not None  # a connection just checked out of the pool
+        cursor = raw.cursor()
+        driver = Driver(engine, cursor, None)
+        try:
+            if engine.dialect.name == "sqlite":  # psycopg sends BEGIN before the first statement
+                driver.run(_BEGIN_IMMEDIATE)
+            yield driver
+            try:
+                raw.commit()
+            except dbapi_error as error:
+                lost = _lost(engine, error, cursor)
+                raise _wrapped(engine, error, "COMMIT", None, lost=lost) from error
+        except BaseException as failure:
+            lost = isinstance(failure, DBAPIError) and failure.connection_invalidated
+            if not lost:
+                try:
+                    raw.rollback()
+                except dbapi_error:
+                    lost = True
+            if lost:  # never pool a connection that is gone or stuck in a transaction
+                pooled.invalidate()
+            raise
+        finally:
+            cursor.close()
+    finally:
+        pooled.close()
+
+
+_BEGIN_IMMEDIATE = sql("BEGIN IMMEDIATE")

@@ -5,12 +5,22 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from sqlalchemy import Connection, Engine, insert, select
+from sqlalchemy import Connection, Engine, select
 
 from buildcoord.models import Event
-from buildcoord.store.engine import read_transaction
+from buildcoord.store.engine import Driver, read_transaction, sql
 from buildcoord.store.schema import events
 from buildcoord.store.timestamps import from_epoch
+
+# One event row, built once: building an insert() per event cost more than running it.
+# "before" and "after" are quoted: both are SQL keywords.
+EVENT_INSERT = (
+    'INSERT INTO events (at, actor, kind, subject, "before", "after") VALUES (?, ?, ?, ?, ?, ?)'
+)
+_APPEND = sql(EVENT_INSERT)
+
+# json.dumps(value, sort_keys=True), without building an encoder per call.
+_to_json = json.JSONEncoder(sort_keys=True).encode
 
 
 def append_event(
@@ -24,15 +34,41 @@ def append_event(
     after: dict[str, Any] | None = None,
 ) -> None:
     """Append one event inside the caller's transaction."""
-    conn.execute(
-        insert(events).values(
-            at=at,
-            actor=actor,
-            kind=kind,
-            subject=subject,
-            before=None if before is None else json.dumps(before, sort_keys=True),
-            after=None if after is None else json.dumps(after, sort_keys=True),
-        )
+    record_event(
+        Driver.on(conn), at=at, actor=actor, kind=kind, subject=subject, before=before, after=after
+    )
+
+
+def record_event(
+    db: Driver,
+    *,
+    at: float,
+    actor: str,
+    kind: str,
+    subject: str,
+    before: dict[str, Any] | None = None,
+    after: dict[str, Any] | None = None,
+) -> None:
+    """Append one event inside the transaction a Driver runs."""
+    db.run(_APPEND, event_values(at, actor, kind, subject, before, after))
+
+
+def event_values(
+    at: float,
+    actor: str,
+    kind: str,
+    subject: str,
+    before: dict[str, Any] | None,
+    after: dict[str, Any] | None,
+) -> tuple[Any, ...]:
+    """The parameters of EVENT_INSERT, in its column order (JSON with sorted keys)."""
+    return (
+        at,
+        actor,
+        kind,
+        subject,
+        None if before is None else _to_json(before),
+        None if after is None else _to_json(after),
     )
 
 

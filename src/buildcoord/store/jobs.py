@@ -9,31 +9,24 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, NoReturn
 
-from sqlalchemy import (
-    ColumnElement,
-    Connection,
-    Double,
-    Engine,
-    Row,
-    TextClause,
-    Update,
-    bindparam,
-    case,
-    func,
-    insert,
-    select,
-    text,
-    update,
-)
+from sqlalchemy import Connection, Engine, Row, bindparam, func, insert, select, update
+from sqlalchemy.exc import NoResultFound
 
 from buildcoord.errors import Conflict, InvalidInput, NotFound
 from buildcoord.models import FINISHED_STATUSES, ArtifactFile, Job
 from buildcoord.store.artifacts import replace_manifest
-from buildcoord.store.engine import read_transaction, write_transaction
-from buildcoord.store.events import append_event
-from buildcoord.store.schema import branches, job_dependencies, jobs
+from buildcoord.store.engine import (
+    Driver,
+    Sql,
+    driver_transaction,
+    read_transaction,
+    sql,
+    write_transaction,
+)
+from buildcoord.store.events import append_event, record_event
+from buildcoord.store.schema import job_dependencies, jobs
 from buildcoord.store.timestamps import from_epoch, from_epoch_or_none
 
 # How many claimable rows one claim reads at a time while looking for a label match.
@@ -42,72 +35,73 @@ CLAIM_BATCH = 16
 RankFunction = Callable[[int, float], float]
 """(priority, queued_at epoch) -> claim rank; lower ranks are claimed first."""
 
-# The hot path (claim, complete) runs statements built once here: building a SQLAlchemy
-# statement and its cache key on every call cost more than the database work itself.
+# -- the hot path's SQL ---------------------------------------------------------------------------
+#
+# Claim and complete run these prebuilt statements on the driver's cursor (engine.Driver):
+# building SQLAlchemy statements, and executing them through Core, cost several times the
+# database work itself. Each is written once here, for both dialects unless noted.
+
+# The columns a claim or completion returns, in the order _job reads them.
+_JOB_COLUMNS = (
+    'id, branch, "commit", priority, status, attempt, max_attempts, depends_on, labels,'
+    " pending_deps, server, fencing_token, lease_expires_at, blocked_reason, reason,"
+    " created_at, queued_at, started_at, finished_at, exit_code, duration"
+)
+
+# The labels of the claiming server; no row means there is no such server.
+_SERVER_LABELS = sql("SELECT labels FROM servers WHERE name = ?")
+
+# Branches agents can build (they have a build command); agent claims skip the others.
+_BUILDABLE_BRANCHES = sql("SELECT name FROM branches WHERE command IS NOT NULL")
 
 
-def _candidates(dialect: str, *, paged: bool) -> TextClause:
-    """The claim's candidate read, straight off ix_jobs_claim_order.
+def _candidates(*, paged: bool) -> Sql:
+    """The claim's candidate read, straight off ix_jobs_claim_order, CLAIM_BATCH rows a page.
 
     The index's predicate is written out verbatim: with a bound 'queued' the planner cannot
     match the partial index. SQLite is also told the index by name: without statistics it
     preferred ix_jobs_status_lease and sorted every queued row (and ANALYZE can flip the
-    choice), so the plan no longer depends on what the planner guesses.
+    choice), so the plan no longer depends on what the planner guesses. PostgreSQL locks the
+    rows it returns and skips rows other claims hold; SQLite's BEGIN IMMEDIATE already
+    serialises claims. Parameters: [after_rank, after_rank, after_id,] batch.
     """
-    source = "jobs INDEXED BY ix_jobs_claim_order" if dialect == "sqlite" else "jobs"
-    after = " AND (rank > :after_rank OR (rank = :after_rank AND id > :after_id))"
-    lock = "" if dialect == "sqlite" else " FOR UPDATE SKIP LOCKED"
-    return text(
-        f"SELECT id, rank, labels, branch FROM {source}"
-        f" WHERE status = 'queued' AND pending_deps = 0{after if paged else ''}"
-        f" ORDER BY rank, id LIMIT :batch{lock}"
+    where = "status = 'queued' AND pending_deps = 0"
+    if paged:
+        where += " AND (rank > ? OR (rank = ? AND id > ?))"
+    tail = f" WHERE {where} ORDER BY rank, id LIMIT ?"
+    return sql(
+        "SELECT id, rank, labels, branch FROM jobs INDEXED BY ix_jobs_claim_order" + tail,
+        postgresql="SELECT id, rank, labels, branch FROM jobs" + tail + " FOR UPDATE SKIP LOCKED",
     )
 
 
-_CANDIDATES = {
-    (dialect, paged): _candidates(dialect, paged=paged)
-    for dialect in ("sqlite", "postgresql")
-    for paged in (False, True)
-}
+_CANDIDATES = {paged: _candidates(paged=paged) for paged in (False, True)}
 
-_CLAIM = (
-    update(jobs)
-    .where(jobs.c.id == bindparam("job_id"), jobs.c.status == "queued")
-    .values(
-        status="running",
-        server=bindparam("claim_server"),
-        fencing_token=jobs.c.fencing_token + 1,
-        lease_expires_at=bindparam("lease_until"),
-        started_at=bindparam("claim_now"),
-        reason=None,
-    )
-    .returning(*jobs.c)
+# Lease a queued job (compare-and-set on its status) and bump its fencing token.
+# Parameters: server, lease_expires_at, started_at, id.
+_CLAIM = sql(
+    "UPDATE jobs SET status = 'running', server = ?, fencing_token = fencing_token + 1,"
+    " lease_expires_at = ?, started_at = ?, reason = NULL"
+    f" WHERE id = ? AND status = 'queued' RETURNING {_JOB_COLUMNS}"
 )
 
 
-def _complete_statement(*, by_server: bool, by_token: bool) -> Update:
-    """Finish the current lease; the duration, unless given, is now - started_at (>= 0)."""
-    conditions = [jobs.c.id == bindparam("job_id"), jobs.c.status == "running"]
+def _complete_statement(*, by_server: bool, by_token: bool) -> Sql:
+    """Finish the current lease (compare-and-set on status, and on holder and token if given).
+
+    The duration, unless given, is now - started_at (never below 0). Parameters: status,
+    finished_at, exit_code, reason, given duration, now, now, id[, server][, fencing_token].
+    """
+    where = "id = ? AND status = 'running'"
     if by_server:
-        conditions.append(jobs.c.server == bindparam("lease_server"))
+        where += " AND server = ?"
     if by_token:
-        conditions.append(jobs.c.fencing_token == bindparam("lease_token"))
-    elapsed: ColumnElement[float] = bindparam("finish_now", type_=Double()) - jobs.c.started_at
-    return (
-        update(jobs)
-        .where(*conditions)
-        .values(
-            status=bindparam("new_status"),
-            finished_at=bindparam("finish_now", type_=Double()),
-            exit_code=bindparam("new_exit_code"),
-            duration=func.coalesce(
-                bindparam("given_duration", type_=Double()),
-                case((elapsed > 0, elapsed), else_=0.0),
-            ),
-            lease_expires_at=None,
-            reason=bindparam("new_reason"),
-        )
-        .returning(*jobs.c)
+        where += " AND fencing_token = ?"
+    return sql(
+        "UPDATE jobs SET status = ?, finished_at = ?, exit_code = ?, reason = ?,"
+        " lease_expires_at = NULL,"
+        " duration = COALESCE(?, CASE WHEN ? - started_at > 0 THEN ? - started_at ELSE 0.0 END)"
+        f" WHERE {where} RETURNING {_JOB_COLUMNS}"
     )
 
 
@@ -117,17 +111,14 @@ _COMPLETE = {
     for by_token in (False, True)
 }
 
-_RELEASE_DEPENDENTS = (
-    update(jobs)
-    .where(
-        jobs.c.id.in_(
-            select(job_dependencies.c.job_id).where(
-                job_dependencies.c.depends_on_id == bindparam("finished_id")
-            )
-        )
-    )
-    .values(pending_deps=jobs.c.pending_deps - 1)
+# A job succeeded: each job that depends on it waits for one dependency less.
+_RELEASE_DEPENDENTS = sql(
+    "UPDATE jobs SET pending_deps = pending_deps - 1"
+    " WHERE id IN (SELECT job_id FROM job_dependencies WHERE depends_on_id = ?)"
 )
+
+# What a refused lease-holder write is told about the job as it stands.
+_LEASE_STATE = sql("SELECT status, server, fencing_token FROM jobs WHERE id = ?")
 
 
 @dataclass(frozen=True, slots=True)
@@ -178,6 +169,56 @@ def job_from_row(row: Row[Any]) -> Job:
         finished_at=from_epoch_or_none(row.finished_at),
         exit_code=row.exit_code,
         duration=row.duration,
+    )
+
+
+def _job(values: Sequence[Any]) -> Job:
+    """Build a Job from the _JOB_COLUMNS of a prebuilt statement's row."""
+    (
+        job_id,
+        branch,
+        commit,
+        priority,
+        status,
+        attempt,
+        max_attempts,
+        depends_on,
+        labels,
+        pending_deps,
+        server,
+        fencing_token,
+        lease_expires_at,
+        blocked_reason,
+        reason,
+        created_at,
+        queued_at,
+        started_at,
+        finished_at,
+        exit_code,
+        duration,
+    ) = values
+    return Job(
+        id=job_id,
+        branch=branch,
+        commit=commit,
+        priority=priority,
+        status=status,
+        attempt=attempt,
+        max_attempts=max_attempts,
+        depends_on=_split_ints(depends_on),
+        labels=_split_labels(labels),
+        pending_dependencies=pending_deps,
+        server=server,
+        fencing_token=fencing_token,
+        lease_expires_at=from_epoch_or_none(lease_expires_at),
+        blocked_reason=blocked_reason,
+        reason=reason,
+        created_at=from_epoch(created_at),
+        queued_at=from_epoch(queued_at),
+        started_at=from_epoch_or_none(started_at),
+        finished_at=from_epoch_or_none(finished_at),
+        exit_code=exit_code,
+        duration=duration,
     )
 
 
@@ -330,60 +371,84 @@ class JobStore:
         ``buildable_only`` (agents) skips jobs of branches without a build command: those
         stay for a person to claim by hand.
         """
-        with write_transaction(self.engine) as conn:
-            buildable = None
-            if buildable_only:
-                buildable = frozenset(
-                    conn.execute(
-                        select(branches.c.name).where(branches.c.command.is_not(None))
-                    ).scalars()
-                )
-                if not buildable:
-                    return None
-            job_id = self._find_claimable(conn, server_labels, buildable)
-            if job_id is None:
+        with driver_transaction(self.engine) as db:
+            return self._claim(db, server, server_labels, now, lease_seconds, actor, buildable_only)
+
+    def claim_for_server(
+        self,
+        server: str,
+        *,
+        now: float,
+        lease_seconds: float,
+        actor: str,
+        buildable_only: bool = False,
+    ) -> Job | None:
+        """Like claim_next_job, with the server's labels read in the claim's own transaction.
+
+        Raises NotFound when there is no such server.
+        """
+        with driver_transaction(self.engine) as db:
+            found = db.run(_SERVER_LABELS, (server,)).fetchone()
+            if found is None:
+                raise NotFound(f"server {server} does not exist")
+            labels = frozenset(_split_labels(found[0]))
+            return self._claim(db, server, labels, now, lease_seconds, actor, buildable_only)
+
+    def _claim(
+        self,
+        db: Driver,
+        server: str,
+        server_labels: frozenset[str],
+        now: float,
+        lease_seconds: float,
+        actor: str,
+        buildable_only: bool,
+    ) -> Job | None:
+        buildable = None
+        if buildable_only:
+            buildable = frozenset(name for (name,) in db.run(_BUILDABLE_BRANCHES).fetchall())
+            if not buildable:
                 return None
-            row = conn.execute(
-                _CLAIM,
-                {
-                    "job_id": job_id,
-                    "claim_server": server,
-                    "lease_until": now + lease_seconds,
-                    "claim_now": now,
-                },
-            ).one()
-            append_event(
-                conn,
-                at=now,
-                actor=actor,
-                kind="job.claimed",
-                subject=f"job:{job_id}",
-                before={"status": "queued"},
-                after=_snapshot(row) | {"attempt": row.attempt},
-            )
-            return job_from_row(row)
+        job_id = self._find_claimable(db, server_labels, buildable)
+        if job_id is None:
+            return None
+        values = db.run(_CLAIM, (server, now + lease_seconds, now, job_id)).fetchone()
+        if values is None:  # the candidate is locked (PostgreSQL) or the lock is ours (SQLite)
+            raise NoResultFound("No row was found when one was required")
+        job = _job(values)
+        record_event(
+            db,
+            at=now,
+            actor=actor,
+            kind="job.claimed",
+            subject=f"job:{job_id}",
+            before={"status": "queued"},
+            after=_snapshot(job) | {"attempt": job.attempt},
+        )
+        return job
 
     def _find_claimable(
         self,
-        conn: Connection,
+        db: Driver,
         server_labels: frozenset[str],
         buildable: frozenset[str] | None,
     ) -> int | None:
-        dialect = "sqlite" if conn.dialect.name == "sqlite" else "postgresql"
-        after: tuple[float, int] | None = None
+        # Rows are taken one at a time: SQLite computes no more of the page than is read.
+        rows = db.run(_CANDIDATES[False], (CLAIM_BATCH,))
         while True:
-            params: dict[str, Any] = {"batch": CLAIM_BATCH}
-            if after is not None:
-                params["after_rank"], params["after_id"] = after
-            rows = conn.execute(_CANDIDATES[(dialect, after is not None)], params).all()
-            for row in rows:
-                if buildable is not None and row.branch not in buildable:
+            seen = 0
+            last = None
+            while (row := rows.fetchone()) is not None:
+                seen += 1
+                job_id, _rank, labels, branch = last = row
+                if buildable is not None and branch not in buildable:
                     continue
-                if not row.labels or set(row.labels.split(",")) <= server_labels:
-                    return int(row.id)
-            if len(rows) < CLAIM_BATCH:
+                if not labels or set(labels.split(",")) <= server_labels:
+                    return int(job_id)
+            if seen < CLAIM_BATCH or last is None:
                 return None
-            after = (rows[-1].rank, rows[-1].id)
+            last_id, last_rank = last[0], last[1]
+            rows = db.run(_CANDIDATES[True], (last_rank, last_rank, last_id, CLAIM_BATCH))
 
     def renew_lease(
         self,
@@ -409,8 +474,7 @@ class JobStore:
                 .returning(*jobs.c)
             ).one_or_none()
             if row is None:
-                self._refuse(conn, job_id, server, fencing_token)
-            assert row is not None
+                self._refuse(Driver.on(conn), job_id, server, fencing_token)
             return job_from_row(row)
 
     def complete_job(
@@ -436,40 +500,51 @@ class JobStore:
         """
         if status not in ("succeeded", "failed"):
             raise InvalidInput(f"status must be succeeded or failed, not {status!r}")
+        params: list[Any] = [status, now, exit_code, reason, duration, now, now, job_id]
+        if server is not None:
+            params.append(server)
+        if fencing_token is not None:
+            params.append(fencing_token)
+        statement = _COMPLETE[(server is not None, fencing_token is not None)]
+        if status == "succeeded" and manifest is None:
+            # The common case needs no Core statement: all of it runs on the driver.
+            with driver_transaction(self.engine) as db:
+                values = db.run(statement, params).fetchone()
+                if values is None:
+                    self._refuse(db, job_id, server, fencing_token)
+                job = _job(values)
+                self._record_completion(db, job, duration, now=now, actor=actor)
+                db.run(_RELEASE_DEPENDENTS, (job_id,))
+                return job
         with write_transaction(self.engine) as conn:
-            row = conn.execute(
-                _COMPLETE[(server is not None, fencing_token is not None)],
-                {
-                    "job_id": job_id,
-                    "lease_server": server,
-                    "lease_token": fencing_token,
-                    "new_status": status,
-                    "finish_now": now,
-                    "new_exit_code": exit_code,
-                    "given_duration": duration,
-                    "new_reason": reason,
-                },
-            ).one_or_none()
-            if row is None:
-                self._refuse(conn, job_id, server, fencing_token)
-            assert row is not None
-            append_event(
-                conn,
-                at=now,
-                actor=actor,
-                kind=f"job.{status}",
-                subject=f"job:{job_id}",
-                before={"status": "running", "server": row.server},
-                after={
-                    "status": status,
-                    "exit_code": exit_code,
-                    "duration": duration if duration is not None else row.duration,
-                },
-            )
+            db = Driver.on(conn)
+            values = db.run(statement, params).fetchone()
+            if values is None:
+                self._refuse(db, job_id, server, fencing_token)
+            job = _job(values)
+            self._record_completion(db, job, duration, now=now, actor=actor)
             if manifest is not None:
-                replace_manifest(conn, job_id, row.server, manifest)
-            self._after_finish(conn, row, now=now, actor=actor)
-            return job_from_row(row)
+                assert job.server is not None  # a running job has a server
+                replace_manifest(conn, job_id, job.server, manifest)
+            self._after_finish(conn, job, now=now, actor=actor)
+            return job
+
+    def _record_completion(
+        self, db: Driver, job: Job, duration: float | None, *, now: float, actor: str
+    ) -> None:
+        record_event(
+            db,
+            at=now,
+            actor=actor,
+            kind=f"job.{job.status}",
+            subject=f"job:{job.id}",
+            before={"status": "running", "server": job.server},
+            after={
+                "status": job.status,
+                "exit_code": job.exit_code,
+                "duration": duration if duration is not None else job.duration,
+            },
+        )
 
     def cancel_job(self, job_id: int, *, reason: str | None, now: float, actor: str) -> Job:
         """Cancel a queued, blocked or running job; its dependents become blocked."""
@@ -620,6 +695,26 @@ class JobStore:
                 changed.append(job_from_row(row))
         return changed
 
+    def extend_running_leases(self, *, until: float, now: float, actor: str) -> int:
+        """Give every running lease at least until ``until`` (a coordinator start: agents
+        could not renew while it was down, so they get one lease period to come back)."""
+        with write_transaction(self.engine) as conn:
+            extended = conn.execute(
+                update(jobs)
+                .where(jobs.c.status == "running", jobs.c.lease_expires_at < until)
+                .values(lease_expires_at=until)
+            ).rowcount
+            if extended:
+                append_event(
+                    conn,
+                    at=now,
+                    actor=actor,
+                    kind="job.leases_extended",
+                    subject="jobs",
+                    after={"count": extended, "until": until},
+                )
+            return int(extended)
+
     def rerank_queued(self, rank_of: RankFunction) -> int:
         """Recompute the claim rank of every queued or blocked job (after a policy change)."""
         with write_transaction(self.engine) as conn:
@@ -642,9 +737,11 @@ class JobStore:
 
     # -- dependency bookkeeping --------------------------------------------------------------
 
-    def _after_finish(self, conn: Connection, row: Row[Any], *, now: float, actor: str) -> None:
+    def _after_finish(
+        self, conn: Connection, row: Row[Any] | Job, *, now: float, actor: str
+    ) -> None:
         if row.status == "succeeded":
-            conn.execute(_RELEASE_DEPENDENTS, {"finished_id": row.id})
+            Driver.on(conn).run(_RELEASE_DEPENDENTS, (row.id,))
         else:
             self._block_dependents(conn, row.id, row.status, now=now, actor=actor)
 
@@ -739,15 +836,18 @@ class JobStore:
         return row
 
     def _refuse(
-        self, conn: Connection, job_id: int, server: str | None, fencing_token: int | None
-    ) -> None:
+        self, db: Driver, job_id: int, server: str | None, fencing_token: int | None
+    ) -> NoReturn:
         """Explain why a lease-holder write matched no row, as NotFound or Conflict."""
-        row = self._row(conn, job_id)
-        if row.status != "running":
-            raise Conflict(f"job {job_id} is {row.status}, not running")
-        if server is not None and row.server != server:
-            raise Conflict(f"job {job_id} is leased to {row.server}, not {server}")
+        found = db.run(_LEASE_STATE, (job_id,)).fetchone()
+        if found is None:
+            raise NotFound(f"job {job_id} does not exist")
+        status, holder, current_token = found
+        if status != "running":
+            raise Conflict(f"job {job_id} is {status}, not running")
+        if server is not None and holder != server:
+            raise Conflict(f"job {job_id} is leased to {holder}, not {server}")
         raise Conflict(
             f"stale fencing token {fencing_token} for job {job_id}: "
-            f"the current lease has token {row.fencing_token}"
+            f"the current lease has token {current_token}"
         )

@@ -1,0 +1,216 @@
+"""The agent: heartbeats, a live session, and a loop of ``step()`` — claim one job, build it.
+
+Threads: the caller's runs ``step()`` (claims and builds one job at a time); one sends a
+heartbeat every few seconds; one holds the session open (cancel events arrive there); each
+job adds a lease renewer, a log shipper and the build's own waiting thread.
+
+Stopping is asked with ``request_stop()``, which only bumps a counter: it is called from
+signal handlers, where taking a lock the interrupted thread may hold would deadlock. The
+first request drains (the current job finishes and is reported, no new one is claimed); the
+second also cancels the current build, which is then reported as failed.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections import deque
+
+from buildcoord import __version__
+from buildcoord.agent.backoff import delays
+from buildcoord.agent.job import JobRun, Result
+from buildcoord.agent.metrics import prime_cpu_counter, system_metrics
+from buildcoord.agent.options import AgentOptions
+from buildcoord.agent.session import SessionKeeper
+from buildcoord.agent.workspace import Workspace
+from buildcoord.client import Client
+from buildcoord.errors import BuildcoordError, Forbidden, NotFound, Unauthorized
+
+log = logging.getLogger("buildcoord.agent")
+
+# Refusals that no retry cures: a revoked token, another server's token, a removed server.
+FATAL = (Unauthorized, Forbidden, NotFound)
+
+
+class Agent:
+    """One build server's agent."""
+
+    def __init__(self, client: Client, options: AgentOptions) -> None:
+        self.client = client
+        self.options = options
+        self.name = options.name
+        self.workspace = Workspace(options.workdir)
+        self.url = options.url or client.base_url
+        self.token = options.token or _bearer_token(client)
+        self.last_result: Result | None = None
+        self._stop_requests = 0
+        self._closed = threading.Event()
+        self._lock = threading.Lock()
+        self._current: JobRun | None = None
+        self._cancelled: deque[int] = deque(maxlen=100)
+        self._labels_sent = options.labels is None
+        self._unreachable = False
+        self._session = SessionKeeper(client, self.name, self._on_cancel)
+        self._heartbeat = threading.Thread(
+            target=self._heartbeat_loop, name="buildcoord-heartbeat", daemon=True
+        )
+
+    # -- stopping ------------------------------------------------------------------------------
+
+    def request_stop(self) -> None:
+        """First call: drain; second: also cancel the current build. Safe in a signal handler."""
+        self._stop_requests += 1
+
+    @property
+    def draining(self) -> bool:
+        """Whether the agent claims no more jobs."""
+        return self._stop_requests >= 1
+
+    @property
+    def aborting(self) -> bool:
+        """Whether the current build is to be cancelled."""
+        return self._stop_requests >= 2
+
+    # -- life cycle ----------------------------------------------------------------------------
+
+    def start(self) -> None:
+        """Take the work directory, send a first heartbeat (labels), open the session.
+
+        Waits for the coordinator when it is not up yet (agents may start first); any other
+        refusal (bad token, unknown server) is raised: the agent cannot work.
+        """
+        self.workspace.lock()
+        prime_cpu_counter()
+        for delay in delays():
+            try:
+                self._send_heartbeat()
+                break
+            except FATAL:
+                raise
+            except BuildcoordError as exc:
+                if not self._unreachable:
+                    log.warning("waiting for the coordinator at %s: %s", self.url, exc)
+                    self._unreachable = True
+                if self.draining:
+                    return
+                time.sleep(delay)
+        self._session.start()
+        self._heartbeat.start()
+
+    def run(self) -> None:
+        """Start, then build jobs until asked to stop; close at the end."""
+        try:
+            self.start()
+            while not self.draining:
+                try:
+                    worked = self.step()
+                except FATAL:
+                    raise
+                except Exception:
+                    # A bug must not take the agent down with it: the job's lease runs out
+                    # and the coordinator requeues it (up to its attempt limit).
+                    log.exception("agent %s: the job ended in an error", self.name)
+                    worked = False
+                if not worked:
+                    self._idle()
+            log.info("agent %s: stopping", self.name)
+        finally:
+            self.close()
+
+    def _idle(self) -> None:
+        # Sliced, so that a stop request is noticed within a slice, not a whole poll.
+        until = time.monotonic() + self.options.poll_interval
+        while not self.draining and time.monotonic() < until:
+            time.sleep(min(0.1, self.options.poll_interval))
+
+    def close(self) -> None:
+        """Stop the threads, close the session and let go of the work directory."""
+        self._closed.set()
+        self._session.stop()
+        if self._heartbeat.is_alive():
+            self._heartbeat.join(timeout=2.0)
+        self.workspace.unlock()
+
+    # -- one unit of work ----------------------------------------------------------------------
+
+    def step(self) -> bool:
+        """Claim one job and build it to the end; False when there was nothing to do."""
+        if self.draining:
+            return False
+        granted_at = time.monotonic()
+        try:
+            assignment = self.client.claim_assignment(self.name)
+        except FATAL:
+            raise
+        except BuildcoordError as exc:  # unreachable, or a passing server error
+            if not self._unreachable:
+                log.warning("cannot claim jobs: %s", exc)
+                self._unreachable = True
+            return False
+        if self._unreachable:
+            log.warning("the coordinator is reachable again")
+            self._unreachable = False
+        if assignment is None:
+            return False
+        run = JobRun(
+            self.client,
+            self.options,
+            self.workspace,
+            assignment,
+            granted_at=granted_at,
+            url=self.url,
+            token=self.token,
+            stop_requests=lambda: self._stop_requests,
+        )
+        with self._lock:
+            self._current = run
+            cancelled = assignment.job.id in self._cancelled
+        if cancelled:
+            run.cancel("cancelled before the build started")
+        try:
+            self.last_result = run.execute()
+        finally:
+            with self._lock:
+                self._current = None
+        return True
+
+    def _on_cancel(self, job_id: int, reason: str | None) -> None:
+        with self._lock:
+            self._cancelled.append(job_id)
+            run = self._current
+        if run is not None and run.job.id == job_id:
+            log.info("job %d: cancelled by the coordinator: stopping the build", job_id)
+            run.cancel(reason)
+
+    # -- heartbeats ----------------------------------------------------------------------------
+
+    def _heartbeat_loop(self) -> None:
+        warned = False
+        while not self._closed.wait(self.options.heartbeat_interval):
+            try:
+                self._send_heartbeat()
+                warned = False
+            except BuildcoordError as exc:
+                if not warned:
+                    log.warning("heartbeat failed: %s", exc)
+                    warned = True
+            except Exception:  # psutil trouble must not end the heartbeats for good
+                log.exception("heartbeat failed")
+
+    def _send_heartbeat(self) -> None:
+        # Labels go with the first heartbeat only, so that an operator's later change on
+        # the coordinator is not overwritten every few seconds.
+        labels = None if self._labels_sent else self.options.labels
+        self.client.heartbeat(
+            self.name,
+            system_metrics(self.workspace.root),
+            agent_version=__version__,
+            labels=labels,
+        )
+        self._labels_sent = True
+
+
+def _bearer_token(client: Client) -> str | None:
+    header = client.http.headers.get("Authorization", "")
+    return header.removeprefix("Bearer ").strip() or None

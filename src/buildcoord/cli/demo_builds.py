@@ -1,0 +1,80 @@
+"""The builds of ``buildcoord up --demo``: branches set up, jobs queued, and the verdict.
+
+The same commit of ``main`` is queued once per server, each job pinned to its server by
+the server's own label, so that both servers build it whatever the timing; the verdict
+compares the SHA-256 of what they produced.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+from buildcoord.cli.fleet_status import job_result
+from buildcoord.client import Client
+from buildcoord.demo.comparison import compare_builds
+from buildcoord.demo.repository import BUILD_COMMAND, FEATURE, MAIN, DemoRepository
+from buildcoord.errors import NotFound
+from buildcoord.models import FINISHED_STATUSES
+
+
+@dataclass(frozen=True, slots=True)
+class DemoBuilds:
+    """The demo's jobs: main at one commit per server, and the feature branch."""
+
+    commit: str
+    main_jobs: dict[str, int]
+    feature_job: int
+
+    @property
+    def title(self) -> str:
+        """``main @ 1a2b3c4d5e6f``."""
+        return f"{MAIN} @ {self.commit[:12]}"
+
+
+def ensure_branch(client: Client, name: str, *, repo: str, command: str) -> None:
+    """Set up a branch, replacing one of that name with another repository or command."""
+    try:
+        branch = client.get_branch(name)
+    except NotFound:
+        branch = None
+    if branch is not None:
+        if (branch.repo, branch.command) == (repo, command):
+            return
+        client.remove_branch(name)
+    client.add_branch(name, repo=repo, command=command)
+
+
+def queue_demo_builds(
+    client: Client, repository: DemoRepository, pinned: Mapping[str, str]
+) -> DemoBuilds:
+    """Set up both branches and queue main once per server (pinned: server -> its label)."""
+    for branch in (MAIN, FEATURE):
+        ensure_branch(client, branch, repo=str(repository.path), command=BUILD_COMMAND)
+    commit = repository.commits[MAIN]
+    main_jobs = {
+        server: client.submit_job(MAIN, commit, labels=[label]).id
+        for server, label in pinned.items()
+    }
+    feature = client.submit_job(FEATURE, repository.commits[FEATURE]).id
+    return DemoBuilds(commit=commit, main_jobs=main_jobs, feature_job=feature)
+
+
+def verdict(client: Client, builds: DemoBuilds) -> list[str] | None:
+    """None while a build of main runs; then whether both servers made the same artifacts."""
+    jobs = {server: client.get_job(job_id) for server, job_id in builds.main_jobs.items()}
+    if any(job.status not in FINISHED_STATUSES for job in jobs.values()):
+        return None
+    failed = [(server, job) for server, job in jobs.items() if job.status != "succeeded"]
+    if failed:
+        return [
+            f"{builds.title}: the build on {server} {job_result(job)}; "
+            f"see 'buildcoord log show {job.id}'"
+            for server, job in failed
+        ]
+    (left, left_job), (right, right_job) = list(jobs.items())[:2]
+    return compare_builds(
+        builds.title,
+        (left, client.manifest(left_job.id)),
+        (right, client.manifest(right_job.id)),
+    )
