@@ -8,7 +8,6 @@ from pathlib import Path
 import pytest
 
 from buildcoord.client import Client
-from buildcoord.models import Job
 
 from .conftest import COMMIT_TIME, MakeAgent, SourceRepo, output_of
 
@@ -21,12 +20,6 @@ FACTS = (
 )
 
 
-def built(operator: Client, agent_step: bool, job: Job) -> Job:
-    """The job as the coordinator has it after the agent's step."""
-    assert agent_step is True
-    return operator.get_job(job.id)
-
-
 def test_a_build_that_exits_0_is_reported_succeeded(
     operator: Client, make_agent: MakeAgent, source: SourceRepo
 ) -> None:
@@ -34,8 +27,9 @@ def test_a_build_that_exits_0_is_reported_succeeded(
     agent = make_agent()
     job = operator.submit_job("main")
 
-    done = built(operator, agent.step(), job)
+    assert agent.step() is True
 
+    done = operator.get_job(job.id)
     assert done.status == "succeeded"
     assert done.exit_code == 0
     assert done.server == "build1"

@@ -41,7 +41,11 @@ NOT_OURS = frozenset({"lease", "lost-lease", "agent-died"})
 
 @dataclass(frozen=True, slots=True)
 class Result:
-    """What to tell the coordinator (``report`` False: nothing, the job is not ours)."""
+    """What to tell the coordinator.
+
+    ``status`` is succeeded or failed; with ``report`` False (nothing is told, the job is
+    not ours) it is cancelled or lost, for the agent's own log.
+    """
 
     status: str
     exit_code: int | None = None

@@ -1,9 +1,18 @@
-"""API tokens: secrets are random, shown once, and stored only as SHA-256 hashes."""
+"""API tokens: secrets are random, shown once, and stored only as SHA-256 hashes.
+
+Authentication is cached in process for ``AUTH_CACHE_SECONDS`` (keyed by the token's hash,
+live tokens only), so that a busy agent's requests do not each read the tokens table. A
+revocation made through this process (revoking a token, removing a server, rotating the
+admin token) drops the cache at once; one made by another coordinator on the same database
+takes effect here within AUTH_CACHE_SECONDS.
+"""
 
 from __future__ import annotations
 
 import hashlib
 import secrets
+import threading
+import time
 
 from buildcoord import validation
 from buildcoord.clock import Clock
@@ -11,8 +20,11 @@ from buildcoord.errors import InvalidInput, Unauthorized
 from buildcoord.models import IssuedToken, Principal, Token
 from buildcoord.services.authority import require_operator
 from buildcoord.store import Store
+from buildcoord.store.events import token_revocations
 
 PREFIX = "bc_"
+AUTH_CACHE_SECONDS = 2.0
+_CACHE_LIMIT = 10_000  # entries; expired ones are dropped when the cache is this full
 
 
 def new_secret() -> str:
@@ -28,18 +40,64 @@ def hash_secret(secret: str) -> str:
 class TokenService:
     """Create, list, revoke tokens and authenticate requests."""
 
-    def __init__(self, store: Store, clock: Clock) -> None:
+    def __init__(
+        self, store: Store, clock: Clock, *, cache_seconds: float = AUTH_CACHE_SECONDS
+    ) -> None:
         self.store = store
         self.clock = clock
+        self.cache_seconds = cache_seconds
+        # token hash -> (monotonic expiry, revocation generation when read, principal)
+        self._cache: dict[str, tuple[float, int, Principal]] = {}
+        self._lock = threading.Lock()
 
     def authenticate(self, secret: str | None) -> Principal:
         """Return who holds this secret, or raise Unauthorized."""
         if not secret:
             raise Unauthorized("missing bearer token: set BUILDCOORD_TOKEN or pass --token")
-        token = self.store.tokens.find_live_token(hash_secret(secret))
+        token_hash = hash_secret(secret)
+        known = self._cached(token_hash)
+        if known is not None:
+            return known
+        generation = token_revocations.generation
+        token = self.store.tokens.find_live_token(token_hash)
         if token is None:
             raise Unauthorized("invalid or revoked token")
-        return Principal(kind=token.kind, name=token.name, server=token.server)
+        principal = Principal(kind=token.kind, name=token.name, server=token.server)
+        if self.cache_seconds > 0:
+            self._remember(token_hash, principal, generation)
+        return principal
+
+    def cached(self, secret: str | None) -> Principal | None:
+        """Who holds this secret, if this process authenticated it lately; never reads the store.
+
+        None means "ask authenticate", which may still succeed (or raise Unauthorized).
+        """
+        return self._cached(hash_secret(secret)) if secret else None
+
+    def _cached(self, token_hash: str) -> Principal | None:
+        entry = self._cache.get(token_hash)
+        if entry is None:
+            return None
+        expires, generation, principal = entry
+        if generation != token_revocations.generation or expires <= time.monotonic():
+            return None
+        return principal
+
+    def _remember(self, token_hash: str, principal: Principal, generation: int) -> None:
+        now = time.monotonic()
+        with self._lock:
+            # A revocation that started after the read began may have hidden from it.
+            if generation != token_revocations.generation:
+                return
+            if len(self._cache) >= _CACHE_LIMIT:
+                current = token_revocations.generation
+                self._cache = {
+                    key: entry
+                    for key, entry in self._cache.items()
+                    if entry[0] > now and entry[1] == current
+                }
+            if len(self._cache) < _CACHE_LIMIT:
+                self._cache[token_hash] = (now + self.cache_seconds, generation, principal)
 
     def create(self, name: str, *, kind: str = "operator", by: Principal) -> IssuedToken:
         """Create an operator or read-only token."""

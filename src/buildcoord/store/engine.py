@@ -9,11 +9,11 @@ from __future__ import annotations
 import logging
 import os
 import select
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any, Protocol, cast
 
 from sqlalchemy import Connection, Engine, create_engine, event
 from sqlalchemy.engine import make_url
@@ -135,9 +135,28 @@ def _configure_sqlite(engine: Engine) -> None:
 
 @contextmanager
 def write_transaction(engine: Engine) -> Iterator[Connection]:
-    """Run one write transaction (BEGIN IMMEDIATE on SQLite); commit on success."""
-    with engine.connect().execution_options(write=True) as conn, conn.begin():
-        yield conn
+    """Run one write transaction (BEGIN IMMEDIATE on SQLite); commit on success.
+
+    Callbacks registered with ``after_commit`` run once the commit is done.
+    """
+    with engine.connect().execution_options(write=True) as conn:
+        try:
+            with conn.begin():
+                yield conn
+            callbacks = conn.info.pop(_AFTER_COMMIT, ())
+        except BaseException:
+            conn.info.pop(_AFTER_COMMIT, None)
+            raise
+    for callback in callbacks:
+        callback()
+
+
+_AFTER_COMMIT = "buildcoord.after_commit"
+
+
+def after_commit(conn: Connection, callback: Callable[[], None]) -> None:
+    """Call ``callback`` when the write_transaction conn runs commits (never if it rolls back)."""
+    conn.info.setdefault(_AFTER_COMMIT, []).append(callback)
 
 
 @contextmanager
@@ -164,7 +183,10 @@ class Sql:
 
 
 def sql(statement: str, *, postgresql: str | None = None) -> Sql:
-    """Write a statement once with ``?`` placeholders (and optionally a PostgreSQL variant)."""
+    """Write a statement once with ``?`` placeholders (and optionally a PostgreSQL variant).
+
+    An empty ``statement`` makes a PostgreSQL-only statement that refuses to run on SQLite.
+    """
     pg = statement if postgresql is None else postgresql
     if "%" in statement or "%" in pg:
         raise ValueError("prebuilt SQL must not contain '%': psycopg reads it as a placeholder")
@@ -180,6 +202,8 @@ class Rows(Protocol):
     def fetchone(self) -> Any: ...
 
     def fetchall(self) -> Sequence[Any]: ...
+
+    def __iter__(self) -> Iterator[Any]: ...
 
 
 class Driver:
@@ -210,6 +234,8 @@ class Driver:
     def run(self, statement: Sql, params: Sequence[Any] = ()) -> Rows:
         """Execute one statement; fetch its rows from the result before the next run."""
         text = statement.postgresql if self.postgresql else statement.sqlite
+        if not text:
+            raise RuntimeError(f"a PostgreSQL-only statement run on SQLite: {statement}")
         if self._conn is not None:
             return self._conn.exec_driver_sql(text, tuple(params))
         cursor = self._cursor
@@ -219,7 +245,7 @@ class Driver:
         except self._engine.dialect.loaded_dbapi.Error as error:
             lost = _lost(self._engine, error, cursor)
             raise _wrapped(self._engine, error, text, params, lost=lost) from error
-        return cursor
+        return cast(Rows, cursor)  # sqlite3 and psycopg cursors iterate over their rows
 
 
 def _instrumented(engine: Engine) -> bool:

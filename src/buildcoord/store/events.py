@@ -3,24 +3,54 @@
 from __future__ import annotations
 
 import json
+import threading
 from typing import Any
 
 from sqlalchemy import Connection, Engine, select
 
 from buildcoord.models import Event
-from buildcoord.store.engine import Driver, read_transaction, sql
+from buildcoord.store.engine import Driver, after_commit, read_transaction, sql
 from buildcoord.store.schema import events
 from buildcoord.store.timestamps import from_epoch
 
 # One event row, built once: building an insert() per event cost more than running it.
-# "before" and "after" are quoted: both are SQL keywords.
-EVENT_INSERT = (
-    'INSERT INTO events (at, actor, kind, subject, "before", "after") VALUES (?, ?, ?, ?, ?, ?)'
-)
-_APPEND = sql(EVENT_INSERT)
+# "before" and "after" are quoted: both are SQL keywords. Parameters: event_values(...).
+EVENT_TABLE = 'events (at, actor, kind, subject, "before", "after")'
+APPEND_EVENT = sql(f"INSERT INTO {EVENT_TABLE} VALUES (?, ?, ?, ?, ?, ?)")
 
 # json.dumps(value, sort_keys=True), without building an encoder per call.
 _to_json = json.JSONEncoder(sort_keys=True).encode
+
+
+class Revocations:
+    """Counts changes that revoke API tokens, for caches of authenticated tokens.
+
+    A cache keeps what it read only if the count did not move meanwhile, and trusts an entry
+    only while the count is the one it was stored under. The count moves when a revoking
+    event is appended and again once its transaction has committed, so a read that saw the
+    token still live (before the commit) is never trusted afterwards.
+    """
+
+    # The events written in the same transaction as a token revocation.
+    KINDS = frozenset({"token.revoked", "token.rotated", "server.removed"})
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._count = 0
+
+    @property
+    def generation(self) -> int:
+        """The current count."""
+        return self._count
+
+    def bump(self) -> None:
+        """Record a revocation (about to commit, or committed)."""
+        with self._lock:
+            self._count += 1
+
+
+token_revocations = Revocations()
+"""Revocations in this process (other processes' revocations are not seen here)."""
 
 
 def append_event(
@@ -33,10 +63,13 @@ def append_event(
     before: dict[str, Any] | None = None,
     after: dict[str, Any] | None = None,
 ) -> None:
-    """Append one event inside the caller's transaction."""
+    """Append one event inside the caller's write_transaction."""
     record_event(
         Driver.on(conn), at=at, actor=actor, kind=kind, subject=subject, before=before, after=after
     )
+    if kind in Revocations.KINDS:
+        token_revocations.bump()
+        after_commit(conn, token_revocations.bump)
 
 
 def record_event(
@@ -50,7 +83,7 @@ def record_event(
     after: dict[str, Any] | None = None,
 ) -> None:
     """Append one event inside the transaction a Driver runs."""
-    db.run(_APPEND, event_values(at, actor, kind, subject, before, after))
+    db.run(APPEND_EVENT, event_values(at, actor, kind, subject, before, after))
 
 
 def event_values(
@@ -61,7 +94,7 @@ def event_values(
     before: dict[str, Any] | None,
     after: dict[str, Any] | None,
 ) -> tuple[Any, ...]:
-    """The parameters of EVENT_INSERT, in its column order (JSON with sorted keys)."""
+    """The parameters of APPEND_EVENT, in EVENT_TABLE's column order (JSON, sorted keys)."""
     return (
         at,
         actor,

@@ -25,7 +25,12 @@ from buildcoord.store.engine import (
     sql,
     write_transaction,
 )
-from buildcoord.store.events import append_event, record_event
+from buildcoord.store.events import (
+    APPEND_EVENT,
+    EVENT_TABLE,
+    append_event,
+    event_values,
+)
 from buildcoord.store.schema import job_dependencies, jobs
 from buildcoord.store.timestamps import from_epoch, from_epoch_or_none
 
@@ -54,6 +59,13 @@ _SERVER_LABELS = sql("SELECT labels FROM servers WHERE name = ?")
 # Branches agents can build (they have a build command); agent claims skip the others.
 _BUILDABLE_BRANCHES = sql("SELECT name FROM branches WHERE command IS NOT NULL")
 
+# What a claim reads of each candidate, and the lease columns it sets, after "UPDATE jobs SET".
+_CANDIDATE_COLUMNS = "id, rank, labels, branch, attempt, fencing_token"
+_LEASE = (
+    "status = 'running', server = ?, fencing_token = fencing_token + 1,"
+    " lease_expires_at = ?, started_at = ?, reason = NULL"
+)
+
 
 def _candidates(*, paged: bool) -> Sql:
     """The claim's candidate read, straight off ix_jobs_claim_order, CLAIM_BATCH rows a page.
@@ -70,19 +82,36 @@ def _candidates(*, paged: bool) -> Sql:
         where += " AND (rank > ? OR (rank = ? AND id > ?))"
     tail = f" WHERE {where} ORDER BY rank, id LIMIT ?"
     return sql(
-        "SELECT id, rank, labels, branch FROM jobs INDEXED BY ix_jobs_claim_order" + tail,
-        postgresql="SELECT id, rank, labels, branch FROM jobs" + tail + " FOR UPDATE SKIP LOCKED",
+        f"SELECT {_CANDIDATE_COLUMNS} FROM jobs INDEXED BY ix_jobs_claim_order{tail}",
+        postgresql=f"SELECT {_CANDIDATE_COLUMNS} FROM jobs{tail} FOR UPDATE SKIP LOCKED",
     )
 
 
 _CANDIDATES = {paged: _candidates(paged=paged) for paged in (False, True)}
 
+# PostgreSQL: the server's labels and the first page of candidates in one round trip. No row:
+# no such server; one row of NULL candidate columns: nothing to claim. Parameters: batch,
+# server.
+_LABELS_AND_CANDIDATES = sql(
+    "",
+    postgresql=f"SELECT s.labels, c.* FROM servers s LEFT JOIN LATERAL"
+    f" ({_CANDIDATES[False].postgresql.replace('%s', '?')}) c ON TRUE WHERE s.name = ?",
+)
+
 # Lease a queued job (compare-and-set on its status) and bump its fencing token.
 # Parameters: server, lease_expires_at, started_at, id.
 _CLAIM = sql(
-    "UPDATE jobs SET status = 'running', server = ?, fencing_token = fencing_token + 1,"
-    " lease_expires_at = ?, started_at = ?, reason = NULL"
-    f" WHERE id = ? AND status = 'queued' RETURNING {_JOB_COLUMNS}"
+    f"UPDATE jobs SET {_LEASE} WHERE id = ? AND status = 'queued' RETURNING {_JOB_COLUMNS}"
+)
+
+# PostgreSQL: _CLAIM and its event in one round trip; the event is written only if the
+# lease was taken. Parameters: those of _CLAIM, then event_values(...).
+_CLAIM_RECORDING = sql(
+    "",
+    postgresql=f"WITH claimed AS (UPDATE jobs SET {_LEASE} WHERE id = ? AND status = 'queued'"
+    f" RETURNING {_JOB_COLUMNS}),"
+    f" recorded AS (INSERT INTO {EVENT_TABLE} SELECT ?, ?, ?, ?, ?, ? FROM claimed)"
+    " SELECT * FROM claimed",
 )
 
 
@@ -115,6 +144,14 @@ _COMPLETE = {
 _RELEASE_DEPENDENTS = sql(
     "UPDATE jobs SET pending_deps = pending_deps - 1"
     " WHERE id IN (SELECT job_id FROM job_dependencies WHERE depends_on_id = ?)"
+)
+
+# PostgreSQL: a completion's event and _RELEASE_DEPENDENTS in one round trip.
+# Parameters: event_values(...), then the finished job's id.
+_RECORD_AND_RELEASE = sql(
+    "",
+    postgresql=f"WITH recorded AS (INSERT INTO {EVENT_TABLE} VALUES (?, ?, ?, ?, ?, ?))"
+    f" {_RELEASE_DEPENDENTS.postgresql.replace('%s', '?')}",
 )
 
 # What a refused lease-holder write is told about the job as it stands.
@@ -372,7 +409,10 @@ class JobStore:
         stay for a person to claim by hand.
         """
         with driver_transaction(self.engine) as db:
-            return self._claim(db, server, server_labels, now, lease_seconds, actor, buildable_only)
+            first = db.run(_CANDIDATES[False], (CLAIM_BATCH,))
+            return self._claim(
+                db, first, server, server_labels, now, lease_seconds, actor, buildable_only
+            )
 
     def claim_for_server(
         self,
@@ -388,15 +428,24 @@ class JobStore:
         Raises NotFound when there is no such server.
         """
         with driver_transaction(self.engine) as db:
-            found = db.run(_SERVER_LABELS, (server,)).fetchone()
+            first: Iterable[Sequence[Any]]
+            if db.postgresql:
+                rows = db.run(_LABELS_AND_CANDIDATES, (CLAIM_BATCH, server)).fetchall()
+                found = rows[0][0] if rows else None
+                first = [row[1:] for row in rows if row[1] is not None]
+            else:
+                row = db.run(_SERVER_LABELS, (server,)).fetchone()
+                found = None if row is None else row[0]
+                first = () if found is None else db.run(_CANDIDATES[False], (CLAIM_BATCH,))
             if found is None:
                 raise NotFound(f"server {server} does not exist")
-            labels = frozenset(_split_labels(found[0]))
-            return self._claim(db, server, labels, now, lease_seconds, actor, buildable_only)
+            labels = frozenset(_split_labels(found))
+            return self._claim(db, first, server, labels, now, lease_seconds, actor, buildable_only)
 
     def _claim(
         self,
         db: Driver,
+        first: Iterable[Sequence[Any]],
         server: str,
         server_labels: frozenset[str],
         now: float,
@@ -404,47 +453,62 @@ class JobStore:
         actor: str,
         buildable_only: bool,
     ) -> Job | None:
+        """Lease the first claimable candidate, starting from the first page ``first``."""
         buildable = None
         if buildable_only:
+            first = list(first)  # read the page before the cursor runs another statement
             buildable = frozenset(name for (name,) in db.run(_BUILDABLE_BRANCHES).fetchall())
             if not buildable:
                 return None
-        job_id = self._find_claimable(db, server_labels, buildable)
-        if job_id is None:
+        candidate = self._find_claimable(db, first, server_labels, buildable)
+        if candidate is None:
             return None
-        values = db.run(_CLAIM, (server, now + lease_seconds, now, job_id)).fetchone()
-        if values is None:  # the candidate is locked (PostgreSQL) or the lock is ours (SQLite)
+        job_id, attempt, fencing_token = candidate[0], candidate[4], candidate[5]
+        # The candidate is ours until commit (PostgreSQL locked it; SQLite holds the write
+        # lock), so the event can be written with the lease, from what was read.
+        expected = {
+            "status": "running",
+            "server": server,
+            "fencing_token": fencing_token + 1,
+            "attempt": attempt,
+        }
+        event = event_values(
+            now, actor, "job.claimed", f"job:{job_id}", {"status": "queued"}, expected
+        )
+        lease = (server, now + lease_seconds, now, job_id)
+        if db.postgresql:
+            values = db.run(_CLAIM_RECORDING, (*lease, *event)).fetchone()
+        else:
+            values = db.run(_CLAIM, lease).fetchone()
+        if values is None:
             raise NoResultFound("No row was found when one was required")
         job = _job(values)
-        record_event(
-            db,
-            at=now,
-            actor=actor,
-            kind="job.claimed",
-            subject=f"job:{job_id}",
-            before={"status": "queued"},
-            after=_snapshot(job) | {"attempt": job.attempt},
-        )
+        if _snapshot(job) | {"attempt": job.attempt} != expected:
+            raise RuntimeError(f"job {job_id} changed while this claim held it")
+        if not db.postgresql:
+            db.run(APPEND_EVENT, event)
         return job
 
     def _find_claimable(
         self,
         db: Driver,
+        first: Iterable[Sequence[Any]],
         server_labels: frozenset[str],
         buildable: frozenset[str] | None,
-    ) -> int | None:
-        # Rows are taken one at a time: SQLite computes no more of the page than is read.
-        rows = db.run(_CANDIDATES[False], (CLAIM_BATCH,))
+    ) -> Sequence[Any] | None:
+        """The first candidate (_CANDIDATE_COLUMNS) the server may take, paging past others."""
+        rows = first
         while True:
             seen = 0
             last = None
-            while (row := rows.fetchone()) is not None:
+            for row in rows:  # SQLite computes no more of a page than is read
                 seen += 1
-                job_id, _rank, labels, branch = last = row
+                last = row
+                _id, _rank, labels, branch, _attempt, _token = row
                 if buildable is not None and branch not in buildable:
                     continue
                 if not labels or set(labels.split(",")) <= server_labels:
-                    return int(job_id)
+                    return row
             if seen < CLAIM_BATCH or last is None:
                 return None
             last_id, last_rank = last[0], last[1]
@@ -513,8 +577,12 @@ class JobStore:
                 if values is None:
                     self._refuse(db, job_id, server, fencing_token)
                 job = _job(values)
-                self._record_completion(db, job, duration, now=now, actor=actor)
-                db.run(_RELEASE_DEPENDENTS, (job_id,))
+                event = self._completion_event(job, duration, now=now, actor=actor)
+                if db.postgresql:
+                    db.run(_RECORD_AND_RELEASE, (*event, job_id))
+                else:
+                    db.run(APPEND_EVENT, event)
+                    db.run(_RELEASE_DEPENDENTS, (job_id,))
                 return job
         with write_transaction(self.engine) as conn:
             db = Driver.on(conn)
@@ -522,24 +590,23 @@ class JobStore:
             if values is None:
                 self._refuse(db, job_id, server, fencing_token)
             job = _job(values)
-            self._record_completion(db, job, duration, now=now, actor=actor)
+            db.run(APPEND_EVENT, self._completion_event(job, duration, now=now, actor=actor))
             if manifest is not None:
                 assert job.server is not None  # a running job has a server
                 replace_manifest(conn, job_id, job.server, manifest)
             self._after_finish(conn, job, now=now, actor=actor)
             return job
 
-    def _record_completion(
-        self, db: Driver, job: Job, duration: float | None, *, now: float, actor: str
-    ) -> None:
-        record_event(
-            db,
-            at=now,
-            actor=actor,
-            kind=f"job.{job.status}",
-            subject=f"job:{job.id}",
-            before={"status": "running", "server": job.server},
-            after={
+    def _completion_event(
+        self, job: Job, duration: float | None, *, now: float, actor: str
+    ) -> tuple[Any, ...]:
+        return event_values(
+            now,
+            actor,
+            f"job.{job.status}",
+            f"job:{job.id}",
+            {"status": "running", "server": job.server},
+            {
                 "status": job.status,
                 "exit_code": job.exit_code,
                 "duration": duration if duration is not None else job.duration,

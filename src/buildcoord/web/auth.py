@@ -5,23 +5,32 @@ from __future__ import annotations
 from typing import Annotated
 
 from fastapi import Depends, Request
+from starlette.concurrency import run_in_threadpool
 
 from buildcoord.models import Principal
 from buildcoord.services.coordinator import Coordinator
 
+# Both dependencies are coroutines: FastAPI runs a plain function dependency in the thread
+# pool, one hop per dependency per request. Only a token missing from the cache (see
+# services/tokens.py) takes a hop, to read the database.
 
-def coordinator(request: Request) -> Coordinator:
+
+async def coordinator(request: Request) -> Coordinator:
     """The app's services."""
     found: Coordinator = request.app.state.coordinator
     return found
 
 
-def principal(request: Request) -> Principal:
+async def principal(request: Request) -> Principal:
     """Authenticate the request's bearer token."""
     header = request.headers.get("authorization", "")
     scheme, _, secret = header.partition(" ")
     services: Coordinator = request.app.state.coordinator
-    return services.tokens.authenticate(secret.strip() if scheme.lower() == "bearer" else None)
+    token = secret.strip() if scheme.lower() == "bearer" else None
+    known = services.tokens.cached(token)
+    if known is not None:
+        return known
+    return await run_in_threadpool(services.tokens.authenticate, token)
 
 
 Services = Annotated[Coordinator, Depends(coordinator)]

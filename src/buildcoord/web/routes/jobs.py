@@ -3,12 +3,24 @@
 from __future__ import annotations
 
 from fastapi import APIRouter, Response, status
+from pydantic import TypeAdapter
 
 from buildcoord.models import ArtifactFile, Job
 from buildcoord.web.auth import Caller, Services
 from buildcoord.web.schemas import CancelIn, ClaimIn, CompleteIn, JobIn, RenewIn, RowId
 
 router = APIRouter(prefix="/jobs", tags=["queue"])
+
+_JOB = TypeAdapter(Job)
+
+
+def job_response(job: Job) -> Response:
+    """The job as JSON, serialised once, in the thread that made it.
+
+    FastAPI would validate a returned Job again (in a thread-pool hop) and then serialise
+    it; the body is the same bytes as FastAPI's own rendering of response_model=Job.
+    """
+    return Response(_JOB.dump_json(job, by_alias=True), media_type="application/json")
 
 
 @router.post("", status_code=status.HTTP_201_CREATED)
@@ -40,10 +52,10 @@ def list_jobs(
 
 
 @router.post("/claim", response_model=Job, responses={204: {"description": "nothing to claim"}})
-def claim(body: ClaimIn, services: Services, caller: Caller) -> Job | Response:
+def claim(body: ClaimIn, services: Services, caller: Caller) -> Response:
     """Lease the next job this server can run; 204 when there is none."""
     job = services.queue.claim_next(body.server, by=caller)
-    return Response(status_code=204) if job is None else job
+    return Response(status_code=204) if job is None else job_response(job)
 
 
 @router.get("/{job_id}")
@@ -60,10 +72,10 @@ def renew(job_id: RowId, body: RenewIn, services: Services, caller: Caller) -> J
     )
 
 
-@router.post("/{job_id}/complete")
-def complete(job_id: RowId, body: CompleteIn, services: Services, caller: Caller) -> Job:
+@router.post("/{job_id}/complete", response_model=Job)
+def complete(job_id: RowId, body: CompleteIn, services: Services, caller: Caller) -> Response:
     """Finish a running job."""
-    return services.queue.complete(
+    job = services.queue.complete(
         job_id,
         status=body.status,
         exit_code=body.exit_code,
@@ -76,6 +88,7 @@ def complete(job_id: RowId, body: CompleteIn, services: Services, caller: Caller
         else [ArtifactFile(**item.model_dump()) for item in body.manifest],
         by=caller,
     )
+    return job_response(job)
 
 
 @router.post("/{job_id}/cancel")
