@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib
 import sys
 from typing import Any
 
@@ -18,7 +19,18 @@ def _default_factory(url: str, token: str | None) -> Client:
 
 
 class Group(click.Group):
-    """A click group that turns every BuildcoordError into one line on stderr and exit 1."""
+    """A click group that loads its commands lazily and turns every BuildcoordError into one
+    line on stderr and exit 1."""
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return sorted({*super().list_commands(ctx), *LAZY_COMMANDS})
+
+    def get_command(self, ctx: click.Context, name: str) -> click.Command | None:
+        if name in LAZY_COMMANDS and name not in self.commands:
+            module_name, attribute = LAZY_COMMANDS[name].split(":")
+            command = getattr(importlib.import_module(module_name), attribute)
+            self.add_command(command, name)
+        return super().get_command(ctx, name)
 
     def invoke(self, ctx: click.Context) -> Any:
         try:
@@ -51,27 +63,22 @@ def cli(ctx: click.Context, url: str, token: str | None, config: str | None) -> 
     ctx.obj = CliContext(url=url, token=token, config=config, factory=factory)
 
 
-def _register() -> None:
-    from buildcoord.cli import (
-        agent,
-        branches,
-        db,
-        locks,
-        logs,
-        messages,
-        queue,
-        serve,
-        servers,
-        tokens,
-        up,
-    )
-
-    for module in (servers, branches, queue, logs, locks, messages, tokens, db, serve, up, agent):
-        for command in module.COMMANDS:
-            cli.add_command(command)
-
-
-_register()
+# Each command's module is imported when the command runs, not at start: `buildcoord log event`
+# inside a build must not pay for SQLAlchemy, uvicorn or Rich.
+LAZY_COMMANDS = {
+    "servers": "buildcoord.cli.servers:servers",
+    "branches": "buildcoord.cli.branches:branches",
+    "queue": "buildcoord.cli.queue:queue",
+    "log": "buildcoord.cli.logs:log",
+    "lock": "buildcoord.cli.locks:lock",
+    "msg": "buildcoord.cli.messages:msg",
+    "token": "buildcoord.cli.tokens:token",
+    "agent": "buildcoord.cli.agent:agent",
+    "up": "buildcoord.cli.up:up",
+    "serve": "buildcoord.cli.serve:serve",
+    "config": "buildcoord.cli.serve:config",
+    "db": "buildcoord.cli.db:db",
+}
 
 
 def main() -> None:

@@ -101,6 +101,3 @@ def remove(name: str) -> None:
     with get_context().client() as client:
         client.remove_branch(name)
     click.echo(f"Removed branch {name}")
-
-
-COMMANDS = [branches]

@@ -28,6 +28,3 @@ def upgrade_(url: str | None) -> None:
         click.echo(f"Database is up to date (revision {after})")
     else:
         click.echo(f"Upgraded database from {before or 'empty'} to {after}")
-
-
-COMMANDS = [db]

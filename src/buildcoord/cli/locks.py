@@ -94,6 +94,3 @@ def recover(as_json: bool) -> None:
             f"Lock '{item.name}' expired (held by: {item.holder}, "
             f"expired at: {stamp(item.expired_at)}): released"
         )
-
-
-COMMANDS = [lock]

@@ -132,6 +132,3 @@ def run(name: str, argv: tuple[str, ...], job_id: int | None) -> None:
             fencing_token=token,
         )
     raise SystemExit(code)
-
-
-COMMANDS = [log]

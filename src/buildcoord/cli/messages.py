@@ -155,6 +155,3 @@ def stats(as_json: bool) -> None:
         click.echo(f"{kind}: {count}")
     click.echo("")
     click.echo(f"  Archived messages: {found.archived}")
-
-
-COMMANDS = [msg]

@@ -187,6 +187,3 @@ def retry(job_id: int) -> None:
     with get_context().client() as client:
         job = client.retry_job(job_id)
     click.echo(f"Job {job.id} queued again (attempt {job.attempt})")
-
-
-COMMANDS = [queue]

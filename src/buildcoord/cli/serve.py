@@ -100,6 +100,3 @@ def show() -> None:
         if name == "db" and not value:
             value = default_url()
         click.echo(f"{name} = {value!r}  # {settings.sources.get(name, 'default')}")
-
-
-COMMANDS = [serve, config]

@@ -109,6 +109,3 @@ def remove(name: str) -> None:
     with get_context().client() as client:
         client.remove_server(name)
     click.echo(f"Removed server {name}")
-
-
-COMMANDS = [servers]

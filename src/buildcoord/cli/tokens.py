@@ -51,6 +51,3 @@ def revoke(token_id: int) -> None:
     with get_context().client() as client:
         client.revoke_token(token_id)
     click.echo(f"Revoked token {token_id}")
-
-
-COMMANDS = [token]

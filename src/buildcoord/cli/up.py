@@ -422,6 +422,3 @@ def run_fleet(home: Path, count: int, port: int, demo: bool) -> None:
             report.close()
         _stop_fleet(coordinator, agents, request)
         request.restore()
-
-
-COMMANDS = [up]
