@@ -830,9 +830,18 @@ _PLAIN_SERVE = (
 )
 
 
+def _cpu_seconds(pid: int) -> float | None:
+    """User + system CPU time a process has used so far (Linux /proc), or None elsewhere."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    except (OSError, ValueError, IndexError):
+        return None
+
+
 @contextmanager
-def serve_process(url: str, home: Path, *, plain: bool) -> Iterator[tuple[str, str]]:
-    """Start `buildcoord serve` on a free loopback port; yield (base URL, admin token)."""
+def serve_process(url: str, home: Path, *, plain: bool) -> Iterator[tuple[str, str, int]]:
+    """Start `buildcoord serve` on a free loopback port; yield (base URL, admin token, pid)."""
     port = _free_port()
     admin = "bc_bench_" + secrets.token_hex(16)
     env = {key: value for key, value in os.environ.items() if not key.startswith("BUILDCOORD_")}
@@ -870,7 +879,7 @@ def serve_process(url: str, home: Path, *, plain: bool) -> Iterator[tuple[str, s
                             + logfile.read_text(errors="replace")[-3000:]
                         ) from None
                     time.sleep(0.1)
-        yield base_url, admin
+        yield base_url, admin, process.pid
     finally:
         if process.poll() is None:
             process.terminate()  # by pid: the process we started
@@ -892,13 +901,19 @@ def run_http(
     *,
     plain: bool,
 ) -> dict[str, Any]:
-    """jobs/s claimed and completed over HTTP, and health requests/s, with 1, 2, 4 clients."""
+    """jobs/s claimed and completed over HTTP, and health requests/s, with 1, 2, 4 clients.
+
+    Beside the rates: the CPU time the server process spent per health request and per job
+    (claim + complete), which the machine's other load disturbs less than the rates.
+    """
     health: dict[str, float] = {}
     rates: dict[str, float] = {}
     counts: dict[str, int] = {}
+    health_cpu: dict[str, float] = {}
+    job_cpu: dict[str, float] = {}
     variant = "asyncio+h11" if plain else _default_stack()
     queue = store_queue(store.engine, rng)
-    with serve_process(url, home, plain=plain) as (base_url, admin):
+    with serve_process(url, home, plain=plain) as (base_url, admin, pid):
         tag = secrets.token_hex(3)
         agents: list[tuple[str, str]] = []
         with Client(base_url, admin) as operator:
@@ -922,15 +937,20 @@ def run_http(
                 {"base_url": base_url, "token": token, "seconds": sizes.round_seconds}
                 for _, token in agents[:clients]
             ]
+            cpu_before = _cpu_seconds(pid)
             result = timed_round(
                 workers, "http_health", [{**kw, "limit": 10**7} for kw in per_worker]
             )
+            cpu_after = _cpu_seconds(pid)
             health[str(clients)] = result.rate
+            if cpu_before is not None and cpu_after is not None and result.count:
+                health_cpu[str(clients)] = (cpu_after - cpu_before) / result.count * 1000
             log(
                 f"  {backend.name} HTTP ({variant}) health requests/s, {clients} client(s): "
                 f"{result.rate:,.0f}"
             )
         for clients in CLAIMERS:
+            cpu_before = _cpu_seconds(pid)
             result = queue.measure(
                 workers,
                 "http_jobs",
@@ -939,8 +959,11 @@ def run_http(
                 estimate=estimate,
                 cap=sizes.max_round_jobs,
             )
+            cpu_after = _cpu_seconds(pid)
             rates[str(clients)] = result.rate
             counts[str(clients)] = result.count
+            if cpu_before is not None and cpu_after is not None and result.count:
+                job_cpu[str(clients)] = (cpu_after - cpu_before) / result.count * 1000
             estimate = max(estimate, result.rate)
             log(
                 f"  {backend.name} HTTP ({variant}) jobs/s, {clients} client(s): "
@@ -953,6 +976,8 @@ def run_http(
         "jobs_per_s": rates,
         "jobs_done": counts,
         "ratio_to_health": {key: rates[key] / health[key] for key in rates},
+        "server_cpu_ms_per_health_request": health_cpu,
+        "server_cpu_ms_per_job": job_cpu,
     }
 
 
@@ -963,7 +988,11 @@ def _default_stack() -> str:
 
 
 def _capture_claim_query(store: Store) -> tuple[str, Any]:
-    """Run one real claim and return the SQL and parameters its candidate SELECT sent."""
+    """Run one real claim and return the SQL and parameters its candidate SELECT sent.
+
+    With a listener on the engine, the store runs this claim through SQLAlchemy instead of
+    straight on the driver's cursor: the same SQL text and parameters, now visible here.
+    """
     captured: list[tuple[str, Any]] = []
 
     def listener(
@@ -1215,6 +1244,12 @@ def report_lines(result: dict[str, Any]) -> list[str]:
                 f"{name} HTTP {http['stack']:<17} jobs/s       {_fmt(http['jobs_per_s'])}  "
                 f"(ratio to health {_ratios(http['ratio_to_health'])}{verdict})"
             )
+            if http.get("server_cpu_ms_per_job"):
+                lines.append(
+                    f"{name} HTTP {http['stack']:<17} server CPU ms per health request "
+                    f"{_ratios(http['server_cpu_ms_per_health_request'])}, per job "
+                    f"{_ratios(http['server_cpu_ms_per_job'])}"
+                )
         latency = figures["latency"]
         for phase in ("before_analyze", "after_analyze"):
             data = latency[phase]

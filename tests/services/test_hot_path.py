@@ -16,7 +16,7 @@ from typing import Any
 
 import psycopg
 import pytest
-from sqlalchemy import Engine, event, select
+from sqlalchemy import Engine, event, insert, select
 from sqlalchemy.exc import OperationalError
 
 import buildcoord.store.engine as engine_module
@@ -27,8 +27,8 @@ from buildcoord.errors import Conflict, NotFound
 from buildcoord.models import Principal
 from buildcoord.services.coordinator import Coordinator
 from buildcoord.store import Store
-from buildcoord.store.engine import read_transaction
-from buildcoord.store.schema import metadata
+from buildcoord.store.engine import read_transaction, write_transaction
+from buildcoord.store.schema import jobs, metadata
 
 from .conftest import StoreState
 
@@ -66,26 +66,25 @@ def _table_rows(engine: Engine) -> dict[str, list[tuple[Any, ...]]]:
     with read_transaction(engine) as conn:
         for table in metadata.sorted_tables:
             columns = [column for column in table.columns if column.name != "token_hash"]
-            order = list(table.primary_key.columns) or columns
-            rows[table.name] = [tuple(row) for row in conn.execute(select(*columns).order_by(*order))]
+            query = select(*columns).order_by(*(list(table.primary_key.columns) or columns))
+            rows[table.name] = [tuple(row) for row in conn.execute(query)]
     return rows
 
 
 def _scenario(store: Store) -> list[tuple[str, Any]]:
     """Claims with labels and paging, completions, refusals, dependencies, an agent claim."""
     clock = FakeClock()
-    queue = Coordinator(store, Settings(), clock)
-    queue.servers.register("plain", by=OPERATOR)
-    queue.servers.register("gpu", ["gpu", "linux"], by=OPERATOR)
-    queue.branches.add("built", repo="/srv/repo", command="make", by=OPERATOR)
-    agents = {
-        name: Principal("agent", f"agent {name}", server=name) for name in ("plain", "gpu")
-    }
+    services = Coordinator(store, Settings(), clock)
+    queue = services.queue
+    services.servers.register("plain", by=OPERATOR)
+    services.servers.register("gpu", ["gpu", "linux"], by=OPERATOR)
+    services.branches.add("built", repo="/srv/repo", command="make", by=OPERATOR)
+    agents = {name: Principal("agent", f"agent {name}", server=name) for name in ("plain", "gpu")}
     results: list[tuple[str, Any]] = []
 
-    def attempt(label: str, call: Callable[[], Any]) -> Any:
+    def attempt(label: str, call: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
         try:
-            value = call()
+            value = call(*args, **kwargs)
         except (Conflict, NotFound) as error:
             results.append((label, f"{type(error).__name__}: {error}"))
             return None
@@ -95,7 +94,7 @@ def _scenario(store: Store) -> list[tuple[str, Any]]:
     ids: list[int] = []
     for number in range(36):
         clock.advance(1.5)
-        job = queue.queue.submit(
+        job = queue.submit(
             "built" if number % 7 == 0 else "main",
             COMMIT,
             priority=1 + number % 3,
@@ -108,55 +107,35 @@ def _scenario(store: Store) -> list[tuple[str, Any]]:
         clock.advance(0.25)
         name = "gpu" if step % 3 == 0 else "plain"
         agent = agents[name]
-        job = attempt(f"claim {step}", lambda: queue.queue.claim_next(name, by=agent))
+        job = attempt(f"claim {step}", queue.claim_next, name, by=agent)
         if job is None:
             continue
         clock.advance(0.5)
+        lease = {"server": name, "fencing_token": job.fencing_token}
         if step % 4 == 1:
-            attempt(
-                f"stale token {step}",
-                lambda: queue.queue.complete(
-                    job.id,
-                    status="succeeded",
-                    server=name,
-                    fencing_token=job.fencing_token + 1,
-                    by=agent,
-                ),
-            )
-            attempt(
-                f"renew {step}",
-                lambda: queue.queue.renew(
-                    job.id, server=name, fencing_token=job.fencing_token, by=agent
-                ),
-            )
+            stale = {"server": name, "fencing_token": job.fencing_token + 1}
+            attempt(f"stale {step}", queue.complete, job.id, status="succeeded", **stale, by=agent)
+            attempt(f"renew {step}", queue.renew, job.id, **lease, by=agent)
         status = "failed" if step % 5 == 2 else "succeeded"
         if step % 6 == 5:
-            attempt(
-                f"operator completes {step}",
-                lambda: queue.queue.complete(job.id, status=status, exit_code=3, by=OPERATOR),
-            )
+            attempt(f"operator {step}", queue.complete, job.id, status=status, by=OPERATOR)
         else:
+            exit_code = 0 if status == "succeeded" else 1
+            duration = 1.25 if step % 2 else None
             attempt(
                 f"complete {step}",
-                lambda: queue.queue.complete(
-                    job.id,
-                    status=status,
-                    exit_code=0 if status == "succeeded" else 1,
-                    duration=1.25 if step % 2 else None,
-                    server=name,
-                    fencing_token=job.fencing_token,
-                    by=agent,
-                ),
+                queue.complete,
+                job.id,
+                status=status,
+                exit_code=exit_code,
+                duration=duration,
+                **lease,
+                by=agent,
             )
-        attempt(
-            f"complete again {step}",
-            lambda: queue.queue.complete(
-                job.id, status="succeeded", server=name, fencing_token=job.fencing_token, by=agent
-            ),
-        )
-    attempt("unknown server", lambda: queue.queue.claim_next("ghost", by=OPERATOR))
-    attempt("agent claim", lambda: queue.agents.claim("plain", by=agents["plain"]))
-    attempt("agent claim of nothing", lambda: queue.agents.claim("gpu", by=agents["gpu"]))
+        attempt(f"again {step}", queue.complete, job.id, status="succeeded", **lease, by=agent)
+    attempt("unknown server", queue.claim_next, "ghost", by=OPERATOR)
+    attempt("agent claim", services.agents.claim, "plain", by=agents["plain"])
+    attempt("agent claim of nothing", services.agents.claim, "gpu", by=agents["gpu"])
     return results
 
 
@@ -174,10 +153,9 @@ def test_the_driver_path_writes_what_the_same_sql_writes_through_sqlalchemy(
 
     assert direct_results == watched_results
     assert _table_rows(direct.engine) == _table_rows(watched.engine)
-    assert any(statement.startswith("UPDATE jobs SET status = 'running'") for statement in sent)
-    assert any(statement.lstrip().startswith("WITH claimed") for statement in sent) or any(
-        "INSERT INTO events" in statement for statement in sent
-    )
+    # ... which did go through the listener: the claim's lease and its event.
+    assert any("UPDATE jobs SET status = 'running'" in statement for statement in sent)
+    assert any("INSERT INTO events" in statement for statement in sent)
 
 
 def test_a_failure_after_the_claims_update_rolls_the_whole_claim_back(
@@ -198,6 +176,68 @@ def test_a_failure_after_the_claims_update_rolls_the_whole_claim_back(
         coordinator.queue.claim_next("build1", by=agent)
 
     assert store_state() == before
+
+
+def _write_plans(store: Store) -> list[str]:
+    """The query plans of the claim's and the completion's writes, with real parameters."""
+    sqlite = store.engine.dialect.name == "sqlite"
+    claim = jobs_module._CLAIM if sqlite else jobs_module._CLAIM_RECORDING
+    event = ("job.claimed", "job:1", None, None)
+    writes = [
+        (claim, ("build1", 2.0, 1.0, 1) if sqlite else ("build1", 2.0, 1.0, 1, 1.0, "a", *event)),
+        (
+            jobs_module._COMPLETE[(True, True)],
+            ("succeeded", 1.0, 0, None, None, 1.0, 1.0, 1, "build1", 1),
+        ),
+    ]
+    plans = []
+    with read_transaction(store.engine) as conn:
+        for statement, params in writes:
+            text = statement.sqlite if sqlite else statement.postgresql
+            prefix = "EXPLAIN QUERY PLAN " if sqlite else "EXPLAIN "
+            rows = conn.exec_driver_sql(prefix + text, params).all()
+            plans.append("\n".join(str(row[-1] if sqlite else row[0]) for row in rows))
+        conn.rollback()
+    return plans
+
+
+def test_the_claim_and_completion_find_their_row_by_primary_key_with_or_without_statistics(
+    store: Store,
+) -> None:
+    rows = [
+        {
+            "branch": "main",
+            "commit": COMMIT,
+            "priority": 5,
+            "status": "running" if number % 2 else "queued",
+            "attempt": 1,
+            "max_attempts": 3,
+            "labels": "",
+            "depends_on": "",
+            "pending_deps": 0,
+            "rank": float(number),
+            "server": "build1" if number % 2 else None,
+            "fencing_token": 1,
+            "created_at": 0.0,
+            "queued_at": 0.0,
+        }
+        for number in range(5_000)
+    ]
+    with write_transaction(store.engine) as conn:
+        conn.execute(insert(jobs), rows)
+
+    before = _write_plans(store)
+    with store.engine.connect() as conn:
+        if store.engine.dialect.name == "sqlite":
+            conn.exec_driver_sql("ANALYZE")
+        else:
+            conn.execution_options(isolation_level="AUTOCOMMIT").exec_driver_sql("ANALYZE")
+        conn.commit()
+    after = _write_plans(store)
+
+    for plan in before + after:
+        assert "pk_jobs" in plan or "INTEGER PRIMARY KEY" in plan, plan
+        assert "ix_jobs" not in plan, plan
 
 
 # -- pooled PostgreSQL connections ----------------------------------------------------------------

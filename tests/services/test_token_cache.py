@@ -1,0 +1,168 @@
+"""Authentication is cached for a moment; a revocation through this process ends it at once."""
+
+from __future__ import annotations
+
+import pytest
+from sqlalchemy import update
+
+import buildcoord.services.tokens as tokens_module
+from buildcoord.clock import FakeClock
+from buildcoord.config import Settings
+from buildcoord.errors import Unauthorized
+from buildcoord.models import Principal
+from buildcoord.services.coordinator import Coordinator
+from buildcoord.services.tokens import AUTH_CACHE_SECONDS, hash_secret
+from buildcoord.store import Store
+from buildcoord.store.engine import write_transaction
+from buildcoord.store.events import token_revocations
+from buildcoord.store.schema import tokens
+from buildcoord.store.tokens import TokenStore
+
+
+class Monotonic:
+    """A stand-in for time.monotonic that moves only when told to."""
+
+    def __init__(self) -> None:
+        self.now = 1000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+@pytest.fixture
+def monotonic(monkeypatch: pytest.MonkeyPatch) -> Monotonic:
+    fake = Monotonic()
+    monkeypatch.setattr(tokens_module.time, "monotonic", fake)
+    return fake
+
+
+@pytest.fixture
+def lookups(monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    """The token hashes authentication read from the store."""
+    seen: list[str] = []
+    original = TokenStore.find_live_token
+
+    def counted(self: TokenStore, token_hash: str) -> object:
+        seen.append(token_hash)
+        return original(self, token_hash)
+
+    monkeypatch.setattr(TokenStore, "find_live_token", counted)
+    return seen
+
+
+def _revoke_elsewhere(store: Store, secret: str) -> None:
+    """Revoke as another coordinator on the same database would: no event in this process."""
+    with write_transaction(store.engine) as conn:
+        conn.execute(
+            update(tokens).where(tokens.c.token_hash == hash_secret(secret)).values(revoked_at=1.0)
+        )
+
+
+def test_it_reads_a_token_once_within_the_cache_time(
+    coordinator: Coordinator, operator: Principal, monotonic: Monotonic, lookups: list[str]
+) -> None:
+    issued = coordinator.tokens.create("ci", by=operator)
+
+    first = coordinator.tokens.authenticate(issued.secret)
+    monotonic.now += AUTH_CACHE_SECONDS - 0.1
+    again = coordinator.tokens.authenticate(issued.secret)
+    cached = coordinator.tokens.cached(issued.secret)
+
+    assert first == again == cached == Principal("operator", "ci")
+    assert lookups == [hash_secret(issued.secret)]
+
+
+def test_it_sees_a_revocation_by_another_coordinator_once_the_cache_time_is_over(
+    coordinator: Coordinator,
+    store: Store,
+    operator: Principal,
+    monotonic: Monotonic,
+    lookups: list[str],
+) -> None:
+    issued = coordinator.tokens.create("ci", by=operator)
+    coordinator.tokens.authenticate(issued.secret)
+
+    _revoke_elsewhere(store, issued.secret)
+    assert coordinator.tokens.authenticate(issued.secret).name == "ci"  # still cached
+    monotonic.now += AUTH_CACHE_SECONDS
+
+    assert coordinator.tokens.cached(issued.secret) is None
+    with pytest.raises(Unauthorized, match="invalid or revoked token"):
+        coordinator.tokens.authenticate(issued.secret)
+    assert len(lookups) == 2
+
+
+def test_a_revocation_through_this_process_takes_effect_at_once(
+    coordinator: Coordinator, operator: Principal, monotonic: Monotonic
+) -> None:
+    issued = coordinator.tokens.create("ci", by=operator)
+    other = coordinator.tokens.create("dashboard", kind="read", by=operator)
+    coordinator.tokens.authenticate(issued.secret)
+    coordinator.tokens.authenticate(other.secret)
+
+    coordinator.tokens.revoke(issued.token.id, by=operator)
+
+    assert coordinator.tokens.cached(issued.secret) is None
+    with pytest.raises(Unauthorized, match="invalid or revoked token"):
+        coordinator.tokens.authenticate(issued.secret)
+    assert coordinator.tokens.authenticate(other.secret).kind == "read"
+
+
+def test_removing_a_server_ends_its_cached_agent_token_at_once(
+    coordinator: Coordinator, operator: Principal, monotonic: Monotonic
+) -> None:
+    _, secret = coordinator.servers.register("build1", by=operator)
+    assert coordinator.tokens.authenticate(secret).server == "build1"
+
+    coordinator.servers.remove("build1", by=operator)
+
+    with pytest.raises(Unauthorized, match="invalid or revoked token"):
+        coordinator.tokens.authenticate(secret)
+
+
+def test_rotating_the_admin_token_ends_the_old_one_for_every_coordinator_in_the_process(
+    store: Store, clock: FakeClock, monotonic: Monotonic
+) -> None:
+    old, new = "old-admin-token-0123456789", "new-admin-token-0123456789"
+    first = Coordinator(store, Settings(admin_token=old), clock)
+    first.start()
+    assert first.tokens.authenticate(old).kind == "operator"
+
+    Coordinator(store, Settings(admin_token=new), clock).start()
+
+    with pytest.raises(Unauthorized):
+        first.tokens.authenticate(old)
+
+
+def test_it_does_not_cache_what_it_read_while_a_revocation_was_committing(
+    coordinator: Coordinator,
+    operator: Principal,
+    monotonic: Monotonic,
+    monkeypatch: pytest.MonkeyPatch,
+    lookups: list[str],
+) -> None:
+    issued = coordinator.tokens.create("ci", by=operator)
+    original = TokenStore.find_live_token
+
+    def read_then_revocation_commits(self: TokenStore, token_hash: str) -> object:
+        found = original(self, token_hash)  # sees the token live ...
+        token_revocations.bump()  # ... while a revocation commits
+        return found
+
+    monkeypatch.setattr(TokenStore, "find_live_token", read_then_revocation_commits)
+    assert coordinator.tokens.authenticate(issued.secret).name == "ci"
+
+    assert coordinator.tokens.cached(issued.secret) is None
+
+
+def test_it_never_caches_an_unknown_token(
+    coordinator: Coordinator, operator: Principal, monotonic: Monotonic, lookups: list[str]
+) -> None:
+    with pytest.raises(Unauthorized):
+        coordinator.tokens.authenticate("bc_not-a-real-token")
+    with pytest.raises(Unauthorized):
+        coordinator.tokens.authenticate("bc_not-a-real-token")
+
+    assert len(lookups) == 2
+    assert coordinator.tokens.cached("bc_not-a-real-token") is None
+    assert coordinator.tokens.cached(None) is None
