@@ -172,3 +172,42 @@ def test_a_coordinator_restart_mid_build_loses_nothing(
         lines = [entry.message for entry in client.log_entries(job_id)]
     assert any("step 1 on build1" in line for line in lines)
     assert any("step 150 on build1" in line for line in lines)
+
+
+def test_sigterm_drains_the_agent_after_its_current_build(
+    default_fleet: LiveFleet, tmp_path: Path, markers: Path
+) -> None:
+    fleet = default_fleet
+    start(fleet, tmp_path, markers, "build1")
+    with fleet.client() as client:
+        job_id = client.submit_job("main").id
+        waiting_id = client.submit_job("main").id
+    _server, build_pid, _child = first_build(markers, job_id)
+    agent = fleet.agents["build1"]
+
+    agent.send_signal(signal.SIGTERM)
+
+    assert agent.wait(timeout=90) == 0
+    assert not pid_alive(build_pid)
+    assert job_of(fleet, job_id).status == "succeeded"
+    assert job_of(fleet, waiting_id).status == "queued"  # drained: nothing new was claimed
+
+
+def test_a_second_sigterm_stops_the_current_build_and_reports_it(
+    default_fleet: LiveFleet, tmp_path: Path, markers: Path
+) -> None:
+    fleet = default_fleet
+    start(fleet, tmp_path, markers, "build1")
+    with fleet.client() as client:
+        job_id = client.submit_job("main").id
+    _server, build_pid, child_pid = first_build(markers, job_id)
+    agent = fleet.agents["build1"]
+
+    agent.send_signal(signal.SIGTERM)
+    time.sleep(0.5)
+    agent.send_signal(signal.SIGTERM)
+
+    assert agent.wait(timeout=60) == 0
+    wait_for("the build to die", lambda: not pid_alive(build_pid), timeout=15)
+    assert not pid_alive(child_pid)
+    assert job_of(fleet, job_id).status == "failed"
