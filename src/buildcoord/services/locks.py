@@ -37,6 +37,11 @@ class LockService:
             require_operator(by, "taking locks")
         return holder
 
+    def _ttl(self, ttl: float | None) -> float:
+        """The lease length asked for, or the lock_ttl_seconds setting; bounded."""
+        chosen = ttl if ttl is not None else self.settings.lock_ttl_seconds
+        return validation.positive(chosen, what="ttl", maximum=MAX_TTL)
+
     def acquire(
         self,
         name: str,
@@ -49,11 +54,7 @@ class LockService:
         """Take (or re-enter) a lease and return its fencing token."""
         lock_name(name)
         self._check_holder(holder, by)
-        seconds = validation.positive(
-            ttl if ttl is not None else self.settings.lock_ttl_seconds,
-            what="ttl",
-            maximum=MAX_TTL,
-        )
+        seconds = self._ttl(ttl)
         if capacity is not None and not 1 <= capacity <= MAX_CAPACITY:
             raise InvalidInput(f"invalid capacity {capacity!r}: expected 1 to {MAX_CAPACITY}")
         return self.store.locks.acquire_lock(
@@ -77,11 +78,7 @@ class LockService:
         """Extend a lease the holder still has."""
         lock_name(name)
         self._check_holder(holder, by)
-        seconds = validation.positive(
-            ttl if ttl is not None else self.settings.lock_ttl_seconds,
-            what="ttl",
-            maximum=MAX_TTL,
-        )
+        seconds = self._ttl(ttl)
         return self.store.locks.renew_lock(
             name,
             holder,
