@@ -367,6 +367,8 @@ class Client:
         labels: Sequence[str] = (),
         timeout_seconds: float | None = None,
         retry_on_failure: bool = False,
+        tag_on_success: bool = True,
+        push_tags: bool = True,
     ) -> Branch:
         """Set up a branch for building."""
         body = {
@@ -377,8 +379,15 @@ class Client:
             "labels": list(labels),
             "timeout_seconds": timeout_seconds,
             "retry_on_failure": retry_on_failure,
+            "tag_on_success": tag_on_success,
+            "push_tags": push_tags,
         }
         return _parse(Branch, self._call("POST", "/branches", json=body))
+
+    def update_branch(self, name: str, **changes: bool | None) -> Branch:
+        """Change a branch's switches (tag_on_success, push_tags, retry_on_failure)."""
+        body = {key: value for key, value in changes.items() if value is not None}
+        return _parse(Branch, self._call("PATCH", f"/branches/{name}", json=body))
 
     def list_branches(self) -> list[Branch]:
         """List branches."""

@@ -220,6 +220,8 @@ class Branch:
     retry_on_failure: bool
     created_at: datetime
     updated_at: datetime
+    tag_on_success: bool = True
+    push_tags: bool = True
 
 
 LogKind = Literal["event", "command", "output"]
@@ -262,3 +264,76 @@ class Assignment:
     command: str
     timeout_seconds: float | None
     retry_on_failure: bool
+
+
+@dataclass(frozen=True, slots=True)
+class ArtifactSet:
+    """A build's artifacts as kept on the agent that built them."""
+
+    job_id: int
+    server: str
+    branch: str
+    commit: str
+    root: str
+    file_count: int
+    total_bytes: int
+    succeeded: bool
+    created_at: datetime
+    pinned: bool
+    removed_at: datetime | None
+    freed_bytes: int | None
+    last_good: bool = False
+
+
+TagState = Literal["none", "pending", "written", "failed", "removed"]
+
+
+@dataclass(frozen=True, slots=True)
+class GoodBuild:
+    """A successful build in the rollback registry, with its git tag once written."""
+
+    job_id: int
+    branch: str
+    commit: str
+    server: str
+    artifact_count: int
+    succeeded_at: datetime
+    tag: str | None
+    tag_state: TagState
+    tag_message: str | None
+    tag_error: str | None
+    pushed: bool
+    tagged_at: datetime | None
+
+
+@dataclass(frozen=True, slots=True)
+class ComparisonRecord:
+    """The coordinator's verdict on two builds of the same branch and commit."""
+
+    id: int
+    job_a: int
+    job_b: int
+    branch: str
+    commit: str
+    reproducible: bool
+    summary: dict[str, Any]
+    created_at: datetime
+
+
+OrderKind = Literal["artifacts.remove", "tag.create", "tags.delete"]
+OrderStatus = Literal["pending", "done", "failed"]
+
+
+@dataclass(frozen=True, slots=True)
+class AgentOrder:
+    """Work the coordinator asks of one agent beside builds."""
+
+    id: int
+    server: str
+    kind: OrderKind
+    params: dict[str, Any]
+    status: OrderStatus
+    created_at: datetime
+    finished_at: datetime | None
+    result: dict[str, Any] | None
+    error: str | None

@@ -21,6 +21,19 @@ def branches() -> None:
 @click.option("--labels", help="Comma-separated labels a server needs to build it.")
 @click.option("--timeout", type=float, help="Seconds before a build is stopped.")
 @click.option("--retry-on-failure", is_flag=True, help="Retry a failed build (new attempt).")
+@click.option(
+    "--tag/--no-tag",
+    "tag_on_success",
+    default=True,
+    show_default=True,
+    help="Tag each successful build build-success-<branch>-<stamp> in the repository.",
+)
+@click.option(
+    "--push-tags/--no-push-tags",
+    default=True,
+    show_default=True,
+    help="Push success tags on to the repository's own remote, where it has one.",
+)
 def add(
     name: str,
     repo: str,
@@ -29,6 +42,8 @@ def add(
     labels: str | None,
     timeout: float | None,
     retry_on_failure: bool,
+    tag_on_success: bool,
+    push_tags: bool,
 ) -> None:
     """Set up branch NAME."""
     with get_context().client() as client:
@@ -40,6 +55,8 @@ def add(
             labels=split_list(labels),
             timeout_seconds=timeout,
             retry_on_failure=retry_on_failure,
+            tag_on_success=tag_on_success,
+            push_tags=push_tags,
         )
     click.echo(f"Added branch {branch.name} ({branch.repo})")
 
@@ -89,9 +106,42 @@ def show(name: str, as_json: bool) -> None:
     timeout = "none" if branch.timeout_seconds is None else f"{branch.timeout_seconds:g} s"
     click.echo(f"Timeout:    {timeout}")
     click.echo(f"Retry failed builds: {'yes' if branch.retry_on_failure else 'no'}")
+    click.echo(f"Tag successful builds: {'yes' if branch.tag_on_success else 'no'}")
+    click.echo(f"Push tags to the repository's remote: {'yes' if branch.push_tags else 'no'}")
     click.echo(f"Added:      {stamp(branch.created_at)}")
     click.echo("Command:")
     click.echo(f"  {branch.command}" if branch.command else "  (none: jobs are claimed by hand)")
+
+
+@branches.command("set")
+@click.argument("name")
+@click.option("--tag/--no-tag", "tag_on_success", default=None, help="Tag successful builds.")
+@click.option("--push-tags/--no-push-tags", default=None, help="Push tags to the remote.")
+@click.option("--retry-on-failure/--no-retry-on-failure", default=None, help="Retry failed builds.")
+def set_(
+    name: str,
+    tag_on_success: bool | None,
+    push_tags: bool | None,
+    retry_on_failure: bool | None,
+) -> None:
+    """Change branch NAME's switches (the ones not given stay)."""
+    if tag_on_success is None and push_tags is None and retry_on_failure is None:
+        raise click.UsageError(
+            "nothing to change: give --tag/--no-tag, --push-tags/--no-push-tags"
+            " or --retry-on-failure/--no-retry-on-failure"
+        )
+    with get_context().client() as client:
+        branch = client.update_branch(
+            name,
+            tag_on_success=tag_on_success,
+            push_tags=push_tags,
+            retry_on_failure=retry_on_failure,
+        )
+    click.echo(
+        f"Branch {branch.name}: tag {'on' if branch.tag_on_success else 'off'}, "
+        f"push tags {'on' if branch.push_tags else 'off'}, "
+        f"retry {'on' if branch.retry_on_failure else 'off'}"
+    )
 
 
 @branches.command("remove")

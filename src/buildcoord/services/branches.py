@@ -32,6 +32,8 @@ class BranchService:
         labels: Sequence[str] = (),
         timeout_seconds: float | None = None,
         retry_on_failure: bool = False,
+        tag_on_success: bool = True,
+        push_tags: bool = True,
         by: Principal,
     ) -> Branch:
         """Set up a branch for building."""
@@ -52,6 +54,8 @@ class BranchService:
             labels=validation.labels(labels),
             timeout_seconds=timeout_seconds,
             retry_on_failure=retry_on_failure,
+            tag_on_success=tag_on_success,
+            push_tags=push_tags,
             now=self.clock.now().timestamp(),
             actor=by.actor,
         )
@@ -65,6 +69,32 @@ class BranchService:
         """List branches."""
         require_reader(by, "reading branches")
         return self.store.branches.list_branches()
+
+    def update(
+        self,
+        name: str,
+        *,
+        tag_on_success: bool | None = None,
+        push_tags: bool | None = None,
+        retry_on_failure: bool | None = None,
+        by: Principal,
+    ) -> Branch:
+        """Change a branch's switches; the ones left None stay as they are."""
+        require_operator(by, "changing a branch")
+        changes = {
+            key: value
+            for key, value in (
+                ("tag_on_success", tag_on_success),
+                ("push_tags", push_tags),
+                ("retry_on_failure", retry_on_failure),
+            )
+            if value is not None
+        }
+        if not changes:
+            return self.store.branches.get_branch(name)
+        return self.store.branches.update_branch(
+            name, changes, now=self.clock.now().timestamp(), actor=by.actor
+        )
 
     def remove(self, name: str, *, by: Principal) -> None:
         """Forget a branch."""

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 from sqlalchemy import Engine
 
-from buildcoord.store.artifacts import ArtifactStore
+from buildcoord.store.artifacts import ArtifactSetStore, ArtifactStore
 from buildcoord.store.branches import BranchStore
+from buildcoord.store.comparisons import ComparisonStore
 from buildcoord.store.engine import make_engine
 from buildcoord.store.events import EventStore
 from buildcoord.store.jobs import JobStore
@@ -13,6 +14,8 @@ from buildcoord.store.locks import LockStore
 from buildcoord.store.logs import LogStore
 from buildcoord.store.messages import MessageStore
 from buildcoord.store.migrate import upgrade
+from buildcoord.store.orders import OrderStore
+from buildcoord.store.rollback import RollbackStore
 from buildcoord.store.servers import ServerStore
 from buildcoord.store.sessions import SessionStore
 from buildcoord.store.settings import SettingStore
@@ -35,6 +38,10 @@ class Store:
         self.logs = LogStore(engine)
         self.artifacts = ArtifactStore(engine)
         self.sessions = SessionStore(engine)
+        self.artifact_sets = ArtifactSetStore(engine)
+        self.rollback = RollbackStore(engine)
+        self.comparisons = ComparisonStore(engine)
+        self.orders = OrderStore(engine)
 
     @classmethod
     def open(cls, url: str, *, migrate: bool = True) -> Store:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy import Engine, Row, delete, insert, select
+from sqlalchemy import Engine, Row, delete, insert, select, update
 
 from buildcoord.errors import Conflict, NotFound
 from buildcoord.models import Branch
@@ -26,6 +26,8 @@ def branch_from_row(row: Row[Any]) -> Branch:
         retry_on_failure=bool(row.retry_on_failure),
         created_at=from_epoch(row.created_at),
         updated_at=from_epoch(row.updated_at),
+        tag_on_success=bool(row.tag_on_success),
+        push_tags=bool(row.push_tags),
     )
 
 
@@ -45,6 +47,8 @@ class BranchStore:
         labels: tuple[str, ...],
         timeout_seconds: float | None,
         retry_on_failure: bool,
+        tag_on_success: bool = True,
+        push_tags: bool = True,
         now: float,
         actor: str,
     ) -> Branch:
@@ -62,6 +66,8 @@ class BranchStore:
                     labels=",".join(labels),
                     timeout_seconds=timeout_seconds,
                     retry_on_failure=retry_on_failure,
+                    tag_on_success=tag_on_success,
+                    push_tags=push_tags,
                     created_at=now,
                     updated_at=now,
                 )
@@ -96,6 +102,31 @@ class BranchStore:
         with read_transaction(self.engine) as conn:
             rows = conn.execute(select(branches).order_by(branches.c.name)).all()
         return [branch_from_row(row) for row in rows]
+
+    def update_branch(
+        self, name: str, changes: dict[str, Any], *, now: float, actor: str
+    ) -> Branch:
+        """Change some of a branch's settings (columns named in changes)."""
+        with write_transaction(self.engine) as conn:
+            before = conn.execute(select(branches).where(branches.c.name == name)).one_or_none()
+            if before is None:
+                raise NotFound(f"branch {name} is not set up")
+            row = conn.execute(
+                update(branches)
+                .where(branches.c.name == name)
+                .values(**changes, updated_at=now)
+                .returning(*branches.c)
+            ).one()
+            append_event(
+                conn,
+                at=now,
+                actor=actor,
+                kind="branch.updated",
+                subject=f"branch:{name}",
+                before={key: getattr(before, key) for key in changes},
+                after=changes,
+            )
+            return branch_from_row(row)
 
     def remove_branch(self, name: str, *, now: float, actor: str) -> None:
         """Delete a branch (its jobs stay; agents no longer claim its queued ones)."""

@@ -16,6 +16,7 @@ from sqlalchemy import (
     Table,
     Text,
     text,
+    true,
 )
 
 metadata = MetaData(
@@ -186,6 +187,9 @@ branches = Table(
     Column("retry_on_failure", Boolean, nullable=False),
     Column("created_at", Time, nullable=False),
     Column("updated_at", Time, nullable=False),
+    # Rollback: tag each successful build in the repository; push the tag on to its remote.
+    Column("tag_on_success", Boolean, nullable=False, server_default=true()),
+    Column("push_tags", Boolean, nullable=False, server_default=true()),
 )
 
 job_logs = Table(
@@ -226,3 +230,74 @@ agent_sessions = Table(
     Column("handled_at", Time, nullable=True),  # when its leases were ended after the grace
 )
 Index("ix_agent_sessions_server", agent_sessions.c.server, agent_sessions.c.connected_at)
+
+# One row per build that reported artifacts: where they are on the agent, and their fate.
+artifact_sets = Table(
+    "artifact_sets",
+    metadata,
+    Column("job_id", Id, ForeignKey("jobs.id", ondelete="CASCADE"), primary_key=True),
+    Column("server", String(64), nullable=False),
+    Column("branch", String(255), nullable=False),
+    Column("commit", String(40), nullable=False),
+    Column("root", Text, nullable=False),  # the directory on the agent's machine
+    Column("file_count", Integer, nullable=False),
+    Column("total_bytes", BigInteger, nullable=False),
+    Column("succeeded", Boolean, nullable=False),
+    Column("created_at", Time, nullable=False),
+    Column("pinned", Boolean, nullable=False),
+    Column("removed_at", Time, nullable=True),
+    Column("freed_bytes", BigInteger, nullable=True),
+)
+Index("ix_artifact_sets_branch_server", artifact_sets.c.branch, artifact_sets.c.server)
+
+# The rollback registry: every successful build of a branch, with its git tag when written.
+good_builds = Table(
+    "good_builds",
+    metadata,
+    Column("job_id", Id, ForeignKey("jobs.id", ondelete="CASCADE"), primary_key=True),
+    Column("branch", String(255), nullable=False),
+    Column("commit", String(40), nullable=False),
+    Column("server", String(64), nullable=False),
+    Column("artifact_count", Integer, nullable=False),
+    Column("succeeded_at", Time, nullable=False),
+    Column("tag", String(255), nullable=True, unique=True),
+    # none (tagging off) | pending | written | failed | removed
+    Column("tag_state", String(16), nullable=False),
+    Column("tag_message", Text, nullable=True),
+    Column("tag_error", Text, nullable=True),
+    Column("pushed", Boolean, nullable=False),
+    Column("tagged_at", Time, nullable=True),
+)
+Index("ix_good_builds_branch", good_builds.c.branch, good_builds.c.succeeded_at)
+
+# Reproducibility verdicts: two servers' builds of the same branch and commit, compared.
+comparisons = Table(
+    "comparisons",
+    metadata,
+    Column("id", Id, primary_key=True, autoincrement=True),
+    Column("job_a", Id, ForeignKey("jobs.id", ondelete="CASCADE"), nullable=False),
+    Column("job_b", Id, ForeignKey("jobs.id", ondelete="CASCADE"), nullable=False),
+    Column("branch", String(255), nullable=False),
+    Column("commit", String(40), nullable=False),
+    Column("reproducible", Boolean, nullable=False),
+    Column("summary", Text, nullable=False),  # JSON: the comparison's to_dict()
+    Column("created_at", Time, nullable=False),
+)
+Index("uq_comparisons_pair", comparisons.c.job_a, comparisons.c.job_b, unique=True)
+Index("ix_comparisons_branch", comparisons.c.branch, comparisons.c.created_at)
+
+# Work the coordinator asks of one agent beside builds: artifact cleanup, git tags.
+agent_orders = Table(
+    "agent_orders",
+    metadata,
+    Column("id", Id, primary_key=True, autoincrement=True),
+    Column("server", String(64), nullable=False),
+    Column("kind", String(32), nullable=False),
+    Column("params", Text, nullable=False),  # JSON
+    Column("status", String(16), nullable=False),  # pending | done | failed
+    Column("created_at", Time, nullable=False),
+    Column("finished_at", Time, nullable=True),
+    Column("result", Text, nullable=True),  # JSON
+    Column("error", Text, nullable=True),
+)
+Index("ix_agent_orders_server_status", agent_orders.c.server, agent_orders.c.status)

@@ -154,6 +154,14 @@ class BranchIn(Body):
     labels: list[StrictStr] = Field(default_factory=list, max_length=100)
     timeout_seconds: StrictFloat | StrictInt | None = None
     retry_on_failure: StrictBool = False
+    tag_on_success: StrictBool = True
+    push_tags: StrictBool = True
+
+
+class BranchChange(Body):
+    tag_on_success: StrictBool | None = None
+    push_tags: StrictBool | None = None
+    retry_on_failure: StrictBool | None = None
 
 
 class LogEntryIn(Body):

@@ -6,7 +6,7 @@ from fastapi import APIRouter, Response, status
 
 from buildcoord.models import Branch
 from buildcoord.web.auth import Caller, Services
-from buildcoord.web.schemas import BranchIn
+from buildcoord.web.schemas import BranchChange, BranchIn
 
 router = APIRouter(prefix="/branches", tags=["branches"])
 
@@ -22,6 +22,8 @@ def add(body: BranchIn, services: Services, caller: Caller) -> Branch:
         labels=body.labels,
         timeout_seconds=None if body.timeout_seconds is None else float(body.timeout_seconds),
         retry_on_failure=body.retry_on_failure,
+        tag_on_success=body.tag_on_success,
+        push_tags=body.push_tags,
         by=caller,
     )
 
@@ -36,6 +38,18 @@ def list_branches(services: Services, caller: Caller) -> list[Branch]:
 def get(name: str, services: Services, caller: Caller) -> Branch:
     """Show one branch."""
     return services.branches.get(name, by=caller)
+
+
+@router.patch("/{name:path}")
+def update(name: str, body: BranchChange, services: Services, caller: Caller) -> Branch:
+    """Change a branch's switches (tagging, pushing tags, retrying failed builds)."""
+    return services.branches.update(
+        name,
+        tag_on_success=body.tag_on_success,
+        push_tags=body.push_tags,
+        retry_on_failure=body.retry_on_failure,
+        by=caller,
+    )
 
 
 @router.delete("/{name:path}", status_code=status.HTTP_204_NO_CONTENT)

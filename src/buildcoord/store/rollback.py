@@ -1,0 +1,193 @@
+"""The rollback registry: every successful build of a branch, with its git tag once written."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sqlalchemy import Engine, Row, insert, select, update
+
+from buildcoord.errors import Conflict, NotFound
+from buildcoord.models import GoodBuild
+from buildcoord.store.engine import read_transaction, write_transaction
+from buildcoord.store.events import append_event
+from buildcoord.store.schema import good_builds
+from buildcoord.store.timestamps import from_epoch, from_epoch_or_none
+
+LIVE = ("none", "pending", "written", "failed")
+
+
+def good_build_from_row(row: Row[Any]) -> GoodBuild:
+    """Build a GoodBuild from a row of good_builds."""
+    return GoodBuild(
+        job_id=row.job_id,
+        branch=row.branch,
+        commit=row.commit,
+        server=row.server,
+        artifact_count=row.artifact_count,
+        succeeded_at=from_epoch(row.succeeded_at),
+        tag=row.tag,
+        tag_state=row.tag_state,
+        tag_message=row.tag_message,
+        tag_error=row.tag_error,
+        pushed=bool(row.pushed),
+        tagged_at=from_epoch_or_none(row.tagged_at),
+    )
+
+
+class RollbackStore:
+    """SQL for the rollback registry."""
+
+    def __init__(self, engine: Engine) -> None:
+        self.engine = engine
+
+    def record_success(
+        self,
+        *,
+        job_id: int,
+        branch: str,
+        commit: str,
+        server: str,
+        artifact_count: int,
+        succeeded_at: float,
+        tag: str | None,
+        tag_message: str | None,
+        actor: str,
+    ) -> GoodBuild:
+        """Register a successful build; its tag (if any) is pending until an agent writes it."""
+        with write_transaction(self.engine) as conn:
+            if conn.execute(
+                select(good_builds.c.job_id).where(good_builds.c.job_id == job_id)
+            ).first():
+                raise Conflict(f"job {job_id} is already in the rollback registry")
+            if (
+                tag is not None
+                and conn.execute(
+                    select(good_builds.c.job_id).where(good_builds.c.tag == tag)
+                ).first()
+            ):
+                raise Conflict(f"tag {tag} is already taken")
+            row = conn.execute(
+                insert(good_builds)
+                .values(
+                    job_id=job_id,
+                    branch=branch,
+                    commit=commit,
+                    server=server,
+                    artifact_count=artifact_count,
+                    succeeded_at=succeeded_at,
+                    tag=tag,
+                    tag_state="none" if tag is None else "pending",
+                    tag_message=tag_message,
+                    tag_error=None,
+                    pushed=False,
+                    tagged_at=None,
+                )
+                .returning(*good_builds.c)
+            ).one()
+            append_event(
+                conn,
+                at=succeeded_at,
+                actor=actor,
+                kind="rollback.recorded",
+                subject=f"branch:{branch}",
+                after={"job": job_id, "commit": commit, "tag": tag},
+            )
+            return good_build_from_row(row)
+
+    def tags_taken(self, candidates: list[str]) -> set[str]:
+        """Which of these tag names the registry already holds."""
+        with read_transaction(self.engine) as conn:
+            rows = conn.execute(select(good_builds.c.tag).where(good_builds.c.tag.in_(candidates)))
+            return {row.tag for row in rows}
+
+    def tag_outcome(
+        self, job_id: int, *, written: bool, pushed: bool, error: str | None, now: float, actor: str
+    ) -> GoodBuild:
+        """Record what the agent reported about writing a build's tag."""
+        with write_transaction(self.engine) as conn:
+            row = conn.execute(
+                update(good_builds)
+                .where(good_builds.c.job_id == job_id)
+                .values(
+                    tag_state="written" if written else "failed",
+                    pushed=pushed,
+                    tag_error=error,
+                    tagged_at=now if written else None,
+                )
+                .returning(*good_builds.c)
+            ).one_or_none()
+            if row is None:
+                raise NotFound(f"job {job_id} is not in the rollback registry")
+            append_event(
+                conn,
+                at=now,
+                actor=actor,
+                kind="rollback.tagged" if written else "rollback.tag_failed",
+                subject=f"branch:{row.branch}",
+                after={"job": job_id, "tag": row.tag, "pushed": pushed, "error": error},
+            )
+            return good_build_from_row(row)
+
+    def mark_removed(self, tags: list[str], *, now: float, actor: str) -> None:
+        """The registry follows a tag cleanup: these tags are gone."""
+        with write_transaction(self.engine) as conn:
+            for tag in tags:
+                row = conn.execute(
+                    update(good_builds)
+                    .where(good_builds.c.tag == tag, good_builds.c.tag_state != "removed")
+                    .values(tag_state="removed")
+                    .returning(good_builds.c.branch)
+                ).one_or_none()
+                if row is not None:
+                    append_event(
+                        conn,
+                        at=now,
+                        actor=actor,
+                        kind="rollback.tag_removed",
+                        subject=f"branch:{row.branch}",
+                        after={"tag": tag},
+                    )
+
+    def list_good(
+        self,
+        *,
+        branch: str | None = None,
+        tagged_only: bool = False,
+        include_removed: bool = False,
+        limit: int | None = 20,
+    ) -> list[GoodBuild]:
+        """Successful builds, newest first."""
+        query = select(good_builds).order_by(
+            good_builds.c.succeeded_at.desc(), good_builds.c.job_id.desc()
+        )
+        if branch is not None:
+            query = query.where(good_builds.c.branch == branch)
+        if tagged_only:
+            query = query.where(good_builds.c.tag.is_not(None))
+        if not include_removed:
+            query = query.where(good_builds.c.tag_state.in_(LIVE))
+        if limit is not None:
+            query = query.limit(limit)
+        with read_transaction(self.engine) as conn:
+            return [good_build_from_row(row) for row in conn.execute(query)]
+
+    def by_tag(self, tag: str) -> GoodBuild:
+        """The registry entry of one tag, or NotFound."""
+        with read_transaction(self.engine) as conn:
+            row = conn.execute(select(good_builds).where(good_builds.c.tag == tag)).one_or_none()
+        if row is None:
+            raise NotFound(f"tag {tag} is not in the rollback registry")
+        return good_build_from_row(row)
+
+    def by_job(self, job_id: int) -> GoodBuild | None:
+        """The registry entry of one job, if it has one."""
+        with read_transaction(self.engine) as conn:
+            row = conn.execute(
+                select(good_builds).where(good_builds.c.job_id == job_id)
+            ).one_or_none()
+        return None if row is None else good_build_from_row(row)
+
+    def last_good(self, branch: str) -> GoodBuild | None:
+        """The branch's newest successful build whose tag was not removed."""
+        found = self.list_good(branch=branch, limit=1)
+        return found[0] if found else None
