@@ -20,10 +20,14 @@ from buildcoord.errors import (
     Unavailable,
 )
 from buildcoord.models import (
+    AgentOrder,
     ArtifactFile,
+    ArtifactSet,
     Assignment,
     Branch,
+    ComparisonRecord,
     Event,
+    GoodBuild,
     IssuedToken,
     Job,
     Lock,
@@ -204,8 +208,9 @@ class Client:
         server: str | None = None,
         fencing_token: int | None = None,
         manifest: Sequence[ArtifactFile] | None = None,
+        artifact_root: str | None = None,
     ) -> Job:
-        """Finish a running job (with the artifact manifest, when there is one)."""
+        """Finish a running job (with the artifact manifest and where the files are kept)."""
         body: dict[str, Any] = {
             "status": status,
             "exit_code": exit_code,
@@ -216,6 +221,8 @@ class Client:
         }
         if manifest is not None:
             body["manifest"] = [asdict(item) for item in manifest]
+            if artifact_root is not None:
+                body["artifact_root"] = artifact_root
         return _parse(Job, self._call("POST", f"/jobs/{job_id}/complete", json=body))
 
     def cancel_job(self, job_id: int, *, reason: str | None = None) -> Job:
@@ -454,3 +461,110 @@ class Client:
     def manifest(self, job_id: int) -> list[ArtifactFile]:
         """The artifact manifest a build reported."""
         return _parse(list[ArtifactFile], self._call("GET", f"/jobs/{job_id}/manifest"))
+
+    # -- orders (agents) -------------------------------------------------------------------
+
+    def pending_orders(self, server: str) -> list[AgentOrder]:
+        """The orders this agent has yet to carry out, oldest first."""
+        return _parse(list[AgentOrder], self._call("GET", f"/agents/{server}/orders"))
+
+    def report_order(
+        self,
+        server: str,
+        order_id: int,
+        *,
+        status: str,
+        result: dict[str, Any] | None = None,
+        error: str | None = None,
+    ) -> AgentOrder:
+        """Say how an order went."""
+        body = {"status": status, "result": result, "error": error}
+        data = self._call("POST", f"/agents/{server}/orders/{order_id}", json=body)
+        return _parse(AgentOrder, data)
+
+    def order(self, order_id: int) -> AgentOrder:
+        """One order."""
+        return _parse(AgentOrder, self._call("GET", f"/orders/{order_id}"))
+
+    # -- artifacts, comparisons, rollback --------------------------------------------------
+
+    def artifact_sets(
+        self,
+        *,
+        server: str | None = None,
+        branch: str | None = None,
+        include_removed: bool = False,
+        limit: int = 100,
+    ) -> list[ArtifactSet]:
+        """Builds' artifacts kept on agents, newest first."""
+        params: dict[str, Any] = {"limit": limit, "include_removed": include_removed}
+        if server is not None:
+            params["server"] = server
+        if branch is not None:
+            params["branch"] = branch
+        return _parse(list[ArtifactSet], self._call("GET", "/artifacts", params=params))
+
+    def artifact_set(self, job_id: int) -> ArtifactSet:
+        """One job's artifact set."""
+        return _parse(ArtifactSet, self._call("GET", f"/artifacts/{job_id}"))
+
+    def latest_artifact_set(self, branch: str, server: str) -> ArtifactSet | None:
+        """The newest successful build of branch on server that still has its artifacts."""
+        data = self._call("GET", "/artifacts/latest", params={"branch": branch, "server": server})
+        return None if data is None else _parse(ArtifactSet, data)
+
+    def pin_artifacts(self, job_id: int, pinned: bool = True) -> ArtifactSet:
+        """Pin (or unpin) a build's artifacts."""
+        method = "PUT" if pinned else "DELETE"
+        return _parse(ArtifactSet, self._call(method, f"/artifacts/{job_id}/pin"))
+
+    def cleanup_artifacts(
+        self,
+        *,
+        keep: int,
+        server: str | None = None,
+        branch: str | None = None,
+        dry_run: bool = False,
+    ) -> dict[str, Any]:
+        """Start (or plan) an artifact cleanup: {keep, dry_run, planned_bytes, removals, orders}."""
+        body = {"keep": keep, "server": server, "branch": branch, "dry_run": dry_run}
+        data: dict[str, Any] = self._call("POST", "/artifacts/cleanup", json=body)
+        data["removals"] = _parse(list[ArtifactSet], data["removals"])
+        data["orders"] = _parse(list[AgentOrder], data["orders"])
+        return data
+
+    def comparisons(
+        self, *, branch: str | None = None, job: int | None = None
+    ) -> list[ComparisonRecord]:
+        """Reproducibility verdicts the coordinator recorded, newest first."""
+        params: dict[str, Any] = {}
+        if branch is not None:
+            params["branch"] = branch
+        if job is not None:
+            params["job"] = job
+        return _parse(list[ComparisonRecord], self._call("GET", "/comparisons", params=params))
+
+    def good_builds(self, branch: str | None = None, *, limit: int = 20) -> list[GoodBuild]:
+        """Successful builds with their tags, newest first."""
+        params: dict[str, Any] = {"limit": limit}
+        if branch is not None:
+            params["branch"] = branch
+        return _parse(list[GoodBuild], self._call("GET", "/rollback/builds", params=params))
+
+    def tag(self, tag: str) -> GoodBuild:
+        """One success tag's registry entry."""
+        return _parse(GoodBuild, self._call("GET", f"/rollback/tags/{tag}"))
+
+    def last_good(self, branch: str) -> GoodBuild:
+        """A branch's last known good build."""
+        return _parse(GoodBuild, self._call("GET", f"/rollback/last-good/{branch}"))
+
+    def cleanup_tags(
+        self, *, keep: int, branch: str | None = None, dry_run: bool = False
+    ) -> dict[str, Any]:
+        """Start (or plan) a tag cleanup: {keep, dry_run, removals, orders}."""
+        body = {"keep": keep, "branch": branch, "dry_run": dry_run}
+        data: dict[str, Any] = self._call("POST", "/rollback/cleanup", json=body)
+        data["removals"] = _parse(list[GoodBuild], data["removals"])
+        data["orders"] = _parse(list[AgentOrder], data["orders"])
+        return data

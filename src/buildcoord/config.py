@@ -27,6 +27,7 @@ class Settings:
     priority_aging_minutes: float = 30.0
     lock_ttl_seconds: float = 600.0
     archive_days: int = 30
+    artifact_keep_builds: int = 5
     maintenance_interval_seconds: float = 1.0
     agent_reconnect_grace_seconds: float = 3.0
     sources: dict[str, str] = field(default_factory=dict, compare=False)
@@ -51,6 +52,7 @@ SECTIONS = {
     "priority_aging_minutes": "queue",
     "lock_ttl_seconds": "locks",
     "archive_days": "retention",
+    "artifact_keep_builds": "retention",
     "maintenance_interval_seconds": "server",
     "agent_reconnect_grace_seconds": "agent",
 }

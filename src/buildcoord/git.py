@@ -22,13 +22,21 @@ def git_environment() -> dict[str, str]:
     return env
 
 
-def run_git(args: list[str], *, cwd: str | Path | None = None, timeout: float = GIT_TIMEOUT) -> str:
+def run_git(
+    args: list[str],
+    *,
+    cwd: str | Path | None = None,
+    timeout: float = GIT_TIMEOUT,
+    stdin: str | None = None,
+) -> str:
     """Run ``git args...`` and return its stdout; GitError with stderr on failure."""
     try:
         result = subprocess.run(
             ["git", *args],
             cwd=cwd,
             env=git_environment(),
+            input=stdin,
+            stdin=None if stdin is not None else subprocess.DEVNULL,
             capture_output=True,
             text=True,
             timeout=timeout,
@@ -65,3 +73,82 @@ def branch_tip(repo: str, branch: str) -> str:
         if ref == f"refs/heads/{branch}":
             return commit
     raise NotFound(f"branch {branch} does not exist in {repo}")
+
+
+# -- tags (rollback) --------------------------------------------------------------------------
+
+TAGGER = ["-c", "user.name=buildcoord", "-c", "user.email=buildcoord@localhost"]
+
+
+def is_repository(path: str | Path) -> bool:
+    """Whether path is inside a git repository (bare or with a work tree)."""
+    if not Path(path).is_dir():
+        return False
+    try:
+        run_git(["rev-parse", "--git-dir"], cwd=path)
+    except GitError:
+        return False
+    return True
+
+
+def require_repository(path: str | Path) -> Path:
+    """The path, or InvalidInput naming why it is not a git repository."""
+    where = Path(path)
+    if not where.exists():
+        raise InvalidInput(f"repository {where} does not exist")
+    if not is_repository(where):
+        raise InvalidInput(f"{where} is not a git repository")
+    return where
+
+
+def has_remote(path: str | Path, remote: str = "origin") -> bool:
+    """Whether the local repository at path has the named remote."""
+    try:
+        names = run_git(["remote"], cwd=path).split()
+    except GitError:
+        return False
+    return remote in names
+
+
+def tag_commit(repo: str | Path, tag: str) -> str | None:
+    """The commit a tag points at, or None when the tag does not exist."""
+    try:
+        out = run_git(["rev-parse", "--verify", "--quiet", f"refs/tags/{tag}^{{commit}}"], cwd=repo)
+    except GitError:
+        return None
+    return out.strip() or None
+
+
+def create_annotated_tag(repo: str | Path, tag: str, commit: str, message: str) -> bool:
+    """Create an annotated tag at commit; False when it already exists there (idempotent)."""
+    existing = tag_commit(repo, tag)
+    if existing is not None:
+        full = run_git(["rev-parse", "--verify", f"{commit}^{{commit}}"], cwd=repo).strip()
+        if existing != full:
+            raise GitError(f"tag {tag} already exists at another commit ({existing[:12]})")
+        return False
+    run_git([*TAGGER, "tag", "--annotate", "--file=-", tag, commit], cwd=repo, stdin=message)
+    return True
+
+
+def tag_annotation(repo: str | Path, tag: str) -> str:
+    """The raw annotation (message) of an annotated tag: NotFound if there is no such tag."""
+    try:
+        kind = run_git(["cat-file", "-t", f"refs/tags/{tag}"], cwd=repo).strip()
+    except GitError as exc:
+        raise NotFound(f"tag {tag} does not exist in {repo}") from exc
+    if kind != "tag":
+        raise InvalidInput(f"tag {tag} in {repo} is a lightweight tag: it has no annotation")
+    raw = run_git(["cat-file", "tag", f"refs/tags/{tag}"], cwd=repo)
+    _, _, message = raw.partition("\n\n")
+    return message
+
+
+def annotation_fields(message: str) -> dict[str, str]:
+    """``Key: value`` lines of an annotation, read at the start of each line."""
+    fields: dict[str, str] = {}
+    for line in message.splitlines():
+        key, sep, value = line.partition(":")
+        if sep and key.strip() and key == key.lstrip():
+            fields.setdefault(key.strip(), value.strip())
+    return fields

@@ -22,6 +22,7 @@ from buildcoord.agent.backoff import delays
 from buildcoord.agent.job import JobRun, Result
 from buildcoord.agent.metrics import prime_cpu_counter, system_metrics
 from buildcoord.agent.options import AgentOptions
+from buildcoord.agent.orders import OrderRunner
 from buildcoord.agent.session import SessionKeeper
 from buildcoord.agent.workspace import Workspace
 from buildcoord.client import Client
@@ -51,7 +52,10 @@ class Agent:
         self._cancelled: deque[int] = deque(maxlen=100)
         self._labels_sent = options.labels is None
         self._unreachable = False
-        self._session = SessionKeeper(client, self.name, self._on_cancel)
+        self.orders = OrderRunner(client, self.name, self.workspace)
+        self._session = SessionKeeper(
+            client, self.name, self._on_cancel, on_orders=self.orders.wake.set
+        )
         self._heartbeat = threading.Thread(
             target=self._heartbeat_loop, name="buildcoord-heartbeat", daemon=True
         )
@@ -97,6 +101,7 @@ class Agent:
                 time.sleep(delay)
         self._session.start()
         self._heartbeat.start()
+        self.orders.start()
 
     def run(self) -> None:
         """Start, then build jobs until asked to stop; close at the end."""
@@ -127,6 +132,7 @@ class Agent:
     def close(self) -> None:
         """Stop the threads, close the session and let go of the work directory."""
         self._closed.set()
+        self.orders.stop()
         self._session.stop()
         if self._heartbeat.is_alive():
             self._heartbeat.join(timeout=2.0)

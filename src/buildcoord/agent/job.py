@@ -305,6 +305,7 @@ class JobRun:
                     server=self.options.name,
                     fencing_token=job.fencing_token,
                     manifest=result.manifest,
+                    artifact_root=str(self.workspace.artifacts_path(job.branch, job.id)),
                 ),
                 what=f"job {job.id}: report",
                 patience=self.options.report_patience,

@@ -27,10 +27,17 @@ OnCancel = Callable[[int, str | None], None]
 class SessionKeeper:
     """Holds the session open from a thread, reconnecting when it drops."""
 
-    def __init__(self, client: Client, server: str, on_cancel: OnCancel) -> None:
+    def __init__(
+        self,
+        client: Client,
+        server: str,
+        on_cancel: OnCancel,
+        on_orders: Callable[[], None] | None = None,
+    ) -> None:
         self.client = client
         self.server = server
         self.on_cancel = on_cancel
+        self.on_orders = on_orders
         self.connected = threading.Event()
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._loop, name="buildcoord-session", daemon=True)
@@ -73,5 +80,7 @@ class SessionKeeper:
             elif event == "cancel" and isinstance(data.get("job_id"), int):
                 reason = data.get("reason")
                 self.on_cancel(data["job_id"], reason if isinstance(reason, str) else None)
+            elif event == "orders" and self.on_orders is not None:
+                self.on_orders()
             if self._stop.is_set():
                 return

@@ -20,6 +20,7 @@ import hashlib
 import os
 import re
 import shutil
+import threading
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO
@@ -55,6 +56,8 @@ class Workspace:
     def __init__(self, root: Path) -> None:
         self.root = root.resolve()
         self._lock_file: IO[str] | None = None
+        # Fetches (which prune tags) and tag writes must not interleave in one mirror.
+        self.mirror_lock = threading.Lock()
 
     def lock(self) -> None:
         """Take the directory for this agent; refuse if another agent process has it.
@@ -92,9 +95,18 @@ class Workspace:
         """Where the branch's worktree lives."""
         return self.root / "worktrees" / safe_name(branch)
 
+    @property
+    def artifacts_root(self) -> Path:
+        """The directory holding every build's artifacts (nothing outside it is removed)."""
+        return self.root / "artifacts"
+
+    def artifacts_path(self, branch: str, job_id: int) -> Path:
+        """Where the build's artifacts are kept."""
+        return self.artifacts_root / safe_name(branch) / str(job_id)
+
     def artifacts_dir(self, branch: str, job_id: int) -> Path:
         """Create the build's artifact directory, empty (a retry on this agent starts clean)."""
-        path = self.root / "artifacts" / safe_name(branch) / str(job_id)
+        path = self.artifacts_path(branch, job_id)
         if path.exists():
             shutil.rmtree(path)
         path.mkdir(parents=True)
@@ -104,6 +116,10 @@ class Workspace:
         """Fetch repo and check branch's worktree out at commit; WorkspaceError if impossible."""
         if repo.startswith("-"):
             raise WorkspaceError(f"invalid repository {repo!r}")
+        with self.mirror_lock:
+            return self._prepare(repo, branch, commit)
+
+    def _prepare(self, repo: str, branch: str, commit: str) -> Checkout:
         mirror = self.mirror_path(repo)
         warnings: list[str] = []
         self._ensure_mirror(mirror)

@@ -5,11 +5,16 @@ from __future__ import annotations
 from buildcoord.clock import Clock, SystemClock
 from buildcoord.config import Settings
 from buildcoord.services.agents import AgentService
+from buildcoord.services.artifacts import ArtifactService
 from buildcoord.services.branches import BranchService
+from buildcoord.services.comparisons import ComparisonService
 from buildcoord.services.locks import LockService
 from buildcoord.services.logs import LogService
 from buildcoord.services.messages import MessageService
+from buildcoord.services.orders import OrderService
+from buildcoord.services.outcomes import BuildOutcomes
 from buildcoord.services.queue import QueueService
+from buildcoord.services.rollback import RollbackService
 from buildcoord.services.servers import ServerService
 from buildcoord.services.tokens import TokenService
 from buildcoord.store import Store
@@ -30,6 +35,12 @@ class Coordinator:
         self.branches = BranchService(store, self.clock)
         self.logs = LogService(store, self.clock)
         self.agents = AgentService(store, self.clock, settings)
+        self.orders = OrderService(store, self.clock)
+        self.artifacts = ArtifactService(store, self.clock, settings, self.orders)
+        self.rollback = RollbackService(store, self.clock, self.orders)
+        self.comparisons = ComparisonService(store, self.clock)
+        outcomes = BuildOutcomes(store, self.artifacts, self.rollback, self.comparisons)
+        self.queue.finished.append(outcomes.job_finished)
 
     def start(self) -> None:
         """Prepare a freshly opened store: admin token, aging policy."""

@@ -9,7 +9,8 @@ never scans. With aging off, rank orders strictly by priority, then FIFO.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import logging
+from collections.abc import Callable, Sequence
 
 from buildcoord import git, validation
 from buildcoord.clock import Clock
@@ -23,6 +24,11 @@ from buildcoord.services.authority import (
 )
 from buildcoord.store import Store
 from buildcoord.store.jobs import NewJob
+
+log = logging.getLogger("buildcoord.queue")
+
+# Called after a job finished: (the job, its artifact directory when it reported a manifest).
+FinishedHook = Callable[[Job, str | None], None]
 
 # Far above any epoch second, so that with aging off priority always dominates queue time.
 _PRIORITY_SPAN = 1e11
@@ -44,6 +50,7 @@ class QueueService:
         self.clock = clock
         self.settings = settings
         self.aging_seconds = max(0.0, settings.priority_aging_minutes * 60.0)
+        self.finished: list[FinishedHook] = []
 
     def rank_of(self, priority: int, queued_at: float) -> float:
         """Claim rank under the current aging policy."""
@@ -166,11 +173,13 @@ class QueueService:
         server: str | None = None,
         fencing_token: int | None = None,
         manifest: Sequence[ArtifactFile] | None = None,
+        artifact_root: str | None = None,
         by: Principal,
     ) -> Job:
         """Finish a running job; an agent must name its server and its current token.
 
-        A failed build is retried (a new attempt) only when its branch says so.
+        A failed build is retried (a new attempt) only when its branch says so. Then the
+        ``finished`` hooks run (artifact registry, rollback registry, retention, comparison).
         """
         if by.kind == "agent":
             if server is None or fencing_token is None:
@@ -184,6 +193,8 @@ class QueueService:
             validation.text(reason, what="reason", maximum=2000, required=False)
         if manifest is not None:
             manifest = artifact_manifest(manifest)
+        if artifact_root is not None:
+            validation.text(artifact_root, what="artifact directory", maximum=4096)
         job = self.store.jobs.complete_job(
             job_id,
             server=server,
@@ -196,6 +207,11 @@ class QueueService:
             actor=by.actor,
             manifest=manifest,
         )
+        for hook in self.finished:
+            try:
+                hook(job, artifact_root if manifest is not None else None)
+            except Exception:  # the job is finished and recorded; a hook must not undo that
+                log.exception("job %d: after-finish hook failed", job.id)
         if job.status == "failed" and job.attempt < job.max_attempts:
             setup = self.store.branches.find_branch(job.branch)
             if setup is not None and setup.retry_on_failure:

@@ -14,11 +14,14 @@ from buildcoord.services.coordinator import Coordinator
 from buildcoord.web.errors import install_error_handlers
 from buildcoord.web.routes import (
     agents,
+    artifacts,
     branches,
     jobs,
     locks,
     logs,
     messages,
+    orders,
+    rollback,
     servers,
     system,
     tokens,
@@ -63,6 +66,20 @@ def create_app(
     app.state.coordinator = coordinator
     app.state.shutting_down = shutting_down or (lambda: False)
     install_error_handlers(app)
-    for module in (jobs, logs, servers, agents, branches, locks, messages, tokens, system):
+    routers = (
+        jobs,
+        logs,
+        servers,
+        agents,
+        branches,
+        locks,
+        messages,
+        tokens,
+        system,
+        orders,
+        artifacts,
+        rollback,
+    )
+    for module in routers:
         app.include_router(module.router, prefix="/api/v1")
     return app

@@ -7,7 +7,7 @@ from typing import Annotated, Any, Literal
 from fastapi import Path, Query
 from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictFloat, StrictInt, StrictStr
 
-from buildcoord.models import IssuedToken, Job, Server
+from buildcoord.models import AgentOrder, ArtifactSet, GoodBuild, IssuedToken, Job, Server
 
 # Numbers bound for a database column: beyond these the drivers fail (a 500, not a 4xx), and
 # SQLite would keep what PostgreSQL refuses.
@@ -78,6 +78,7 @@ class CompleteIn(Body):
     server: StrictStr | None = None
     fencing_token: Int64 | None = None
     manifest: list[ArtifactIn] | None = Field(default=None, max_length=1_000_000)
+    artifact_root: StrictStr | None = None
 
 
 class CancelIn(Body):
@@ -189,3 +190,37 @@ class ArtifactIn(Body):
 
 
 CompleteIn.model_rebuild()
+
+
+class OrderReport(Body):
+    status: Literal["done", "failed"]
+    result: dict[str, Any] | None = None
+    error: StrictStr | None = None
+
+
+class CleanupIn(Body):
+    keep: StrictInt
+    server: StrictStr | None = None
+    branch: StrictStr | None = None
+    dry_run: StrictBool = False
+
+
+class TagCleanupIn(Body):
+    keep: StrictInt = 20
+    branch: StrictStr | None = None
+    dry_run: StrictBool = False
+
+
+class ArtifactCleanupOut(BaseModel):
+    keep: int
+    dry_run: bool
+    planned_bytes: int
+    removals: list[ArtifactSet]
+    orders: list[AgentOrder]
+
+
+class TagCleanupOut(BaseModel):
+    keep: int
+    dry_run: bool
+    removals: list[GoodBuild]
+    orders: list[AgentOrder]

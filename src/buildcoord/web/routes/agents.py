@@ -37,7 +37,8 @@ def claim(server: str, services: Services, caller: Caller) -> Response:
 async def session(server: str, request: Request, services: Services, caller: Caller) -> Response:
     """An event stream the agent keeps open while it runs.
 
-    It carries ``cancel`` events for the agent's cancelled jobs and a keepalive every second.
+    It carries ``cancel`` events for the agent's cancelled jobs, ``orders`` while it has
+    orders to carry out (cleanup, git tags) and a keepalive every second.
     When it drops (the agent died: its socket closed) and the agent does not reconnect
     within the grace, its leases end at once and its jobs go back to the queue.
     """
@@ -59,6 +60,8 @@ async def session(server: str, request: Request, services: Services, caller: Cal
                         told.add(job.id)
                         payload = json.dumps({"job_id": job.id, "reason": job.reason})
                         yield f"event: cancel\ndata: {payload}\n\n"
+                if await run_in_threadpool(services.orders.has_pending, server):
+                    yield "event: orders\ndata: {}\n\n"
                 yield ": keepalive\n\n"
         finally:
             # A coordinator going down is not an agent going away: record nothing then.

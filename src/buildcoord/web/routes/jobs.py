@@ -86,6 +86,7 @@ def complete(job_id: RowId, body: CompleteIn, services: Services, caller: Caller
         manifest=None
         if body.manifest is None
         else [ArtifactFile(**item.model_dump()) for item in body.manifest],
+        artifact_root=body.artifact_root,
         by=caller,
     )
     return job_response(job)
