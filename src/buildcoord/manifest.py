@@ -132,9 +132,13 @@ def create_manifest(
     created_at: datetime | None = None,
     progress: ProgressCallback | None = None,
     workers: int | None = None,
+    exclude: Sequence[Path] = (),
 ) -> Manifest:
-    """Hash the files under root (those matching patterns, if any) into a Manifest."""
-    files = build_manifest(root, patterns=patterns, progress=progress, workers=workers)
+    """Hash the files under root (those matching patterns, if any, less the exclude paths)
+    into a Manifest."""
+    files = build_manifest(
+        root, patterns=patterns, progress=progress, workers=workers, exclude=exclude
+    )
     return Manifest(
         files=files,
         created_at=created_at or datetime.now(UTC),
@@ -152,9 +156,11 @@ def build_manifest(
     workers: int | None = None,
     patterns: Sequence[str] = (),
     progress: ProgressCallback | None = None,
+    exclude: Sequence[Path] = (),
 ) -> list[ArtifactFile]:
     """Return the manifest of every regular file and symlink under root, sorted by path."""
-    entries = scan(root, patterns)
+    excluded = {path.absolute() for path in exclude}
+    entries = [entry for entry in scan(root, patterns) if entry[1].absolute() not in excluded]
     links = [_link_entry(relative, path) for relative, path, mode, _ in entries if _is_link(mode)]
     regular = [(relative, path, size) for relative, path, mode, size in entries if _is_file(mode)]
     hashed = hash_files(regular, workers=workers, progress=progress)
