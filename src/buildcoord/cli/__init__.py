@@ -78,6 +78,8 @@ LAZY_COMMANDS = {
     "serve": "buildcoord.cli.serve:serve",
     "config": "buildcoord.cli.serve:config",
     "db": "buildcoord.cli.db:db",
+    "artifacts": "buildcoord.cli.artifacts:artifacts",
+    "compare": "buildcoord.cli.compare:compare",
 }
 
 
