@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 from fastapi import APIRouter, Query, Response
+from pydantic import TypeAdapter
 
 from buildcoord.models import ArtifactSet, ComparisonRecord
 from buildcoord.web.auth import Caller, Services
 from buildcoord.web.schemas import ArtifactCleanupOut, CleanupIn, RowId
 
 router = APIRouter(tags=["artifacts"])
+
+_SET = TypeAdapter(ArtifactSet)
 
 
 @router.get("/artifacts")
@@ -26,11 +29,17 @@ def list_sets(
     )
 
 
-@router.get("/artifacts/latest", responses={204: {"description": "no such build"}})
-def latest(services: Services, caller: Caller, branch: str, server: str) -> Response | ArtifactSet:
+@router.get(
+    "/artifacts/latest",
+    response_model=ArtifactSet,
+    responses={204: {"description": "no such build"}},
+)
+def latest(services: Services, caller: Caller, branch: str, server: str) -> Response:
     """The newest successful build of a branch on a server that still has its artifacts."""
     found = services.artifacts.latest(branch, server, by=caller)
-    return Response(status_code=204) if found is None else found
+    if found is None:
+        return Response(status_code=204)
+    return Response(_SET.dump_json(found), media_type="application/json")
 
 
 @router.post("/artifacts/cleanup")
