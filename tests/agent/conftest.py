@@ -31,6 +31,7 @@ from inprocess import (  # noqa: F401 - fixtures are found by name
     coordinator,
     operator,
     register_agent,
+    run_cli,
     settings,
     store,
 )

@@ -78,6 +78,7 @@ LAZY_COMMANDS = {
     "serve": "buildcoord.cli.serve:serve",
     "config": "buildcoord.cli.serve:config",
     "db": "buildcoord.cli.db:db",
+    "rollback": "buildcoord.cli.rollback:rollback",
     "artifacts": "buildcoord.cli.artifacts:artifacts",
     "compare": "buildcoord.cli.compare:compare",
 }

@@ -260,3 +260,10 @@ def _restore(repo: Path, relative: str, target: Path, before: bytes | None) -> N
             run_git(["rm", "-q", "--cached", "--ignore-unmatch", "--", relative], cwd=repo)
     else:
         target.write_bytes(before)
+
+
+# The coordinator-side commands: builds' artifacts kept on the agents.
+from buildcoord.cli.artifact_store import cleanup, list_sets, pin, unpin  # noqa: E402
+
+for _command in (list_sets, pin, unpin, cleanup):
+    artifacts.add_command(_command)

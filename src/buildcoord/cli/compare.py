@@ -55,6 +55,9 @@ def compare() -> None:
     \b
     compare A.json B.json         two manifest files (same as `compare files`)
     compare jobs J1 J2            two jobs' manifests from the coordinator
+    compare latest BRANCH --servers build1,build2
+                                  each server's newest successful build of BRANCH
+    compare recorded              verdicts the coordinator recorded by itself
     """
 
 
@@ -117,8 +120,7 @@ def jobs(job_a: int, job_b: int, report: Path | None, as_json: bool) -> None:
     conclude(comparison, report=report, as_json=as_json)
 
 
-# `compare latest BRANCH --servers build1,build2` joins this group from the coordinator side:
-# it should build both Manifests with job_manifest() and finish with conclude().
+# `compare latest BRANCH --servers build1,build2` and `compare recorded` join at the end.
 
 
 def job_manifest(client: Any, job_id: int) -> Manifest:
@@ -167,3 +169,9 @@ def conclude(
         if report is not None:
             click.echo(f"Report written to {report}")
     click.get_current_context().exit(0 if comparison.reproducible else 1)
+
+
+from buildcoord.cli.compare_fleet import latest, recorded  # noqa: E402
+
+compare.add_command(latest)
+compare.add_command(recorded)
