@@ -188,7 +188,7 @@ def test_a_duplicate_path_is_refused() -> None:
     document = valid_document()
     document["files"] = [document["files"][0], document["files"][0]]  # type: ignore[index]
     document["artifact_count"], document["total_size"] = 2, 26
-    with pytest.raises(InvalidInput, match="entry 2: duplicate path 'a.deb'"):
+    with pytest.raises(InvalidInput, match=r"entry 2: duplicate path 'a\.deb'"):
         parse_manifest(json.dumps(document), "m.json")
 
 
