@@ -411,7 +411,7 @@ def _run_diffoscope(command: list[str], a: Path, b: Path, timeout: float) -> str
     except subprocess.TimeoutExpired:
         os.killpg(process.pid, signal.SIGKILL)
         process.communicate()
-        return f"diffoscope took longer than {timeout:.0f} s; stopped"
+        return f"diffoscope took longer than {timeout:g} s; stopped"
     text = output.decode("utf-8", errors="replace")
     if process.returncode == 0:
         return "diffoscope finds no difference"

@@ -522,6 +522,7 @@ class _Scheduler:
         self._progress = progress
         self._error: BaseException | None = None
         self._condition = threading.Condition()
+        self._local = threading.local()
         split = any(f.size >= SPLIT_BYTES for f in self._unstarted)
         self._weights = _digest_weights() if split else {}
 
@@ -595,7 +596,7 @@ class _Scheduler:
         """One step outside the lock: a whole small file, or one chunk of one digest."""
         if stream.whole:
             size = 0
-            buffer = bytearray(CHUNK_BYTES)
+            buffer = self._buffer()
             view = memoryview(buffer)
             while read := file.handle.readinto(buffer):
                 size += read
@@ -612,6 +613,14 @@ class _Scheduler:
                     file.last_chunk = index
         stream.hashes[0].update(chunk)
         return len(chunk)
+
+    def _buffer(self) -> bytearray:
+        """This thread's read buffer: allocating (and zeroing) 1 MiB per small file would
+        cost more than hashing it."""
+        buffer: bytearray | None = getattr(self._local, "buffer", None)
+        if buffer is None:
+            buffer = self._local.buffer = bytearray(CHUNK_BYTES)
+        return buffer
 
     def _settle(self, file: _File, stream: _Stream, advanced: int) -> None:
         stream.busy = False
