@@ -78,6 +78,7 @@ LAZY_COMMANDS = {
     "serve": "buildcoord.cli.serve:serve",
     "config": "buildcoord.cli.serve:config",
     "db": "buildcoord.cli.db:db",
+    "predict": "buildcoord.cli.predict:predict",
 }
 
 

@@ -159,18 +159,27 @@ GOAL_MDAPE = 0.043
 GOAL_COVERAGE = (0.78, 0.85)
 
 
+def _percent(value: float, digits: int = 2) -> str:
+    return f"{value * 100:.{digits}f} %"
+
+
 def goals(overall: Comparison, projects: dict[str, Comparison]) -> list[Goal]:
     """Check the accuracy goal: MAPE, MdAPE, per-project MAPE against Jenkins, coverage."""
     ours = overall.ours
     low, high = GOAL_COVERAGE
     coverage = ours.coverage if ours.coverage is not None else math.nan
     found = [
-        Goal("MAPE", f"<= {GOAL_MAPE:.1%}", f"{ours.mape:.2%}", ours.mape <= GOAL_MAPE),
-        Goal("MdAPE", f"<= {GOAL_MDAPE:.1%}", f"{ours.mdape:.2%}", ours.mdape <= GOAL_MDAPE),
+        Goal("MAPE", f"<= {_percent(GOAL_MAPE, 1)}", _percent(ours.mape), ours.mape <= GOAL_MAPE),
+        Goal(
+            "MdAPE",
+            f"<= {_percent(GOAL_MDAPE, 1)}",
+            _percent(ours.mdape),
+            ours.mdape <= GOAL_MDAPE,
+        ),
         Goal(
             "p10-p90 coverage",
-            f"{low:.0%}-{high:.0%}",
-            f"{coverage:.1%}",
+            f"{low * 100:.0f}-{high * 100:.0f} %",
+            _percent(coverage, 1),
             low <= coverage <= high,
         ),
     ]
@@ -178,8 +187,8 @@ def goals(overall: Comparison, projects: dict[str, Comparison]) -> list[Goal]:
         found.append(
             Goal(
                 f"MAPE < Jenkins: {name}",
-                f"< {comparison.jenkins.mape:.2%}",
-                f"{comparison.ours.mape:.2%}",
+                f"< {_percent(comparison.jenkins.mape)}",
+                _percent(comparison.ours.mape),
                 comparison.ours.mape < comparison.jenkins.mape,
             )
         )

@@ -121,7 +121,7 @@ def _parse(name: str, text: str) -> History:
     skipped = 0
     for line, fields in _records(reader):
         if fields is None:
-            reason: str | None = "unreadable CSV record"
+            reason = "unreadable CSV record"
         elif len(fields) != len(columns):
             reason = f"{len(fields)} fields instead of {len(columns)}"
         else:
