@@ -16,11 +16,11 @@ The method, and why (docs/prediction.md has the figures and how the constants we
 * **Successes only.** A failed or cancelled build stops early or hangs; it does not enter the
   point estimate.
 * **Fallback chain as shrinkage.** Past builds of the same build key are pooled; those on the
-  same branch weigh ``branch_weight`` times more, and on the same branch and server
-  ``branch_weight`` squared. A branch with many builds thus speaks for itself and a new one
-  borrows from the build key. The reported level is the most specific of build key + branch +
-  server, build key + branch (each with at least ``min_history`` successes) and build key; with
-  no success of the key at all, the global pool of every build key.
+  same branch weigh ``branch_weight`` times more, and those on the same branch and server
+  ``server_weight`` times more again. A branch with many builds thus speaks for itself and a
+  new one borrows from the build key. The reported level is the most specific of build key +
+  branch + server, build key + branch (each with at least ``min_history`` successes) and build
+  key; with no success of the key at all, the global pool of every build key.
 * **A calibrated band.** Every successful build is first predicted, and ``log(actual / p50)``
   is kept for its build key and for the level used. p10 and p90 are p50 times the exponential of
   the recency-weighted empirical 10th and 90th percentiles of the key's residuals, shrunk toward
@@ -54,7 +54,11 @@ class PredictorSettings:
     selection_discount: float = 0.95
     """Per build, how much a candidate's past error is forgotten when choosing among them."""
     branch_weight: float = 4.0
-    """How much more a past build on the same branch (and again the same server) weighs."""
+    """How much more a past build of the key on the same branch weighs."""
+    server_weight: float = 16.0
+    """How much more again a past build on the same branch and server weighs. Not measurable
+    on the shared data (it records no runner): chosen so that a server's own few builds
+    dominate, as a different machine differs systematically."""
     min_history: int = 3
     """Successful builds a branch or server refinement needs to be reported as the level."""
     window: int = 60
@@ -214,7 +218,7 @@ class Predictor:
                     affinity[index] = settings.branch_weight
                     on_branch += 1
                     if server is not None and past.server == server:
-                        affinity[index] *= settings.branch_weight
+                        affinity[index] *= settings.server_weight
                         on_server += 1
             if on_server >= settings.min_history:
                 level = "key+branch+server"
