@@ -81,6 +81,7 @@ LAZY_COMMANDS = {
     "rollback": "buildcoord.cli.rollback:rollback",
     "artifacts": "buildcoord.cli.artifacts:artifacts",
     "compare": "buildcoord.cli.compare:compare",
+    "predict": "buildcoord.cli.predict:predict",
 }
 
 

@@ -1,0 +1,213 @@
+"""buildcoord predict evaluate: replay a build-history file and score the duration predictor.
+
+``evaluate`` needs no coordinator: it reads a local file (docs/prediction.md).
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import math
+import os
+import sys
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import click
+
+from buildcoord.cli.context import json_option
+from buildcoord.cli.output import table
+from buildcoord.errors import InvalidInput
+from buildcoord.prediction.evaluation import Accuracy, Comparison, Evaluation, ScoredRow, evaluate
+from buildcoord.prediction.history_file import read_history
+
+ROW_COLUMNS = (
+    "line",
+    "project",
+    "job",
+    "branch",
+    "started_at",
+    "actual",
+    "p50",
+    "p10",
+    "p90",
+    "level",
+    "history",
+    "jenkins",
+)
+
+
+@click.group("predict")
+def predict() -> None:
+    """Build-duration prediction: evaluate it on a history file."""
+
+
+@predict.command("evaluate")
+@click.argument("file", type=click.Path(path_type=Path))
+@click.option(
+    "--rows",
+    "rows_path",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="Write one CSV line per scored row (key, actual, p50, p10, p90, Jenkins) here.",
+)
+@json_option
+def evaluate_command(file: Path, rows_path: Path | None, as_json: bool) -> None:
+    """Replay FILE.csv[.gz] in start order and score our predictor against Jenkins' estimator.
+
+    Each prediction uses only rows that started before it; every successful row whose job
+    has at least three earlier successes is scored.
+    """
+    history = read_history(file)
+    progress = _progress if sys.stderr.isatty() else None
+    evaluation = evaluate(history, progress=progress)
+    if progress is not None:
+        click.echo("\r\033[K", nl=False, err=True)
+    if rows_path is not None:
+        _write_rows(rows_path, evaluation.scored)
+    if as_json:
+        click.echo(json.dumps(_as_dict(evaluation), indent=2))
+    else:
+        _print_report(evaluation)
+
+
+def _progress(done: int, total: int) -> None:
+    click.echo(f"\rreplaying: {done:,} / {total:,} rows", nl=False, err=True)
+
+
+def _write_rows(path: Path, scored: list[ScoredRow]) -> None:
+    """Write the scored rows to a temporary file beside ``path``, then rename it into place."""
+    directory = path.parent if str(path.parent) else Path(".")
+    try:
+        handle, temporary = tempfile.mkstemp(prefix=f".{path.name}.", dir=directory)
+    except OSError as exc:
+        raise InvalidInput(f"cannot write {path}: {exc.strerror}") from None
+    try:
+        with os.fdopen(handle, "w", newline="", encoding="utf-8") as out:
+            writer = csv.writer(out)
+            writer.writerow(ROW_COLUMNS)
+            for item in scored:
+                row, prediction = item.row, item.prediction
+                writer.writerow(
+                    (
+                        row.line,
+                        row.project,
+                        row.job,
+                        row.branch,
+                        row.started_at.isoformat().replace("+00:00", "Z"),
+                        f"{row.duration:g}",
+                        f"{prediction.p50:.1f}",
+                        f"{prediction.p10:.1f}",
+                        f"{prediction.p90:.1f}",
+                        prediction.level,
+                        prediction.history,
+                        f"{item.jenkins:.1f}",
+                    )
+                )
+        os.replace(temporary, path)
+    except BaseException:
+        Path(temporary).unlink(missing_ok=True)
+        raise
+
+
+def _percent(value: float | None, digits: int = 1) -> str:
+    return "-" if value is None or math.isnan(value) else f"{value * 100:.{digits}f} %"
+
+
+def _print_report(evaluation: Evaluation) -> None:
+    history = evaluation.history
+    click.echo(
+        f"{history.path}: {len(history.rows):,} rows replayed, {history.skipped:,} skipped ones "
+        f"dropped, {history.malformed_count:,} malformed, {len(evaluation.scored):,} scored"
+    )
+    for reason, count in sorted(history.malformed.items()):
+        click.echo(f"  malformed: {count:,} x {reason}")
+    if history.malformed_lines:
+        lines = ", ".join(str(line) for line in history.malformed_lines)
+        more = ", ..." if history.malformed_count > len(history.malformed_lines) else ""
+        click.echo(f"  malformed lines: {lines}{more}")
+    click.echo()
+    rows: list[tuple[str, ...]] = [_table_row("all projects", evaluation.overall)]
+    rows += [_table_row(name, comparison) for name, comparison in evaluation.projects.items()]
+    table(
+        (
+            "project",
+            "rows",
+            "MAPE",
+            "Jenkins MAPE",
+            "MdAPE",
+            "Jenkins MdAPE",
+            "p10-p90 coverage",
+            "band width (p90-p10)/p50",
+        ),
+        rows,
+    )
+    click.echo()
+    click.echo("Goal (issue 5, on gha_jobs.csv.gz):")
+    table(
+        ("", "target", "measured", ""),
+        [
+            (goal.name, goal.target, goal.measured, "PASS" if goal.passed else "MISS")
+            for goal in evaluation.goals
+        ],
+    )
+
+
+def _table_row(name: str, comparison: Comparison) -> tuple[str, ...]:
+    ours, jenkins = comparison.ours, comparison.jenkins
+    return (
+        name,
+        f"{ours.rows:,}",
+        _percent(ours.mape, 2),
+        _percent(jenkins.mape, 2),
+        _percent(ours.mdape, 2),
+        _percent(jenkins.mdape, 2),
+        _percent(ours.coverage),
+        _percent(ours.band_width),
+    )
+
+
+def _accuracy(accuracy: Accuracy) -> dict[str, Any]:
+    def number(value: float | None) -> float | None:
+        return None if value is None or math.isnan(value) else round(value, 6)
+
+    return {
+        "rows": accuracy.rows,
+        "mape": number(accuracy.mape),
+        "mdape": number(accuracy.mdape),
+        "coverage": number(accuracy.coverage),
+        "band_width": number(accuracy.band_width),
+    }
+
+
+def _comparison(comparison: Comparison) -> dict[str, Any]:
+    return {"ours": _accuracy(comparison.ours), "jenkins": _accuracy(comparison.jenkins)}
+
+
+def _as_dict(evaluation: Evaluation) -> dict[str, Any]:
+    history = evaluation.history
+    return {
+        "file": history.path,
+        "rows": len(history.rows),
+        "skipped": history.skipped,
+        "malformed": {
+            "count": history.malformed_count,
+            "reasons": history.malformed,
+            "first_lines": history.malformed_lines,
+        },
+        "scored": len(evaluation.scored),
+        "overall": _comparison(evaluation.overall),
+        "projects": {
+            name: _comparison(comparison) for name, comparison in evaluation.projects.items()
+        },
+        "goals": [
+            {
+                "name": goal.name,
+                "target": goal.target,
+                "measured": goal.measured,
+                "passed": goal.passed,
+            }
+            for goal in evaluation.goals
+        ],
+        "passed": evaluation.passed,
+    }

@@ -1,0 +1,271 @@
+"""Predict a build's duration (p50 and a p10-p90 band) from the builds that finished before it.
+
+The method, and why (docs/prediction.md has the figures and how the constants were chosen):
+
+* **A point estimate for relative error.** The p that minimises ``sum w_i * |p - y_i| / y_i``
+  over past durations ``y_i`` is the weighted median of the ``y_i`` with weights ``w_i / y_i``:
+  lower than the plain median, because over-predicting a short build costs more, relatively,
+  than under-predicting a long one. Durations come in whole seconds and one value is a noisy
+  pick, so p50 is the mean of the 1/y-weighted quantiles from 0.30 to 0.70 (an L-estimator:
+  nearly as robust as the median, less jumpy).
+* **Recency.** ``w_i`` decays exponentially with how many builds ago ``y_i`` was. No single
+  half-life suits every job (a stable job wants a long memory, one whose duration shifts wants a
+  short one), so three are computed side by side and each build key uses the one whose own past
+  predictions had the lowest (discounted) relative error: online model selection, no per-job
+  tuning by hand.
+* **Successes only.** A failed or cancelled build stops early or hangs; it does not enter the
+  point estimate.
+* **Fallback chain as shrinkage.** Past builds of the same build key are pooled; those on the
+  same branch weigh ``branch_weight`` times more, and those on the same branch and server
+  ``server_weight`` times more again. A branch with many builds thus speaks for itself and a
+  new one borrows from the build key. The reported level is the most specific of build key +
+  branch + server, build key + branch (each with at least ``min_history`` successes) and build
+  key; with no success of the key at all, the global pool of every build key.
+* **A calibrated band.** Every successful build is first predicted, and ``log(actual / p50)``
+  is kept for its build key and for the level used. p10 and p90 are p50 times the exponential of
+  the recency-weighted empirical 10th and 90th percentiles of the key's residuals, shrunk toward
+  the level's (pseudo-count ``band_prior``) when the key has few.
+"""
+
+from __future__ import annotations
+
+import math
+from collections import deque
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Literal
+
+Level = Literal["key+branch+server", "key+branch", "key", "global"]
+LEVELS: tuple[Level, ...] = ("key+branch+server", "key+branch", "key", "global")
+
+SUCCESS_RESULTS = frozenset({"success", "succeeded"})
+"""Result names counted as a successful build (GitHub Actions' and buildcoord's own)."""
+
+POINT_QUANTILES = (0.30, 0.35, 0.40, 0.45, 0.50, 0.55, 0.60, 0.65, 0.70)
+
+
+@dataclass(frozen=True, slots=True)
+class PredictorSettings:
+    """The few tunable constants; docs/prediction.md says how each was chosen."""
+
+    half_lives: tuple[float, ...] = (1.5, 4.0, 12.0)
+    """Candidate memories, in builds of the same key after which a duration weighs half."""
+    selection_discount: float = 0.95
+    """Per build, how much a candidate's past error is forgotten when choosing among them."""
+    branch_weight: float = 4.0
+    """How much more a past build of the key on the same branch weighs."""
+    server_weight: float = 16.0
+    """How much more again a past build on the same branch and server weighs. Not measurable
+    on the shared data (it records no runner): chosen so that a server's own few builds
+    dominate, as a different machine differs systematically."""
+    min_history: int = 3
+    """Successful builds a branch or server refinement needs to be reported as the level."""
+    window: int = 60
+    """Most recent successful builds kept per key (and globally)."""
+    residual_half_life: float = 20.0
+    """Builds after which a past error weighs half as much in the key's band."""
+    residual_window: int = 100
+    """Most recent residuals kept per build key."""
+    level_residual_window: int = 1000
+    """Most recent residuals kept per fallback level: the band's prior."""
+    band_prior: float = 10.0
+    """Pseudo-count of the level's residuals when a key's own are shrunk toward them."""
+    low_quantile: float = 0.10
+    high_quantile: float = 0.90
+
+
+@dataclass(frozen=True, slots=True)
+class FinishedBuild:
+    """One finished build as the predictor sees it."""
+
+    key: str
+    """Build identity: the job or workflow (buildcoord: branch + command)."""
+    branch: str
+    server: str | None
+    started_at: datetime
+    duration: float
+    """Seconds on the build server, queueing excluded."""
+    result: str
+
+    @property
+    def succeeded(self) -> bool:
+        """Whether the build counts as successful."""
+        return self.result in SUCCESS_RESULTS
+
+
+@dataclass(frozen=True, slots=True)
+class Prediction:
+    """A duration estimate in seconds and what it rests on."""
+
+    p50: float
+    p10: float
+    p90: float
+    history: int
+    """Successful builds in the pool the point estimate was computed from."""
+    level: Level
+
+
+@dataclass(frozen=True, slots=True)
+class _Past:
+    duration: float
+    branch: str
+    server: str | None
+
+
+def weighted_quantiles(
+    values: Sequence[float], weights: Sequence[float], quantiles: Sequence[float]
+) -> list[float]:
+    """For each q, the smallest value whose cumulative weight reaches the fraction q of the
+    total (``quantiles`` ascending)."""
+    pairs = sorted(zip(values, weights, strict=True))
+    total = sum(weights)
+    found: list[float] = []
+    cumulative = 0.0
+    position = 0
+    for q in quantiles:
+        target = q * total
+        while position < len(pairs) - 1 and cumulative + pairs[position][1] < target:
+            cumulative += pairs[position][1]
+            position += 1
+        found.append(pairs[position][0])
+    return found
+
+
+def decay_weights(count: int, half_life: float) -> list[float]:
+    """Weights for ``count`` items, oldest first: the newest weighs 1, each older one less."""
+    factor = 0.5 ** (1.0 / half_life)
+    return [factor ** (count - 1 - index) for index in range(count)]
+
+
+class Predictor:
+    """Fed finished builds in start order; predicts the duration of the next build of a key."""
+
+    def __init__(self, settings: PredictorSettings | None = None) -> None:
+        self.settings = settings or PredictorSettings()
+        self._history: dict[str, deque[_Past]] = {}
+        self._global: deque[_Past] = deque(maxlen=self.settings.window)
+        self._candidate_errors: dict[str, list[float]] = {}
+        self._key_residuals: dict[str, deque[float]] = {}
+        self._level_residuals: dict[Level, deque[float]] = {
+            level: deque(maxlen=self.settings.level_residual_window) for level in LEVELS
+        }
+
+    def observe(self, build: FinishedBuild) -> None:
+        """Record a finished build; a successful one also records how wrong we were about it."""
+        if not build.succeeded or build.duration <= 0:
+            return
+        estimate = self._estimate(build.key, build.branch, build.server)
+        if estimate is not None:
+            candidates, _, level = estimate
+            p50 = self._choose(build.key, candidates)
+            residual = math.log(build.duration / p50)
+            self._key_residuals.setdefault(
+                build.key, deque(maxlen=self.settings.residual_window)
+            ).append(residual)
+            self._level_residuals[level].append(residual)
+            if level != "global":
+                errors = self._candidate_errors.setdefault(build.key, [0.0] * len(candidates))
+                discount = self.settings.selection_discount
+                for index, candidate in enumerate(candidates):
+                    error = abs(candidate - build.duration) / build.duration
+                    errors[index] = errors[index] * discount + error
+        past = _Past(build.duration, build.branch, build.server)
+        self._history.setdefault(build.key, deque(maxlen=self.settings.window)).append(past)
+        self._global.append(past)
+
+    def observe_all(self, builds: Iterable[FinishedBuild]) -> None:
+        """Record builds in the order given (start order)."""
+        for build in builds:
+            self.observe(build)
+
+    def predict(self, key: str, branch: str, server: str | None = None) -> Prediction | None:
+        """p50 and p10-p90 for the next build of ``key`` on ``branch`` (and ``server``), or None
+        when no successful build has been seen at all."""
+        estimate = self._estimate(key, branch, server)
+        if estimate is None:
+            return None
+        candidates, history, level = estimate
+        p50 = self._choose(key, candidates)
+        low, high = self._band(key, level)
+        return Prediction(
+            p50=p50,
+            p10=min(p50, p50 * math.exp(low)),
+            p90=max(p50, p50 * math.exp(high)),
+            history=history,
+            level=level,
+        )
+
+    # --- internals ------------------------------------------------------------------------
+
+    def _estimate(
+        self, key: str, branch: str, server: str | None
+    ) -> tuple[list[float], int, Level] | None:
+        """One p50 per candidate half-life, the pool size, and the level it rests on."""
+        pool = self._history.get(key)
+        level: Level = "key"
+        if not pool:
+            pool, level = self._global, "global"
+            if not pool:
+                return None
+        values = [past.duration for past in pool]
+        affinity = [1.0] * len(pool)
+        if level == "key":
+            settings = self.settings
+            on_branch = on_server = 0
+            for index, past in enumerate(pool):
+                if past.branch == branch:
+                    affinity[index] = settings.branch_weight
+                    on_branch += 1
+                    if server is not None and past.server == server:
+                        affinity[index] *= settings.server_weight
+                        on_server += 1
+            if on_server >= settings.min_history:
+                level = "key+branch+server"
+            elif on_branch >= settings.min_history:
+                level = "key+branch"
+        candidates = []
+        for half_life in self.settings.half_lives:
+            decay = decay_weights(len(values), half_life)
+            weights = [d * a / y for d, a, y in zip(decay, affinity, values, strict=True)]
+            quantiles = weighted_quantiles(values, weights, POINT_QUANTILES)
+            candidates.append(sum(quantiles) / len(quantiles))
+        return candidates, len(values), level
+
+    def _choose(self, key: str, candidates: list[float]) -> float:
+        """The candidate whose past predictions for this key erred least; ties: the middle."""
+        errors = self._candidate_errors.get(key)
+        if errors is None:
+            return candidates[len(candidates) // 2]
+        best = min(range(len(candidates)), key=lambda index: errors[index])
+        return candidates[best]
+
+    def _band(self, key: str, level: Level) -> tuple[float, float]:
+        """Log-ratio quantiles: the key's own residuals shrunk toward the level's."""
+        prior = self._quantiles(self._level_residuals[level], decay=False)
+        if prior is None:
+            everything = [r for residuals in self._level_residuals.values() for r in residuals]
+            prior = self._quantiles(everything, decay=False) or (0.0, 0.0)
+        own_residuals = self._key_residuals.get(key)
+        if not own_residuals:
+            return prior
+        own = self._quantiles(own_residuals, decay=True) or prior
+        share = len(own_residuals) / (len(own_residuals) + self.settings.band_prior)
+        return (
+            share * own[0] + (1 - share) * prior[0],
+            share * own[1] + (1 - share) * prior[1],
+        )
+
+    def _quantiles(self, residuals: Sequence[float], *, decay: bool) -> tuple[float, float] | None:
+        if not residuals:
+            return None
+        settings = self.settings
+        weights = (
+            decay_weights(len(residuals), settings.residual_half_life)
+            if decay
+            else [1.0] * len(residuals)
+        )
+        low, high = weighted_quantiles(
+            residuals, weights, (settings.low_quantile, settings.high_quantile)
+        )
+        return low, high

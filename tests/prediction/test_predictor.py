@@ -1,0 +1,118 @@
+"""The predictor: point estimate, successes only, fallback chain and band."""
+
+from __future__ import annotations
+
+import statistics
+
+import pytest
+
+from buildcoord.prediction.predictor import Predictor, weighted_quantiles
+
+from .history import build
+
+
+def test_it_predicts_nothing_before_any_successful_build() -> None:
+    predictor = Predictor()
+    predictor.observe(build(100, result="failure"))
+    assert predictor.predict("job", "main") is None
+
+
+def test_a_steady_job_is_predicted_at_its_duration() -> None:
+    predictor = Predictor()
+    predictor.observe_all(build(200) for _ in range(10))
+    prediction = predictor.predict("job", "main")
+    assert prediction is not None
+    assert prediction.p50 == 200
+    assert prediction.p10 <= prediction.p50 <= prediction.p90
+    assert prediction.history == 10
+
+
+def test_failed_and_cancelled_builds_do_not_move_the_point_estimate() -> None:
+    clean, noisy = Predictor(), Predictor()
+    for minute in range(8):
+        clean.observe(build(300, minute=minute))
+        noisy.observe(build(300, minute=minute))
+        noisy.observe(build(20, result="failure", minute=minute))
+        noisy.observe(build(3000, result="cancelled", minute=minute))
+    assert noisy.predict("job", "main") == clean.predict("job", "main")
+
+
+def test_the_point_estimate_sits_below_the_plain_median_when_durations_are_spread() -> None:
+    durations = [100, 150, 200, 250, 300, 350, 400]
+    predictor = Predictor()
+    predictor.observe_all(build(d, minute=i) for i, d in enumerate(durations * 3))
+    prediction = predictor.predict("job", "main")
+    assert prediction is not None
+    assert prediction.p50 < statistics.median(durations)
+
+
+def test_recent_builds_outweigh_old_ones_after_a_job_gets_slower() -> None:
+    predictor = Predictor()
+    predictor.observe_all(build(100, minute=i) for i in range(30))
+    predictor.observe_all(build(200, minute=30 + i) for i in range(6))
+    prediction = predictor.predict("job", "main")
+    assert prediction is not None
+    assert prediction.p50 == pytest.approx(200)
+
+
+def test_an_unseen_build_key_falls_back_to_the_global_level() -> None:
+    predictor = Predictor()
+    predictor.observe_all(build(60, key="other", minute=i) for i in range(5))
+    prediction = predictor.predict("new", "main")
+    assert prediction is not None
+    assert prediction.level == "global"
+    assert prediction.p50 == 60
+
+
+def test_a_branch_with_few_builds_rests_on_the_build_key() -> None:
+    predictor = Predictor()
+    predictor.observe_all(build(100, minute=i) for i in range(10))
+    predictor.observe_all(build(300, branch="feature", minute=10 + i) for i in range(2))
+    prediction = predictor.predict("job", "feature")
+    assert prediction is not None
+    assert prediction.level == "key"
+    assert prediction.history == 12
+
+
+def test_a_branch_with_enough_builds_is_predicted_mostly_from_its_own() -> None:
+    predictor = Predictor()
+    predictor.observe_all(build(100, minute=i) for i in range(10))
+    predictor.observe_all(build(300, branch="feature", minute=10 + i) for i in range(4))
+    on_feature = predictor.predict("job", "feature")
+    on_main = predictor.predict("job", "main")
+    assert on_feature is not None
+    assert on_main is not None
+    assert on_feature.level == "key+branch"
+    assert on_feature.p50 == 300
+    assert on_main.p50 < 150  # main's builds are older: the recent feature ones pull a little
+
+
+def test_a_server_with_enough_builds_on_the_branch_is_the_most_specific_level() -> None:
+    predictor = Predictor()
+    predictor.observe_all(build(100, server="fast", minute=i) for i in range(6))
+    predictor.observe_all(build(400, server="slow", minute=6 + i) for i in range(6))
+    fast = predictor.predict("job", "main", "fast")
+    slow = predictor.predict("job", "main", "slow")
+    assert fast is not None
+    assert slow is not None
+    assert fast.level == slow.level == "key+branch+server"
+    assert fast.p50 == 100
+    assert slow.p50 == 400
+
+
+def test_the_band_widens_for_a_job_whose_durations_vary_more() -> None:
+    predictor = Predictor()
+    for i in range(40):
+        predictor.observe(build(100 + (i % 2), key="steady", minute=i))
+        predictor.observe(build(100 * (1 + (i % 4)), key="erratic", minute=i))
+    steady = predictor.predict("steady", "main")
+    erratic = predictor.predict("erratic", "main")
+    assert steady is not None
+    assert erratic is not None
+    assert erratic.p90 / erratic.p10 > 2 * (steady.p90 / steady.p10)
+
+
+def test_weighted_quantiles_pick_the_value_where_the_cumulative_weight_reaches_q() -> None:
+    values = [10.0, 20.0, 30.0]
+    assert weighted_quantiles(values, [1.0, 1.0, 1.0], [0.0, 0.5, 1.0]) == [10.0, 20.0, 30.0]
+    assert weighted_quantiles(values, [1.0, 0.0, 3.0], [0.5]) == [30.0]
