@@ -255,3 +255,10 @@ def test_a_manifest_with_a_dot_dot_entry_is_refused_before_anything_is_written(
     assert "contains '..'" in outcome.error
     assert not sums.exists()
     assert not any(name.startswith(".SHA256SUMS") for name in os.listdir(tmp_path))
+
+
+def test_manifest_draws_no_progress_bar_when_stderr_is_not_a_terminal(tree: Path) -> None:
+    path = tree / "manifest.json"
+    outcome = invoke_cli(["artifacts", "manifest", str(tree), "-o", str(path)])
+    size = sum(p.stat().st_size for p in tree.rglob("*") if p.is_file() and p != path)
+    assert outcome.stderr == f"5 files, {size} bytes: {path}\n"
