@@ -190,6 +190,15 @@ branches = Table(
     # Rollback: tag each successful build in the repository; push the tag on to its remote.
     Column("tag_on_success", Boolean, nullable=False, server_default=true()),
     Column("push_tags", Boolean, nullable=False, server_default=true()),
+    # Multi-branch: whether new tips are built by themselves, on a cron schedule, at all.
+    Column("auto_build", Boolean, nullable=False, server_default=true()),
+    Column("schedule", String(100), nullable=True),  # cron expression, UTC
+    Column("enabled", Boolean, nullable=False, server_default=true()),
+    # The poller's view of the repository: the tip it last saw, when, and what went wrong.
+    Column("seen_commit", String(40), nullable=True),
+    Column("checked_at", Time, nullable=True),
+    Column("check_error", Text, nullable=True),
+    Column("next_scheduled_at", Time, nullable=True),
 )
 
 job_logs = Table(
@@ -301,3 +310,25 @@ agent_orders = Table(
     Column("error", Text, nullable=True),
 )
 Index("ix_agent_orders_server_status", agent_orders.c.server, agent_orders.c.status)
+
+# Every finished build, as prediction reads it (a copy kept when jobs are archived or retried).
+build_history = Table(
+    "build_history",
+    metadata,
+    Column("job_id", Id, ForeignKey("jobs.id", ondelete="CASCADE"), primary_key=True),
+    Column("attempt", Integer, primary_key=True),
+    Column("branch", String(255), nullable=False),
+    Column("build_key", String(64), nullable=False),  # branch + build command, hashed
+    Column("server", String(64), nullable=True),
+    Column("commit", String(40), nullable=False),
+    Column("queued_at", Time, nullable=False),
+    Column("started_at", Time, nullable=False),
+    Column("finished_at", Time, nullable=False),
+    Column("duration", Double, nullable=False),
+    Column("queue_wait", Double, nullable=False),
+    Column("result", String(16), nullable=False),  # succeeded | failed | cancelled
+    Column("hour_of_day", SmallInteger, nullable=False),  # UTC
+    Column("day_of_week", SmallInteger, nullable=False),  # 0 = Monday, UTC
+)
+Index("ix_build_history_key", build_history.c.build_key, build_history.c.started_at)
+Index("ix_build_history_branch", build_history.c.branch, build_history.c.started_at)
