@@ -174,3 +174,50 @@ def test_tag_cleanup_deletes_old_tags_in_the_repository_and_the_registry_follows
     assert tags_of(source.path) == tags
     listed = operator.good_builds("main")
     assert [good.job_id for good in listed] == [jobs[2]]
+
+
+def test_a_tag_is_pushed_on_to_the_repositorys_remote_only_when_the_branch_says_so(
+    operator: Client, make_agent: MakeAgent, source: SourceRepo, tmp_path: Path
+) -> None:
+    upstream = tmp_path / "upstream.git"
+    subprocess.run(["git", "init", "-q", "--bare", str(upstream)], check=True)
+    subprocess.run(["git", "remote", "add", "origin", str(upstream)], cwd=source.path, check=True)
+    operator.add_branch("main", repo=source.url, command=PACKAGE)
+    operator.add_branch("other", repo=source.url, command=PACKAGE, push_tags=False)
+    source.commit({"o": "1"}, branch="other")
+    agent = make_agent()
+
+    build(operator, agent, "main")
+    build(operator, agent, "other")
+
+    pushed, kept = operator.last_good("main"), operator.last_good("other")
+    assert (pushed.pushed, kept.pushed) == (True, False)
+    assert tags_of(upstream) == [pushed.tag]
+    assert sorted(tags_of(source.path)) == sorted([pushed.tag, kept.tag])
+
+    build(operator, agent, "main")
+    operator.cleanup_tags(keep=1, branch="main")
+    agent.orders.run_pending()
+    newest = operator.last_good("main").tag
+    assert tags_of(upstream) == [newest]
+    assert sorted(tags_of(source.path)) == sorted([newest, kept.tag])
+
+
+def test_a_tag_that_cannot_be_written_is_recorded_failed_with_gits_reason(
+    operator: Client, make_agent: MakeAgent, source: SourceRepo
+) -> None:
+    operator.add_branch("main", repo=source.url, command=PACKAGE)
+    agent = make_agent()
+    job = operator.submit_job("main")
+    assert agent.step() is True
+    # The branch's repository disappears between the build and the tag.
+    moved = source.path.with_name("moved")
+    source.path.rename(moved)
+
+    agent.orders.run_pending()
+
+    good = operator.last_good("main")
+    assert good.job_id == job.id
+    assert good.tag_state == "failed"
+    assert good.tag_error
+    assert operator.good_builds("main")[0].tag_state == "failed"
