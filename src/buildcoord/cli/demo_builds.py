@@ -1,8 +1,8 @@
 """The builds of ``buildcoord up --demo``: branches set up, jobs queued, and the verdict.
 
 The same commit of ``main`` is queued once per server, each job pinned to its server by
-the server's own label, so that both servers build it whatever the timing; the verdict
-compares the SHA-256 of what they produced.
+the server's own label, so that both servers build it whatever the timing; the verdict is
+the comparison the coordinator recorded of what they produced (SHA-256 per artifact).
 """
 
 from __future__ import annotations
@@ -12,7 +12,7 @@ from dataclasses import dataclass
 
 from buildcoord.cli.fleet_status import job_result
 from buildcoord.client import Client
-from buildcoord.demo.comparison import compare_builds
+from buildcoord.demo.comparison import compare_builds, verdict_lines
 from buildcoord.demo.repository import BUILD_COMMAND, FEATURE, MAIN, DemoRepository
 from buildcoord.errors import NotFound
 from buildcoord.models import FINISHED_STATUSES
@@ -73,8 +73,26 @@ def verdict(client: Client, builds: DemoBuilds) -> list[str] | None:
             for server, job in failed
         ]
     (left, left_job), (right, right_job) = list(jobs.items())[:2]
+    # The coordinator compared them by itself when the second build finished.
+    for recorded in client.comparisons(job=left_job.id):
+        if {recorded.job_a, recorded.job_b} == {left_job.id, right_job.id}:
+            if recorded.job_a != left_job.id:
+                left, right = right, left
+            lines = verdict_lines(builds.title, left, right, recorded.summary)
+            return [*lines, *_last_good(client)]
     return compare_builds(
         builds.title,
         (left, client.manifest(left_job.id)),
         (right, client.manifest(right_job.id)),
     )
+
+
+def _last_good(client: Client) -> list[str]:
+    """The rollback tag of main's last good build, once its agent wrote it."""
+    try:
+        good = client.last_good(MAIN)
+    except NotFound:
+        return []
+    if good.tag is None or good.tag_state != "written":
+        return []
+    return [f"{MAIN}: last known good build is job {good.job_id}, tagged {good.tag}"]

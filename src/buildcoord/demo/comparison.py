@@ -1,14 +1,18 @@
-"""Compare what two servers built from one commit: the demo's proof of reproducibility."""
+"""The demo's proof of reproducibility: what two servers built from one commit, in lines.
+
+The comparison itself is ``buildcoord.comparison`` (the one the coordinator records by
+itself when two servers build the same commit); this only words it for the demo's view.
+"""
 
 from __future__ import annotations
 
 from collections.abc import Sequence
+from datetime import UTC, datetime
+from typing import Any
 
+from buildcoord.comparison import compare_manifests
+from buildcoord.manifest import Manifest
 from buildcoord.models import ArtifactFile
-
-
-def _checksums(manifest: Sequence[ArtifactFile]) -> dict[str, str]:
-    return {item.path: item.sha256 or "" for item in manifest if item.kind == "file"}
 
 
 def compare_builds(
@@ -16,30 +20,40 @@ def compare_builds(
     left: tuple[str, Sequence[ArtifactFile]],
     right: tuple[str, Sequence[ArtifactFile]],
 ) -> list[str]:
-    """One line per artifact saying whether both servers produced the same SHA-256.
+    """Compare two (server, manifest) pairs and word the result (see ``verdict_lines``)."""
+    (left_name, left_files), (right_name, right_files) = left, right
+    now = datetime.now(UTC)
+    comparison = compare_manifests(
+        Manifest(files=list(left_files), created_at=now, server=left_name),
+        Manifest(files=list(right_files), created_at=now, server=right_name),
+        left_name,
+        right_name,
+    )
+    return verdict_lines(title, left_name, right_name, comparison.to_dict())
 
-    ``title`` names what was built (``main @ 1a2b3c4d5e6f``); ``left`` and ``right`` are
-    (server, manifest). Identical artifacts read ``<title>: build1 and build2 produced
-    identical artifacts (sha256 <hex>  <path>)``; anything else says NOT identical and why.
+
+def verdict_lines(title: str, left: str, right: str, summary: dict[str, Any]) -> list[str]:
+    """One line per artifact from a comparison's ``to_dict()``, sorted by path.
+
+    Identical artifacts read ``<title>: build1 and build2 produced identical artifacts
+    (sha256 <hex>  <path>)``; anything else says NOT identical and why.
     """
-    (left_name, left_manifest), (right_name, right_manifest) = left, right
-    ours, theirs = _checksums(left_manifest), _checksums(right_manifest)
-    both = f"{left_name} and {right_name}"
-    if not ours and not theirs:
-        return [f"{title}: {both} produced no artifacts to compare"]
-    lines = []
-    for path in sorted(ours.keys() | theirs.keys()):
-        mine, other = ours.get(path), theirs.get(path)
-        if mine is not None and mine == other:
-            lines.append(f"{title}: {both} produced identical artifacts (sha256 {mine}  {path})")
-        elif mine is None or other is None:
-            alone = left_name if other is None else right_name
-            lines.append(
-                f"{title}: {both} produced NOT identical artifacts: {path} only on {alone}"
+    both = f"{left} and {right}"
+    lines: dict[str, str] = {}
+    for item in summary.get("common", []):
+        path = item["path"]
+        if item["status"] == "IDENTICAL":
+            lines[path] = (
+                f"{title}: {both} produced identical artifacts (sha256 {item['sha256_a']}  {path})"
             )
         else:
-            lines.append(
+            lines[path] = (
                 f"{title}: {both} produced NOT identical artifacts: {path} differs "
-                f"({left_name} sha256 {mine}, {right_name} sha256 {other})"
+                f"({left} sha256 {item['sha256_a']}, {right} sha256 {item['sha256_b']})"
             )
-    return lines
+    for side, name in (("only_a", left), ("only_b", right)):
+        for path in summary.get(side, []):
+            lines[path] = f"{title}: {both} produced NOT identical artifacts: {path} only on {name}"
+    if not lines:
+        return [f"{title}: {both} produced no artifacts to compare"]
+    return [lines[path] for path in sorted(lines)]
