@@ -4,17 +4,22 @@ On one tree (default: 1 GiB = 20 files of 50 MiB + 2,000 files of 4-64 KiB; ``--
 16 MiB + 300 small ones, under a minute), warmed into the page cache once before any timing
 so that every contender reads from memory alike, it times:
 
-1. the seed's way (F8 ``create-manifest``): for each file, ``md5sum``, ``sha256sum`` and
-   ``sha512sum`` in sequence, one process each;
-2. each coreutils tool alone over the whole tree (``find -print0 | xargs -0 md5sum``...):
-   their sum over two cores is *the two-core limit* of the issue;
-3. each digest alone in Python (hashlib, one thread, 1 MiB chunks): a stricter limit, as
-   hashlib (OpenSSL, SHA extensions) is faster than coreutils here;
-4. ``buildcoord.manifest.build_manifest`` (all three digests, every core).
+1. each coreutils tool alone over the whole tree (``find -print0 | xargs -0 md5sum``...);
+   *the trio* of the issue is the three run in sequence over the same tree (their sum:
+   "about 8.6 s per GiB here");
+2. the seed's literal F8 loop, for information: per file, ``md5sum``, ``sha256sum`` and
+   ``sha512sum``, one process each (process start-up makes it slower still);
+3. each digest alone in Python (hashlib = OpenSSL, SHA extensions, one thread, 1 MiB
+   chunks): the sum of these three over two cores is *the two-core hashing limit* of the
+   issue ("about 2.3 s per GiB here": the fastest single-digest implementation on this
+   machine, so that no better plan could beat it);
+4. ``buildcoord.manifest.build_manifest`` (all three digests, every core), wall and CPU.
 
 Each contender runs ``--rounds`` times (default 3, ``--quick`` 2), rounds interleaved so that
-a noisy neighbour hurts all alike; the best round counts. Targets: ≥ 3 times faster than (1);
-≥ 85 % of the two-core limit (limit time ÷ ours).
+a noisy neighbour hurts all alike; the best round counts. Targets: ≥ 3 times faster than
+the trio; ≥ 85 % of the two-core hashing limit (limit time ÷ ours). The CPU figures tell
+contention from waste: ``work_ratio`` = the single digests' sum ÷ build_manifest's CPU
+seconds (1.0: no extra work), ``cores_used`` = its CPU seconds ÷ wall seconds.
 
 Usage::
 
@@ -78,8 +83,8 @@ def files_of(root: Path) -> list[Path]:
     return sorted(p for p in root.rglob("*") if p.is_file())
 
 
-def seed_trio(root: Path) -> None:
-    """The seed's F8: per file, md5sum, sha256sum, sha512sum, one process each."""
+def seed_per_file(root: Path) -> None:
+    """The seed's literal F8 loop: per file, md5sum, sha256sum, sha512sum, one process each."""
     script = 'for f in "$@"; do md5sum "$f"; sha256sum "$f"; sha512sum "$f"; done > /dev/null'
     subprocess.run(["bash", "-c", script, "trio", *map(str, files_of(root))], check=True)
 
@@ -130,7 +135,7 @@ def machine() -> dict[str, object]:
 
 
 def run(root: Path, rounds: int) -> dict[str, float]:
-    contenders: dict[str, Callable[[], object]] = {"seed_trio": lambda: seed_trio(root)}
+    contenders: dict[str, Callable[[], object]] = {"seed_per_file": lambda: seed_per_file(root)}
     for tool in TOOLS:
         contenders[tool] = lambda tool=tool: coreutils_single(root, tool)  # type: ignore[misc]
     for name in DIGESTS:
@@ -170,8 +175,9 @@ def main() -> None:
     finally:
         shutil.rmtree(base, ignore_errors=True)
     ours = best["build_manifest"]
-    limit = sum(best[tool] for tool in TOOLS) / 2
-    strict_limit = sum(best[f"hashlib_{name}"] for name in DIGESTS) / 2
+    trio = sum(best[tool] for tool in TOOLS)
+    singles = sum(best[f"hashlib_{name}"] for name in DIGESTS)
+    limit = singles / 2
     figures: dict[str, object] = {
         "tree": {
             "bytes": total,
@@ -181,11 +187,17 @@ def main() -> None:
         },
         "rounds": rounds,
         "seconds": {name: round(value, 3) for name, value in best.items()},
+        "trio_seconds": round(trio, 3),
         "two_core_limit_seconds": round(limit, 3),
-        "hashlib_two_core_limit_seconds": round(strict_limit, 3),
-        "speedup_vs_seed_trio": round(best["seed_trio"] / ours, 2),
+        "speedup_vs_trio": round(trio / ours, 2),
+        "speedup_vs_seed_per_file": round(best["seed_per_file"] / ours, 2),
         "fraction_of_two_core_limit": round(limit / ours, 3),
-        "fraction_of_hashlib_two_core_limit": round(strict_limit / ours, 3),
+        "work_ratio": round(singles / best["build_manifest_cpu"], 3),
+        "cores_used": round(best["build_manifest_cpu"] / ours, 2),
+        "targets": {
+            "speedup_vs_trio": {"goal": 3.0, "met": trio / ours >= 3.0},
+            "fraction_of_two_core_limit": {"goal": 0.85, "met": limit / ours >= 0.85},
+        },
         "machine": machine(),
         # Other work on the same cores skews every figure; the 1-minute load says how much.
         "load_average": [round(load_before, 2), round(load_after, 2)],
@@ -198,12 +210,19 @@ def main() -> None:
     print(f"best of {rounds} rounds, page cache warm; seconds (seconds per GiB):")
     for name, value in best.items():
         print(f"  {name:16} {value:7.3f}  ({value / gib:.2f} s/GiB)")
-    print(f"two-core limit (coreutils singles / 2): {limit:.3f} s")
-    print(f"two-core limit (hashlib singles / 2):   {strict_limit:.3f} s")
-    print(f"build_manifest vs seed trio: {figures['speedup_vs_seed_trio']}x   (target >= 3x)")
+    print(f"trio (md5sum; sha256sum; sha512sum over the tree): {trio:.3f} s")
+    print(f"two-core hashing limit (hashlib singles / 2):       {limit:.3f} s")
+    verdict = {True: "PASS", False: "MISS"}
     print(
-        f"build_manifest vs two-core limit: {limit / ours:.0%}   (target >= 85%); "
-        f"vs the hashlib limit: {strict_limit / ours:.0%}"
+        f"build_manifest vs trio: {trio / ours:.2f}x   (target >= 3x: {verdict[trio / ours >= 3]})"
+    )
+    print(
+        f"build_manifest vs two-core limit: {limit / ours:.0%}   "
+        f"(target >= 85%: {verdict[limit / ours >= 0.85]})"
+    )
+    print(
+        f"work ratio (singles / our CPU): {figures['work_ratio']}; "
+        f"cores used: {figures['cores_used']} of {os.cpu_count()}"
     )
     print(f"machine: {figures['machine']}")
     print(f"1-minute load average before and after: {figures['load_average']}")
