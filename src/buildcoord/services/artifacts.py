@@ -101,10 +101,26 @@ class ArtifactService:
         groups: dict[tuple[str, str], list[ArtifactSet]] = defaultdict(list)
         for item in self.store.artifact_sets.list_sets(server=server, branch=branch):
             groups[(item.branch, item.server)].append(item)
+        ordered = self._removal_ordered(server)
         doomed: list[ArtifactSet] = []
         for sets in groups.values():  # each newest first
-            doomed += [item for item in sets[keep:] if not item.pinned and not item.last_good]
+            doomed += [
+                item
+                for item in sets[keep:]
+                if not item.pinned and not item.last_good and item.job_id not in ordered
+            ]
         return doomed
+
+    def _removal_ordered(self, server: str | None) -> set[int]:
+        """Jobs whose removal an agent has been asked for and not yet reported."""
+        pending = self.store.orders.list_orders(server=server, status="pending", limit=10_000)
+        return {
+            item["job_id"]
+            for order in pending
+            if order.kind == "artifacts.remove"
+            for item in order.params.get("sets", [])
+            if isinstance(item, dict) and isinstance(item.get("job_id"), int)
+        }
 
     def cleanup(
         self,
