@@ -1,6 +1,7 @@
-"""buildcoord predict evaluate: replay a build-history file and score the duration predictor.
+"""buildcoord predict duration|recommend|stats|evaluate.
 
-``evaluate`` needs no coordinator: it reads a local file (docs/prediction.md).
+``duration``, ``recommend`` and ``stats`` ask the coordinator, which keeps the build history;
+``evaluate`` needs no coordinator: it replays a local file (docs/prediction.md).
 """
 
 from __future__ import annotations
