@@ -136,10 +136,10 @@ class PredictionService:
         memo: dict[tuple[str, str, str | None], Prediction | None] = {}
 
         def predict(key: str, branch: str, server: str | None) -> Prediction | None:
-            found = memo.get((key, branch, server), memo)
-            if found is memo:
-                found = memo[(key, branch, server)] = predictor.predict(key, branch, server)
-            return found  # type: ignore[return-value]  # memo itself is never stored
+            asked = (key, branch, server)
+            if asked not in memo:
+                memo[asked] = predictor.predict(key, branch, server)
+            return memo[asked]
 
         with self._lock:
             yield predict
