@@ -26,16 +26,21 @@ from buildcoord.models import (
     Assignment,
     Branch,
     ComparisonRecord,
+    DurationEstimate,
     Event,
+    ForecastJob,
     GoodBuild,
+    HistoryStats,
     IssuedToken,
     Job,
+    JobForecast,
     Lock,
     LockGrant,
     LogEntry,
     Message,
     MessageStats,
     Metrics,
+    Recommendation,
     ReleasedLock,
     Server,
     Token,
@@ -179,9 +184,37 @@ class Client:
         limit: int = 200,
     ) -> list[Job]:
         """List jobs."""
-        params = {"status": status, "branch": branch, "server": server, "limit": limit}
+        params = {
+            "status": status,
+            "branch": branch,
+            "server": server,
+            "limit": limit,
+            "forecast": "false",
+        }
         data = self._call("GET", "/jobs", params={k: v for k, v in params.items() if v is not None})
         return _parse(list[Job], data)
+
+    def list_jobs_with_forecast(
+        self,
+        *,
+        status: str | None = None,
+        branch: str | None = None,
+        server: str | None = None,
+        limit: int = 200,
+    ) -> list[ForecastJob]:
+        """List jobs with their forecasts (queued: predicted start and finish; running: time
+        left)."""
+        params = {"status": status, "branch": branch, "server": server, "limit": limit}
+        data = self._call("GET", "/jobs", params={k: v for k, v in params.items() if v is not None})
+        return [
+            ForecastJob(
+                job=_parse(Job, item),
+                forecast=None
+                if item.get("forecast") is None
+                else _parse(JobForecast, item["forecast"]),
+            )
+            for item in data
+        ]
 
     def get_job(self, job_id: int) -> Job:
         """Show one job."""
@@ -232,6 +265,22 @@ class Client:
     def retry_job(self, job_id: int) -> Job:
         """Retry a failed or cancelled job."""
         return _parse(Job, self._call("POST", f"/jobs/{job_id}/retry"))
+
+    # -- prediction ------------------------------------------------------------------------
+
+    def predict_duration(self, branch: str, server: str | None = None) -> DurationEstimate:
+        """Predict the duration of the next build of branch (on server)."""
+        params = {"branch": branch} | ({} if server is None else {"server": server})
+        return _parse(DurationEstimate, self._call("GET", "/predict/duration", params=params))
+
+    def recommend_server(self, branch: str) -> Recommendation:
+        """The server with the earliest predicted finish for a build of branch."""
+        data = self._call("GET", "/predict/recommend", params={"branch": branch})
+        return _parse(Recommendation, data)
+
+    def history_stats(self) -> HistoryStats:
+        """Build history tables by branch, server, hour and weekday."""
+        return _parse(HistoryStats, self._call("GET", "/predict/stats"))
 
     # -- locks -----------------------------------------------------------------------------
 

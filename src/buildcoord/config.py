@@ -30,6 +30,7 @@ class Settings:
     artifact_keep_builds: int = 5
     maintenance_interval_seconds: float = 1.0
     agent_reconnect_grace_seconds: float = 3.0
+    recommend_min_disk_free_gb: float = 5.0
     sources: dict[str, str] = field(default_factory=dict, compare=False)
 
     @property
@@ -55,6 +56,7 @@ SECTIONS = {
     "artifact_keep_builds": "retention",
     "maintenance_interval_seconds": "server",
     "agent_reconnect_grace_seconds": "agent",
+    "recommend_min_disk_free_gb": "prediction",
 }
 
 

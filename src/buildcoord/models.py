@@ -337,3 +337,116 @@ class AgentOrder:
     finished_at: datetime | None
     result: dict[str, Any] | None
     error: str | None
+
+
+BuildResult = Literal["succeeded", "failed", "cancelled"]
+
+
+@dataclass(frozen=True, slots=True)
+class BuildRecord:
+    """One finished attempt of a job, as build history keeps it for prediction and stats."""
+
+    job_id: int
+    attempt: int
+    branch: str
+    build_key: str
+    server: str | None
+    commit: str
+    queued_at: datetime
+    started_at: datetime
+    finished_at: datetime
+    duration: float
+    queue_wait: float
+    result: BuildResult
+    hour_of_day: int
+    """UTC hour the build started, 0-23."""
+    day_of_week: int
+    """UTC weekday the build started, 0 = Monday."""
+
+
+@dataclass(frozen=True, slots=True)
+class DurationEstimate:
+    """A predicted build duration in seconds and what it rests on."""
+
+    branch: str
+    server: str | None
+    build_key: str
+    p50: float
+    p10: float
+    p90: float
+    history: int
+    """Successful builds in the pool the estimate was computed from."""
+    level: str
+    """The fallback level: key+branch+server, key+branch, key or global."""
+
+
+@dataclass(frozen=True, slots=True)
+class ServerChoice:
+    """How one server fares for a build: its predicted finish, or why it was skipped."""
+
+    server: str
+    status: str
+    eligible: bool
+    reason: str
+    remaining_seconds: float | None = None
+    """Predicted seconds until the server is free (its running job and its share of the queue)."""
+    duration: DurationEstimate | None = None
+    finish_seconds: float | None = None
+    """Predicted seconds from now until the build would finish there."""
+    disk_free_bytes: int | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Recommendation:
+    """The server with the earliest predicted finish, and every server's ranking or skip."""
+
+    branch: str
+    server: str | None
+    choices: tuple[ServerChoice, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class JobForecast:
+    """When a queued job should start and finish, or how long a running job has left."""
+
+    job_id: int
+    server: str | None
+    """Where the forecast runs it (a running job: where it runs)."""
+    predicted_start: datetime | None
+    predicted_finish: datetime | None
+    expected_remaining_seconds: float | None
+    """Seconds from now until it finishes (running and forecast queued jobs)."""
+    note: str | None = None
+    """Why there is no forecast (blocked, no eligible server, nothing to predict from)."""
+
+
+@dataclass(frozen=True, slots=True)
+class ForecastJob:
+    """A job as the queue listing shows it, with its forecast when it has one."""
+
+    job: Job
+    forecast: JobForecast | None
+
+
+@dataclass(frozen=True, slots=True)
+class StatsRow:
+    """Finished builds of one group: how many, how often they succeeded, how long they took."""
+
+    group: str
+    count: int
+    succeeded: int
+    success_rate: float
+    mean_duration: float | None
+    """Seconds, over successful builds only (a failure stops early or hangs)."""
+    median_duration: float | None
+
+
+@dataclass(frozen=True, slots=True)
+class HistoryStats:
+    """The seed's statistics tables: by branch, server, hour of day (UTC) and weekday."""
+
+    builds: int
+    by_branch: tuple[StatsRow, ...]
+    by_server: tuple[StatsRow, ...]
+    by_hour: tuple[StatsRow, ...]
+    by_day_of_week: tuple[StatsRow, ...]

@@ -1,6 +1,7 @@
-"""buildcoord predict evaluate: replay a build-history file and score the duration predictor.
+"""buildcoord predict duration|recommend|stats|evaluate.
 
-``evaluate`` needs no coordinator: it reads a local file (docs/prediction.md).
+``duration``, ``recommend`` and ``stats`` ask the coordinator, which keeps the build history;
+``evaluate`` needs no coordinator: it replays a local file (docs/prediction.md).
 """
 
 from __future__ import annotations
@@ -16,9 +17,10 @@ from typing import Any
 
 import click
 
-from buildcoord.cli.context import json_option
-from buildcoord.cli.output import table
+from buildcoord.cli.context import get_context, json_option
+from buildcoord.cli.output import emit_json, table
 from buildcoord.errors import InvalidInput
+from buildcoord.models import StatsRow
 from buildcoord.prediction.evaluation import Accuracy, Comparison, Evaluation, ScoredRow, evaluate
 from buildcoord.prediction.history_file import read_history
 
@@ -40,7 +42,85 @@ ROW_COLUMNS = (
 
 @click.group("predict")
 def predict() -> None:
-    """Build-duration prediction: evaluate it on a history file."""
+    """Build-duration prediction: durations, the best server, statistics, evaluation."""
+
+
+@predict.command("duration")
+@click.argument("branch")
+@click.option("--server", help="Predict for this server (default: any).")
+@json_option
+def duration_command(branch: str, server: str | None, as_json: bool) -> None:
+    """Predict how long the next build of BRANCH takes: p50 and the p10-p90 band, seconds."""
+    with get_context().client() as client:
+        estimate = client.predict_duration(branch, server)
+    if as_json:
+        emit_json(estimate)
+        return
+    where = f" on {estimate.server}" if estimate.server else ""
+    click.echo(
+        f"{estimate.branch}{where}: p50 {estimate.p50:.0f}s "
+        f"(p10-p90 {estimate.p10:.0f}-{estimate.p90:.0f}s)"
+    )
+    click.echo(f"history: {estimate.history} successful builds; level: {estimate.level}")
+
+
+@predict.command("recommend")
+@click.argument("branch")
+@json_option
+def recommend_command(branch: str, as_json: bool) -> None:
+    """Name the server where a build of BRANCH queued now would finish first, and why."""
+    with get_context().client() as client:
+        recommendation = client.recommend_server(branch)
+    if as_json:
+        emit_json(recommendation)
+        return
+    rows = []
+    for choice in recommendation.choices:
+        finish = "-" if choice.finish_seconds is None else f"{choice.finish_seconds:.0f}s"
+        verdict = "skipped" if not choice.eligible else finish
+        rows.append((choice.server, choice.status, verdict, choice.reason))
+    if recommendation.server is None:
+        click.echo(f"No server can take a build of {branch} now")
+    else:
+        click.echo(f"Recommended: {recommendation.server}")
+    if rows:
+        table(("server", "status", "finish in", "why"), rows)
+
+
+@predict.command("stats")
+@json_option
+def stats_command(as_json: bool) -> None:
+    """Finished builds by branch, server, hour of day and weekday (UTC), as the seed showed."""
+    with get_context().client() as client:
+        stats = client.history_stats()
+    if as_json:
+        emit_json(stats)
+        return
+    click.echo(f"{stats.builds} finished builds (durations: successful builds only)")
+    sections = (
+        ("By Branch", "branch", stats.by_branch),
+        ("By Server", "server", stats.by_server),
+        ("By Hour (UTC)", "hour", stats.by_hour),
+        ("By Day of Week (UTC)", "day", stats.by_day_of_week),
+    )
+    for title, name, rows in sections:
+        click.echo()
+        click.echo(f"{title}:")
+        table((name, "builds", "success", "mean", "median"), [_stats_row(row) for row in rows])
+
+
+def _seconds(value: float | None) -> str:
+    return "-" if value is None else f"{value:.0f}s"
+
+
+def _stats_row(row: StatsRow) -> tuple[str, ...]:
+    return (
+        row.group,
+        str(row.count),
+        f"{row.success_rate * 100:.0f} %",
+        _seconds(row.mean_duration),
+        _seconds(row.median_duration),
+    )
 
 
 @predict.command("evaluate")

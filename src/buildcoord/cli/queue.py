@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+import json
+from typing import Any
+
 import click
+from pydantic import TypeAdapter
 
 from buildcoord.cli.context import get_context, json_option, split_list
 from buildcoord.cli.output import emit_json, stamp
 from buildcoord.errors import InvalidInput
-from buildcoord.models import JOB_STATUSES, Job
+from buildcoord.models import JOB_STATUSES, ForecastJob, Job, JobForecast
 
 
 @click.group()
@@ -66,6 +70,31 @@ def _line(job: Job, *, with_status: bool) -> str:
     )
 
 
+def _forecast(job: Job, forecast: JobForecast | None) -> str:
+    """What the forecast adds to a listed job's line."""
+    if forecast is None:
+        return ""
+    remaining = forecast.expected_remaining_seconds
+    if forecast.predicted_finish is None or remaining is None:
+        return f" forecast:none ({forecast.note})" if forecast.note else ""
+    if job.status == "running":
+        return f" expected:{remaining:.0f}s_left finish:{stamp(forecast.predicted_finish)}"
+    return (
+        f" predicted_start:{stamp(forecast.predicted_start)} on:{forecast.server}"
+        f" predicted_finish:{stamp(forecast.predicted_finish)}"
+    )
+
+
+def _json_item(item: ForecastJob) -> dict[str, Any]:
+    data: dict[str, Any] = TypeAdapter(Job).dump_python(item.job, mode="json")
+    data["forecast"] = (
+        None
+        if item.forecast is None
+        else TypeAdapter(JobForecast).dump_python(item.forecast, mode="json")
+    )
+    return data
+
+
 @queue.command("list")
 @click.argument("status", required=False, default="all", type=click.Choice([*JOB_STATUSES, "all"]))
 @click.option("--branch")
@@ -73,16 +102,23 @@ def _line(job: Job, *, with_status: bool) -> str:
 @click.option("--limit", type=int, default=200, show_default=True)
 @json_option
 def list_(status: str, branch: str | None, server: str | None, limit: int, as_json: bool) -> None:
-    """List jobs (queued ones in the order they will be claimed)."""
+    """List jobs (queued ones in the order they will be claimed).
+
+    A queued job shows its predicted start and finish (and on which server); a running one
+    the time it is expected to need still (docs/prediction.md, "Live predictions").
+    """
     with get_context().client() as client:
-        found = client.list_jobs(status=status, branch=branch, server=server, limit=limit)
+        found = client.list_jobs_with_forecast(
+            status=status, branch=branch, server=server, limit=limit
+        )
     if as_json:
-        emit_json(found)
+        click.echo(json.dumps([_json_item(item) for item in found], indent=2, sort_keys=True))
         return
     if not found:
         click.echo("No jobs")
-    for job in found:
-        click.echo(_line(job, with_status=status == "all"))
+    for item in found:
+        line = _line(item.job, with_status=status == "all")
+        click.echo(line + _forecast(item.job, item.forecast))
 
 
 @queue.command("show")

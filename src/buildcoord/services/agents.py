@@ -16,6 +16,7 @@ from buildcoord.clock import Clock
 from buildcoord.config import Settings
 from buildcoord.models import SYSTEM, Assignment, Job, Principal
 from buildcoord.services.authority import require_self_or_operator
+from buildcoord.services.queue import FinishedHook, run_finished_hooks
 from buildcoord.store import Store
 
 log = logging.getLogger("buildcoord.agents")
@@ -24,10 +25,18 @@ log = logging.getLogger("buildcoord.agents")
 class AgentService:
     """Agent claims and sessions."""
 
-    def __init__(self, store: Store, clock: Clock, settings: Settings) -> None:
+    def __init__(
+        self,
+        store: Store,
+        clock: Clock,
+        settings: Settings,
+        finished: list[FinishedHook] | None = None,
+    ) -> None:
         self.store = store
         self.clock = clock
         self.settings = settings
+        # The queue's after-finish hooks, for jobs failed on their last attempt by a lost agent.
+        self.finished: list[FinishedHook] = [] if finished is None else finished
 
     def claim(self, server: str, *, by: Principal) -> Assignment | None:
         """Lease the next job this agent can build, with its branch's build recipe."""
@@ -104,6 +113,9 @@ class AgentService:
                 now=now,
                 actor=SYSTEM.actor,
             )
+        for job in ended:
+            if job.status == "failed":
+                run_finished_hooks(self.finished, job, None)
         return ended
 
     def cancelled_jobs(self, server: str, *, since: float) -> list[Job]:

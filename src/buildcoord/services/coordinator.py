@@ -13,6 +13,7 @@ from buildcoord.services.logs import LogService
 from buildcoord.services.messages import MessageService
 from buildcoord.services.orders import OrderService
 from buildcoord.services.outcomes import BuildOutcomes
+from buildcoord.services.prediction import PredictionService
 from buildcoord.services.queue import QueueService
 from buildcoord.services.rollback import RollbackService
 from buildcoord.services.servers import ServerService
@@ -34,13 +35,15 @@ class Coordinator:
         self.tokens = TokenService(store, self.clock)
         self.branches = BranchService(store, self.clock)
         self.logs = LogService(store, self.clock)
-        self.agents = AgentService(store, self.clock, settings)
+        self.agents = AgentService(store, self.clock, settings, self.queue.finished)
         self.orders = OrderService(store, self.clock)
         self.artifacts = ArtifactService(store, self.clock, settings, self.orders)
         self.rollback = RollbackService(store, self.clock, self.orders)
         self.comparisons = ComparisonService(store, self.clock)
         outcomes = BuildOutcomes(store, self.artifacts, self.rollback, self.comparisons)
         self.queue.finished.append(outcomes.job_finished)
+        self.prediction = PredictionService(store, self.clock, settings, self.servers)
+        self.queue.finished.append(self.prediction.job_finished)
 
     def start(self) -> None:
         """Prepare a freshly opened store: admin token, aging policy."""

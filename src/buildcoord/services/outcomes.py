@@ -28,7 +28,7 @@ class BuildOutcomes:
         self.comparisons = comparisons
 
     def job_finished(self, job: Job, artifact_root: str | None) -> None:
-        """Called by the queue after a job finished (not after a cancel)."""
+        """Called by the queue after a job finished; a cancelled one leaves nothing to do."""
         if job.status not in ("succeeded", "failed"):
             return
         count = 0

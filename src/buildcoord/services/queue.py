@@ -28,6 +28,8 @@ from buildcoord.store.jobs import NewJob
 log = logging.getLogger("buildcoord.queue")
 
 # Called after a job finished: (the job, its artifact directory when it reported a manifest).
+# "Finished": completed, cancelled while running, or failed because its lease ended on the
+# last attempt; a hook checks the status it cares about.
 FinishedHook = Callable[[Job, str | None], None]
 
 # Far above any epoch second, so that with aging off priority always dominates queue time.
@@ -207,11 +209,7 @@ class QueueService:
             actor=by.actor,
             manifest=manifest,
         )
-        for hook in self.finished:
-            try:
-                hook(job, artifact_root if manifest is not None else None)
-            except Exception:  # the job is finished and recorded; a hook must not undo that
-                log.exception("job %d: after-finish hook failed", job.id)
+        run_finished_hooks(self.finished, job, artifact_root if manifest is not None else None)
         if job.status == "failed" and job.attempt < job.max_attempts:
             setup = self.store.branches.find_branch(job.branch)
             if setup is not None and setup.retry_on_failure:
@@ -226,9 +224,12 @@ class QueueService:
     def cancel(self, job_id: int, *, reason: str | None = None, by: Principal) -> Job:
         """Cancel a job that has not finished."""
         require_operator(by, "cancelling a job")
-        return self.store.jobs.cancel_job(
+        job = self.store.jobs.cancel_job(
             job_id, reason=reason, now=self.clock.now().timestamp(), actor=by.actor
         )
+        if job.started_at is not None:  # it was running: a build that ended (history)
+            run_finished_hooks(self.finished, job, None)
+        return job
 
     def retry(self, job_id: int, *, by: Principal) -> Job:
         """Queue a failed or cancelled job again as its next attempt."""
@@ -238,8 +239,27 @@ class QueueService:
         )
 
     def expire_leases(self) -> list[Job]:
-        """Maintenance: requeue or fail running jobs whose lease ran out."""
-        return self.store.jobs.expire_leases(now=self.clock.now().timestamp(), actor=SYSTEM.actor)
+        """Maintenance: requeue or fail running jobs whose lease ran out.
+
+        A job failed on its last attempt runs the ``finished`` hooks; a requeued one does not
+        (its attempt's start is no longer known: the store clears it when requeueing).
+        """
+        changed = self.store.jobs.expire_leases(
+            now=self.clock.now().timestamp(), actor=SYSTEM.actor
+        )
+        for job in changed:
+            if job.status == "failed":
+                run_finished_hooks(self.finished, job, None)
+        return changed
+
+
+def run_finished_hooks(hooks: Sequence[FinishedHook], job: Job, artifact_root: str | None) -> None:
+    """Run every after-finish hook; one that fails is logged and the others still run."""
+    for hook in hooks:
+        try:
+            hook(job, artifact_root)
+        except Exception:  # the job is finished and recorded; a hook must not undo that
+            log.exception("job %d: after-finish hook failed", job.id)
 
 
 def _dependency_ids(values: Sequence[int]) -> tuple[int, ...]:

@@ -9,6 +9,7 @@ from buildcoord.store.branches import BranchStore
 from buildcoord.store.comparisons import ComparisonStore
 from buildcoord.store.engine import make_engine
 from buildcoord.store.events import EventStore
+from buildcoord.store.history import HistoryStore
 from buildcoord.store.jobs import JobStore
 from buildcoord.store.locks import LockStore
 from buildcoord.store.logs import LogStore
@@ -42,6 +43,7 @@ class Store:
         self.rollback = RollbackStore(engine)
         self.comparisons = ComparisonStore(engine)
         self.orders = OrderStore(engine)
+        self.history = HistoryStore(engine)
 
     @classmethod
     def open(cls, url: str, *, migrate: bool = True) -> Store:

@@ -21,6 +21,7 @@ from buildcoord.web.routes import (
     logs,
     messages,
     orders,
+    predict,
     rollback,
     servers,
     system,
@@ -79,6 +80,7 @@ def create_app(
         orders,
         artifacts,
         rollback,
+        predict,
     )
     for module in routers:
         app.include_router(module.router, prefix="/api/v1")

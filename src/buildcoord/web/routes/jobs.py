@@ -2,16 +2,19 @@
 
 from __future__ import annotations
 
+import json
+
 from fastapi import APIRouter, Response, status
 from pydantic import TypeAdapter
 
-from buildcoord.models import ArtifactFile, Job
+from buildcoord.models import ArtifactFile, Job, JobForecast
 from buildcoord.web.auth import Caller, Services
 from buildcoord.web.schemas import CancelIn, ClaimIn, CompleteIn, JobIn, RenewIn, RowId
 
 router = APIRouter(prefix="/jobs", tags=["queue"])
 
 _JOB = TypeAdapter(Job)
+_FORECAST = TypeAdapter(JobForecast)
 
 
 def job_response(job: Job) -> Response:
@@ -44,11 +47,26 @@ def list_jobs(
     branch: str | None = None,
     server: str | None = None,
     limit: int = 200,
-) -> list[Job]:
-    """List jobs: queued ones in claim order, others newest first."""
-    return services.queue.list_jobs(
+    forecast: bool = True,
+) -> Response:
+    """List jobs: queued ones in claim order, others newest first.
+
+    Each job also has ``forecast``: for a queued job its predicted server, start and finish,
+    for a running one its expected remaining time (null for others, or with ``forecast=false``).
+    """
+    found = services.queue.list_jobs(
         status=status, branch=branch, server=server, limit=limit, by=caller
     )
+    forecasts: dict[int, JobForecast] = {}
+    if forecast and any(job.status in ("queued", "running") for job in found):
+        forecasts = services.prediction.forecast()
+    items = []
+    for job in found:
+        item = _JOB.dump_python(job, mode="json", by_alias=True)
+        known = forecasts.get(job.id)
+        item["forecast"] = None if known is None else _FORECAST.dump_python(known, mode="json")
+        items.append(item)
+    return Response(json.dumps(items), media_type="application/json")
 
 
 @router.post("/claim", response_model=Job, responses={204: {"description": "nothing to claim"}})

@@ -1,0 +1,254 @@
+"""The queue, simulated forward with predicted durations: when each job starts and finishes,
+how long each server stays busy, and which server would finish a new build first.
+
+The model (docs/prediction.md, "Live predictions"):
+
+* Only online servers (``online`` or ``busy``) take work; a server runs one job at a time.
+* A running job has ``max(p50 - elapsed, (p90 - elapsed) / 2, 0)`` seconds left: its median
+  while it is early; once it overran, half of what is left of its band, so a late build is
+  expected to end soon rather than at once.
+* Queued jobs are taken in claim order (the order ``queue list`` shows). Each goes to the
+  server, among those with its labels, that can start it first (a tie: the one predicted to
+  build it faster, then by name); it starts once that server is free and its dependencies
+  are predicted to have finished, and takes its predicted p50 there.
+* What remains of a server's work is thus its running job's remaining time plus its share
+  of the queue. A new build is assumed to queue behind every job waiting now.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+
+from buildcoord.models import Branch, DurationEstimate, Job, JobForecast, Server, ServerChoice
+from buildcoord.prediction.predictor import Prediction
+from buildcoord.store.history import build_key
+
+Predict = Callable[[str, str, str | None], Prediction | None]
+Describe = Callable[[str, str | None, str, Prediction], DurationEstimate]
+TAKING_WORK = frozenset({"online", "busy"})
+
+
+def expected_remaining(prediction: Prediction, elapsed: float) -> float:
+    """Seconds a build that has run ``elapsed`` seconds is expected to need still."""
+    return max(prediction.p50 - elapsed, (prediction.p90 - elapsed) / 2, 0.0)
+
+
+@dataclass
+class QueuePlan:
+    """The simulated queue: forecasts per job, and when each online server becomes free."""
+
+    now: datetime
+    servers: list[Server]
+    free_in: dict[str, float] = field(default_factory=dict)
+    """Seconds from now until an online server is free; absent: unknown (no history)."""
+    queued_share: dict[str, int] = field(default_factory=dict)
+    running_on: dict[str, int] = field(default_factory=dict)
+    forecasts: dict[int, JobForecast] = field(default_factory=dict)
+    predict: Predict | None = None
+
+
+def job_key(job: Job, branches: Mapping[str, Branch]) -> str:
+    """The build key a job's build gets (as history records it)."""
+    setup = branches.get(job.branch)
+    return build_key(job.branch, setup.command if setup is not None else None)
+
+
+def plan_queue(
+    *,
+    now: datetime,
+    servers: Sequence[Server],
+    running: Sequence[Job],
+    queued: Sequence[Job],
+    branches: Mapping[str, Branch],
+    predict: Predict,
+) -> QueuePlan:
+    """Simulate the running and queued jobs over the online servers (no SQL: inputs given)."""
+    plan = QueuePlan(now=now, servers=list(servers), predict=predict)
+    online = {server.name: server for server in servers if server.status in TAKING_WORK}
+    unknown: set[str] = set()  # online servers whose free time cannot be predicted
+    for name in online:
+        plan.free_in[name] = 0.0
+        plan.queued_share[name] = 0
+        plan.running_on[name] = 0
+    finish_of: dict[int, float] = {}
+    for job in running:
+        prediction = predict(job_key(job, branches), job.branch, job.server)
+        server = job.server
+        if server in online:
+            plan.running_on[server] += 1
+        if prediction is None or job.started_at is None:
+            plan.forecasts[job.id] = _nothing(job, server, "no build has succeeded yet")
+            if server is not None:
+                unknown.add(server)
+            continue
+        elapsed = max(0.0, (now - job.started_at).total_seconds())
+        remaining = expected_remaining(prediction, elapsed)
+        finish_of[job.id] = remaining
+        if server in online:
+            plan.free_in[server] += remaining
+        plan.forecasts[job.id] = JobForecast(
+            job_id=job.id,
+            server=server,
+            predicted_start=job.started_at,
+            predicted_finish=now + timedelta(seconds=remaining),
+            expected_remaining_seconds=round(remaining, 3),
+        )
+    for name in unknown:
+        plan.free_in.pop(name, None)
+    for job in queued:
+        plan.forecasts[job.id] = _place(plan, job, online, branches, finish_of)
+    return plan
+
+
+def _place(
+    plan: QueuePlan,
+    job: Job,
+    online: Mapping[str, Server],
+    branches: Mapping[str, Branch],
+    finish_of: dict[int, float],
+) -> JobForecast:
+    """Give a queued job the server that starts it first; record its predicted finish."""
+    assert plan.predict is not None
+    setup = branches.get(job.branch)
+    if setup is None or setup.command is None:
+        return _nothing(job, None, "its branch has no build command: no agent claims it")
+    ready = 0.0
+    if job.pending_dependencies:
+        waits = [finish_of[dep] for dep in job.depends_on if dep in finish_of]
+        if not waits:
+            return _nothing(job, None, "it waits for dependencies that have no forecast")
+        ready = max(waits)
+    key = job_key(job, branches)
+    best: tuple[float, float, str, Prediction] | None = None
+    for name, server in online.items():
+        if name not in plan.free_in or not set(job.labels) <= set(server.labels):
+            continue
+        prediction = plan.predict(key, job.branch, name)
+        if prediction is None:
+            continue
+        start = max(plan.free_in[name], ready)
+        candidate = (start, prediction.p50, name, prediction)
+        if best is None or candidate[:3] < best[:3]:
+            best = candidate
+    if best is None:
+        if not any(set(job.labels) <= set(server.labels) for server in online.values()):
+            return _nothing(job, None, "no online server has its labels")
+        return _nothing(job, None, "no build has succeeded yet")
+    start, duration, name, _prediction = best
+    finish = start + duration
+    plan.free_in[name] = finish
+    plan.queued_share[name] += 1
+    finish_of[job.id] = finish
+    return JobForecast(
+        job_id=job.id,
+        server=name,
+        predicted_start=plan.now + timedelta(seconds=start),
+        predicted_finish=plan.now + timedelta(seconds=finish),
+        expected_remaining_seconds=round(finish, 3),
+    )
+
+
+def _nothing(job: Job, server: str | None, note: str) -> JobForecast:
+    return JobForecast(
+        job_id=job.id,
+        server=server,
+        predicted_start=job.started_at if job.status == "running" else None,
+        predicted_finish=None,
+        expected_remaining_seconds=None,
+        note=note,
+    )
+
+
+def rank_servers(
+    plan: QueuePlan,
+    *,
+    key: str,
+    branch: str,
+    labels: Sequence[str],
+    min_disk_free_bytes: int,
+    describe: Describe,
+) -> list[ServerChoice]:
+    """Every server: the eligible ones by predicted finish of a new build, then the skipped."""
+    assert plan.predict is not None
+    ranked: list[ServerChoice] = []
+    skipped: list[ServerChoice] = []
+    for server in sorted(plan.servers, key=lambda server: server.name):
+        disk = server.metrics.disk_free_bytes if server.metrics is not None else None
+
+        def skip(reason: str, server: Server = server, disk: int | None = disk) -> None:
+            skipped.append(
+                ServerChoice(
+                    server=server.name,
+                    status=server.status,
+                    eligible=False,
+                    reason=reason,
+                    disk_free_bytes=disk,
+                )
+            )
+
+        if server.status not in TAKING_WORK:
+            age = server.heartbeat_age_seconds
+            seen = "never sent a heartbeat" if age is None else f"last heartbeat {age:.0f} s ago"
+            skip(f"{server.status}: {seen}")
+            continue
+        missing = sorted(set(labels) - set(server.labels))
+        if missing:
+            skip(f"lacks the branch's labels: {', '.join(missing)}")
+            continue
+        if disk is not None and disk < min_disk_free_bytes:
+            skip(f"low disk: {_gib(disk)} free, below the {_gib(min_disk_free_bytes)} minimum")
+            continue
+        prediction = plan.predict(key, branch, server.name)
+        free_in = plan.free_in.get(server.name)
+        if prediction is None or free_in is None:
+            ranked.append(
+                ServerChoice(
+                    server=server.name,
+                    status=server.status,
+                    eligible=True,
+                    reason="no build has succeeded yet: nothing to predict from; ranked by name",
+                    disk_free_bytes=disk,
+                )
+            )
+            continue
+        estimate = describe(branch, server.name, key, prediction)
+        finish = free_in + prediction.p50
+        running = plan.running_on.get(server.name, 0)
+        share = plan.queued_share.get(server.name, 0)
+        work = "idle" if free_in == 0 else f"free in {free_in:.0f} s"
+        ranked.append(
+            ServerChoice(
+                server=server.name,
+                status=server.status,
+                eligible=True,
+                reason=(
+                    f"{work} ({running} running, {share} queued there), then a build of "
+                    f"{prediction.p50:.0f} s (p10-p90 {prediction.p10:.0f}-{prediction.p90:.0f}"
+                    f" s, {prediction.level}, {prediction.history} builds)"
+                    + ("" if disk is not None else "; disk free unknown")
+                ),
+                remaining_seconds=round(free_in, 3),
+                duration=estimate,
+                finish_seconds=round(finish, 3),
+                disk_free_bytes=disk,
+            )
+        )
+    ranked.sort(
+        key=lambda choice: (
+            choice.finish_seconds is None,
+            choice.finish_seconds or 0.0,
+            choice.server,
+        )
+    )
+    return ranked + skipped
+
+
+def _by_finish(choice: ServerChoice) -> tuple[bool, float, str]:
+    finish = choice.finish_seconds
+    return finish is None, finish or 0.0, choice.server
+
+
+def _gib(size: int) -> str:
+    return f"{size / 1024**3:.1f} GiB"

@@ -1,0 +1,275 @@
+"""Build history and live predictions: durations, the best server, queue forecasts, stats.
+
+Every finished attempt that had started is recorded (the queue's ``finished`` hook). One
+``Predictor`` per coordinator is fed the history once, in the order builds finished (what a
+live coordinator knew when), and then each new record as it is made: a request never replays
+history. The predictor is not thread-safe, so every use holds one lock; a request's
+predictions are computed under it in one pass (``_Predictions``), memoised per
+(build key, branch, server).
+"""
+
+from __future__ import annotations
+
+import logging
+import statistics
+import threading
+from collections.abc import Callable, Iterable, Iterator
+from contextlib import contextmanager
+
+from buildcoord import validation
+from buildcoord.clock import Clock
+from buildcoord.config import Settings
+from buildcoord.errors import NotFound
+from buildcoord.models import (
+    BuildRecord,
+    DurationEstimate,
+    HistoryStats,
+    Job,
+    JobForecast,
+    Principal,
+    Recommendation,
+    StatsRow,
+)
+from buildcoord.prediction.predictor import FinishedBuild, Prediction, Predictor
+from buildcoord.services.authority import require_reader
+from buildcoord.services.forecast import QueuePlan, plan_queue, rank_servers
+from buildcoord.services.servers import ServerService
+from buildcoord.store import Store
+from buildcoord.store.history import build_key
+
+log = logging.getLogger("buildcoord.prediction")
+
+LOAD_WINDOW = 50_000
+"""Most recent finished builds the predictor is fed at start (it keeps 60 per build key)."""
+STATS_WINDOW = 100_000
+"""Most recent finished builds the statistics are computed over."""
+QUEUE_WINDOW = 1_000
+"""Queued jobs (in claim order) a forecast simulates; later ones get no forecast."""
+RUNNING_WINDOW = 1_000
+
+Predict = Callable[[str, str, str | None], Prediction | None]
+DAY_NAMES = ("Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun")
+
+
+def _finished(record: BuildRecord) -> FinishedBuild:
+    return FinishedBuild(
+        key=record.build_key,
+        branch=record.branch,
+        server=record.server,
+        started_at=record.started_at,
+        duration=record.duration,
+        result=record.result,
+    )
+
+
+class PredictionService:
+    """Records finished builds and answers prediction questions from them."""
+
+    def __init__(
+        self, store: Store, clock: Clock, settings: Settings, servers: ServerService
+    ) -> None:
+        self.store = store
+        self.clock = clock
+        self.settings = settings
+        self.servers = servers
+        self._lock = threading.Lock()  # guards the predictor and the loading state
+        self._load_lock = threading.Lock()  # one load at a time
+        self._predictor: Predictor | None = None
+        self._loading = False
+        self._pending: list[BuildRecord] = []
+
+    # -- recording ------------------------------------------------------------------------
+
+    def job_finished(self, job: Job, _artifact_root: str | None = None) -> None:
+        """The queue's after-finish hook: record the attempt if it ran."""
+        self.record(job)
+
+    def record(self, job: Job) -> BuildRecord | None:
+        """Record a finished attempt that had started (one row per attempt); feed the model."""
+        record = self.store.history.record_finished(job)
+        if record is not None:
+            with self._lock:
+                if self._predictor is not None:
+                    self._predictor.observe(_finished(record))
+                elif self._loading:  # the load's snapshot may have missed it
+                    self._pending.append(record)
+        return record
+
+    def record_all(self, jobs: Iterable[Job]) -> None:
+        """Record those of ``jobs`` that finished (lease expiry, lost agents)."""
+        for job in jobs:
+            try:
+                self.record(job)
+            except Exception:  # the jobs changed state already; history must not undo that
+                log.exception("job %d: recording its build history failed", job.id)
+
+    # -- the model ------------------------------------------------------------------------
+
+    def _model(self) -> Predictor:
+        """The predictor, fed the recent history once (call with ``_lock`` not held)."""
+        if self._predictor is not None:
+            return self._predictor
+        with self._load_lock:
+            if self._predictor is not None:
+                return self._predictor
+            with self._lock:
+                self._loading, self._pending = True, []
+            try:
+                records = self.store.history.recent_builds(LOAD_WINDOW)
+                predictor = Predictor()
+                predictor.observe_all(_finished(record) for record in records)
+                with self._lock:
+                    loaded = {(record.job_id, record.attempt) for record in records}
+                    for record in self._pending:
+                        if (record.job_id, record.attempt) not in loaded:
+                            predictor.observe(_finished(record))
+                    self._predictor = predictor
+            finally:
+                with self._lock:
+                    self._loading, self._pending = False, []
+            return predictor
+
+    @contextmanager
+    def _predictions(self) -> Iterator[Predict]:
+        """Predict under the lock, memoised for the duration of one request."""
+        predictor = self._model()
+        memo: dict[tuple[str, str, str | None], Prediction | None] = {}
+
+        def predict(key: str, branch: str, server: str | None) -> Prediction | None:
+            asked = (key, branch, server)
+            if asked not in memo:
+                memo[asked] = predictor.predict(key, branch, server)
+            return memo[asked]
+
+        with self._lock:
+            yield predict
+
+    def _key_of(self, branch: str) -> str:
+        """The build key a new build of branch would have; NotFound for an unknown branch."""
+        validation.branch_name(branch)
+        setup = self.store.branches.find_branch(branch)
+        if setup is not None:
+            return build_key(branch, setup.command)
+        key = self.store.history.latest_key_of(branch)
+        if key is None:
+            raise NotFound(
+                f"unknown branch {branch}: it is not set up and no build of it has finished"
+            )
+        return key
+
+    # -- questions ------------------------------------------------------------------------
+
+    def duration(
+        self, branch: str, server: str | None = None, *, by: Principal
+    ) -> DurationEstimate:
+        """p50 and the p10-p90 band for the next build of branch (on server)."""
+        require_reader(by, "reading predictions")
+        key = self._key_of(branch)
+        if server is not None:
+            self.store.servers.get_server(server)  # NotFound for an unknown server
+        with self._predictions() as predict:
+            prediction = predict(key, branch, server)
+        if prediction is None:
+            raise NotFound("no prediction available: no build has succeeded yet")
+        return _estimate(branch, server, key, prediction)
+
+    def forecast(self) -> dict[int, JobForecast]:
+        """Predicted start and finish of queued jobs, remaining time of running ones."""
+        with self._planned() as plan:
+            return plan.forecasts
+
+    def forecast_jobs(self, *, by: Principal) -> list[JobForecast]:
+        """Every forecast: running jobs first, then queued ones in claim order."""
+        require_reader(by, "reading predictions")
+        return list(self.forecast().values())
+
+    @contextmanager
+    def _planned(self) -> Iterator[QueuePlan]:
+        """The queue simulated now; its ``predict`` may be used inside the block only."""
+        now = self.clock.now()
+        servers = self.servers.list_servers(by=_SYSTEM_READER)
+        running = self.store.jobs.list_jobs(statuses=["running"], limit=RUNNING_WINDOW)
+        queued = self.store.jobs.list_jobs(statuses=["queued"], limit=QUEUE_WINDOW)
+        setups = {setup.name: setup for setup in self.store.branches.list_branches()}
+        with self._predictions() as predict:
+            yield plan_queue(
+                now=now,
+                servers=servers,
+                running=sorted(running, key=lambda job: job.id),
+                queued=queued,
+                branches=setups,
+                predict=predict,
+            )
+
+    def recommend(self, branch: str, *, by: Principal) -> Recommendation:
+        """The server where a build of branch queued now would finish first, and why."""
+        require_reader(by, "reading predictions")
+        key = self._key_of(branch)
+        setup = self.store.branches.find_branch(branch)
+        labels = setup.labels if setup is not None else ()
+        with self._planned() as plan:
+            choices = rank_servers(
+                plan,
+                key=key,
+                branch=branch,
+                labels=labels,
+                min_disk_free_bytes=int(self.settings.recommend_min_disk_free_gb * 1024**3),
+                describe=_estimate,
+            )
+        best = next((choice.server for choice in choices if choice.eligible), None)
+        return Recommendation(branch=branch, server=best, choices=tuple(choices))
+
+    def stats(self, *, by: Principal) -> HistoryStats:
+        """The seed's tables over recent history: by branch, server, hour and weekday (UTC)."""
+        require_reader(by, "reading statistics")
+        records = self.store.history.recent_builds(STATS_WINDOW)
+        return HistoryStats(
+            builds=len(records),
+            by_branch=_table(records, lambda record: record.branch),
+            by_server=_table(records, lambda record: record.server or "-"),
+            by_hour=_table(records, lambda record: f"{record.hour_of_day:02d}"),
+            by_day_of_week=_table(records, lambda record: DAY_NAMES[record.day_of_week]),
+        )
+
+
+_SYSTEM_READER = Principal("system", "prediction")
+
+
+def _estimate(
+    branch: str, server: str | None, key: str, prediction: Prediction
+) -> DurationEstimate:
+    return DurationEstimate(
+        branch=branch,
+        server=server,
+        build_key=key,
+        p50=round(prediction.p50, 3),
+        p10=round(prediction.p10, 3),
+        p90=round(prediction.p90, 3),
+        history=prediction.history,
+        level=prediction.level,
+    )
+
+
+def _table(
+    records: list[BuildRecord], group_of: Callable[[BuildRecord], str]
+) -> tuple[StatsRow, ...]:
+    """One row per group: count, successes, success rate, mean and median successful duration."""
+    groups: dict[str, list[BuildRecord]] = {}
+    for record in records:
+        groups.setdefault(group_of(record), []).append(record)
+    rows = []
+    for group, members in groups.items():
+        durations = [member.duration for member in members if member.result == "succeeded"]
+        rows.append(
+            StatsRow(
+                group=group,
+                count=len(members),
+                succeeded=len(durations),
+                success_rate=round(len(durations) / len(members), 4),
+                mean_duration=round(statistics.fmean(durations), 3) if durations else None,
+                median_duration=round(statistics.median(durations), 3) if durations else None,
+            )
+        )
+    # Weekdays in calendar order; branches, servers and (zero-padded) hours by name.
+    order = {name: index for index, name in enumerate(DAY_NAMES)}
+    return tuple(sorted(rows, key=lambda row: (order.get(row.group, -1), row.group)))

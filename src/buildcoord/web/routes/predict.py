@@ -1,0 +1,36 @@
+"""/api/v1/predict: build durations, the best server for a branch, history statistics."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter
+
+from buildcoord.models import DurationEstimate, HistoryStats, JobForecast, Recommendation
+from buildcoord.web.auth import Caller, Services
+
+router = APIRouter(prefix="/predict", tags=["prediction"])
+
+
+@router.get("/duration")
+def duration(
+    branch: str, services: Services, caller: Caller, server: str | None = None
+) -> DurationEstimate:
+    """p50 and the p10-p90 band, in seconds, for the next build of a branch (on a server)."""
+    return services.prediction.duration(branch, server, by=caller)
+
+
+@router.get("/recommend")
+def recommend(branch: str, services: Services, caller: Caller) -> Recommendation:
+    """The server with the earliest predicted finish for a build of branch, and why."""
+    return services.prediction.recommend(branch, by=caller)
+
+
+@router.get("/stats")
+def stats(services: Services, caller: Caller) -> HistoryStats:
+    """Finished builds by branch, server, hour of day and day of week (UTC)."""
+    return services.prediction.stats(by=caller)
+
+
+@router.get("/queue")
+def queue(services: Services, caller: Caller) -> list[JobForecast]:
+    """Forecasts of running jobs (remaining time) and queued ones (start and finish)."""
+    return services.prediction.forecast_jobs(by=caller)

@@ -1,0 +1,116 @@
+"""/api/v1/predict and the forecasts in /api/v1/jobs, over HTTP in process."""
+
+from __future__ import annotations
+
+from starlette.testclient import TestClient
+
+from buildcoord.client import Client
+from buildcoord.clock import FakeClock
+from buildcoord.models import Metrics
+from inprocess import ADMIN_TOKEN, API, RegisterAgent, bearer, error_of
+
+OPERATOR = bearer(ADMIN_TOKEN)
+COMMIT = "abc1234"
+GIB = 1024**3
+
+
+def builds(
+    operator: Client, agent: Client, server: str, clock: FakeClock, seconds: float, count: int
+) -> None:
+    """Run ``count`` successful builds of main on server, each taking ``seconds``."""
+    for _ in range(count):
+        job = operator.submit_job("main", COMMIT)
+        claimed = agent.claim_job(server)
+        assert claimed is not None
+        assert claimed.id == job.id
+        clock.advance(seconds)
+        agent.complete_job(
+            job.id,
+            status="succeeded",
+            duration=seconds,
+            server=server,
+            fencing_token=claimed.fencing_token,
+        )
+
+
+def test_predict_duration_gives_p50_band_history_and_level(
+    http: TestClient, operator: Client, register_agent: RegisterAgent, clock: FakeClock
+) -> None:
+    operator.add_branch("main", repo="/srv/repo", command="make")
+    build1 = register_agent("build1")
+    builds(operator, build1.client, "build1", clock, 120, 3)
+
+    response = http.get(
+        f"{API}/predict/duration", params={"branch": "main", "server": "build1"}, headers=OPERATOR
+    )
+
+    assert response.status_code == 200, response.text
+    body = response.json()
+    assert (body["p50"], body["history"], body["level"]) == (120, 3, "key+branch+server")
+    assert body["p10"] <= body["p50"] <= body["p90"]
+
+
+def test_predicting_an_unknown_branch_is_a_404(http: TestClient) -> None:
+    for endpoint in ("duration", "recommend"):
+        response = http.get(
+            f"{API}/predict/{endpoint}", params={"branch": "nope"}, headers=OPERATOR
+        )
+        assert "unknown branch nope" in error_of(response, 404)
+
+
+def test_recommend_over_http_names_the_faster_idle_server(
+    operator: Client, register_agent: RegisterAgent, clock: FakeClock
+) -> None:
+    operator.add_branch("main", repo="/srv/repo", command="make")
+    slow, fast = register_agent("build1"), register_agent("build2")
+    builds(operator, slow.client, "build1", clock, 1000, 3)
+    builds(operator, fast.client, "build2", clock, 600, 3)
+    for agent in (slow, fast):
+        agent.client.heartbeat(agent.name, Metrics(disk_free_bytes=50 * GIB))
+
+    recommendation = operator.recommend_server("main")
+
+    assert recommendation.server == "build2"
+    assert [choice.server for choice in recommendation.choices] == ["build2", "build1"]
+
+
+def test_the_job_list_carries_forecasts_in_claim_order(
+    http: TestClient, operator: Client, register_agent: RegisterAgent, clock: FakeClock
+) -> None:
+    operator.add_branch("main", repo="/srv/repo", command="make")
+    build1 = register_agent("build1")
+    builds(operator, build1.client, "build1", clock, 100, 3)
+    build1.client.heartbeat("build1", Metrics())
+    first = operator.submit_job("main", COMMIT)
+    second = operator.submit_job("main", COMMIT)
+
+    queued = http.get(f"{API}/jobs", params={"status": "queued"}, headers=OPERATOR).json()
+
+    assert [job["id"] for job in queued] == [first.id, second.id]
+    starts = [job["forecast"]["predicted_start"] for job in queued]
+    finishes = [job["forecast"]["predicted_finish"] for job in queued]
+    assert starts == ["2026-01-01T00:05:00Z", "2026-01-01T00:06:40Z"]
+    assert finishes == ["2026-01-01T00:06:40Z", "2026-01-01T00:08:20Z"]
+
+
+def test_the_job_list_leaves_forecasts_out_when_asked(http: TestClient, operator: Client) -> None:
+    operator.submit_job("main", COMMIT)
+    listed = http.get(f"{API}/jobs", params={"forecast": "false"}, headers=OPERATOR).json()
+    assert [job["forecast"] for job in listed] == [None]
+
+
+def test_stats_over_http_has_the_four_tables(
+    operator: Client, register_agent: RegisterAgent, clock: FakeClock
+) -> None:
+    build1 = register_agent("build1")
+    builds(operator, build1.client, "build1", clock, 60, 2)
+
+    stats = operator.history_stats()
+
+    assert stats.builds == 2
+    assert [(row.group, row.count, row.mean_duration) for row in stats.by_branch] == [
+        ("main", 2, 60)
+    ]
+    assert [row.group for row in stats.by_server] == ["build1"]
+    assert stats.by_hour[0].group == "00"
+    assert stats.by_day_of_week[0].group == "Thu"

@@ -1,0 +1,140 @@
+"""buildcoord predict duration|recommend|stats and the forecasts in queue list, in process."""
+
+from __future__ import annotations
+
+import re
+
+import pytest
+
+from buildcoord.client import Client
+from buildcoord.clock import FakeClock
+from buildcoord.models import Metrics
+from inprocess import Agent, RegisterAgent, RunCli
+
+COMMIT = "abc1234"
+
+
+def builds(operator: Client, agent: Agent, clock: FakeClock, seconds: float, count: int) -> None:
+    """Run ``count`` successful builds of main on the agent's server, each taking ``seconds``."""
+    for _ in range(count):
+        job = operator.submit_job("main", COMMIT)
+        claimed = agent.client.claim_job(agent.name)
+        assert claimed is not None
+        assert claimed.id == job.id
+        clock.advance(seconds)
+        agent.client.complete_job(
+            job.id,
+            status="succeeded",
+            duration=seconds,
+            server=agent.name,
+            fencing_token=claimed.fencing_token,
+        )
+
+
+@pytest.fixture
+def fleet(operator: Client, register_agent: RegisterAgent, clock: FakeClock) -> list[Agent]:
+    """main set up; build1 builds it in 1000 s, build2 in 600 s; both online now."""
+    operator.add_branch("main", repo="/srv/repo", command="make")
+    agents = [register_agent("build1"), register_agent("build2")]
+    builds(operator, agents[0], clock, 1000, 3)
+    builds(operator, agents[1], clock, 600, 3)
+    for agent in agents:
+        agent.client.heartbeat(agent.name, Metrics(disk_free_bytes=50 * 1024**3))
+    return agents
+
+
+@pytest.mark.usefixtures("fleet")
+def test_predict_duration_prints_p50_band_and_what_it_rests_on(run_cli: RunCli) -> None:
+    lines = run_cli("predict", "duration", "main", "--server", "build2").stdout.splitlines()
+    # The band is calibrated on past errors: build2's first builds were predicted from build1's.
+    assert re.fullmatch(r"main on build2: p50 600s \(p10-p90 \d+-600s\)", lines[0])
+    assert lines[1] == "history: 6 successful builds; level: key+branch+server"
+
+
+@pytest.mark.usefixtures("fleet")
+def test_predict_duration_json_has_the_numbers(run_cli: RunCli) -> None:
+    data = run_cli("predict", "duration", "main", "--json").json()
+    assert (data["branch"], data["server"], data["history"], data["level"]) == (
+        "main",
+        None,
+        6,
+        "key+branch",
+    )
+    assert data["p10"] <= data["p50"] <= data["p90"]
+
+
+@pytest.mark.usefixtures("fleet")
+def test_predict_recommend_names_the_faster_server_and_ranks_the_others(run_cli: RunCli) -> None:
+    lines = run_cli("predict", "recommend", "main").stdout.splitlines()
+    assert lines[0] == "Recommended: build2"
+    assert lines[2].split()[:3] == ["build2", "online", "600s"]
+    assert lines[3].split()[:3] == ["build1", "online", "1000s"]
+
+
+def test_predict_recommend_json_says_why_a_stale_server_was_skipped(
+    run_cli: RunCli, fleet: list[Agent], clock: FakeClock
+) -> None:
+    clock.advance(20)
+    fleet[0].client.heartbeat("build1", Metrics(disk_free_bytes=50 * 1024**3))
+    data = run_cli("predict", "recommend", "main", "--json").json()
+    assert data["server"] == "build1"
+    skipped = [choice for choice in data["choices"] if not choice["eligible"]]
+    assert [(choice["server"], choice["status"]) for choice in skipped] == [("build2", "stale")]
+
+
+def test_predicting_an_unknown_branch_is_one_error_line(run_cli: RunCli) -> None:
+    assert "unknown branch nope" in run_cli("predict", "duration", "nope").error
+    assert "unknown branch nope" in run_cli("predict", "recommend", "nope").error
+
+
+@pytest.mark.usefixtures("fleet")
+def test_predict_stats_prints_the_four_tables(run_cli: RunCli) -> None:
+    stdout = run_cli("predict", "stats").stdout
+    for title in ("By Branch:", "By Server:", "By Hour (UTC):", "By Day of Week (UTC):"):
+        assert title in stdout
+    assert "main    6       100 %    800s  800s" in stdout
+
+
+@pytest.mark.usefixtures("fleet")
+def test_predict_stats_json_has_the_tables(run_cli: RunCli) -> None:
+    data = run_cli("predict", "stats", "--json").json()
+    assert data["builds"] == 6
+    assert [row["group"] for row in data["by_server"]] == ["build1", "build2"]
+
+
+@pytest.mark.usefixtures("fleet")
+def test_queue_list_shows_predicted_start_and_finish_of_queued_jobs(
+    run_cli: RunCli, operator: Client
+) -> None:
+    first = operator.submit_job("main", COMMIT)
+    second = operator.submit_job("main", COMMIT)
+    lines = run_cli("queue", "list", "queued").stdout.splitlines()
+    assert lines[0].startswith(f"{first.id} ")
+    assert "on:build2" in lines[0]
+    assert "on:build1" in lines[1]
+    assert lines[1].startswith(f"{second.id} ")
+    assert "predicted_start:" in lines[0]
+    assert "predicted_finish:" in lines[1]
+
+
+def test_queue_list_shows_a_running_jobs_expected_time_left(
+    run_cli: RunCli, operator: Client, fleet: list[Agent], clock: FakeClock
+) -> None:
+    job = operator.submit_job("main", COMMIT)
+    assert fleet[1].client.claim_job("build2") is not None
+    clock.advance(100)
+    fleet[1].client.heartbeat("build2", Metrics())
+    [line] = run_cli("queue", "list", "running").stdout.splitlines()
+    assert line.startswith(f"{job.id} ")
+    assert "expected:500s_left" in line
+
+
+@pytest.mark.usefixtures("fleet")
+def test_queue_list_json_adds_the_forecast_to_the_job_fields(
+    run_cli: RunCli, operator: Client
+) -> None:
+    job = operator.submit_job("main", COMMIT)
+    [found] = run_cli("queue", "list", "queued", "--json").json()
+    assert (found["id"], found["branch"]) == (job.id, "main")
+    assert found["forecast"]["server"] == "build2"
+    assert found["forecast"]["expected_remaining_seconds"] == 600

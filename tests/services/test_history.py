@@ -1,0 +1,188 @@
+"""Build history: one row per finished attempt that ran, whatever ended it."""
+
+from __future__ import annotations
+
+import pytest
+from sqlalchemy import select
+
+from buildcoord.clock import FakeClock
+from buildcoord.config import Settings
+from buildcoord.models import BuildRecord, Principal
+from buildcoord.services.coordinator import Coordinator
+from buildcoord.store import Store
+from buildcoord.store.engine import read_transaction
+from buildcoord.store.history import build_key, record_from_row
+from buildcoord.store.schema import build_history
+
+from .conftest import RegisterServer
+
+COMMIT = "0123456789abcdef0123456789abcdef01234567"
+
+
+def history(store: Store) -> list[BuildRecord]:
+    """Every history row, by job and attempt."""
+    query = select(build_history).order_by(build_history.c.job_id, build_history.c.attempt)
+    with read_transaction(store.engine) as conn:
+        return [record_from_row(row) for row in conn.execute(query)]
+
+
+@pytest.fixture
+def build1(register_server: RegisterServer) -> Principal:
+    """The agent of a registered server."""
+    return register_server("build1")
+
+
+def start(coordinator: Coordinator, operator: Principal, agent: Principal) -> int:
+    """Queue a build of main (set up with a command) and let the agent claim it."""
+    if coordinator.store.branches.find_branch("main") is None:
+        coordinator.branches.add("main", repo="/srv/repo", command="make all", by=operator)
+    coordinator.queue.submit("main", COMMIT, by=operator)
+    assignment = coordinator.agents.claim("build1", by=agent)
+    assert assignment is not None
+    return assignment.job.id
+
+
+def test_a_successful_build_records_its_key_times_wait_and_result(
+    coordinator: Coordinator, operator: Principal, build1: Principal, clock: FakeClock
+) -> None:
+    coordinator.branches.add("main", repo="/srv/repo", command="make all", by=operator)
+    job = coordinator.queue.submit("main", COMMIT, by=operator)
+    clock.advance(30)
+    claimed = coordinator.queue.claim_next("build1", by=build1)
+    assert claimed is not None
+    clock.advance(100)
+    coordinator.queue.complete(
+        job.id,
+        status="succeeded",
+        duration=98.5,
+        server="build1",
+        fencing_token=claimed.fencing_token,
+        by=build1,
+    )
+
+    [record] = history(coordinator.store)
+    assert (record.job_id, record.attempt, record.branch, record.server) == (
+        job.id,
+        1,
+        "main",
+        "build1",
+    )
+    assert record.build_key == build_key("main", "make all")
+    assert (record.result, record.duration, record.queue_wait) == ("succeeded", 98.5, 30.0)
+    assert record.commit == COMMIT
+    # FakeClock starts on Thursday 2026-01-01 00:00 UTC.
+    assert (record.hour_of_day, record.day_of_week) == (0, 3)
+
+
+def test_a_failed_build_is_recorded_once_per_attempt_when_it_is_retried(
+    coordinator: Coordinator, operator: Principal, build1: Principal, clock: FakeClock
+) -> None:
+    coordinator.branches.add(
+        "main", repo="/srv/repo", command="make", retry_on_failure=True, by=operator
+    )
+    job = coordinator.queue.submit("main", COMMIT, by=operator)
+    for _ in range(2):
+        claimed = coordinator.queue.claim_next("build1", by=build1)
+        assert claimed is not None
+        clock.advance(10)
+        coordinator.queue.complete(
+            job.id,
+            status="failed",
+            exit_code=2,
+            server="build1",
+            fencing_token=claimed.fencing_token,
+            by=build1,
+        )
+
+    records = history(coordinator.store)
+    assert [(r.attempt, r.result, r.duration) for r in records] == [
+        (1, "failed", 10.0),
+        (2, "failed", 10.0),
+    ]
+
+
+def test_cancelling_a_running_job_records_it_and_a_queued_one_does_not(
+    coordinator: Coordinator, operator: Principal, build1: Principal, clock: FakeClock
+) -> None:
+    running = start(coordinator, operator, build1)
+    waiting = coordinator.queue.submit("main", COMMIT, by=operator)
+    clock.advance(42)
+    coordinator.queue.cancel(running, by=operator)
+    coordinator.queue.cancel(waiting.id, by=operator)
+
+    [record] = history(coordinator.store)
+    assert (record.job_id, record.result, record.duration) == (running, "cancelled", 42.0)
+
+
+def test_a_lease_that_expires_on_the_last_attempt_records_a_failure(
+    store: Store, operator: Principal, clock: FakeClock
+) -> None:
+    coordinator = Coordinator(store, Settings(max_attempts=1), clock)
+    coordinator.servers.register("build1", by=operator)
+    agent = Principal("agent", "agent build1", server="build1")
+    job_id = start(coordinator, operator, agent)
+    clock.advance(coordinator.settings.job_lease_seconds + 1)
+
+    [expired] = coordinator.queue.expire_leases()
+
+    assert (expired.id, expired.status) == (job_id, "failed")
+    [record] = history(store)
+    assert (record.job_id, record.result) == (job_id, "failed")
+    assert record.duration == coordinator.settings.job_lease_seconds + 1
+
+
+def test_a_lease_that_expires_and_is_requeued_records_nothing(
+    coordinator: Coordinator, operator: Principal, build1: Principal, clock: FakeClock
+) -> None:
+    start(coordinator, operator, build1)
+    clock.advance(coordinator.settings.job_lease_seconds + 1)
+
+    [expired] = coordinator.queue.expire_leases()
+
+    assert expired.status == "queued"
+    assert history(coordinator.store) == []
+
+
+def test_an_agent_lost_on_the_last_attempt_records_a_failure(
+    store: Store, operator: Principal, clock: FakeClock
+) -> None:
+    coordinator = Coordinator(store, Settings(max_attempts=1), clock)
+    coordinator.servers.register("build1", by=operator)
+    agent = Principal("agent", "agent build1", server="build1")
+    job_id = start(coordinator, operator, agent)
+    session = coordinator.agents.open_session("build1", by=agent)
+    coordinator.agents.close_session(session)
+    clock.advance(coordinator.settings.agent_reconnect_grace_seconds + 1)
+
+    [lost] = coordinator.agents.release_lost_agents()
+
+    assert lost.status == "failed"
+    [record] = history(store)
+    assert (record.job_id, record.result, record.server) == (job_id, "failed", "build1")
+
+
+def test_recording_a_job_twice_keeps_one_row(
+    coordinator: Coordinator, operator: Principal, build1: Principal, clock: FakeClock
+) -> None:
+    job_id = start(coordinator, operator, build1)
+    clock.advance(5)
+    coordinator.queue.cancel(job_id, by=operator)
+    job = coordinator.queue.get(job_id, by=operator)
+
+    assert coordinator.prediction.record(job) is None
+    assert len(history(coordinator.store)) == 1
+
+
+def test_a_branch_without_a_set_up_command_gets_its_own_build_key(
+    coordinator: Coordinator, operator: Principal, build1: Principal, clock: FakeClock
+) -> None:
+    job = coordinator.queue.submit("adhoc", COMMIT, by=operator)
+    claimed = coordinator.queue.claim_next("build1", by=build1)
+    assert claimed is not None
+    assert claimed.id == job.id
+    clock.advance(3)
+    coordinator.queue.complete(job.id, status="succeeded", by=operator)
+
+    [record] = history(coordinator.store)
+    assert record.build_key == build_key("adhoc", None)
+    assert record.build_key != build_key("adhoc", "make")
