@@ -30,6 +30,11 @@ class Settings:
     artifact_keep_builds: int = 5
     maintenance_interval_seconds: float = 1.0
     agent_reconnect_grace_seconds: float = 3.0
+    branch_check_minutes: float = 5.0
+    branch_check_timeout_seconds: float = 30.0
+    branch_quiet_seconds: float = 15.0
+    cancel_superseded_builds: bool = True
+    webhook_secret: str = ""
     sources: dict[str, str] = field(default_factory=dict, compare=False)
 
     @property
@@ -55,6 +60,11 @@ SECTIONS = {
     "artifact_keep_builds": "retention",
     "maintenance_interval_seconds": "server",
     "agent_reconnect_grace_seconds": "agent",
+    "branch_check_minutes": "branches",
+    "branch_check_timeout_seconds": "branches",
+    "branch_quiet_seconds": "branches",
+    "cancel_superseded_builds": "branches",
+    "webhook_secret": "branches",
 }
 
 

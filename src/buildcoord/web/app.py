@@ -16,6 +16,7 @@ from buildcoord.web.routes import (
     agents,
     artifacts,
     branches,
+    hooks,
     jobs,
     locks,
     logs,
@@ -79,6 +80,7 @@ def create_app(
         orders,
         artifacts,
         rollback,
+        hooks,
     )
     for module in routers:
         app.include_router(module.router, prefix="/api/v1")
