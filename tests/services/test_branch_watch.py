@@ -17,38 +17,13 @@ from buildcoord.errors import InvalidInput
 from buildcoord.models import BROADCAST, Principal
 from buildcoord.services.coordinator import Coordinator
 from buildcoord.store import Store
-
-
-def git(cwd: Path, *args: str) -> str:
-    """Run git in cwd and return its stdout."""
-    return subprocess.run(
-        ["git", *args], cwd=cwd, check=True, capture_output=True, text=True
-    ).stdout.strip()
-
-
-def commit(repo: Path, branch: str = "main") -> str:
-    """Make a commit on branch (created if new) and return its id."""
-    current = git(repo, "branch", "--show-current")
-    if current != branch:
-        exists = git(repo, "branch", "--list", branch)
-        git(repo, "checkout", "-q", *([] if exists else ["-b"]), branch)
-    count = len(list(repo.glob("file-*"))) + 1
-    (repo / f"file-{count}").write_text(f"{count}\n")
-    git(repo, "add", ".")
-    git(repo, "commit", "-q", "-m", f"change {count}")
-    return git(repo, "rev-parse", "HEAD")
+from gitrepos import commit, git, make_origin
 
 
 @pytest.fixture
 def origin(tmp_path: Path) -> Path:
     """A repository with one commit on main."""
-    path = tmp_path / "origin"
-    path.mkdir()
-    git(path, "init", "-q", "-b", "main")
-    git(path, "config", "user.email", "t@example.com")
-    git(path, "config", "user.name", "T")
-    commit(path)
-    return path
+    return make_origin(tmp_path / "origin")
 
 
 @pytest.fixture
@@ -245,7 +220,8 @@ def test_a_scheduled_branch_is_queued_at_each_due_time(
     clock.advance(6 * 3600)
     assert [(c.outcome, c.commit) for c in watch.step()] == [("queued", second)]
     later = coordinator.branches.get("main", by=operator).next_scheduled_at
-    assert later is not None and later.isoformat() == "2026-01-01T18:30:00+00:00"
+    assert later is not None
+    assert later.isoformat() == "2026-01-01T18:30:00+00:00"
     assert [c for c, _ in jobs_of(coordinator, "main")] == [first, second]
 
 
@@ -325,7 +301,8 @@ def test_an_unreachable_repository_is_shown_alerted_once_and_other_branches_go_o
     assert outcomes == [("failed", "queued")] + [("failed", "unchanged")] * 2
     assert jobs_of(coordinator, "other") == [(new, "queued")]
     shown = coordinator.branches.get("gone", by=operator)
-    assert shown.check_error is not None and str(broken) in shown.check_error
+    assert shown.check_error is not None
+    assert str(broken) in shown.check_error
     alerts = coordinator.messages.list_messages(recipient=BROADCAST, by=operator)
     assert [(m.type, m.subject) for m in alerts] == [
         ("error", "branch gone: cannot read its repository")

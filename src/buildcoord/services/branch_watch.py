@@ -117,7 +117,10 @@ class BranchWatch:
             commit = git_commit(push.commit)
         except BuildcoordError as exc:
             return BranchCheck(name, "ignored", detail=str(exc))
-        return self._act_on_tip(branch, commit, quiet=self.settings.branch_quiet_seconds)
+        # A pushed commit is new by definition, even to a branch whose tip was never read.
+        return self._act_on_tip(
+            branch, commit, quiet=self.settings.branch_quiet_seconds, first_builds=True
+        )
 
     # -- the background pass -------------------------------------------------------------
 
@@ -279,11 +282,13 @@ class BranchWatch:
         except BuildcoordError:
             log.exception("could not send the alert for branch %s", branch.name)
 
-    def _act_on_tip(self, branch: Branch, tip: str, *, quiet: float) -> BranchCheck:
-        """Record a first tip, wait for quiet, or queue a new tip."""
+    def _act_on_tip(
+        self, branch: Branch, tip: str, *, quiet: float, first_builds: bool = False
+    ) -> BranchCheck:
+        """Record a first tip (or with first_builds, treat it as new), wait for quiet, or queue."""
         name = branch.name
         now = self.clock.now().timestamp()
-        if branch.seen_commit is None:
+        if branch.seen_commit is None and not first_builds:
             self.store.branches.record_tip(name, expected=None, tip=tip, now=now)
             return BranchCheck(name, "recorded", tip, detail="first tip seen: recorded, not built")
         if tip == branch.seen_commit:
