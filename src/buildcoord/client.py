@@ -25,6 +25,7 @@ from buildcoord.models import (
     ArtifactSet,
     Assignment,
     Branch,
+    BranchCheck,
     ComparisonRecord,
     DurationEstimate,
     Event,
@@ -425,8 +426,12 @@ class Client:
         retry_on_failure: bool = False,
         tag_on_success: bool = True,
         push_tags: bool = True,
+        auto_build: bool = True,
+        schedule: str | None = None,
+        enabled: bool = True,
+        build_now: bool = False,
     ) -> Branch:
-        """Set up a branch for building."""
+        """Set up a branch for building (its tip is recorded as seen; build_now queues it)."""
         body = {
             "name": name,
             "repo": repo,
@@ -437,13 +442,27 @@ class Client:
             "retry_on_failure": retry_on_failure,
             "tag_on_success": tag_on_success,
             "push_tags": push_tags,
+            "auto_build": auto_build,
+            "schedule": schedule,
+            "enabled": enabled,
+            "build_now": build_now,
         }
         return _parse(Branch, self._call("POST", "/branches", json=body))
 
-    def update_branch(self, name: str, **changes: bool | None) -> Branch:
-        """Change a branch's switches (tag_on_success, push_tags, retry_on_failure)."""
+    def update_branch(self, name: str, **changes: bool | str | None) -> Branch:
+        """Change a branch's settings (tag_on_success, push_tags, retry_on_failure,
+        auto_build, schedule ("" removes it), enabled); None leaves one as it is."""
         body = {key: value for key, value in changes.items() if value is not None}
         return _parse(Branch, self._call("PATCH", f"/branches/{name}", json=body))
+
+    def check_branch_updates(self, names: Sequence[str] | None = None) -> list[BranchCheck]:
+        """Read enabled auto-build branches' remote tips now; queue each new one once."""
+        body = {"branches": None if names is None else list(names)}
+        return _parse(list[BranchCheck], self._call("POST", "/branches/check-updates", json=body))
+
+    def queue_all_branches(self) -> list[BranchCheck]:
+        """Queue every enabled branch's remote tip unless that commit has a job already."""
+        return _parse(list[BranchCheck], self._call("POST", "/branches/queue-all"))
 
     def list_branches(self) -> list[Branch]:
         """List branches."""

@@ -31,6 +31,11 @@ class Settings:
     maintenance_interval_seconds: float = 1.0
     agent_reconnect_grace_seconds: float = 3.0
     recommend_min_disk_free_gb: float = 5.0
+    branch_check_minutes: float = 5.0
+    branch_check_timeout_seconds: float = 30.0
+    branch_quiet_seconds: float = 15.0
+    cancel_superseded_builds: bool = True
+    webhook_secret: str = ""
     sources: dict[str, str] = field(default_factory=dict, compare=False)
 
     @property
@@ -57,6 +62,11 @@ SECTIONS = {
     "maintenance_interval_seconds": "server",
     "agent_reconnect_grace_seconds": "agent",
     "recommend_min_disk_free_gb": "prediction",
+    "branch_check_minutes": "branches",
+    "branch_check_timeout_seconds": "branches",
+    "branch_quiet_seconds": "branches",
+    "cancel_superseded_builds": "branches",
+    "webhook_secret": "branches",
 }
 
 

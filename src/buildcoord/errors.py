@@ -27,6 +27,15 @@ class Conflict(BuildcoordError):
     status = 409
 
 
+class CommitKnown(Conflict):
+    """A build of this branch at this commit is already queued, running or finished."""
+
+    def __init__(self, message: str, *, job_id: int, job_status: str) -> None:
+        super().__init__(message)
+        self.job_id = job_id
+        self.job_status = job_status
+
+
 class Unauthorized(BuildcoordError):
     """No credentials, or credentials that match no live token."""
 

@@ -60,19 +60,30 @@ def _first_complaint(text: str) -> str:
     return lines[-1] if lines else "no output"
 
 
-def branch_tip(repo: str, branch: str) -> str:
+def branch_tip(repo: str, branch: str, *, timeout: float = 60.0) -> str:
     """Return the commit at the tip of branch in repo (a path or URL), via ls-remote."""
+    tip = branch_tips(repo, [branch], timeout=timeout).get(branch)
+    if tip is None:
+        raise NotFound(f"branch {branch} does not exist in {repo}")
+    return tip
+
+
+def branch_tips(repo: str, names: list[str], *, timeout: float = 60.0) -> dict[str, str]:
+    """The tips of the named branches that exist in repo, read with one ls-remote call."""
     if not repo:
         raise InvalidInput("no repository given")
+    refs = [f"refs/heads/{name}" for name in names]
     try:
-        out = run_git(["ls-remote", "--heads", "--", repo, f"refs/heads/{branch}"], timeout=60)
+        out = run_git(["ls-remote", "--heads", "--", repo, *refs], timeout=timeout)
     except GitError as exc:
         raise GitError(f"cannot read repository {repo}: {exc}") from exc
+    wanted = set(refs)
+    tips: dict[str, str] = {}
     for line in out.splitlines():
         commit, _, ref = line.partition("\t")
-        if ref == f"refs/heads/{branch}":
-            return commit
-    raise NotFound(f"branch {branch} does not exist in {repo}")
+        if ref in wanted:
+            tips[ref.removeprefix("refs/heads/")] = commit
+    return tips
 
 
 # -- tags (rollback) --------------------------------------------------------------------------

@@ -222,6 +222,29 @@ class Branch:
     updated_at: datetime
     tag_on_success: bool = True
     push_tags: bool = True
+    auto_build: bool = True
+    schedule: str | None = None
+    enabled: bool = True
+    seen_commit: str | None = None
+    checked_at: datetime | None = None
+    check_error: str | None = None
+    next_scheduled_at: datetime | None = None
+
+
+BranchCheckOutcome = Literal[
+    "queued", "known", "recorded", "unchanged", "waiting", "failed", "ignored"
+]
+
+
+@dataclass(frozen=True, slots=True)
+class BranchCheck:
+    """What one look at a branch's tip (poll, schedule, queue-all or webhook) did."""
+
+    branch: str
+    outcome: BranchCheckOutcome
+    commit: str | None = None
+    job_id: int | None = None
+    detail: str = ""
 
 
 LogKind = Literal["event", "command", "output"]

@@ -16,6 +16,7 @@ import logging
 import threading
 import time
 from collections import deque
+from pathlib import Path
 
 from buildcoord import __version__
 from buildcoord.agent.backoff import delays
@@ -99,9 +100,27 @@ class Agent:
                 if self.draining:
                     return
                 time.sleep(delay)
+        self.prune_worktrees()
         self._session.start()
         self._heartbeat.start()
         self.orders.start()
+
+    def prune_worktrees(self) -> list[Path]:
+        """Remove worktrees of branches not built lately or no longer set up (never fatal)."""
+        try:
+            branches: set[str] | None = {b.name for b in self.client.list_branches()}
+        except BuildcoordError:
+            branches = None  # the coordinator cannot say: prune by age alone
+        try:
+            removed = self.workspace.prune_worktrees(
+                keep_days=self.options.worktree_keep_days, branches=branches
+            )
+        except OSError as exc:
+            log.warning("could not prune worktrees: %s", exc)
+            return []
+        for path in removed:
+            log.info("removed stale worktree %s", path)
+        return removed
 
     def run(self) -> None:
         """Start, then build jobs until asked to stop; close at the end."""
@@ -179,6 +198,7 @@ class Agent:
         finally:
             with self._lock:
                 self._current = None
+        self.prune_worktrees()
         return True
 
     def _on_cancel(self, job_id: int, reason: str | None) -> None:

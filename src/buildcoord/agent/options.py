@@ -22,3 +22,4 @@ class AgentOptions:
     python: str = sys.executable  # runs the build supervisor
     url: str | None = None  # what builds get as BUILDCOORD_URL (default: the client's)
     token: str | None = None  # what builds get as BUILDCOORD_TOKEN (default: the client's)
+    worktree_keep_days: float = 14.0  # worktrees of branches not built for longer are removed

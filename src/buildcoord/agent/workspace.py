@@ -21,6 +21,7 @@ import os
 import re
 import shutil
 import threading
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO
@@ -186,6 +187,7 @@ class Workspace:
         if self._belongs_to(path, mirror):
             try:
                 self._reset(path, commit)
+                os.utime(path)  # when the branch was last built: see prune_worktrees
                 return path
             except GitError:
                 pass  # a damaged worktree: make it again below
@@ -199,6 +201,41 @@ class Workspace:
             ["worktree", "add", "--quiet", "--force", "--detach", str(path), commit], cwd=mirror
         )
         return path
+
+    def prune_worktrees(
+        self, *, keep_days: float, branches: set[str] | None = None, now: float | None = None
+    ) -> list[Path]:
+        """Remove stale worktrees; return them.
+
+        A worktree goes when its branch was not built within keep_days (the directory's
+        modification time, touched at each checkout) or, when ``branches`` is given, when
+        no set-up branch maps to it. Then ``git worktree prune`` forgets them in every
+        mirror. Only entries directly under WORKDIR/worktrees are removed, and symbolic
+        links there are unlinked, never followed.
+        """
+        root = self.root / "worktrees"
+        cutoff = (time.time() if now is None else now) - keep_days * 86400.0
+        keep = None if branches is None else {safe_name(name) for name in branches}
+        removed: list[Path] = []
+        with self.mirror_lock:
+            if root.is_dir() and not root.is_symlink():
+                for path in sorted(root.iterdir()):
+                    if path.is_symlink() or not path.is_dir():
+                        stale = True
+                    else:
+                        unknown = keep is not None and path.name not in keep
+                        stale = unknown or path.stat().st_mtime < cutoff
+                    if not stale:
+                        continue
+                    if path.is_symlink() or not path.is_dir():
+                        path.unlink(missing_ok=True)
+                    else:
+                        shutil.rmtree(path, ignore_errors=True)
+                    removed.append(path)
+            for mirror in sorted((self.root / "mirrors").glob("*.git")):
+                with contextlib.suppress(GitError):
+                    run_git(["worktree", "prune"], cwd=mirror)
+        return removed
 
     def _reset(self, path: Path, commit: str) -> None:
         run_git(["checkout", "--quiet", "--force", "--detach", commit], cwd=path)

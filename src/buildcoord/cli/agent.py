@@ -40,12 +40,20 @@ from buildcoord.errors import InvalidInput
     show_default=True,
     help="Seconds between SIGTERM and SIGKILL when a build is cancelled or times out.",
 )
+@click.option(
+    "--worktree-keep-days",
+    type=float,
+    default=14.0,
+    show_default=True,
+    help="Remove worktrees of branches not built for this long (and of removed branches).",
+)
 def agent(
     name: str,
     workdir: Path,
     labels: str | None,
     lease_seconds: float,
     cancel_grace: float,
+    worktree_keep_days: float,
 ) -> None:
     """Run the build agent of server NAME until stopped.
 
@@ -64,6 +72,7 @@ def agent(
         labels=None if labels is None else tuple(split_list(labels)),
         lease_seconds=lease_seconds,
         cancel_grace=cancel_grace,
+        worktree_keep_days=worktree_keep_days,
         url=context.url,
         token=context.token,
     )

@@ -1,11 +1,19 @@
-"""buildcoord branches add|list|show|remove."""
+"""buildcoord branches add|list|show|set|toggle|remove|queue-all|check-updates."""
 
 from __future__ import annotations
+
+from collections.abc import Sequence
 
 import click
 
 from buildcoord.cli.context import get_context, json_option, split_list
 from buildcoord.cli.output import emit_json, stamp, table
+from buildcoord.models import Branch, BranchCheck
+
+SCHEDULE_HELP = (
+    "Cron schedule, 5 fields in UTC (minute hour day-of-month month day-of-week) or an alias"
+    " such as @daily: the tip is queued at each due time unless that commit has a job."
+)
 
 
 @click.group()
@@ -34,6 +42,20 @@ def branches() -> None:
     show_default=True,
     help="Push success tags on to the repository's own remote, where it has one.",
 )
+@click.option(
+    "--auto-build/--no-auto-build",
+    default=True,
+    show_default=True,
+    help="Queue each new tip by itself (polling and webhooks).",
+)
+@click.option("--schedule", metavar="CRON", help=SCHEDULE_HELP)
+@click.option(
+    "--enabled/--disabled",
+    default=True,
+    show_default=True,
+    help="A disabled branch is never polled nor queued by itself.",
+)
+@click.option("--build-now", is_flag=True, help="Queue the current tip now (default: record it).")
 def add(
     name: str,
     repo: str,
@@ -44,8 +66,12 @@ def add(
     retry_on_failure: bool,
     tag_on_success: bool,
     push_tags: bool,
+    auto_build: bool,
+    schedule: str | None,
+    enabled: bool,
+    build_now: bool,
 ) -> None:
-    """Set up branch NAME."""
+    """Set up branch NAME; its current tip is recorded as seen, not built (see --build-now)."""
     with get_context().client() as client:
         branch = client.add_branch(
             name,
@@ -57,8 +83,17 @@ def add(
             retry_on_failure=retry_on_failure,
             tag_on_success=tag_on_success,
             push_tags=push_tags,
+            auto_build=auto_build,
+            schedule=schedule,
+            enabled=enabled,
+            build_now=build_now,
         )
     click.echo(f"Added branch {branch.name} ({branch.repo})")
+    if branch.seen_commit is None:
+        click.echo("  tip not read yet (repository unreachable?): the first check records it")
+    else:
+        done = "queued" if build_now else "recorded as seen, not built"
+        click.echo(f"  tip {branch.seen_commit[:12]} {done}")
 
 
 @branches.command("list")
@@ -74,15 +109,18 @@ def list_(as_json: bool) -> None:
         click.echo("No branches set up")
         return
     table(
-        ["NAME", "PRIORITY", "LABELS", "TIMEOUT", "REPO", "COMMAND"],
+        ["NAME", "ON", "AUTO", "SCHEDULE", "PRIORITY", "SEEN", "CHECKED", "REPO", "ERROR"],
         [
             [
                 b.name,
+                "yes" if b.enabled else "no",
+                "yes" if b.auto_build else "no",
+                b.schedule or "-",
                 b.priority,
-                ",".join(b.labels) or "-",
-                "-" if b.timeout_seconds is None else f"{b.timeout_seconds:g}s",
+                (b.seen_commit or "-")[:12],
+                stamp(b.checked_at) if b.checked_at else "-",
                 b.repo,
-                (b.command or "(by hand)").replace("\n", " ")[:60],
+                (b.check_error or "-").replace("\n", " ")[:60],
             ]
             for b in found
         ],
@@ -108,6 +146,16 @@ def show(name: str, as_json: bool) -> None:
     click.echo(f"Retry failed builds: {'yes' if branch.retry_on_failure else 'no'}")
     click.echo(f"Tag successful builds: {'yes' if branch.tag_on_success else 'no'}")
     click.echo(f"Push tags to the repository's remote: {'yes' if branch.push_tags else 'no'}")
+    click.echo(f"Enabled:    {'yes' if branch.enabled else 'no (never polled nor queued)'}")
+    click.echo(f"Auto-build: {'yes' if branch.auto_build else 'no'}")
+    click.echo(f"Schedule:   {branch.schedule or 'none'} (UTC)")
+    if branch.schedule:
+        next_run = stamp(branch.next_scheduled_at) if branch.next_scheduled_at else "-"
+        click.echo(f"Next scheduled build: {next_run}")
+    click.echo(f"Seen tip:   {branch.seen_commit or 'none yet'}")
+    click.echo(f"Last check: {stamp(branch.checked_at) if branch.checked_at else 'never'}")
+    if branch.check_error:
+        click.echo(f"Check error: {branch.check_error}")
     click.echo(f"Added:      {stamp(branch.created_at)}")
     click.echo("Command:")
     click.echo(f"  {branch.command}" if branch.command else "  (none: jobs are claimed by hand)")
@@ -118,17 +166,25 @@ def show(name: str, as_json: bool) -> None:
 @click.option("--tag/--no-tag", "tag_on_success", default=None, help="Tag successful builds.")
 @click.option("--push-tags/--no-push-tags", default=None, help="Push tags to the remote.")
 @click.option("--retry-on-failure/--no-retry-on-failure", default=None, help="Retry failed builds.")
+@click.option("--auto-build/--no-auto-build", default=None, help="Queue new tips by itself.")
+@click.option("--schedule", metavar="CRON", help=SCHEDULE_HELP + ' "" removes it.')
+@click.option("--enabled/--disabled", default=None, help="Poll and queue the branch at all.")
 def set_(
     name: str,
     tag_on_success: bool | None,
     push_tags: bool | None,
     retry_on_failure: bool | None,
+    auto_build: bool | None,
+    schedule: str | None,
+    enabled: bool | None,
 ) -> None:
-    """Change branch NAME's switches (the ones not given stay)."""
-    if tag_on_success is None and push_tags is None and retry_on_failure is None:
+    """Change branch NAME's settings (the ones not given stay)."""
+    given = (tag_on_success, push_tags, retry_on_failure, auto_build, schedule, enabled)
+    if all(value is None for value in given):
         raise click.UsageError(
-            "nothing to change: give --tag/--no-tag, --push-tags/--no-push-tags"
-            " or --retry-on-failure/--no-retry-on-failure"
+            "nothing to change: give --tag/--no-tag, --push-tags/--no-push-tags,"
+            " --retry-on-failure/--no-retry-on-failure, --auto-build/--no-auto-build,"
+            " --schedule CRON or --enabled/--disabled"
         )
     with get_context().client() as client:
         branch = client.update_branch(
@@ -136,12 +192,73 @@ def set_(
             tag_on_success=tag_on_success,
             push_tags=push_tags,
             retry_on_failure=retry_on_failure,
+            auto_build=auto_build,
+            schedule=schedule,
+            enabled=enabled,
         )
-    click.echo(
-        f"Branch {branch.name}: tag {'on' if branch.tag_on_success else 'off'}, "
-        f"push tags {'on' if branch.push_tags else 'off'}, "
-        f"retry {'on' if branch.retry_on_failure else 'off'}"
+    click.echo(_switches(branch))
+
+
+@branches.command("toggle")
+@click.argument("name")
+@click.argument("state", type=click.Choice(["on", "off"]))
+def toggle(name: str, state: str) -> None:
+    """Turn branch NAME on or off (off: never polled nor queued by itself)."""
+    with get_context().client() as client:
+        branch = client.update_branch(name, enabled=state == "on")
+    click.echo(f"Branch {branch.name} {'enabled' if branch.enabled else 'disabled'}")
+
+
+def _switches(branch: Branch) -> str:
+    def on(value: bool) -> str:
+        return "on" if value else "off"
+
+    return (
+        f"Branch {branch.name}: {'enabled' if branch.enabled else 'disabled'}, "
+        f"auto-build {on(branch.auto_build)}, schedule {branch.schedule or 'none'}, "
+        f"tag {on(branch.tag_on_success)}, push tags {on(branch.push_tags)}, "
+        f"retry {on(branch.retry_on_failure)}"
     )
+
+
+@branches.command("queue-all")
+@json_option
+def queue_all(as_json: bool) -> None:
+    """Queue the remote tip of every enabled branch (unless that commit has a job already)."""
+    with get_context().client() as client:
+        results = client.queue_all_branches()
+    _report(results, as_json=as_json)
+
+
+@branches.command("check-updates")
+@click.argument("names", nargs=-1)
+@json_option
+def check_updates(names: tuple[str, ...], as_json: bool) -> None:
+    """Read the remote tips of enabled auto-build branches (or NAMES) and queue new ones."""
+    with get_context().client() as client:
+        results = client.check_branch_updates(list(names) if names else None)
+    _report(results, as_json=as_json)
+
+
+def _report(results: Sequence[BranchCheck], *, as_json: bool) -> None:
+    if as_json:
+        emit_json(list(results))
+        return
+    if not results:
+        click.echo("No enabled branches to look at")
+        return
+    for result in results:
+        commit = (result.commit or "")[:12]
+        job = (
+            f" job {result.job_id}"
+            if result.job_id is not None and result.outcome == "queued"
+            else ""
+        )
+        detail = f": {result.detail}" if result.detail else ""
+        click.echo(f"{result.branch}: {result.outcome} {commit}{job}{detail}".replace("  ", " "))
+    failed = [result for result in results if result.outcome == "failed"]
+    if failed:
+        raise SystemExit(1)
 
 
 @branches.command("remove")

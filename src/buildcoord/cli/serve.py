@@ -95,7 +95,7 @@ def show() -> None:
         if name == "sources":
             continue
         value = getattr(settings, name)
-        if name == "admin_token" and value:
+        if name in ("admin_token", "webhook_secret") and value:
             value = "****"
         if name == "db" and not value:
             value = default_url()

@@ -6,6 +6,7 @@ from buildcoord.clock import Clock, SystemClock
 from buildcoord.config import Settings
 from buildcoord.services.agents import AgentService
 from buildcoord.services.artifacts import ArtifactService
+from buildcoord.services.branch_watch import BranchWatch
 from buildcoord.services.branches import BranchService
 from buildcoord.services.comparisons import ComparisonService
 from buildcoord.services.locks import LockService
@@ -33,13 +34,14 @@ class Coordinator:
         self.messages = MessageService(store, self.clock, settings)
         self.servers = ServerService(store, self.clock, settings)
         self.tokens = TokenService(store, self.clock)
-        self.branches = BranchService(store, self.clock)
+        self.branches = BranchService(store, self.clock, self.queue)
         self.logs = LogService(store, self.clock)
         self.agents = AgentService(store, self.clock, settings, self.queue.finished)
         self.orders = OrderService(store, self.clock)
         self.artifacts = ArtifactService(store, self.clock, settings, self.orders)
         self.rollback = RollbackService(store, self.clock, self.orders)
         self.comparisons = ComparisonService(store, self.clock)
+        self.branch_watch = BranchWatch(store, self.clock, settings, self.queue, self.messages)
         outcomes = BuildOutcomes(store, self.artifacts, self.rollback, self.comparisons)
         self.queue.finished.append(outcomes.job_finished)
         self.prediction = PredictionService(store, self.clock, settings, self.servers)

@@ -62,12 +62,19 @@ def _archive_if_due(coordinator: Coordinator) -> int:
 
 
 def run_until(coordinator: Coordinator, stop: threading.Event, interval: float) -> None:
-    """Run step() every interval seconds until stop is set; a failing pass is logged, not fatal."""
+    """Run step() every interval seconds until stop is set; a failing pass is logged, not fatal.
+
+    Each tick also starts the branch watch's pass when it is due (see branch_watch.py).
+    """
     while not stop.is_set():
         try:
             report = step(coordinator)
             if report.found_work:
                 log.info("maintenance: %s", report)
+            # Polling branches runs git (ls-remote) on its own cadence, in a thread of its
+            # own, so a slow repository never delays the steps above.
+            coordinator.branch_watch.start_if_due()
         except Exception:
             log.exception("maintenance pass failed; retrying in %.1f s", interval)
         stop.wait(interval)
+    coordinator.branch_watch.wait(timeout=5.0)

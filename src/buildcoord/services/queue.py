@@ -75,12 +75,14 @@ class QueueService:
         priority: int | None = None,
         depends_on: Sequence[int] = (),
         labels: Sequence[str] = (),
+        once_per_commit: bool = False,
         by: Principal,
     ) -> Job:
         """Queue a build of branch at commit (default: the set-up branch's tip).
 
         A set-up branch lends the job its priority (unless one is given) and its labels.
-        Bad input is refused before anything is stored.
+        Bad input is refused before anything is stored. With once_per_commit, CommitKnown
+        when the branch already has a job at that commit (queued, running or finished).
         """
         require_operator(by, "queueing a job")
         validation.branch_name(branch)
@@ -112,7 +114,11 @@ class QueueService:
         )
         now = self.clock.now().timestamp()
         return self.store.jobs.submit_job(
-            new, now=now, rank=self.rank_of(new.priority, now), actor=by.actor
+            new,
+            now=now,
+            rank=self.rank_of(new.priority, now),
+            actor=by.actor,
+            once_per_commit=once_per_commit,
         )
 
     def get(self, job_id: int, *, by: Principal) -> Job:

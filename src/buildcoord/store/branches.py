@@ -1,4 +1,9 @@
-"""Branches set up for building: repository, build command, priority, labels, timeout."""
+"""Branches set up for building: repository, build command, priority, labels, timeout.
+
+Also the poller's state per branch (the tip it last saw, when it looked, what went wrong, when
+the schedule next fires). Each change of that state is a compare-and-set, so two pollers (two
+threads, or two coordinators on one PostgreSQL) never both act on the same observation.
+"""
 
 from __future__ import annotations
 
@@ -11,7 +16,7 @@ from buildcoord.models import Branch
 from buildcoord.store.engine import read_transaction, write_transaction
 from buildcoord.store.events import append_event
 from buildcoord.store.schema import branches
-from buildcoord.store.timestamps import from_epoch
+from buildcoord.store.timestamps import from_epoch, from_epoch_or_none
 
 
 def branch_from_row(row: Row[Any]) -> Branch:
@@ -28,6 +33,13 @@ def branch_from_row(row: Row[Any]) -> Branch:
         updated_at=from_epoch(row.updated_at),
         tag_on_success=bool(row.tag_on_success),
         push_tags=bool(row.push_tags),
+        auto_build=bool(row.auto_build),
+        schedule=row.schedule,
+        enabled=bool(row.enabled),
+        seen_commit=row.seen_commit,
+        checked_at=from_epoch_or_none(row.checked_at),
+        check_error=row.check_error,
+        next_scheduled_at=from_epoch_or_none(row.next_scheduled_at),
     )
 
 
@@ -49,6 +61,11 @@ class BranchStore:
         retry_on_failure: bool,
         tag_on_success: bool = True,
         push_tags: bool = True,
+        auto_build: bool = True,
+        schedule: str | None = None,
+        enabled: bool = True,
+        seen_commit: str | None = None,
+        next_scheduled_at: float | None = None,
         now: float,
         actor: str,
     ) -> Branch:
@@ -68,6 +85,12 @@ class BranchStore:
                     retry_on_failure=retry_on_failure,
                     tag_on_success=tag_on_success,
                     push_tags=push_tags,
+                    auto_build=auto_build,
+                    schedule=schedule,
+                    enabled=enabled,
+                    seen_commit=seen_commit,
+                    checked_at=None if seen_commit is None else now,
+                    next_scheduled_at=next_scheduled_at,
                     created_at=now,
                     updated_at=now,
                 )
@@ -79,7 +102,15 @@ class BranchStore:
                 actor=actor,
                 kind="branch.added",
                 subject=f"branch:{name}",
-                after={"repo": repo, "command": command, "priority": priority},
+                after={
+                    "repo": repo,
+                    "command": command,
+                    "priority": priority,
+                    "enabled": enabled,
+                    "auto_build": auto_build,
+                    "schedule": schedule,
+                    "seen_commit": seen_commit,
+                },
             )
             return branch_from_row(row)
 
@@ -134,3 +165,88 @@ class BranchStore:
             if not conn.execute(delete(branches).where(branches.c.name == name)).rowcount:
                 raise NotFound(f"branch {name} is not set up")
             append_event(conn, at=now, actor=actor, kind="branch.removed", subject=f"branch:{name}")
+
+    # -- the poller's state ------------------------------------------------------------------
+
+    def record_tip(self, name: str, *, expected: str | None, tip: str, now: float) -> bool:
+        """Move seen_commit from expected to tip; False when another poller moved it first."""
+        seen = branches.c.seen_commit
+        with write_transaction(self.engine) as conn:
+            changed = conn.execute(
+                update(branches)
+                .where(
+                    branches.c.name == name,
+                    seen.is_(None) if expected is None else seen == expected,
+                )
+                .values(seen_commit=tip, checked_at=now)
+            ).rowcount
+            if changed:
+                append_event(
+                    conn,
+                    at=now,
+                    actor="system:branches",
+                    kind="branch.tip_seen",
+                    subject=f"branch:{name}",
+                    before={"seen_commit": expected},
+                    after={"seen_commit": tip},
+                )
+            return bool(changed)
+
+    def record_check_success(self, name: str, *, now: float) -> bool:
+        """Note a successful look at the repository; True when it ends a failure streak."""
+        with write_transaction(self.engine) as conn:
+            recovered = conn.execute(
+                update(branches)
+                .where(branches.c.name == name, branches.c.check_error.is_not(None))
+                .values(check_error=None, checked_at=now)
+            ).rowcount
+            if recovered:
+                append_event(
+                    conn,
+                    at=now,
+                    actor="system:branches",
+                    kind="branch.check_recovered",
+                    subject=f"branch:{name}",
+                )
+            else:
+                conn.execute(update(branches).where(branches.c.name == name).values(checked_at=now))
+            return bool(recovered)
+
+    def record_check_failure(self, name: str, error: str, *, now: float) -> bool:
+        """Note a failed look; True only for the first failure of a streak (alert once)."""
+        with write_transaction(self.engine) as conn:
+            started = conn.execute(
+                update(branches)
+                .where(branches.c.name == name, branches.c.check_error.is_(None))
+                .values(check_error=error, checked_at=now)
+            ).rowcount
+            if started:
+                append_event(
+                    conn,
+                    at=now,
+                    actor="system:branches",
+                    kind="branch.check_failed",
+                    subject=f"branch:{name}",
+                    after={"error": error},
+                )
+            else:
+                conn.execute(
+                    update(branches)
+                    .where(branches.c.name == name)
+                    .values(check_error=error, checked_at=now)
+                )
+            return bool(started)
+
+    def advance_schedule(self, name: str, *, expected: float | None, next_at: float | None) -> bool:
+        """Move next_scheduled_at from expected to next_at; False when another poller did."""
+        column = branches.c.next_scheduled_at
+        with write_transaction(self.engine) as conn:
+            changed = conn.execute(
+                update(branches)
+                .where(
+                    branches.c.name == name,
+                    column.is_(None) if expected is None else column == expected,
+                )
+                .values(next_scheduled_at=next_at)
+            ).rowcount
+            return bool(changed)

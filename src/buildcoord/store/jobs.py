@@ -14,7 +14,7 @@ from typing import Any, NoReturn
 from sqlalchemy import Connection, Engine, Row, bindparam, func, insert, select, update
 from sqlalchemy.exc import NoResultFound
 
-from buildcoord.errors import Conflict, InvalidInput, NotFound
+from buildcoord.errors import CommitKnown, Conflict, InvalidInput, NotFound
 from buildcoord.models import FINISHED_STATUSES, ArtifactFile, Job
 from buildcoord.store.artifacts import replace_manifest
 from buildcoord.store.engine import (
@@ -31,7 +31,7 @@ from buildcoord.store.events import (
     append_event,
     event_values,
 )
-from buildcoord.store.schema import job_dependencies, jobs
+from buildcoord.store.schema import branches, job_dependencies, jobs
 from buildcoord.store.timestamps import from_epoch, from_epoch_or_none
 
 # How many claimable rows one claim reads at a time while looking for a label match.
@@ -283,6 +283,23 @@ def _blocker(deps: Iterable[Row[Any]]) -> tuple[str, int] | None:
     return None
 
 
+def _refuse_known_commit(conn: Connection, branch: str, commit: str) -> None:
+    """CommitKnown if branch has a job at commit; first lock the branch's row (PostgreSQL)."""
+    conn.execute(select(branches.c.name).where(branches.c.name == branch).with_for_update())
+    known = conn.execute(
+        select(jobs.c.id, jobs.c.status)
+        .where(jobs.c.branch == branch, jobs.c.commit == commit)
+        .order_by(jobs.c.id.desc())
+        .limit(1)
+    ).first()
+    if known is not None:
+        raise CommitKnown(
+            f"{branch} at {commit[:12]} already has job {known.id} ({known.status})",
+            job_id=known.id,
+            job_status=known.status,
+        )
+
+
 def _snapshot(row: Row[Any] | Job) -> dict[str, Any]:
     return {"status": row.status, "server": row.server, "fencing_token": row.fencing_token}
 
@@ -342,9 +359,19 @@ class JobStore:
 
     # -- submit ------------------------------------------------------------------------------
 
-    def submit_job(self, new: NewJob, *, now: float, rank: float, actor: str) -> Job:
-        """Insert a job; refuse unknown dependencies; block it at once if one already failed."""
+    def submit_job(
+        self, new: NewJob, *, now: float, rank: float, actor: str, once_per_commit: bool = False
+    ) -> Job:
+        """Insert a job; refuse unknown dependencies; block it at once if one already failed.
+
+        With once_per_commit, raise CommitKnown instead when the branch already has a job at
+        this commit, whatever its status. The check and the insert are one transaction,
+        serialised per branch by locking the branch's row (SQLite: BEGIN IMMEDIATE already
+        serialises writers), so concurrent submitters cannot both insert.
+        """
         with write_transaction(self.engine) as conn:
+            if once_per_commit:
+                _refuse_known_commit(conn, new.branch, new.commit)
             deps: list[Row[Any]] = []
             if new.depends_on:
                 # Lock the dependencies so none finishes between this read and our insert.
@@ -627,12 +654,25 @@ class JobStore:
             },
         )
 
-    def cancel_job(self, job_id: int, *, reason: str | None, now: float, actor: str) -> Job:
-        """Cancel a queued, blocked or running job; its dependents become blocked."""
+    def cancel_job(
+        self,
+        job_id: int,
+        *,
+        reason: str | None,
+        now: float,
+        actor: str,
+        only_if_status: str | None = None,
+    ) -> Job:
+        """Cancel a queued, blocked or running job; its dependents become blocked.
+
+        only_if_status: refuse (Conflict) unless the job is in that status right now.
+        """
         with write_transaction(self.engine) as conn:
             current = self._row(conn, job_id)
             if current.status in FINISHED_STATUSES:
                 raise Conflict(f"job {job_id} is already {current.status}")
+            if only_if_status is not None and current.status != only_if_status:
+                raise Conflict(f"job {job_id} is {current.status}, no longer {only_if_status}")
             row = conn.execute(
                 update(jobs)
                 .where(jobs.c.id == job_id, jobs.c.status == current.status)

@@ -16,6 +16,7 @@ from buildcoord.web.routes import (
     agents,
     artifacts,
     branches,
+    hooks,
     jobs,
     locks,
     logs,
@@ -81,6 +82,7 @@ def create_app(
         artifacts,
         rollback,
         predict,
+        hooks,
     )
     for module in routers:
         app.include_router(module.router, prefix="/api/v1")

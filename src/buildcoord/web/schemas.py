@@ -157,12 +157,23 @@ class BranchIn(Body):
     retry_on_failure: StrictBool = False
     tag_on_success: StrictBool = True
     push_tags: StrictBool = True
+    auto_build: StrictBool = True
+    schedule: StrictStr | None = None
+    enabled: StrictBool = True
+    build_now: StrictBool = False
 
 
 class BranchChange(Body):
     tag_on_success: StrictBool | None = None
     push_tags: StrictBool | None = None
     retry_on_failure: StrictBool | None = None
+    auto_build: StrictBool | None = None
+    schedule: StrictStr | None = None  # "" removes the schedule
+    enabled: StrictBool | None = None
+
+
+class BranchCheckIn(Body):
+    branches: list[StrictStr] | None = Field(default=None, max_length=10_000)
 
 
 class LogEntryIn(Body):

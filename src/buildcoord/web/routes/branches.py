@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from fastapi import APIRouter, Response, status
 
-from buildcoord.models import Branch
+from buildcoord.models import Branch, BranchCheck
 from buildcoord.web.auth import Caller, Services
-from buildcoord.web.schemas import BranchChange, BranchIn
+from buildcoord.web.schemas import BranchChange, BranchCheckIn, BranchIn
 
 router = APIRouter(prefix="/branches", tags=["branches"])
 
@@ -24,8 +24,24 @@ def add(body: BranchIn, services: Services, caller: Caller) -> Branch:
         retry_on_failure=body.retry_on_failure,
         tag_on_success=body.tag_on_success,
         push_tags=body.push_tags,
+        auto_build=body.auto_build,
+        schedule=body.schedule,
+        enabled=body.enabled,
+        build_now=body.build_now,
         by=caller,
     )
+
+
+@router.post("/check-updates")
+def check_updates(body: BranchCheckIn, services: Services, caller: Caller) -> list[BranchCheck]:
+    """Read the remote tips of enabled auto-build branches now; queue each new one once."""
+    return services.branch_watch.check_updates(body.branches, by=caller)
+
+
+@router.post("/queue-all")
+def queue_all(services: Services, caller: Caller) -> list[BranchCheck]:
+    """Queue the remote tip of every enabled branch unless that commit has a job already."""
+    return services.branch_watch.queue_all(by=caller)
 
 
 @router.get("")
@@ -42,12 +58,15 @@ def get(name: str, services: Services, caller: Caller) -> Branch:
 
 @router.patch("/{name:path}")
 def update(name: str, body: BranchChange, services: Services, caller: Caller) -> Branch:
-    """Change a branch's switches (tagging, pushing tags, retrying failed builds)."""
+    """Change a branch's switches (tagging, retrying, auto-build, schedule, enabled)."""
     return services.branches.update(
         name,
         tag_on_success=body.tag_on_success,
         push_tags=body.push_tags,
         retry_on_failure=body.retry_on_failure,
+        auto_build=body.auto_build,
+        schedule=body.schedule,
+        enabled=body.enabled,
         by=caller,
     )
 

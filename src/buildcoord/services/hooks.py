@@ -1,0 +1,83 @@
+"""Git push webhooks (GitHub, Gitea): signature check and the parts of a payload we use."""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import json
+import re
+from dataclasses import dataclass
+
+from buildcoord.errors import InvalidInput, Unauthorized
+
+ZERO_COMMIT = "0" * 40
+_SCP_LIKE = re.compile(r"^[\w.-]+@[\w.-]+:")
+
+
+@dataclass(frozen=True, slots=True)
+class Push:
+    """A push as a webhook describes it."""
+
+    branch: str | None  # None when the ref is not a branch (a tag, or no ref at all)
+    commit: str
+    repositories: tuple[str, ...]  # the repository's clone/ssh/html URLs
+
+    @property
+    def deletes_branch(self) -> bool:
+        """Whether the push deleted the branch (GitHub and Gitea send after = 000…0)."""
+        return self.commit == ZERO_COMMIT
+
+
+def verify_signature(secret: str, body: bytes, header: str | None) -> None:
+    """Unauthorized unless header is ``sha256=<HMAC-SHA256 of body with secret>``."""
+    if not secret:
+        raise Unauthorized("webhooks are off: set the webhook_secret setting to accept them")
+    if not header:
+        raise Unauthorized("missing X-Hub-Signature-256 header")
+    expected = "sha256=" + hmac.new(secret.encode(), body, hashlib.sha256).hexdigest()
+    # compare_digest takes the same time wherever the strings differ.
+    if not hmac.compare_digest(expected.encode(), header.strip().lower().encode()):
+        raise Unauthorized("X-Hub-Signature-256 does not match the payload")
+
+
+def parse_push(body: bytes) -> Push:
+    """Read ref, after and repository URLs from a GitHub or Gitea push payload."""
+    try:
+        document = json.loads(body)
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise InvalidInput(f"the webhook payload is not JSON: {exc}") from exc
+    if not isinstance(document, dict):
+        raise InvalidInput("the webhook payload is not a JSON object")
+    ref = document.get("ref")
+    after = document.get("after")
+    branch = None
+    if isinstance(ref, str) and ref.startswith("refs/heads/"):
+        branch = ref.removeprefix("refs/heads/")
+    repository = document.get("repository")
+    urls: list[str] = []
+    if isinstance(repository, dict):
+        for key in ("clone_url", "ssh_url", "git_url", "html_url", "url"):
+            value = repository.get(key)
+            if isinstance(value, str) and value:
+                urls.append(value)
+    return Push(
+        branch=branch,
+        commit=after.lower() if isinstance(after, str) else "",
+        repositories=tuple(urls),
+    )
+
+
+def same_repository(configured: str, urls: tuple[str, ...]) -> bool:
+    """Whether a branch's repository is the pushed one.
+
+    A branch whose repository is a URL (``scheme://`` or ``user@host:path``) must be named
+    among the payload's URLs (compared without a trailing ``/`` or ``.git``); a branch whose
+    repository is a local path (a mirror) matches by branch name alone.
+    """
+    if "://" not in configured and not _SCP_LIKE.match(configured):
+        return True
+    return _normal(configured) in {_normal(url) for url in urls}
+
+
+def _normal(url: str) -> str:
+    return url.strip().rstrip("/").removesuffix(".git").lower()

@@ -1,0 +1,232 @@
+"""Branch settings, check-updates, queue-all and the signed push webhook over HTTP."""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+from starlette.testclient import TestClient
+
+from buildcoord.client import Client
+from buildcoord.config import Settings
+from buildcoord.errors import Forbidden
+from gitrepos import commit, git, make_origin
+from inprocess import ADMIN_TOKEN, API, StoreState, bearer, error_of
+
+SECRET = "webhook-secret-for-tests"
+
+
+@pytest.fixture
+def settings() -> Settings:
+    """Settings with a webhook secret and no quiet period (a push is queued at once)."""
+    return Settings(admin_token=ADMIN_TOKEN, webhook_secret=SECRET, branch_quiet_seconds=0.0)
+
+
+@pytest.fixture
+def origin(tmp_path: Path) -> Path:
+    """A repository with one commit on main."""
+    return make_origin(tmp_path / "origin")
+
+
+def push_payload(branch: str, after: str, url: str = "https://git.example.com/o/r.git") -> bytes:
+    """A GitHub-style push payload."""
+    return json.dumps(
+        {
+            "ref": f"refs/heads/{branch}",
+            "before": "0" * 40,
+            "after": after,
+            "repository": {"full_name": "o/r", "clone_url": url, "html_url": url[:-4]},
+        }
+    ).encode()
+
+
+def signed(body: bytes, secret: str = SECRET) -> dict[str, str]:
+    """The X-Hub-Signature-256 header GitHub and Gitea send."""
+    digest = hmac.new(secret.encode(), body, hashlib.sha256).hexdigest()
+    return {"X-Hub-Signature-256": f"sha256={digest}", "Content-Type": "application/json"}
+
+
+def queued(operator: Client, branch: str) -> list[str]:
+    """Commits of the branch's jobs, oldest first."""
+    return [job.commit for job in reversed(operator.list_jobs(branch=branch))]
+
+
+def test_a_signed_push_queues_the_pushed_commit_once(
+    http: TestClient, operator: Client, origin: Path
+) -> None:
+    operator.add_branch("main", repo=str(origin), command="make")
+    new = commit(origin)
+    body = push_payload("main", new)
+    first = http.post(f"{API}/hooks/git", content=body, headers=signed(body))
+    again = http.post(f"{API}/hooks/git", content=body, headers=signed(body))
+    assert first.status_code == 202, first.text
+    assert (first.json()["outcome"], first.json()["commit"]) == ("queued", new)
+    assert again.json()["outcome"] == "unchanged"
+    assert queued(operator, "main") == [new]
+
+
+@pytest.mark.parametrize(
+    "headers",
+    [
+        {},
+        {"X-Hub-Signature-256": "sha256=" + "0" * 64},
+        {"X-Hub-Signature-256": "sha1=abc"},
+        "wrong secret",
+    ],
+    ids=["missing", "wrong", "malformed", "other-secret"],
+)
+def test_a_push_without_a_valid_signature_is_refused_and_queues_nothing(
+    http: TestClient,
+    operator: Client,
+    origin: Path,
+    store_state: StoreState,
+    headers: dict[str, str] | str,
+) -> None:
+    operator.add_branch("main", repo=str(origin), command="make")
+    body = push_payload("main", commit(origin))
+    before = store_state()
+    sent = signed(body, "another-secret") if isinstance(headers, str) else headers
+    response = http.post(f"{API}/hooks/git", content=body, headers=sent)
+    assert "Signature" in error_of(response, 401) or "signature" in response.text
+    assert store_state() == before
+
+
+def test_a_signature_over_a_different_body_is_refused(
+    http: TestClient, operator: Client, origin: Path
+) -> None:
+    operator.add_branch("main", repo=str(origin), command="make")
+    new = commit(origin)
+    headers = signed(push_payload("main", new))
+    tampered = push_payload("main", new).replace(b"main", b"evil")
+    error_of(http.post(f"{API}/hooks/git", content=tampered, headers=headers), 401)
+    assert queued(operator, "main") == []
+
+
+@pytest.mark.parametrize("settings", [Settings(admin_token=ADMIN_TOKEN)])
+def test_webhooks_are_refused_when_no_secret_is_set(
+    http: TestClient, operator: Client, origin: Path
+) -> None:
+    operator.add_branch("main", repo=str(origin), command="make")
+    body = push_payload("main", commit(origin))
+    message = error_of(http.post(f"{API}/hooks/git", content=body, headers=signed(body)), 401)
+    assert "webhook_secret" in message
+    assert queued(operator, "main") == []
+
+
+def test_the_webhook_needs_no_bearer_token_but_ignores_one(
+    http: TestClient, operator: Client, origin: Path
+) -> None:
+    operator.add_branch("main", repo=str(origin), command="make")
+    body = push_payload("main", commit(origin))
+    headers = {**signed(body), **bearer("not-a-token")}
+    assert http.post(f"{API}/hooks/git", content=body, headers=headers).status_code == 202
+
+
+@pytest.mark.parametrize(
+    ("payload", "detail"),
+    [
+        (lambda new: push_payload("unrelated", new), "no such branch is set up"),
+        (lambda new: push_payload("main", "0" * 40), "deleted the branch"),
+        (
+            lambda new: push_payload("main", new).replace(b"refs/heads/", b"refs/tags/"),
+            "not a push",
+        ),
+        (lambda new: json.dumps({"zen": "ping"}).encode(), "not a push"),
+    ],
+    ids=["unknown-branch", "deletion", "tag", "ping"],
+)
+def test_pushes_that_build_nothing_are_accepted_and_ignored(
+    http: TestClient, operator: Client, origin: Path, payload: Any, detail: str
+) -> None:
+    operator.add_branch("main", repo=str(origin), command="make")
+    body = payload(commit(origin))
+    response = http.post(f"{API}/hooks/git", content=body, headers=signed(body))
+    assert response.status_code == 202, response.text
+    assert response.json()["outcome"] == "ignored"
+    assert detail in response.json()["detail"]
+    assert queued(operator, "main") == []
+
+
+def test_a_push_to_a_disabled_branch_is_ignored(
+    http: TestClient, operator: Client, origin: Path
+) -> None:
+    operator.add_branch("main", repo=str(origin), command="make", enabled=False)
+    body = push_payload("main", commit(origin))
+    response = http.post(f"{API}/hooks/git", content=body, headers=signed(body))
+    assert response.json()["outcome"] == "ignored"
+    assert queued(operator, "main") == []
+
+
+def test_a_push_from_another_repository_does_not_build_a_branch_set_up_from_a_url(
+    http: TestClient, operator: Client, origin: Path
+) -> None:
+    operator.add_branch("main", repo=f"file://{origin}", command="make")
+    new = commit(origin)
+    body = push_payload("main", new, url="file:///srv/theirs.git")
+    response = http.post(f"{API}/hooks/git", content=body, headers=signed(body))
+    assert response.json()["outcome"] == "ignored"
+    mine = push_payload("main", new, url=f"file://{origin}.git")
+    response = http.post(f"{API}/hooks/git", content=mine, headers=signed(mine))
+    assert response.json()["outcome"] == "queued"
+
+
+def test_a_payload_that_is_not_json_is_refused(http: TestClient) -> None:
+    body = b"not json"
+    error_of(http.post(f"{API}/hooks/git", content=body, headers=signed(body)), 422)
+
+
+def test_branch_settings_are_set_and_shown(operator: Client, origin: Path) -> None:
+    added = operator.add_branch(
+        "main", repo=str(origin), command="make", auto_build=False, schedule="0 3 * * *"
+    )
+    assert (added.auto_build, added.schedule, added.enabled) == (False, "0 3 * * *", True)
+    assert added.seen_commit == git(origin, "rev-parse", "main")
+    assert added.next_scheduled_at is not None
+    changed = operator.update_branch("main", enabled=False, schedule="", auto_build=True)
+    assert (changed.enabled, changed.schedule, changed.auto_build) == (False, None, True)
+    assert changed.next_scheduled_at is None
+
+
+def test_an_invalid_schedule_is_a_422_with_the_reason(operator: Client, http: TestClient) -> None:
+    body = {"name": "main", "repo": "/srv/repo", "schedule": "61 * * * *"}
+    message = error_of(http.post(f"{API}/branches", json=body, headers=bearer(ADMIN_TOKEN)), 422)
+    assert "outside 0-59" in message
+
+
+def test_check_updates_and_queue_all_queue_each_new_tip_once(
+    operator: Client, origin: Path
+) -> None:
+    operator.add_branch("main", repo=str(origin), command="make")
+    new = commit(origin)
+    [check] = operator.check_branch_updates()
+    assert (check.outcome, check.commit) == ("queued", new)
+    assert [c.outcome for c in operator.queue_all_branches()] == ["known"]
+    assert queued(operator, "main") == [new]
+
+
+def test_check_updates_needs_an_operator(connect: Any, operator: Client) -> None:
+    issued = operator.create_token("dashboard", kind="read")
+    with pytest.raises(Forbidden, match="operator"):
+        connect(issued.secret).check_branch_updates()
+
+
+@pytest.mark.parametrize(
+    "settings", [Settings(admin_token=ADMIN_TOKEN, webhook_secret=SECRET, branch_quiet_seconds=15)]
+)
+def test_pushes_in_a_burst_are_queued_once_the_branch_is_quiet(
+    http: TestClient, operator: Client, origin: Path, coordinator: Any, clock: Any
+) -> None:
+    operator.add_branch("main", repo=str(origin), command="make")
+    for _ in range(3):
+        body = push_payload("main", commit(origin))
+        response = http.post(f"{API}/hooks/git", content=body, headers=signed(body))
+        assert response.json()["outcome"] == "waiting"
+        clock.advance(5)
+    newest = git(origin, "rev-parse", "main")
+    clock.advance(15)
+    assert [c.outcome for c in coordinator.branch_watch.step()] == ["queued"]
+    assert queued(operator, "main") == [newest]

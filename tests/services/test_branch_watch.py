@@ -1,0 +1,370 @@
+"""Watching branches: polling, quiet periods, schedules, queue-all, unreachable repositories.
+
+Every test runs against real git repositories with commits made in the test.
+"""
+
+from __future__ import annotations
+
+import subprocess
+import threading
+from pathlib import Path
+
+import pytest
+
+from buildcoord.clock import FakeClock
+from buildcoord.config import Settings
+from buildcoord.errors import InvalidInput
+from buildcoord.models import BROADCAST, Principal
+from buildcoord.services.coordinator import Coordinator
+from buildcoord.store import Store
+from gitrepos import commit, git, make_origin
+
+
+@pytest.fixture
+def origin(tmp_path: Path) -> Path:
+    """A repository with one commit on main."""
+    return make_origin(tmp_path / "origin")
+
+
+@pytest.fixture
+def settings() -> Settings:
+    """Polling every 5 minutes, a 15-second quiet period, superseded builds cancelled."""
+    return Settings(branch_check_minutes=5.0, branch_quiet_seconds=15.0)
+
+
+def jobs_of(coordinator: Coordinator, branch: str) -> list[tuple[str, str]]:
+    """(commit, status) of every job of branch, oldest first."""
+    found = coordinator.store.jobs.list_jobs(branch=branch, limit=1000)
+    return [(job.commit, job.status) for job in reversed(found)]
+
+
+def test_adding_a_branch_records_its_tip_and_queues_nothing(
+    coordinator: Coordinator, operator: Principal, origin: Path
+) -> None:
+    tip = git(origin, "rev-parse", "main")
+    branch = coordinator.branches.add("main", repo=str(origin), command="make", by=operator)
+    assert branch.seen_commit == tip
+    assert jobs_of(coordinator, "main") == []
+    assert [c.outcome for c in coordinator.branch_watch.check_updates(by=operator)] == ["unchanged"]
+    assert jobs_of(coordinator, "main") == []
+
+
+def test_adding_a_branch_with_build_now_queues_its_tip(
+    coordinator: Coordinator, operator: Principal, origin: Path
+) -> None:
+    tip = git(origin, "rev-parse", "main")
+    coordinator.branches.add("main", repo=str(origin), command="make", build_now=True, by=operator)
+    assert jobs_of(coordinator, "main") == [(tip, "queued")]
+
+
+def test_adding_a_hundred_branches_starts_no_build(
+    coordinator: Coordinator, operator: Principal, origin: Path
+) -> None:
+    for number in range(100):
+        git(origin, "branch", f"feature/{number}")
+        coordinator.branches.add(f"feature/{number}", repo=str(origin), command="m", by=operator)
+    coordinator.branch_watch.check_updates(by=operator)
+    assert coordinator.store.jobs.count_by_status() == {}
+
+
+def test_a_new_tip_is_queued_once_however_often_updates_are_checked(
+    coordinator: Coordinator, operator: Principal, origin: Path
+) -> None:
+    coordinator.branches.add("main", repo=str(origin), command="make", by=operator)
+    new = commit(origin)
+    outcomes = [coordinator.branch_watch.check_updates(by=operator)[0] for _ in range(5)]
+    assert [o.outcome for o in outcomes] == [
+        "queued",
+        "unchanged",
+        "unchanged",
+        "unchanged",
+        "unchanged",
+    ]
+    assert jobs_of(coordinator, "main") == [(new, "queued")]
+    assert coordinator.branches.get("main", by=operator).seen_commit == new
+
+
+def test_a_commit_built_before_is_not_queued_again_when_it_comes_back(
+    coordinator: Coordinator, operator: Principal, origin: Path
+) -> None:
+    coordinator.branches.add("main", repo=str(origin), command="make", by=operator)
+    first = commit(origin)
+    coordinator.branch_watch.check_updates(by=operator)
+    [job] = coordinator.store.jobs.list_jobs(branch="main")
+    coordinator.queue.cancel(job.id, by=operator)  # finished, as failed or succeeded would be
+    second = commit(origin)
+    coordinator.branch_watch.check_updates(by=operator)
+    git(origin, "reset", "-q", "--hard", first)  # a force-push back to the built commit
+    [check] = coordinator.branch_watch.check_updates(by=operator)
+    assert check.outcome == "known"
+    assert [c for c, _ in jobs_of(coordinator, "main")] == [first, second]
+
+
+@pytest.mark.parametrize("coordinators", [1, 2])
+def test_concurrent_update_checks_queue_a_new_tip_once(
+    migrated_db_url: str, operator: Principal, origin: Path, coordinators: int
+) -> None:
+    stores = [Store.open(migrated_db_url) for _ in range(coordinators)]
+    try:
+        services = [Coordinator(store, Settings()) for store in stores]
+        services[0].branches.add("main", repo=str(origin), command="make", by=operator)
+        new = commit(origin)
+        barrier = threading.Barrier(8)
+        errors: list[BaseException] = []
+
+        def check(index: int) -> None:
+            try:
+                barrier.wait()
+                for _ in range(3):
+                    services[index % coordinators].branch_watch.check_updates(by=operator)
+            except BaseException as exc:  # reported below, with the thread's own traceback
+                errors.append(exc)
+
+        threads = [threading.Thread(target=check, args=(i,)) for i in range(8)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+        assert errors == []
+        assert jobs_of(services[0], "main") == [(new, "queued")]
+    finally:
+        for store in stores:
+            store.close()
+
+
+def test_a_burst_of_pushes_ends_in_one_build_of_the_newest_tip(
+    coordinator: Coordinator, operator: Principal, origin: Path, clock: FakeClock
+) -> None:
+    coordinator.branches.add("main", repo=str(origin), command="make", by=operator)
+    watch = coordinator.branch_watch
+    assert [c.outcome for c in watch.step()] == ["unchanged"]
+    for _ in range(3):
+        commit(origin)
+        clock.advance(300)  # a poll every 5 minutes, each seeing a tip that is still moving
+        assert [c.outcome for c in watch.step()] == ["waiting"]
+        clock.advance(5)
+    newest = commit(origin)
+    clock.advance(300)
+    assert [c.outcome for c in watch.step()] == ["waiting"]
+    assert watch.due() is False
+    clock.advance(15)
+    assert watch.due() is True  # the re-check of a waiting tip does not wait for the next poll
+    [check] = watch.step()
+    assert (check.outcome, check.commit) == ("queued", newest)
+    assert jobs_of(coordinator, "main") == [(newest, "queued")]
+
+
+def test_queueing_a_newer_tip_cancels_the_still_queued_build_it_supersedes(
+    coordinator: Coordinator, operator: Principal, origin: Path
+) -> None:
+    coordinator.branches.add("main", repo=str(origin), command="make", by=operator)
+    older = commit(origin)
+    coordinator.branch_watch.check_updates(by=operator)
+    newer = commit(origin)
+    coordinator.branch_watch.check_updates(by=operator)
+    assert jobs_of(coordinator, "main") == [(older, "cancelled"), (newer, "queued")]
+    [cancelled] = coordinator.store.jobs.list_jobs(branch="main", statuses=["cancelled"])
+    assert cancelled.reason == f"superseded by {newer[:12]}"
+
+
+@pytest.mark.parametrize("settings", [Settings(cancel_superseded_builds=False)])
+def test_superseded_builds_stay_queued_when_the_setting_is_off(
+    coordinator: Coordinator, operator: Principal, origin: Path
+) -> None:
+    coordinator.branches.add("main", repo=str(origin), command="make", by=operator)
+    older = commit(origin)
+    coordinator.branch_watch.check_updates(by=operator)
+    newer = commit(origin)
+    coordinator.branch_watch.check_updates(by=operator)
+    assert jobs_of(coordinator, "main") == [(older, "queued"), (newer, "queued")]
+
+
+def test_a_running_build_of_the_superseded_tip_is_left_running(
+    coordinator: Coordinator, operator: Principal, origin: Path
+) -> None:
+    coordinator.branches.add("main", repo=str(origin), command="make", by=operator)
+    older = commit(origin)
+    coordinator.branch_watch.check_updates(by=operator)
+    coordinator.servers.register("build1", by=operator)
+    assert coordinator.queue.claim_next("build1", by=operator) is not None
+    newer = commit(origin)
+    coordinator.branch_watch.check_updates(by=operator)
+    assert jobs_of(coordinator, "main") == [(older, "running"), (newer, "queued")]
+
+
+def test_a_scheduled_branch_is_queued_at_each_due_time(
+    coordinator: Coordinator, operator: Principal, origin: Path, clock: FakeClock
+) -> None:
+    # The clock starts at 2026-01-01 00:00 UTC; "30 */6 * * *" fires at 00:30, 06:30, ...
+    coordinator.branches.add(
+        "main",
+        repo=str(origin),
+        command="make",
+        auto_build=False,
+        schedule="30 */6 * * *",
+        by=operator,
+    )
+    branch = coordinator.branches.get("main", by=operator)
+    assert branch.next_scheduled_at is not None
+    assert branch.next_scheduled_at.isoformat() == "2026-01-01T00:30:00+00:00"
+    watch = coordinator.branch_watch
+    first = commit(origin)
+    clock.advance(29 * 60)
+    assert watch.step() == []  # 00:29: not yet, and auto-build is off
+    clock.advance(60)
+    assert [(c.outcome, c.commit) for c in watch.step()] == [("queued", first)]
+    assert watch.step() == []  # fired once for 00:30
+    clock.advance(6 * 3600)  # 06:30: same tip, already built: nothing new
+    assert [c.outcome for c in watch.step()] == ["known"]
+    second = commit(origin)
+    clock.advance(6 * 3600)
+    assert [(c.outcome, c.commit) for c in watch.step()] == [("queued", second)]
+    later = coordinator.branches.get("main", by=operator).next_scheduled_at
+    assert later is not None
+    assert later.isoformat() == "2026-01-01T18:30:00+00:00"
+    assert [c for c, _ in jobs_of(coordinator, "main")] == [first, second]
+
+
+def test_a_schedule_missed_while_no_coordinator_ran_fires_once(
+    coordinator: Coordinator, operator: Principal, origin: Path, clock: FakeClock
+) -> None:
+    coordinator.branches.add(
+        "main", repo=str(origin), command="m", auto_build=False, schedule="@hourly", by=operator
+    )
+    commit(origin)
+    clock.advance(10 * 3600)
+    assert [c.outcome for c in coordinator.branch_watch.step()] == ["queued"]
+    assert coordinator.branch_watch.step() == []
+    assert len(jobs_of(coordinator, "main")) == 1
+
+
+@pytest.mark.parametrize(
+    "schedule", ["* * * *", "60 * * * *", "*/0 * * * *", "0 0 30 2 *", "5-1 * * * *", "x * * * *"]
+)
+def test_an_invalid_schedule_is_refused_with_the_reason(
+    coordinator: Coordinator, operator: Principal, origin: Path, schedule: str
+) -> None:
+    with pytest.raises(InvalidInput, match="invalid schedule"):
+        coordinator.branches.add(
+            "main", repo=str(origin), command="make", schedule=schedule, by=operator
+        )
+    coordinator.branches.add("main", repo=str(origin), command="make", by=operator)
+    with pytest.raises(InvalidInput, match="invalid schedule"):
+        coordinator.branches.update("main", schedule=schedule, by=operator)
+
+
+def test_a_disabled_branch_is_never_polled_nor_queued(
+    coordinator: Coordinator, operator: Principal, origin: Path, clock: FakeClock
+) -> None:
+    coordinator.branches.add(
+        "main", repo=str(origin), command="make", schedule="* * * * *", by=operator
+    )
+    coordinator.branches.update("main", enabled=False, by=operator)
+    before = coordinator.branches.get("main", by=operator).checked_at
+    commit(origin)
+    clock.advance(3600)
+    assert coordinator.branch_watch.step() == []
+    assert coordinator.branch_watch.check_updates(by=operator) == []
+    assert coordinator.branch_watch.queue_all(by=operator) == []
+    assert jobs_of(coordinator, "main") == []
+    assert coordinator.branches.get("main", by=operator).checked_at == before
+
+
+def test_toggling_a_branch_back_on_queues_the_tip_it_missed(
+    coordinator: Coordinator, operator: Principal, origin: Path
+) -> None:
+    coordinator.branches.add("main", repo=str(origin), command="make", by=operator)
+    coordinator.branches.update("main", enabled=False, by=operator)
+    new = commit(origin)
+    coordinator.branch_watch.check_updates(by=operator)
+    coordinator.branches.update("main", enabled=True, by=operator)
+    coordinator.branch_watch.check_updates(by=operator)
+    assert jobs_of(coordinator, "main") == [(new, "queued")]
+
+
+def test_an_unreachable_repository_is_shown_alerted_once_and_other_branches_go_on(
+    coordinator: Coordinator, operator: Principal, origin: Path, tmp_path: Path
+) -> None:
+    broken = tmp_path / "broken"
+    git(origin, "clone", "-q", str(origin), str(broken))
+    git(broken, "branch", "gone")
+    coordinator.branches.add("gone", repo=str(broken), command="make", by=operator)
+    git(origin, "branch", "other")
+    coordinator.branches.add("other", repo=str(origin), command="make", by=operator)
+    subprocess.run(["rm", "-rf", str(broken)], check=True)
+    new = commit(origin, "other")
+    outcomes = []
+    for _ in range(3):
+        checks = {c.branch: c for c in coordinator.branch_watch.check_updates(by=operator)}
+        assert str(broken) in checks["gone"].detail
+        outcomes.append((checks["gone"].outcome, checks["other"].outcome))
+    assert outcomes == [("failed", "queued")] + [("failed", "unchanged")] * 2
+    assert jobs_of(coordinator, "other") == [(new, "queued")]
+    shown = coordinator.branches.get("gone", by=operator)
+    assert shown.check_error is not None
+    assert str(broken) in shown.check_error
+    alerts = coordinator.messages.list_messages(recipient=BROADCAST, by=operator)
+    assert [(m.type, m.subject) for m in alerts] == [
+        ("error", "branch gone: cannot read its repository")
+    ]
+    kinds = [e.kind for e in coordinator.store.events.list_events(subject="branch:gone")]
+    assert kinds.count("branch.check_failed") == 1
+
+
+def test_a_repository_that_can_be_read_again_clears_the_error(
+    coordinator: Coordinator, operator: Principal, origin: Path, tmp_path: Path
+) -> None:
+    moved = tmp_path / "moved"
+    coordinator.branches.add("main", repo=str(origin), command="make", by=operator)
+    origin.rename(moved)
+    coordinator.branch_watch.check_updates(by=operator)
+    assert coordinator.branches.get("main", by=operator).check_error is not None
+    moved.rename(origin)
+    [check] = coordinator.branch_watch.check_updates(by=operator)
+    assert check.outcome == "unchanged"
+    assert coordinator.branches.get("main", by=operator).check_error is None
+    kinds = [e.kind for e in coordinator.store.events.list_events(subject="branch:main")]
+    assert kinds[-2:] == ["branch.check_failed", "branch.check_recovered"]
+
+
+def test_a_branch_missing_from_its_repository_is_a_check_error(
+    coordinator: Coordinator, operator: Principal, origin: Path
+) -> None:
+    coordinator.branches.add("nope", repo=str(origin), command="make", by=operator)
+    [check] = coordinator.branch_watch.check_updates(by=operator)
+    assert check.outcome == "failed"
+    assert "does not exist" in check.detail
+
+
+def test_the_first_tip_of_a_branch_added_while_unreachable_is_recorded_not_built(
+    coordinator: Coordinator, operator: Principal, origin: Path, tmp_path: Path
+) -> None:
+    moved = tmp_path / "moved"
+    origin.rename(moved)
+    branch = coordinator.branches.add("main", repo=str(origin), command="make", by=operator)
+    assert branch.seen_commit is None
+    moved.rename(origin)
+    [check] = coordinator.branch_watch.check_updates(by=operator)
+    assert check.outcome == "recorded"
+    assert jobs_of(coordinator, "main") == []
+
+
+def test_queue_all_queues_each_enabled_branch_at_its_remote_tip(
+    coordinator: Coordinator, operator: Principal, origin: Path
+) -> None:
+    # The origin's checkout stays on main while feature moves on: a local HEAD would be wrong.
+    feature = commit(origin, "feature")
+    git(origin, "checkout", "-q", "main")
+    main = git(origin, "rev-parse", "HEAD")
+    coordinator.branches.add("main", repo=str(origin), command="make", by=operator)
+    coordinator.branches.add("feature", repo=str(origin), command="make", by=operator)
+    coordinator.branches.add("off", repo=str(origin), command="make", enabled=False, by=operator)
+    checks = coordinator.branch_watch.queue_all(by=operator)
+    assert sorted((c.branch, c.outcome, c.commit) for c in checks) == [
+        ("feature", "queued", feature),
+        ("main", "queued", main),
+    ]
+    again = coordinator.branch_watch.queue_all(by=operator)
+    assert {c.outcome for c in again} == {"known"}
+    assert jobs_of(coordinator, "feature") == [(feature, "queued")]
+    assert jobs_of(coordinator, "off") == []
