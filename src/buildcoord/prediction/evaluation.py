@@ -103,7 +103,7 @@ def replay(
         group = list(same_start)
         for row in group:
             if row.result in SUCCESS_RESULTS and successes[row.key] >= MIN_EARLIER_SUCCESSES:
-                prediction = predictor.predict(row.key, row.branch, None)
+                prediction = predictor.predict(row.key, row.branch, None, row.trigger)
                 estimate = jenkins.predict(row.key)
                 # Three earlier successes guarantee both estimators have an answer.
                 assert prediction is not None

@@ -22,6 +22,7 @@ from buildcoord.errors import InvalidInput
 from buildcoord.prediction.predictor import SUCCESS_RESULTS, FinishedBuild
 
 REQUIRED_COLUMNS = ("repo", "job_name", "branch", "started_at", "duration_s", "result")
+OPTIONAL_COLUMNS = ("event",)
 SKIPPED = "skipped"
 EXAMPLE_LINES = 10
 """How many line numbers of malformed rows are kept to show the user."""
@@ -39,6 +40,8 @@ class HistoryRow:
     started_at: datetime
     duration: float
     result: str
+    trigger: str | None = None
+    """The ``event`` column (push, pull_request, ...) when the file has one."""
 
     @property
     def key(self) -> str:
@@ -54,6 +57,7 @@ class HistoryRow:
             started_at=self.started_at,
             duration=self.duration,
             result=self.result,
+            trigger=self.trigger,
         )
 
 
@@ -115,6 +119,9 @@ def _parse(name: str, text: str) -> History:
             f"(needs {', '.join(REQUIRED_COLUMNS)})"
         )
     index = {column: columns.index(column) for column in REQUIRED_COLUMNS}
+    for column in OPTIONAL_COLUMNS:
+        if column in columns:
+            index[column] = columns.index(column)
     rows: list[HistoryRow] = []
     malformed: Counter[str] = Counter()
     lines: list[int] = []
@@ -191,4 +198,5 @@ def _row(line: int, values: dict[str, str]) -> HistoryRow | str:
         started_at=started_at,
         duration=duration,
         result=result,
+        trigger=values.get("event") or None,
     )

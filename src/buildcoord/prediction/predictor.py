@@ -59,6 +59,15 @@ class PredictorSettings:
     """How much more again a past build on the same branch and server weighs. Not measurable
     on the shared data (it records no runner): chosen so that a server's own few builds
     dominate, as a different machine differs systematically."""
+    trigger_weight: float = 1.0
+    """How much more a past build started by the same kind of trigger weighs (EXPERIMENT)."""
+    branch_weights: tuple[float, ...] = ()
+    """EXPERIMENT: extra branch weights as selection candidates."""
+    trigger_weights: tuple[float, ...] = ()
+    eta: float = 0.0
+    bias_prior: float = -1.0
+    """EXPERIMENT: <0 off; else pseudo-count shrinking the residual correction toward 1."""
+    bias_half_life: float = 20.0
     min_history: int = 3
     """Successful builds a branch or server refinement needs to be reported as the level."""
     window: int = 60
@@ -87,6 +96,8 @@ class FinishedBuild:
     duration: float
     """Seconds on the build server, queueing excluded."""
     result: str
+    trigger: str | None = None
+    """What started the build (GitHub Actions: the event, e.g. push or pull_request), if known."""
 
     @property
     def succeeded(self) -> bool:
@@ -111,6 +122,7 @@ class _Past:
     duration: float
     branch: str
     server: str | None
+    trigger: str | None
 
 
 def weighted_quantiles(
@@ -155,7 +167,7 @@ class Predictor:
         """Record a finished build; a successful one also records how wrong we were about it."""
         if not build.succeeded or build.duration <= 0:
             return
-        estimate = self._estimate(build.key, build.branch, build.server)
+        estimate = self._estimate(build.key, build.branch, build.server, build.trigger)
         if estimate is not None:
             candidates, _, level = estimate
             p50 = self._choose(build.key, candidates)
@@ -170,7 +182,7 @@ class Predictor:
                 for index, candidate in enumerate(candidates):
                     error = abs(candidate - build.duration) / build.duration
                     errors[index] = errors[index] * discount + error
-        past = _Past(build.duration, build.branch, build.server)
+        past = _Past(build.duration, build.branch, build.server, build.trigger)
         self._history.setdefault(build.key, deque(maxlen=self.settings.window)).append(past)
         self._global.append(past)
 
@@ -179,19 +191,22 @@ class Predictor:
         for build in builds:
             self.observe(build)
 
-    def predict(self, key: str, branch: str, server: str | None = None) -> Prediction | None:
+    def predict(
+        self, key: str, branch: str, server: str | None = None, trigger: str | None = None
+    ) -> Prediction | None:
         """p50 and p10-p90 for the next build of ``key`` on ``branch`` (and ``server``), or None
         when no successful build has been seen at all."""
-        estimate = self._estimate(key, branch, server)
+        estimate = self._estimate(key, branch, server, trigger)
         if estimate is None:
             return None
         candidates, history, level = estimate
-        p50 = self._choose(key, candidates)
+        base = self._choose(key, candidates)
         low, high = self._band(key, level)
+        p50 = base * self._correction(key)
         return Prediction(
             p50=p50,
-            p10=min(p50, p50 * math.exp(low)),
-            p90=max(p50, p50 * math.exp(high)),
+            p10=min(p50, base * math.exp(low)),
+            p90=max(p50, base * math.exp(high)),
             history=history,
             level=level,
         )
@@ -199,7 +214,7 @@ class Predictor:
     # --- internals ------------------------------------------------------------------------
 
     def _estimate(
-        self, key: str, branch: str, server: str | None
+        self, key: str, branch: str, server: str | None, trigger: str | None = None
     ) -> tuple[list[float], int, Level] | None:
         """One p50 per candidate half-life, the pool size, and the level it rests on."""
         pool = self._history.get(key)
@@ -220,25 +235,55 @@ class Predictor:
                     if server is not None and past.server == server:
                         affinity[index] *= settings.server_weight
                         on_server += 1
+                if trigger is not None and past.trigger == trigger:
+                    affinity[index] *= settings.trigger_weight
             if on_server >= settings.min_history:
                 level = "key+branch+server"
             elif on_branch >= settings.min_history:
                 level = "key+branch"
         candidates = []
-        for half_life in self.settings.half_lives:
-            decay = decay_weights(len(values), half_life)
-            weights = [d * a / y for d, a, y in zip(decay, affinity, values, strict=True)]
-            quantiles = weighted_quantiles(values, weights, POINT_QUANTILES)
-            candidates.append(sum(quantiles) / len(quantiles))
+        variants = [affinity]
+        if level != "global":
+            for bw in self.settings.branch_weights:
+                scale = bw / self.settings.branch_weight
+                variants.append([a * scale if p.branch == branch else a for a, p in zip(affinity, pool, strict=True)])
+            for tw in self.settings.trigger_weights:
+                scale = tw / self.settings.trigger_weight
+                for base in list(variants):
+                    variants.append([a * scale if trigger is not None and p.trigger == trigger else a for a, p in zip(base, pool, strict=True)])
+        for aff in variants:
+            for half_life in self.settings.half_lives:
+                decay = decay_weights(len(values), half_life)
+                weights = [d * a / y for d, a, y in zip(decay, aff, values, strict=True)]
+                quantiles = weighted_quantiles(values, weights, POINT_QUANTILES)
+                candidates.append(sum(quantiles) / len(quantiles))
         return candidates, len(values), level
 
     def _choose(self, key: str, candidates: list[float]) -> float:
         """The candidate whose past predictions for this key erred least; ties: the middle."""
         errors = self._candidate_errors.get(key)
-        if errors is None:
-            return candidates[len(candidates) // 2]
+        if errors is None or len(errors) != len(candidates):
+            return candidates[len(self.settings.half_lives) // 2]
+        if self.settings.eta > 0:
+            lo = min(errors)
+            scale = 1 - self.settings.selection_discount
+            ws = [math.exp(-self.settings.eta * (e - lo) * scale) for e in errors]
+            return math.exp(sum(w * math.log(c) for w, c in zip(ws, candidates, strict=True)) / sum(ws))
         best = min(range(len(candidates)), key=lambda index: errors[index])
         return candidates[best]
+
+    def _correction(self, key: str) -> float:
+        prior = self.settings.bias_prior
+        residuals = self._key_residuals.get(key)
+        if prior < 0 or not residuals:
+            return 1.0
+        ratios = [math.exp(r) for r in residuals]
+        decay = decay_weights(len(ratios), self.settings.bias_half_life)
+        weights = [d / y for d, y in zip(decay, ratios, strict=True)]
+        quantiles = weighted_quantiles(ratios, weights, POINT_QUANTILES)
+        c = sum(quantiles) / len(quantiles)
+        share = len(ratios) / (len(ratios) + prior)
+        return math.exp(share * math.log(c))
 
     def _band(self, key: str, level: Level) -> tuple[float, float]:
         """Log-ratio quantiles: the key's own residuals shrunk toward the level's."""
