@@ -22,9 +22,12 @@ def build(
     server: str | None = None,
     result: str = "success",
     minute: int = 0,
+    trigger: str | None = None,
 ) -> FinishedBuild:
     """One finished build."""
-    return FinishedBuild(key, branch, server, T0 + timedelta(minutes=minute), duration, result)
+    return FinishedBuild(
+        key, branch, server, T0 + timedelta(minutes=minute), duration, result, trigger
+    )
 
 
 def stamp(minute: int) -> str:

@@ -73,3 +73,14 @@ def test_an_empty_file_is_a_clear_error(tmp_path: Path) -> None:
     path.write_text("")
     with pytest.raises(InvalidInput, match="empty file"):
         read_history(path)
+
+
+def test_the_optional_event_column_becomes_the_builds_trigger(tmp_path: Path) -> None:
+    path = tmp_path / "h.csv"
+    path.write_text(
+        "repo,job_name,branch,started_at,duration_s,result,event\n"
+        "p,job,main,2025-01-01T00:00:00Z,10,success,push\n"
+        "p,job,main,2025-01-01T00:01:00Z,10,success,\n"
+    )
+    history = read_history(path)
+    assert [row.as_build().trigger for row in history.rows] == ["push", None]

@@ -116,3 +116,19 @@ def test_weighted_quantiles_pick_the_value_where_the_cumulative_weight_reaches_q
     values = [10.0, 20.0, 30.0]
     assert weighted_quantiles(values, [1.0, 1.0, 1.0], [0.0, 0.5, 1.0]) == [10.0, 20.0, 30.0]
     assert weighted_quantiles(values, [1.0, 0.0, 3.0], [0.5]) == [30.0]
+
+
+def test_builds_started_by_the_same_trigger_weigh_more_when_it_is_known() -> None:
+    predictor = Predictor()
+    for _ in range(4):
+        predictor.observe(build(100, trigger="pull_request"))
+        predictor.observe(build(130, trigger="push"))
+    push = predictor.predict("job", "main", trigger="push")
+    pull_request = predictor.predict("job", "main", trigger="pull_request")
+    unknown = predictor.predict("job", "main")
+    assert push is not None
+    assert pull_request is not None
+    assert unknown is not None
+    assert push.p50 == 130
+    assert pull_request.p50 == 100
+    assert pull_request.p50 <= unknown.p50 <= push.p50

@@ -8,16 +8,19 @@ The method, and why (docs/prediction.md has the figures and how the constants we
   than under-predicting a long one. Durations come in whole seconds and one value is a noisy
   pick, so p50 is the mean of the 1/y-weighted quantiles from 0.30 to 0.70 (an L-estimator:
   nearly as robust as the median, less jumpy).
-* **Recency.** ``w_i`` decays exponentially with how many builds ago ``y_i`` was. No single
-  half-life suits every job (a stable job wants a long memory, one whose duration shifts wants a
-  short one), so three are computed side by side and each build key uses the one whose own past
-  predictions had the lowest (discounted) relative error: online model selection, no per-job
-  tuning by hand.
+* **Recency, and how much to pool.** ``w_i`` decays exponentially with how many builds ago
+  ``y_i`` was. No single half-life suits every job (a stable job wants a long memory, one whose
+  duration shifts wants a short one), nor a single pooling strength across branches, so one
+  candidate p50 is computed per (half-life, branch weight) pair and each build key uses the one
+  whose own past predictions had the lowest discounted relative error (online model
+  selection); no per-job tuning by hand.
 * **Successes only.** A failed or cancelled build stops early or hangs; it does not enter the
   point estimate.
 * **Fallback chain as shrinkage.** Past builds of the same build key are pooled; those on the
-  same branch weigh ``branch_weight`` times more, and those on the same branch and server
-  ``server_weight`` times more again. A branch with many builds thus speaks for itself and a
+  same branch weigh ``branch_weights`` times more (each candidate weight), those on the same
+  branch and server ``server_weight`` times more again, and those started by the same kind of
+  trigger (when known: push, pull request, schedule) ``trigger_weight`` times more.
+  A branch with many builds thus speaks for itself and a
   new one borrows from the build key. The reported level is the most specific of build key +
   branch + server, build key + branch (each with at least ``min_history`` successes) and build
   key; with no success of the key at all, the global pool of every build key.
@@ -49,25 +52,20 @@ POINT_QUANTILES = (0.30, 0.35, 0.40, 0.45, 0.50, 0.55, 0.60, 0.65, 0.70)
 class PredictorSettings:
     """The few tunable constants; docs/prediction.md says how each was chosen."""
 
-    half_lives: tuple[float, ...] = (1.5, 4.0, 12.0)
+    half_lives: tuple[float, ...] = (1.5, 4.0, 12.0, 40.0)
     """Candidate memories, in builds of the same key after which a duration weighs half."""
-    selection_discount: float = 0.95
-    """Per build, how much a candidate's past error is forgotten when choosing among them."""
-    branch_weight: float = 4.0
-    """How much more a past build of the key on the same branch weighs."""
+    branch_weights: tuple[float, ...] = (4.0, 1.0)
+    """Candidate weights of a past build of the key on the same branch, relative to one on
+    another branch: pooling toward the branch, and none. Each pairs with each half-life."""
     server_weight: float = 16.0
     """How much more again a past build on the same branch and server weighs. Not measurable
     on the shared data (it records no runner): chosen so that a server's own few builds
     dominate, as a different machine differs systematically."""
-    trigger_weight: float = 1.0
-    """How much more a past build started by the same kind of trigger weighs (EXPERIMENT)."""
-    branch_weights: tuple[float, ...] = ()
-    """EXPERIMENT: extra branch weights as selection candidates."""
-    trigger_weights: tuple[float, ...] = ()
-    eta: float = 0.0
-    bias_prior: float = -1.0
-    """EXPERIMENT: <0 off; else pseudo-count shrinking the residual correction toward 1."""
-    bias_half_life: float = 20.0
+    trigger_weight: float = 4.0
+    """How much more a past build started by the same kind of trigger weighs (GitHub Actions:
+    push, pull_request, ...), when the trigger is known; 1 ignores it."""
+    selection_discount: float = 0.95
+    """Per build, how much a candidate's past error is forgotten when choosing among them."""
     min_history: int = 3
     """Successful builds a branch or server refinement needs to be reported as the level."""
     window: int = 60
@@ -200,13 +198,12 @@ class Predictor:
         if estimate is None:
             return None
         candidates, history, level = estimate
-        base = self._choose(key, candidates)
+        p50 = self._choose(key, candidates)
         low, high = self._band(key, level)
-        p50 = base * self._correction(key)
         return Prediction(
             p50=p50,
-            p10=min(p50, base * math.exp(low)),
-            p90=max(p50, base * math.exp(high)),
+            p10=min(p50, p50 * math.exp(low)),
+            p90=max(p50, p50 * math.exp(high)),
             history=history,
             level=level,
         )
@@ -216,7 +213,8 @@ class Predictor:
     def _estimate(
         self, key: str, branch: str, server: str | None, trigger: str | None = None
     ) -> tuple[list[float], int, Level] | None:
-        """One p50 per candidate half-life, the pool size, and the level it rests on."""
+        """One p50 per candidate (branch weight, half-life), the pool size, and the level."""
+        settings = self.settings
         pool = self._history.get(key)
         level: Level = "key"
         if not pool:
@@ -224,66 +222,45 @@ class Predictor:
             if not pool:
                 return None
         values = [past.duration for past in pool]
-        affinity = [1.0] * len(pool)
+        # Per past build: (weight when on the same branch as asked, when not).
+        same_branch = [False] * len(pool)
+        other = [1.0] * len(pool)
         if level == "key":
-            settings = self.settings
             on_branch = on_server = 0
             for index, past in enumerate(pool):
+                if trigger is not None and past.trigger == trigger:
+                    other[index] = settings.trigger_weight
                 if past.branch == branch:
-                    affinity[index] = settings.branch_weight
+                    same_branch[index] = True
                     on_branch += 1
                     if server is not None and past.server == server:
-                        affinity[index] *= settings.server_weight
+                        other[index] *= settings.server_weight
                         on_server += 1
-                if trigger is not None and past.trigger == trigger:
-                    affinity[index] *= settings.trigger_weight
             if on_server >= settings.min_history:
                 level = "key+branch+server"
             elif on_branch >= settings.min_history:
                 level = "key+branch"
         candidates = []
-        variants = [affinity]
-        if level != "global":
-            for bw in self.settings.branch_weights:
-                scale = bw / self.settings.branch_weight
-                variants.append([a * scale if p.branch == branch else a for a, p in zip(affinity, pool, strict=True)])
-            for tw in self.settings.trigger_weights:
-                scale = tw / self.settings.trigger_weight
-                for base in list(variants):
-                    variants.append([a * scale if trigger is not None and p.trigger == trigger else a for a, p in zip(base, pool, strict=True)])
-        for aff in variants:
-            for half_life in self.settings.half_lives:
+        for branch_weight in settings.branch_weights:
+            affinity = [
+                base * branch_weight if on else base
+                for base, on in zip(other, same_branch, strict=True)
+            ]
+            for half_life in settings.half_lives:
                 decay = decay_weights(len(values), half_life)
-                weights = [d * a / y for d, a, y in zip(decay, aff, values, strict=True)]
+                weights = [d * a / y for d, a, y in zip(decay, affinity, values, strict=True)]
                 quantiles = weighted_quantiles(values, weights, POINT_QUANTILES)
                 candidates.append(sum(quantiles) / len(quantiles))
         return candidates, len(values), level
 
     def _choose(self, key: str, candidates: list[float]) -> float:
-        """The candidate whose past predictions for this key erred least; ties: the middle."""
+        """The candidate whose past predictions for this key erred least; before any: the
+        strongest branch pooling with the middle half-life."""
         errors = self._candidate_errors.get(key)
-        if errors is None or len(errors) != len(candidates):
+        if errors is None:
             return candidates[len(self.settings.half_lives) // 2]
-        if self.settings.eta > 0:
-            lo = min(errors)
-            scale = 1 - self.settings.selection_discount
-            ws = [math.exp(-self.settings.eta * (e - lo) * scale) for e in errors]
-            return math.exp(sum(w * math.log(c) for w, c in zip(ws, candidates, strict=True)) / sum(ws))
         best = min(range(len(candidates)), key=lambda index: errors[index])
         return candidates[best]
-
-    def _correction(self, key: str) -> float:
-        prior = self.settings.bias_prior
-        residuals = self._key_residuals.get(key)
-        if prior < 0 or not residuals:
-            return 1.0
-        ratios = [math.exp(r) for r in residuals]
-        decay = decay_weights(len(ratios), self.settings.bias_half_life)
-        weights = [d / y for d, y in zip(decay, ratios, strict=True)]
-        quantiles = weighted_quantiles(ratios, weights, POINT_QUANTILES)
-        c = sum(quantiles) / len(quantiles)
-        share = len(ratios) / (len(ratios) + prior)
-        return math.exp(share * math.log(c))
 
     def _band(self, key: str, level: Level) -> tuple[float, float]:
         """Log-ratio quantiles: the key's own residuals shrunk toward the level's."""
