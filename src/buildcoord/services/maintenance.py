@@ -62,7 +62,11 @@ def _archive_if_due(coordinator: Coordinator) -> int:
 
 
 def run_until(coordinator: Coordinator, stop: threading.Event, interval: float) -> None:
-    """Run step() every interval seconds until stop is set; a failing pass is logged, not fatal."""
+    """Run step() every interval seconds until stop is set; a failing pass is logged, not fatal.
+
+    After each pass, an SQLite database's WAL is checkpointed here, in this thread, so that
+    requests' commits seldom reach the automatic checkpoint and its stall.
+    """
     while not stop.is_set():
         try:
             report = step(coordinator)
@@ -70,4 +74,8 @@ def run_until(coordinator: Coordinator, stop: threading.Event, interval: float) 
                 log.info("maintenance: %s", report)
         except Exception:
             log.exception("maintenance pass failed; retrying in %.1f s", interval)
+        try:
+            coordinator.store.checkpoint()
+        except Exception:
+            log.exception("WAL checkpoint failed; retrying in %.1f s", interval)
         stop.wait(interval)

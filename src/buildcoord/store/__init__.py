@@ -6,7 +6,7 @@ from sqlalchemy import Engine
 
 from buildcoord.store.artifacts import ArtifactStore
 from buildcoord.store.branches import BranchStore
-from buildcoord.store.engine import make_engine
+from buildcoord.store.engine import checkpoint_wal, make_engine
 from buildcoord.store.events import EventStore
 from buildcoord.store.jobs import JobStore
 from buildcoord.store.locks import LockStore
@@ -43,6 +43,10 @@ class Store:
         if migrate:
             upgrade(engine)
         return cls(engine)
+
+    def checkpoint(self) -> tuple[int, int] | None:
+        """Checkpoint an SQLite WAL without waiting (see engine.checkpoint_wal); else None."""
+        return checkpoint_wal(self.engine)
 
     def close(self) -> None:
         """Release every pooled connection."""
