@@ -172,6 +172,8 @@ class RawClient:
     on the same two cores, so the benchmark measured its own client.
     """
 
+    IDLE_RECONNECT_SECONDS = 2.0
+
     def __init__(self, base_url: str, token: str, timeout: float = 60.0) -> None:
         parsed = urllib.parse.urlsplit(base_url)
         self.host = parsed.hostname or "127.0.0.1"
@@ -179,13 +181,24 @@ class RawClient:
         self.timeout = timeout
         self.headers = {"Authorization": f"Bearer {token}", "Content-Type": "application/json"}
         self.conn = http.client.HTTPConnection(self.host, self.port, timeout=timeout)
+        self.last_used = 0.0
 
     def call(self, method: str, path: str, body: dict[str, Any] | None = None) -> Any:
-        """One request on the kept-alive connection; the decoded JSON, or None for a 204."""
+        """One request on the kept-alive connection; the decoded JSON, or None for a 204.
+
+        No request is ever retried (a claim is not idempotent). Instead, a connection idle
+        for longer than IDLE_RECONNECT_SECONDS is replaced before use: the server closes
+        idle keep-alive connections (uvicorn after 5 s), and a request sent just then fails.
+        """
+        now = time.monotonic()
+        if now - self.last_used > self.IDLE_RECONNECT_SECONDS:
+            self.conn.close()  # http.client connects again on the next request
+        self.last_used = now
         payload = None if body is None else json.dumps(body).encode()
         self.conn.request(method, "/api/v1/" + path, body=payload, headers=self.headers)
         response = self.conn.getresponse()
         data = response.read()
+        self.last_used = time.monotonic()
         if response.status == 204:
             return None
         if response.status != 200:
@@ -667,10 +680,11 @@ def postgres_server(explicit: str | None, stack: ExitStack) -> Iterator[tuple[st
     if helper is not None:
         try:
             server = stack.enter_context(helper.postgres_server({}))
-            yield server.url, "throwaway cluster (tests/postgres_cluster.py)"
-            return
         except Exception as exc:
             log(f"(throwaway PostgreSQL cluster unavailable: {exc}; trying {MACHINE_PG_URL})")
+        else:  # the benchmark's own failures propagate: they are not the cluster's
+            yield server.url, "throwaway cluster (tests/postgres_cluster.py)"
+            return
     _check_pg(MACHINE_PG_URL)
     yield MACHINE_PG_URL, "the machine's server"
 
