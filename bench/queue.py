@@ -43,6 +43,7 @@ _BENCH_DIR = Path(__file__).resolve().parent
 sys.path[:] = [entry for entry in sys.path if Path(entry or ".").resolve() != _BENCH_DIR]
 
 import argparse
+import http.client
 import importlib.metadata
 import importlib.util
 import json
@@ -58,6 +59,7 @@ import subprocess
 import tempfile
 import time
 import traceback
+import urllib.parse
 from collections.abc import Callable, Iterator
 from contextlib import ExitStack, closing, contextmanager, suppress
 from dataclasses import dataclass
@@ -117,6 +119,7 @@ _STORES: dict[str, Store] = {}
 _SQLITE: dict[str, sqlite3.Connection] = {}
 _PSYCOPG: dict[str, psycopg.Connection[Any]] = {}
 _CLIENTS: dict[tuple[str, str], Client] = {}
+_RAW_CLIENTS: dict[tuple[str, str], RawClient] = {}
 
 
 def _wait_until(start_at: float) -> float:
@@ -156,6 +159,87 @@ def _client(base_url: str, token: str) -> Client:
     client = _CLIENTS.get((base_url, token))
     if client is None:
         client = _CLIENTS[(base_url, token)] = Client(base_url, token, timeout=60.0)
+    return client
+
+
+class RawClient:
+    """A lean keep-alive HTTP/1.1 client (http.client) for the benchmark's request loops.
+
+    It sends the requests ``buildcoord.client.Client`` sends (same paths, methods, headers
+    that matter and JSON bodies) over one persistent loopback connection, and checks every
+    status code, but skips httpx's per-request machinery and pydantic validation of the
+    answers: with httpx, the client processes used more CPU per request than the server,
+    on the same two cores, so the benchmark measured its own client.
+    """
+
+    IDLE_RECONNECT_SECONDS = 2.0
+
+    def __init__(self, base_url: str, token: str, timeout: float = 60.0) -> None:
+        parsed = urllib.parse.urlsplit(base_url)
+        self.host = parsed.hostname or "127.0.0.1"
+        self.port = parsed.port or 80
+        self.timeout = timeout
+        self.headers = {"Authorization": f"Bearer {token}", "Content-Type": "application/json"}
+        self.conn = http.client.HTTPConnection(self.host, self.port, timeout=timeout)
+        self.last_used = 0.0
+
+    def call(self, method: str, path: str, body: dict[str, Any] | None = None) -> Any:
+        """One request on the kept-alive connection; the decoded JSON, or None for a 204.
+
+        No request is ever retried (a claim is not idempotent). Instead, a connection idle
+        for longer than IDLE_RECONNECT_SECONDS is replaced before use: the server closes
+        idle keep-alive connections (uvicorn after 5 s), and a request sent just then fails.
+        """
+        now = time.monotonic()
+        if now - self.last_used > self.IDLE_RECONNECT_SECONDS:
+            self.conn.close()  # http.client connects again on the next request
+        self.last_used = now
+        payload = None if body is None else json.dumps(body).encode()
+        self.conn.request(method, "/api/v1/" + path, body=payload, headers=self.headers)
+        response = self.conn.getresponse()
+        data = response.read()
+        self.last_used = time.monotonic()
+        if response.status == 204:
+            return None
+        if response.status != 200:
+            raise RuntimeError(f"{method} {path}: HTTP {response.status}: {data[:300]!r}")
+        if response.will_close:  # the server closed the connection: reconnect next time
+            self.conn.close()
+        return json.loads(data)
+
+    def claim_job(self, server: str) -> dict[str, Any] | None:
+        """POST /jobs/claim, as Client.claim_job."""
+        job: dict[str, Any] | None = self.call("POST", "jobs/claim", {"server": server})
+        return job
+
+    def complete_job(self, job_id: int, *, server: str, fencing_token: int) -> dict[str, Any]:
+        """POST /jobs/{id}/complete, as Client.complete_job (status succeeded, exit code 0)."""
+        body = {
+            "status": "succeeded",
+            "exit_code": 0,
+            "duration": None,
+            "reason": None,
+            "server": server,
+            "fencing_token": fencing_token,
+        }
+        job: dict[str, Any] = self.call("POST", f"jobs/{job_id}/complete", body)
+        if job["id"] != job_id or job["status"] != "succeeded":
+            raise RuntimeError(f"complete of job {job_id} answered {job}")
+        return job
+
+    def health(self) -> None:
+        """GET /health."""
+        self.call("GET", "health")
+
+    def close(self) -> None:
+        """Close the connection."""
+        self.conn.close()
+
+
+def _raw_client(base_url: str, token: str) -> RawClient:
+    client = _RAW_CLIENTS.get((base_url, token))
+    if client is None:
+        client = _RAW_CLIENTS[(base_url, token)] = RawClient(base_url, token)
     return client
 
 
@@ -267,43 +351,75 @@ def task_store(
 
 
 def task_http_jobs(
-    base_url: str, token: str, server: str, limit: int, seconds: float, start_at: float
+    base_url: str,
+    token: str,
+    server: str,
+    limit: int,
+    seconds: float,
+    start_at: float,
+    client_kind: str = "raw",
 ) -> dict[str, Any]:
     """Claim and complete over HTTP as an agent does, until the queue is empty."""
-    client = _client(base_url, token)
-    started = _wait_until(start_at)
-    deadline = started + seconds
+    started_at = start_at
     count = 0
     drained = False
-    for _ in range(limit):
-        if time.time() >= deadline:
-            break
-        job = client.claim_job(server)
-        if job is None:
-            drained = True
-            break
-        client.complete_job(
-            job.id,
-            status="succeeded",
-            exit_code=0,
-            server=server,
-            fencing_token=job.fencing_token,
-        )
-        count += 1
+    if client_kind == "httpx":
+        client = _client(base_url, token)
+        started = _wait_until(started_at)
+        deadline = started + seconds
+        for _ in range(limit):
+            if time.time() >= deadline:
+                break
+            job = client.claim_job(server)
+            if job is None:
+                drained = True
+                break
+            client.complete_job(
+                job.id,
+                status="succeeded",
+                exit_code=0,
+                server=server,
+                fencing_token=job.fencing_token,
+            )
+            count += 1
+    else:
+        raw = _raw_client(base_url, token)
+        started = _wait_until(started_at)
+        deadline = started + seconds
+        for _ in range(limit):
+            if time.time() >= deadline:
+                break
+            claimed = raw.claim_job(server)
+            if claimed is None:
+                drained = True
+                break
+            raw.complete_job(claimed["id"], server=server, fencing_token=claimed["fencing_token"])
+            count += 1
     return {"count": count, "start": started, "end": time.time(), "drained": drained}
 
 
 def task_http_health(
-    base_url: str, token: str, seconds: float, limit: int, start_at: float
+    base_url: str,
+    token: str,
+    seconds: float,
+    limit: int,
+    start_at: float,
+    client_kind: str = "raw",
 ) -> dict[str, Any]:
     """GET /api/v1/health in a loop for a fixed time: the empty-endpoint baseline."""
-    client = _client(base_url, token)
+    if client_kind == "httpx":
+        session = _client(base_url, token).http
+
+        def request() -> None:
+            session.get("health").raise_for_status()
+
+    else:
+        request = _raw_client(base_url, token).health
     started = _wait_until(start_at)
     deadline = started + seconds
     count = 0
     for _ in range(limit):
-        response = client.http.get("health")
-        response.raise_for_status()
+        request()
         count += 1
         if time.time() >= deadline:
             break
@@ -320,6 +436,9 @@ def task_close_all() -> None:
         pg.close()
     for client in _CLIENTS.values():
         client.close()
+    for raw in _RAW_CLIENTS.values():
+        raw.close()
+    _RAW_CLIENTS.clear()
     _STORES.clear()
     _SQLITE.clear()
     _PSYCOPG.clear()
@@ -561,10 +680,11 @@ def postgres_server(explicit: str | None, stack: ExitStack) -> Iterator[tuple[st
     if helper is not None:
         try:
             server = stack.enter_context(helper.postgres_server({}))
-            yield server.url, "throwaway cluster (tests/postgres_cluster.py)"
-            return
         except Exception as exc:
             log(f"(throwaway PostgreSQL cluster unavailable: {exc}; trying {MACHINE_PG_URL})")
+        else:  # the benchmark's own failures propagate: they are not the cluster's
+            yield server.url, "throwaway cluster (tests/postgres_cluster.py)"
+            return
     _check_pg(MACHINE_PG_URL)
     yield MACHINE_PG_URL, "the machine's server"
 
@@ -900,6 +1020,7 @@ def run_http(
     home: Path,
     *,
     plain: bool,
+    client_kind: str,
 ) -> dict[str, Any]:
     """jobs/s claimed and completed over HTTP, and health requests/s, with 1, 2, 4 clients.
 
@@ -923,7 +1044,10 @@ def run_http(
             # A few jobs through the API itself; the rounds' jobs go straight into the table.
             for index in range(10):
                 operator.submit_job("main", f"{index:07x}", priority=1 + index % 10)
-        calls = [{"base_url": base_url, "token": token, "server": name} for name, token in agents]
+        calls = [
+            {"base_url": base_url, "token": token, "server": name, "client_kind": client_kind}
+            for name, token in agents
+        ]
         estimate = queue.measure(
             workers,
             "http_jobs",
@@ -934,7 +1058,12 @@ def run_http(
         ).rate  # warm-up: connections, the API's own jobs
         for clients in CLAIMERS:
             per_worker = [
-                {"base_url": base_url, "token": token, "seconds": sizes.round_seconds}
+                {
+                    "base_url": base_url,
+                    "token": token,
+                    "seconds": sizes.round_seconds,
+                    "client_kind": client_kind,
+                }
                 for _, token in agents[:clients]
             ]
             cpu_before = _cpu_seconds(pid)
@@ -972,6 +1101,7 @@ def run_http(
         workers.broadcast("close_all")
     return {
         "stack": variant,
+        "client": client_kind,
         "health_requests_per_s": health,
         "jobs_per_s": rates,
         "jobs_done": counts,
@@ -1141,7 +1271,13 @@ def run_latency(backend: Backend, sizes: Sizes, rng: random.Random) -> dict[str,
 
 
 def run_backend(
-    backend: Backend, workers: Workers, sizes: Sizes, seed: int, *, skip_http: bool
+    backend: Backend,
+    workers: Workers,
+    sizes: Sizes,
+    seed: int,
+    *,
+    skip_http: bool,
+    client_kind: str = "raw",
 ) -> dict[str, Any]:
     """Every part of the benchmark on one backend."""
     rng = random.Random(seed)
@@ -1165,7 +1301,17 @@ def run_backend(
                 if _has_module("uvloop") or _has_module("httptools"):
                     stacks.append(True)
                 for plain in stacks:
-                    figures = run_http(backend, url, store, workers, sizes, rng, home, plain=plain)
+                    figures = run_http(
+                        backend,
+                        url,
+                        store,
+                        workers,
+                        sizes,
+                        rng,
+                        home,
+                        plain=plain,
+                        client_kind=client_kind,
+                    )
                     http["plain" if plain else "default"] = figures
                 result["http"] = http
         finally:
@@ -1214,7 +1360,10 @@ def _ratios(ratios: dict[str, float]) -> str:
 
 def report_lines(result: dict[str, Any]) -> list[str]:
     """The human-readable summary."""
-    lines = [f"queue benchmark ({'quick' if result['quick'] else 'full'} run)"]
+    lines = [
+        f"queue benchmark ({'quick' if result['quick'] else 'full'} run; "
+        f"HTTP client: {result.get('http_client', 'raw')})"
+    ]
     for name in ("sqlite", "postgresql"):
         figures = result.get(name)
         if figures is None:
@@ -1230,7 +1379,7 @@ def report_lines(result: dict[str, Any]) -> list[str]:
             f"(ratio to bare {_ratios(figures['store_ratio_to_baseline'])}; "
             f"target >={verdicts['store_target']:,.0f}: {mark})"
         )
-        for key, http in figures.get("http", {}).items():
+        for key, stack in figures.get("http", {}).items():
             judged = key == "default"
             verdict = ""
             if judged:
@@ -1238,17 +1387,17 @@ def report_lines(result: dict[str, Any]) -> list[str]:
                     f"; target >={verdicts['http_target']:,.0f}: "
                     f"{'PASS' if verdicts['http_pass'] else 'MISS'}"
                 )
-            health = _fmt(http["health_requests_per_s"])
-            lines.append(f"{name} HTTP {http['stack']:<17} health req/s {health}")
+            health = _fmt(stack["health_requests_per_s"])
+            lines.append(f"{name} HTTP {stack['stack']:<17} health req/s {health}")
             lines.append(
-                f"{name} HTTP {http['stack']:<17} jobs/s       {_fmt(http['jobs_per_s'])}  "
-                f"(ratio to health {_ratios(http['ratio_to_health'])}{verdict})"
+                f"{name} HTTP {stack['stack']:<17} jobs/s       {_fmt(stack['jobs_per_s'])}  "
+                f"(ratio to health {_ratios(stack['ratio_to_health'])}{verdict})"
             )
-            if http.get("server_cpu_ms_per_job"):
+            if stack.get("server_cpu_ms_per_job"):
                 lines.append(
-                    f"{name} HTTP {http['stack']:<17} server CPU ms per health request "
-                    f"{_ratios(http['server_cpu_ms_per_health_request'])}, per job "
-                    f"{_ratios(http['server_cpu_ms_per_job'])}"
+                    f"{name} HTTP {stack['stack']:<17} server CPU ms per health request "
+                    f"{_ratios(stack['server_cpu_ms_per_health_request'])}, per job "
+                    f"{_ratios(stack['server_cpu_ms_per_job'])}"
                 )
         latency = figures["latency"]
         for phase in ("before_analyze", "after_analyze"):
@@ -1313,6 +1462,13 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         "--pg-url", default=os.environ.get("BUILDCOORD_BENCH_PG_URL"), help="PostgreSQL server"
     )
     parser.add_argument("--skip-http", action="store_true", help="leave out the HTTP part")
+    parser.add_argument(
+        "--http-client",
+        choices=("raw", "httpx"),
+        default="raw",
+        help="HTTP client of the request loops: raw (http.client keep-alive, default) or httpx"
+        " (buildcoord.client.Client, as the agent uses)",
+    )
     parser.add_argument("--seed", type=int, default=20240601, help="random seed")
     return parser.parse_args(argv)
 
@@ -1322,7 +1478,11 @@ def main(argv: list[str] | None = None) -> int:
     sizes = QUICK if args.quick else FULL
     names = ["sqlite", "postgresql"] if args.backend == "both" else [args.backend]
     began = time.monotonic()
-    result: dict[str, Any] = {"quick": args.quick, "sizes": sizes.__dict__}
+    result: dict[str, Any] = {
+        "quick": args.quick,
+        "sizes": sizes.__dict__,
+        "http_client": args.http_client,
+    }
     workdir = Path(tempfile.mkdtemp(prefix="buildcoord-bench-"))
     failed = False
     with ExitStack() as stack:
@@ -1345,7 +1505,14 @@ def main(argv: list[str] | None = None) -> int:
             if name == "postgresql" and pg_server is None:
                 continue
             backend = Backend(name, workdir, pg_server)
-            figures = run_backend(backend, workers, sizes, args.seed, skip_http=args.skip_http)
+            figures = run_backend(
+                backend,
+                workers,
+                sizes,
+                args.seed,
+                skip_http=args.skip_http,
+                client_kind=args.http_client,
+            )
             add_verdicts(name, figures)
             result[name] = figures
     result["seconds"] = round(time.monotonic() - began, 1)

@@ -8,6 +8,7 @@ PostgreSQL connection the server has closed (there is no pool_pre_ping any more)
 from __future__ import annotations
 
 import secrets
+import threading
 import time
 from collections.abc import Callable, Iterator
 from contextlib import ExitStack
@@ -25,6 +26,7 @@ from buildcoord.clock import FakeClock
 from buildcoord.config import Settings
 from buildcoord.errors import Conflict, NotFound
 from buildcoord.models import Principal
+from buildcoord.services import maintenance
 from buildcoord.services.coordinator import Coordinator
 from buildcoord.store import Store
 from buildcoord.store.engine import read_transaction, write_transaction
@@ -314,3 +316,50 @@ def test_a_connection_lost_unseen_fails_one_call_as_database_unavailable_then_is
         assert _backend_pid(store) != old
     finally:
         store.close()
+
+
+# -- SQLite WAL checkpoints off the request path ------------------------------------------------
+
+
+def test_the_wal_checkpoint_copies_committed_pages_on_sqlite_and_is_a_no_op_on_postgresql(
+    store: Store, coordinator: Coordinator, register_server: Callable[..., Principal]
+) -> None:
+    agent = register_server("build1")
+    for number in range(20):
+        coordinator.queue.submit("main", f"{number:07x}", by=Principal("operator", "admin"))
+    job = coordinator.queue.claim_next("build1", by=agent)
+    assert job is not None
+
+    result = store.checkpoint()
+
+    if store.engine.dialect.name != "sqlite":
+        assert result is None
+        return
+    assert result is not None
+    pages, copied = result
+    assert pages > 0
+    assert copied == pages  # no reader held any of them back
+    with store.engine.connect() as conn:
+        autocheckpoint = conn.exec_driver_sql("PRAGMA wal_autocheckpoint").scalar()
+    assert autocheckpoint == engine_module.SQLITE_AUTOCHECKPOINT_PAGES
+    # The checkpointed database still answers as before.
+    assert coordinator.queue.get(job.id, by=agent).status == "running"
+
+
+def test_the_maintenance_loop_checkpoints_after_each_pass_and_survives_a_failure(
+    store: Store, coordinator: Coordinator, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    stop = threading.Event()
+    calls: list[int] = []
+
+    def checkpoint() -> None:
+        calls.append(1)
+        if len(calls) == 1:
+            raise OperationalError("PRAGMA wal_checkpoint", None, Exception("disk I/O error"))
+        if len(calls) >= 3:
+            stop.set()
+
+    monkeypatch.setattr(store, "checkpoint", checkpoint)
+    maintenance.run_until(coordinator, stop, 0.01)
+
+    assert len(calls) == 3

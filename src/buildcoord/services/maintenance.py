@@ -65,6 +65,8 @@ def run_until(coordinator: Coordinator, stop: threading.Event, interval: float) 
     """Run step() every interval seconds until stop is set; a failing pass is logged, not fatal.
 
     Each tick also starts the branch watch's pass when it is due (see branch_watch.py).
+    After each pass, an SQLite database's WAL is checkpointed here, in this thread, so that
+    requests' commits seldom reach the automatic checkpoint and its stall.
     """
     while not stop.is_set():
         try:
@@ -76,5 +78,9 @@ def run_until(coordinator: Coordinator, stop: threading.Event, interval: float) 
             coordinator.branch_watch.start_if_due()
         except Exception:
             log.exception("maintenance pass failed; retrying in %.1f s", interval)
+        try:
+            coordinator.store.checkpoint()
+        except Exception:
+            log.exception("WAL checkpoint failed; retrying in %.1f s", interval)
         stop.wait(interval)
     coordinator.branch_watch.wait(timeout=5.0)

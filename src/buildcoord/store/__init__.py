@@ -7,7 +7,7 @@ from sqlalchemy import Engine
 from buildcoord.store.artifacts import ArtifactSetStore, ArtifactStore
 from buildcoord.store.branches import BranchStore
 from buildcoord.store.comparisons import ComparisonStore
-from buildcoord.store.engine import make_engine
+from buildcoord.store.engine import checkpoint_wal, make_engine
 from buildcoord.store.events import EventStore
 from buildcoord.store.history import HistoryStore
 from buildcoord.store.jobs import JobStore
@@ -52,6 +52,10 @@ class Store:
         if migrate:
             upgrade(engine)
         return cls(engine)
+
+    def checkpoint(self) -> tuple[int, int] | None:
+        """Checkpoint an SQLite WAL without waiting (see engine.checkpoint_wal); else None."""
+        return checkpoint_wal(self.engine)
 
     def close(self) -> None:
         """Release every pooled connection."""
