@@ -216,3 +216,17 @@ def test_bad_cleanup_input_is_refused(
         coordinator.artifacts.pin(999, True, by=operator)
     with pytest.raises(NotFound):
         coordinator.rollback.show("build-success-none", by=operator)
+
+
+def test_many_successes_within_seconds_each_get_a_tag_in_the_documented_format(
+    coordinator: Coordinator, operator: Principal, build: Build, clock: FakeClock
+) -> None:
+    jobs = []
+    for _ in range(5):
+        jobs.append(build())
+        clock.advance(-1)  # every build finishes within the same second
+    tags = [g.tag for g in coordinator.rollback.list_builds("main", limit=10, by=operator)]
+    assert len(set(tags)) == 5
+    assert all(
+        tag is not None and len(tag) == len("build-success-main-20261126T000000Z") for tag in tags
+    )

@@ -34,8 +34,10 @@ class BuildOutcomes:
         count = 0
         if artifact_root is not None:
             count = self.artifacts.record(job, artifact_root).file_count
-        if job.status == "succeeded" and self.store.branches.find_branch(job.branch) is not None:
-            self.rollback.record_success(job, count)
+        if job.status == "succeeded":
+            branch = self.store.branches.find_branch(job.branch)
+            if branch is not None:
+                self.rollback.record_success(job, count, branch)
         if artifact_root is not None:
             self.artifacts.apply_retention(job)
             if job.status == "succeeded":

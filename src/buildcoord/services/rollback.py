@@ -12,18 +12,21 @@ from datetime import UTC, datetime, timedelta
 
 from buildcoord.clock import Clock
 from buildcoord.errors import InvalidInput, NotFound
-from buildcoord.models import SYSTEM, AgentOrder, GoodBuild, Job, Principal
+from buildcoord.models import SYSTEM, AgentOrder, Branch, GoodBuild, Job, Principal
 from buildcoord.services.authority import require_operator, require_reader
 from buildcoord.services.orders import OrderService
 from buildcoord.store import Store
 
 TAG_PREFIX = "build-success-"
+STAMP_FORMAT = "%Y%m%dT%H%M%SZ"
+STAMP_EXAMPLE = "20261126T000000Z"
+LAST_STAMP = "99999999T999999Z"
 MAX_KEEP = 10_000
 
 
 def tag_name(branch: str, moment: datetime) -> str:
     """``build-success-<branch, / → ->-<YYYYMMDDTHHMMSSZ>``."""
-    stamp = moment.astimezone(UTC).strftime("%Y%m%dT%H%M%SZ")
+    stamp = moment.astimezone(UTC).strftime(STAMP_FORMAT)
     return f"{TAG_PREFIX}{branch.replace('/', '-')}-{stamp}"
 
 
@@ -61,10 +64,13 @@ class RollbackService:
         orders.handlers["tag.create"] = self._tagged
         orders.handlers["tags.delete"] = self._tags_deleted
 
-    def record_success(self, job: Job, artifact_count: int) -> GoodBuild:
+    def record_success(
+        self, job: Job, artifact_count: int, branch: Branch | None = None
+    ) -> GoodBuild:
         """Register a successful build; order its tag when the branch wants one."""
         finished = job.finished_at or self.clock.now()
-        branch = self.store.branches.find_branch(job.branch)
+        if branch is None:
+            branch = self.store.branches.find_branch(job.branch)
         want_tag = branch is not None and branch.tag_on_success and job.server is not None
         tag = self._free_tag(job.branch, finished) if want_tag else None
         message = tag_message(job, artifact_count) if tag else None
@@ -97,13 +103,14 @@ class RollbackService:
 
     def _free_tag(self, branch: str, moment: datetime) -> str:
         # Two successes of a branch in one second must not collide (the seed's tag failed):
-        # the later one takes the next free second, keeping the documented name format.
-        candidates = [tag_name(branch, moment + timedelta(seconds=step)) for step in range(120)]
-        taken = self.store.rollback.tags_taken(candidates)
-        for candidate in candidates:
-            if candidate not in taken:
-                return candidate
-        raise InvalidInput(f"no free tag name for branch {branch} around {moment.isoformat()}")
+        # a later one takes the second after the branch's newest tag, keeping the format.
+        first = tag_name(branch, moment)
+        prefix = first[: -len(STAMP_EXAMPLE)]
+        newest = self.store.rollback.newest_tag_between(first, prefix + LAST_STAMP)
+        if newest is None:
+            return first
+        stamp = datetime.strptime(newest[len(prefix) :], STAMP_FORMAT).replace(tzinfo=UTC)
+        return tag_name(branch, stamp + timedelta(seconds=1))
 
     def list_builds(
         self, branch: str | None = None, *, limit: int = 20, by: Principal

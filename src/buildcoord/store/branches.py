@@ -7,19 +7,26 @@ threads, or two coordinators on one PostgreSQL) never both act on the same obser
 
 from __future__ import annotations
 
+from types import SimpleNamespace
 from typing import Any
 
 from sqlalchemy import Engine, Row, delete, insert, select, update
 
 from buildcoord.errors import Conflict, NotFound
 from buildcoord.models import Branch
-from buildcoord.store.engine import read_transaction, write_transaction
+from buildcoord.store.engine import driver_read, read_transaction, sql, write_transaction
 from buildcoord.store.events import append_event
 from buildcoord.store.schema import branches
 from buildcoord.store.timestamps import from_epoch, from_epoch_or_none
 
+# The one-branch read every finished job and every agent claim makes: prebuilt, on the driver.
+_COLUMNS = [column.name for column in branches.c]
+_FIND = sql(
+    "SELECT " + ", ".join(f'"{name}"' for name in _COLUMNS) + " FROM branches WHERE name = ?"
+)
 
-def branch_from_row(row: Row[Any]) -> Branch:
+
+def branch_from_row(row: Row[Any] | SimpleNamespace) -> Branch:
     """Build a Branch from a row of the branches table."""
     return Branch(
         name=row.name,
@@ -124,9 +131,13 @@ class BranchStore:
 
     def find_branch(self, name: str) -> Branch | None:
         """Return one branch or None."""
-        with read_transaction(self.engine) as conn:
-            row = conn.execute(select(branches).where(branches.c.name == name)).one_or_none()
-        return None if row is None else branch_from_row(row)
+        with driver_read(self.engine) as db:
+            row = db.run(_FIND, (name,)).fetchone()
+        return (
+            None
+            if row is None
+            else branch_from_row(SimpleNamespace(**dict(zip(_COLUMNS, row, strict=True))))
+        )
 
     def list_branches(self) -> list[Branch]:
         """Return every branch by name."""

@@ -324,6 +324,23 @@ def driver_transaction(engine: Engine) -> Iterator[Driver]:
         with write_transaction(engine) as conn:
             yield Driver.on(conn)
         return
+    with _driver(engine, write=True) as driver:
+        yield driver
+
+
+@contextmanager
+def driver_read(engine: Engine) -> Iterator[Driver]:
+    """Run prebuilt reads on one pooled connection (no write lock; ended by a rollback)."""
+    if _instrumented(engine):
+        with read_transaction(engine) as conn:
+            yield Driver.on(conn)
+        return
+    with _driver(engine, write=False) as driver:
+        yield driver
+
+
+@contextmanager
+def _driver(engine: Engine, *, write: bool) -> Iterator[Driver]:
     dbapi_error = engine.dialect.loaded_dbapi.Error
     try:
         pooled = engine.raw_connection()
@@ -335,11 +352,14 @@ def driver_transaction(engine: Engine) -> Iterator[Driver]:
         cursor = raw.cursor()
         driver = Driver(engine, cursor, None)
         try:
-            if engine.dialect.name == "sqlite":  # psycopg sends BEGIN before the first statement
+            if write and engine.dialect.name == "sqlite":  # psycopg sends BEGIN by itself
                 driver.run(_BEGIN_IMMEDIATE)
             yield driver
             try:
-                raw.commit()
+                if write:
+                    raw.commit()
+                else:
+                    raw.rollback()
             except dbapi_error as error:
                 lost = _lost(engine, error, cursor)
                 raise _wrapped(engine, error, "COMMIT", None, lost=lost) from error

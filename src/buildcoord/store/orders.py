@@ -3,16 +3,21 @@
 from __future__ import annotations
 
 import json
-from typing import Any
+from typing import Any, cast
 
-from sqlalchemy import Engine, Row, insert, select, update
+from sqlalchemy import Engine, Row, select, update
 
 from buildcoord.errors import Conflict, NotFound
-from buildcoord.models import AgentOrder
-from buildcoord.store.engine import read_transaction, write_transaction
-from buildcoord.store.events import append_event
+from buildcoord.models import AgentOrder, OrderKind
+from buildcoord.store.engine import driver_transaction, read_transaction, sql, write_transaction
+from buildcoord.store.events import append_event, record_event
 from buildcoord.store.schema import agent_orders
 from buildcoord.store.timestamps import from_epoch, from_epoch_or_none
+
+_CREATE = sql(
+    "INSERT INTO agent_orders (server, kind, params, status, created_at)"
+    " VALUES (?, ?, ?, 'pending', ?) RETURNING id"
+)
 
 
 def order_from_row(row: Row[Any]) -> AgentOrder:
@@ -39,28 +44,29 @@ class OrderStore:
     def create(
         self, server: str, kind: str, params: dict[str, Any], *, now: float, actor: str
     ) -> AgentOrder:
-        """Queue an order for one agent."""
-        with write_transaction(self.engine) as conn:
-            row = conn.execute(
-                insert(agent_orders)
-                .values(
-                    server=server,
-                    kind=kind,
-                    params=json.dumps(params, sort_keys=True),
-                    status="pending",
-                    created_at=now,
-                )
-                .returning(*agent_orders.c)
-            ).one()
-            append_event(
-                conn,
+        """Queue an order for one agent (prebuilt: every successful build makes one)."""
+        with driver_transaction(self.engine) as db:
+            text = json.dumps(params, sort_keys=True)
+            order_id = int(db.run(_CREATE, (server, kind, text, now)).fetchone()[0])
+            record_event(
+                db,
                 at=now,
                 actor=actor,
                 kind="order.created",
                 subject=f"server:{server}",
-                after={"order": row.id, "kind": kind},
+                after={"order": order_id, "kind": kind},
             )
-            return order_from_row(row)
+        return AgentOrder(
+            id=order_id,
+            server=server,
+            kind=cast(OrderKind, kind),
+            params=json.loads(text),
+            status="pending",
+            created_at=from_epoch(now),
+            finished_at=None,
+            result=None,
+            error=None,
+        )
 
     def get(self, order_id: int) -> AgentOrder:
         """One order, or NotFound."""

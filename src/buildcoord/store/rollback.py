@@ -4,16 +4,29 @@ from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy import Engine, Row, insert, select, update
+from sqlalchemy import Engine, Row, select, update
+from sqlalchemy.exc import IntegrityError
 
 from buildcoord.errors import Conflict, NotFound
-from buildcoord.models import GoodBuild
-from buildcoord.store.engine import read_transaction, write_transaction
-from buildcoord.store.events import append_event
+from buildcoord.models import GoodBuild, TagState
+from buildcoord.store.engine import (
+    driver_read,
+    driver_transaction,
+    read_transaction,
+    sql,
+    write_transaction,
+)
+from buildcoord.store.events import append_event, record_event
 from buildcoord.store.schema import good_builds
 from buildcoord.store.timestamps import from_epoch, from_epoch_or_none
 
 LIVE = ("none", "pending", "written", "failed")
+
+_NEWEST_TAG = sql("SELECT MAX(tag) FROM good_builds WHERE tag BETWEEN ? AND ?")
+_INSERT_GOOD = sql(
+    'INSERT INTO good_builds (job_id, branch, "commit", server, artifact_count,'
+    " succeeded_at, tag, tag_state, tag_message, pushed) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+)
 
 
 def good_build_from_row(row: Row[Any]) -> GoodBuild:
@@ -53,52 +66,47 @@ class RollbackStore:
         tag_message: str | None,
         actor: str,
     ) -> GoodBuild:
-        """Register a successful build; its tag (if any) is pending until an agent writes it."""
-        with write_transaction(self.engine) as conn:
-            if conn.execute(
-                select(good_builds.c.job_id).where(good_builds.c.job_id == job_id)
-            ).first():
-                raise Conflict(f"job {job_id} is already in the rollback registry")
-            if (
-                tag is not None
-                and conn.execute(
-                    select(good_builds.c.job_id).where(good_builds.c.tag == tag)
-                ).first()
-            ):
-                raise Conflict(f"tag {tag} is already taken")
-            row = conn.execute(
-                insert(good_builds)
-                .values(
-                    job_id=job_id,
-                    branch=branch,
-                    commit=commit,
-                    server=server,
-                    artifact_count=artifact_count,
-                    succeeded_at=succeeded_at,
-                    tag=tag,
-                    tag_state="none" if tag is None else "pending",
-                    tag_message=tag_message,
-                    tag_error=None,
-                    pushed=False,
-                    tagged_at=None,
-                )
-                .returning(*good_builds.c)
-            ).one()
-            append_event(
-                conn,
-                at=succeeded_at,
-                actor=actor,
-                kind="rollback.recorded",
-                subject=f"branch:{branch}",
-                after={"job": job_id, "commit": commit, "tag": tag},
-            )
-            return good_build_from_row(row)
+        """Register a successful build; its tag (if any) is pending until an agent writes it.
 
-    def tags_taken(self, candidates: list[str]) -> set[str]:
-        """Which of these tag names the registry already holds."""
-        with read_transaction(self.engine) as conn:
-            rows = conn.execute(select(good_builds.c.tag).where(good_builds.c.tag.in_(candidates)))
-            return {row.tag for row in rows}
+        One prebuilt insert and its event: every successful build pays for this.
+        """
+        state: TagState = "none" if tag is None else "pending"
+        values = (job_id, branch, commit, server, artifact_count, succeeded_at, tag, state)
+        try:
+            with driver_transaction(self.engine) as db:
+                db.run(_INSERT_GOOD, (*values, tag_message, False))
+                record_event(
+                    db,
+                    at=succeeded_at,
+                    actor=actor,
+                    kind="rollback.recorded",
+                    subject=f"branch:{branch}",
+                    after={"job": job_id, "commit": commit, "tag": tag},
+                )
+        except IntegrityError as exc:
+            raise Conflict(
+                f"job {job_id} or tag {tag} is already in the rollback registry"
+            ) from exc
+        return GoodBuild(
+            job_id=job_id,
+            branch=branch,
+            commit=commit,
+            server=server,
+            artifact_count=artifact_count,
+            succeeded_at=from_epoch(succeeded_at),
+            tag=tag,
+            tag_state=state,
+            tag_message=tag_message,
+            tag_error=None,
+            pushed=False,
+            tagged_at=None,
+        )
+
+    def newest_tag_between(self, first: str, last: str) -> str | None:
+        """The greatest tag name in [first, last] the registry holds, if any."""
+        with driver_read(self.engine) as db:
+            row = db.run(_NEWEST_TAG, (first, last)).fetchone()
+        return None if row is None else row[0]
 
     def tag_outcome(
         self, job_id: int, *, written: bool, pushed: bool, error: str | None, now: float, actor: str
