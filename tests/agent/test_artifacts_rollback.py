@@ -11,7 +11,7 @@ from buildcoord.agent.agent import Agent
 from buildcoord.client import Client
 from buildcoord.errors import NotFound
 
-from .conftest import MakeAgent, SourceRepo
+from .conftest import MakeAgent, SourceRepo, wait_for
 
 pytestmark = pytest.mark.timeout(120)
 
@@ -221,3 +221,21 @@ def test_a_tag_that_cannot_be_written_is_recorded_failed_with_gits_reason(
     assert good.tag_state == "failed"
     assert good.tag_error
     assert operator.good_builds("main")[0].tag_state == "failed"
+
+
+def test_a_running_agent_carries_out_its_orders_when_its_session_announces_them(
+    operator: Client, make_agent: MakeAgent, source: SourceRepo
+) -> None:
+    operator.add_branch("main", repo=source.url, command=PACKAGE)
+    agent = make_agent()
+    agent.start()  # session and order thread: the thread polls only every 30 s by itself
+    job = operator.submit_job("main")
+    assert agent.step() is True
+
+    good = wait_for(
+        lambda: (g := operator.last_good("main")).tag_state == "written" and g,
+        timeout=10,
+        what="the tag written through the session's orders event",
+    )
+    assert good.job_id == job.id
+    assert tags_of(source.path) == [good.tag]

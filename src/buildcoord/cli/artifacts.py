@@ -34,7 +34,8 @@ _SERVER_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
 
 @click.group("artifacts")
 def artifacts() -> None:
-    """Build artifacts: manifests of checksums, verification, export."""
+    """Build artifacts: manifests, verification and export (local); the builds kept on the
+    agents, pins and cleanup (coordinator)."""
 
 
 def write_atomically(path: Path, text: str) -> None:
