@@ -18,6 +18,7 @@ class Settings:
     db: str = ""
     host: str = "127.0.0.1"
     port: int = 8765
+    workers: int = 1
     admin_token: str = ""
     heartbeat_interval_seconds: float = 5.0
     stale_after_missed_heartbeats: int = 3
@@ -49,6 +50,7 @@ SECTIONS = {
     "db": "store",
     "host": "server",
     "port": "server",
+    "workers": "server",
     "admin_token": "server",
     "heartbeat_interval_seconds": "monitor",
     "stale_after_missed_heartbeats": "monitor",

@@ -24,7 +24,7 @@ BACKOFF_SECONDS = (1.0, 2.0, 4.0, 8.0, 16.0, 30.0)
 HEALTHY_RUN_SECONDS = 60.0
 
 
-def _parent_death_setter(signum: int) -> Callable[[], None] | None:
+def parent_death_setter(signum: int) -> Callable[[], None] | None:
     """A preexec function asking the kernel to send signum when the parent dies (Linux)."""
     try:
         prctl = ctypes.CDLL(None, use_errno=True).prctl
@@ -120,7 +120,7 @@ class Child:
                 process_group=0,
                 # Safe here: up starts children from its main thread and runs no other
                 # threads (the Rich view refreshes on demand); the function calls prctl only.
-                preexec_fn=_parent_death_setter(self.spec.death_signal),
+                preexec_fn=parent_death_setter(self.spec.death_signal),
             )
         self.started_at = self.clock()
         self.restart_at = None

@@ -4,6 +4,12 @@ from __future__ import annotations
 
 import logging
 import os
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
 from dataclasses import replace
 from pathlib import Path
 
@@ -11,6 +17,7 @@ import click
 
 from buildcoord.cli.context import get_context
 from buildcoord.config import Settings, load_settings
+from buildcoord.fleet import exit_text, parent_death_setter
 from buildcoord.services.coordinator import Coordinator
 from buildcoord.services.tokens import new_secret
 from buildcoord.store import Store
@@ -41,26 +48,71 @@ def ensure_admin_token(settings: Settings) -> tuple[str, str]:
 @click.option("--db", "url", help="Database URL (env BUILDCOORD_DB; default: embedded SQLite).")
 @click.option("--host", help="Address to listen on (default 127.0.0.1).")
 @click.option("--port", type=int, help="Port (default 8765).")
+@click.option(
+    "--workers",
+    type=click.IntRange(1, 64),
+    help="Coordinator processes sharing the port (default 1; setting 'workers').",
+)
 @click.option("--log-level", default="info", show_default=True)
-def serve(url: str | None, host: str | None, port: int | None, log_level: str) -> None:
-    """Run the coordinator: HTTP API under /api/v1 plus maintenance every second."""
-    import uvicorn
+@click.option("--worker-fd", type=int, hidden=True)
+def serve(
+    url: str | None,
+    host: str | None,
+    port: int | None,
+    workers: int | None,
+    log_level: str,
+    worker_fd: int | None,
+) -> None:
+    """Run the coordinator: HTTP API under /api/v1 plus maintenance every second.
 
-    from buildcoord.web.app import create_app
-
+    With --workers N, N processes serve the same listening socket and database, each with its
+    own maintenance loop (every statement is a compare-and-set, as with several coordinators
+    on one PostgreSQL); the first process migrates the schema and installs the admin token,
+    then supervises them: a stop signal stops them all, and one dying stops the others.
+    """
     settings = load_settings(
-        config_path=get_context().config, overrides={"db": url, "host": host, "port": port}
+        config_path=get_context().config,
+        overrides={"db": url, "host": host, "port": port, "workers": workers},
     )
     database = settings.db or default_url()
+    logging.basicConfig(level=log_level.upper(), format="%(asctime)s %(name)s %(message)s")
+    if worker_fd is not None:
+        _serve_worker(replace(settings, db=database), log_level, worker_fd)
+        return
     secret, origin = ensure_admin_token(settings)
     settings = replace(settings, db=database, admin_token=secret)
     store = Store.open(database)
     coordinator = Coordinator(store, settings)
     coordinator.start()
-    logging.basicConfig(level=log_level.upper(), format="%(asctime)s %(name)s %(message)s")
     click.echo(f"buildcoord coordinator on http://{settings.host}:{settings.port}", err=True)
     click.echo(f"  database: {store.engine.url.render_as_string(hide_password=True)}", err=True)
     click.echo(f"  admin token from {origin}", err=True)
+    if settings.workers > 1:
+        store.close()
+        click.echo(f"  {settings.workers} worker processes", err=True)
+        code = _serve_workers(settings, log_level)
+        if code:
+            raise SystemExit(code)
+        return
+    try:
+        _run_server(coordinator, log_level, host=settings.host, port=settings.port)
+    finally:
+        store.close()
+
+
+def _run_server(
+    coordinator: Coordinator,
+    log_level: str,
+    *,
+    host: str | None = None,
+    port: int | None = None,
+    sockets: list[socket.socket] | None = None,
+) -> None:
+    """Serve the API (and maintenance) in this process until a stop signal."""
+    import uvicorn
+
+    from buildcoord.web.app import create_app
+
     server: uvicorn.Server | None = None
     app = create_app(
         coordinator,
@@ -69,17 +121,84 @@ def serve(url: str | None, host: str | None, port: int | None, log_level: str) -
     )
     config = uvicorn.Config(
         app,
-        host=settings.host,
-        port=settings.port,
+        host=host or "127.0.0.1",
+        port=port or 8765,
         log_level=log_level,
         # Agent sessions are endless streams: do not wait for them to end on shutdown.
         timeout_graceful_shutdown=2,
     )
     server = uvicorn.Server(config)
+    server.run(sockets=sockets)
+
+
+def _serve_worker(settings: Settings, log_level: str, fd: int) -> None:
+    """One of ``serve --workers N``'s processes: the parent migrated and bound the socket."""
+    listening = socket.socket(fileno=fd)
+    store = Store.open(settings.db, migrate=False)
     try:
-        server.run()
+        _run_server(Coordinator(store, settings), log_level, sockets=[listening])
     finally:
         store.close()
+
+
+def _serve_workers(settings: Settings, log_level: str) -> int:
+    """Run N worker processes on one listening socket until a stop signal; their exit code."""
+    listening = socket.create_server((settings.host, settings.port), backlog=2048)
+    listening.set_inheritable(True)
+    fd = listening.fileno()
+    env = {
+        **os.environ,
+        "BUILDCOORD_DB": settings.db,
+        "BUILDCOORD_ADMIN_TOKEN": settings.admin_token,
+    }
+    config_path = get_context().config
+    argv = [sys.executable, "-m", "buildcoord"]
+    if config_path:
+        argv += ["--config", config_path]
+    argv += ["serve", "--log-level", log_level, "--worker-fd", str(fd)]
+    stop = threading.Event()
+    previous = {
+        signum: signal.signal(signum, lambda *_: stop.set())
+        for signum in (signal.SIGINT, signal.SIGTERM)
+    }
+    children: list[subprocess.Popen[bytes]] = []
+    code = 0
+    try:
+        for _ in range(settings.workers):
+            children.append(
+                subprocess.Popen(
+                    argv,
+                    env=env,
+                    pass_fds=(fd,),
+                    stdin=subprocess.DEVNULL,
+                    preexec_fn=parent_death_setter(signal.SIGTERM),
+                )
+            )
+        while not stop.wait(0.5):
+            gone = [child for child in children if child.poll() is not None]
+            if gone:
+                click.echo(
+                    f"error: worker {gone[0].pid} {exit_text(gone[0].returncode)}; "
+                    "stopping the others",
+                    err=True,
+                )
+                code = 1
+                break
+    finally:
+        for child in children:
+            if child.poll() is None:
+                child.send_signal(signal.SIGTERM)  # by pid: the processes started here
+        deadline = time.monotonic() + 15
+        for child in children:
+            try:
+                child.wait(timeout=max(0.1, deadline - time.monotonic()))
+            except subprocess.TimeoutExpired:
+                child.kill()
+                child.wait(timeout=5)
+        listening.close()
+        for signum, handler in previous.items():
+            signal.signal(signum, handler)
+    return code
 
 
 @click.group("config")
