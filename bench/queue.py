@@ -951,23 +951,46 @@ _PLAIN_SERVE = (
 
 
 def _cpu_seconds(pid: int) -> float | None:
-    """User + system CPU time a process has used so far (Linux /proc), or None elsewhere."""
+    """User + system CPU time a process and its live children (``serve --workers``) have used
+    so far (Linux /proc), or None elsewhere."""
     try:
-        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+        total = 0.0
+        for stat in [Path(f"/proc/{pid}/stat"), *_children_stats(pid)]:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+            total += (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+        return total
     except (OSError, ValueError, IndexError):
         return None
 
 
+def _children_stats(pid: int) -> list[Path]:
+    """/proc/<child>/stat of pid's live children."""
+    found = []
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
+            except OSError:
+                continue
+            if int(fields[1]) == pid:
+                found.append(entry / "stat")
+    return found
+
+
 @contextmanager
-def serve_process(url: str, home: Path, *, plain: bool) -> Iterator[tuple[str, str, int]]:
-    """Start `buildcoord serve` on a free loopback port; yield (base URL, admin token, pid)."""
+def serve_process(
+    url: str, home: Path, *, plain: bool, workers: int = 1
+) -> Iterator[tuple[str, str, int]]:
+    """Start `buildcoord serve [--workers N]` on a free loopback port; yield (base URL, admin
+    token, pid)."""
     port = _free_port()
     admin = "bc_bench_" + secrets.token_hex(16)
     env = {key: value for key, value in os.environ.items() if not key.startswith("BUILDCOORD_")}
     env.update({"BUILDCOORD_ADMIN_TOKEN": admin, "BUILDCOORD_HOME": str(home)})
     args = ["serve", "--db", url, "--host", "127.0.0.1", "--port", str(port)]
     args += ["--log-level", "warning"]
+    if workers > 1:
+        args += ["--workers", str(workers)]
     command = (
         [sys.executable, "-c", _PLAIN_SERVE, *args]
         if plain
@@ -1021,6 +1044,7 @@ def run_http(
     *,
     plain: bool,
     client_kind: str,
+    serve_workers: int = 1,
 ) -> dict[str, Any]:
     """jobs/s claimed and completed over HTTP, and health requests/s, with 1, 2, 4 clients.
 
@@ -1033,8 +1057,12 @@ def run_http(
     health_cpu: dict[str, float] = {}
     job_cpu: dict[str, float] = {}
     variant = "asyncio+h11" if plain else _default_stack()
+    # The plain stack (asyncio + h11) is one process: its workers would start the default one.
+    workers_used = 1 if plain else serve_workers
+    if workers_used > 1:
+        variant += f", {workers_used} workers"
     queue = store_queue(store.engine, rng)
-    with serve_process(url, home, plain=plain) as (base_url, admin, pid):
+    with serve_process(url, home, plain=plain, workers=workers_used) as (base_url, admin, pid):
         tag = secrets.token_hex(3)
         agents: list[tuple[str, str]] = []
         with Client(base_url, admin) as operator:
@@ -1278,6 +1306,7 @@ def run_backend(
     *,
     skip_http: bool,
     client_kind: str = "raw",
+    serve_workers: int = 1,
 ) -> dict[str, Any]:
     """Every part of the benchmark on one backend."""
     rng = random.Random(seed)
@@ -1311,6 +1340,7 @@ def run_backend(
                         home,
                         plain=plain,
                         client_kind=client_kind,
+                        serve_workers=serve_workers,
                     )
                     http["plain" if plain else "default"] = figures
                 result["http"] = http
@@ -1469,6 +1499,12 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         help="HTTP client of the request loops: raw (http.client keep-alive, default) or httpx"
         " (buildcoord.client.Client, as the agent uses)",
     )
+    parser.add_argument(
+        "--serve-workers",
+        type=int,
+        default=1,
+        help="run the HTTP part against `serve --workers N` (default 1)",
+    )
     parser.add_argument("--seed", type=int, default=20240601, help="random seed")
     return parser.parse_args(argv)
 
@@ -1482,6 +1518,7 @@ def main(argv: list[str] | None = None) -> int:
         "quick": args.quick,
         "sizes": sizes.__dict__,
         "http_client": args.http_client,
+        "serve_workers": args.serve_workers,
     }
     workdir = Path(tempfile.mkdtemp(prefix="buildcoord-bench-"))
     failed = False
@@ -1512,6 +1549,7 @@ def main(argv: list[str] | None = None) -> int:
                 args.seed,
                 skip_http=args.skip_http,
                 client_kind=args.http_client,
+                serve_workers=args.serve_workers,
             )
             add_verdicts(name, figures)
             result[name] = figures
