@@ -7,8 +7,10 @@ from datetime import timedelta
 import pytest
 
 from buildcoord.clock import FakeClock
+from buildcoord.config import Settings
 from buildcoord.errors import NotFound
 from buildcoord.models import Metrics, Principal
+from buildcoord.services import prediction as prediction_service
 from buildcoord.services.coordinator import Coordinator
 from buildcoord.store import Store
 
@@ -279,3 +281,26 @@ def test_the_predictor_learns_new_builds_without_reading_history_again(
 
     assert services.prediction.duration("main", by=OPERATOR).p50 == pytest.approx(200)
     assert reads == []
+
+
+def test_a_second_coordinator_learns_the_builds_the_first_recorded(
+    services: Coordinator,
+    store: Store,
+    settings: Settings,
+    clock: FakeClock,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    other = Coordinator(store, settings, clock)  # a second coordinator (or serve worker)
+    for _ in range(3):
+        build(services, clock, "build1", 100)
+    assert other.prediction.duration("main", by=OPERATOR).p50 == pytest.approx(100)
+    monkeypatch.setattr(prediction_service, "SYNC_SECONDS", 0.0)
+    for _ in range(6):
+        build(services, clock, "build1", 200)
+
+    assert other.prediction.duration("main", by=OPERATOR).p50 == pytest.approx(200)
+    # Each build is fed once, whichever process recorded it.
+    for _ in range(2):
+        build(other, clock, "build1", 300)
+    seen = other.prediction.duration("main", by=OPERATOR)
+    assert seen.history == services.prediction.duration("main", by=OPERATOR).history

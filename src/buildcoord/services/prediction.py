@@ -3,7 +3,9 @@
 Every finished attempt that had started is recorded (the queue's ``finished`` hook). One
 ``Predictor`` per coordinator is fed the history once, in the order builds finished (what a
 live coordinator knew when), and then each new record as it is made: a request never replays
-history. The predictor is not thread-safe, so every use holds one lock; a request's
+history. Builds finished through another coordinator (or another ``serve`` worker) on the
+same database are caught up with at most every ``SYNC_SECONDS``, by finish time, each build
+fed once. The predictor is not thread-safe, so every use holds one lock; a request's
 predictions are computed under it in one pass (``_Predictions``), memoised per
 (build key, branch, server).
 """
@@ -13,6 +15,7 @@ from __future__ import annotations
 import logging
 import statistics
 import threading
+import time
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 
@@ -46,6 +49,11 @@ STATS_WINDOW = 100_000
 QUEUE_WINDOW = 1_000
 """Queued jobs (in claim order) a forecast simulates; later ones get no forecast."""
 RUNNING_WINDOW = 1_000
+SYNC_SECONDS = 2.0
+"""How often a request first reads the builds other coordinators recorded meanwhile."""
+SYNC_MARGIN = 120.0
+"""Seconds of finish times read again at each catch-up: a build committed late by another
+process still gets in; ones already fed are recognised by (job, attempt)."""
 
 Predict = Callable[[str, str, str | None], Prediction | None]
 DAY_NAMES = ("Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun")
@@ -77,6 +85,9 @@ class PredictionService:
         self._predictor: Predictor | None = None
         self._loading = False
         self._pending: list[BuildRecord] = []
+        self._seen: dict[tuple[int, int], float] = {}  # fed builds within the sync margin
+        self._high_water = 0.0  # the latest finish time fed
+        self._synced_at = float("-inf")  # monotonic time of the last catch-up
 
     # -- recording ------------------------------------------------------------------------
 
@@ -90,10 +101,33 @@ class PredictionService:
         if record is not None:
             with self._lock:
                 if self._predictor is not None:
-                    self._predictor.observe(_finished(record))
+                    self._feed(self._predictor, record)
                 elif self._loading:  # the load's snapshot may have missed it
                     self._pending.append(record)
         return record
+
+    def _feed(self, predictor: Predictor, record: BuildRecord) -> None:
+        """Observe a build once (call with ``_lock`` held)."""
+        key = (record.job_id, record.attempt)
+        if key in self._seen:
+            return
+        finished = record.finished_at.timestamp()
+        self._seen[key] = finished
+        self._high_water = max(self._high_water, finished)
+        predictor.observe(_finished(record))
+
+    def _catch_up(self, predictor: Predictor) -> None:
+        """Feed the builds other processes recorded since the last look (at most every 2 s)."""
+        now = time.monotonic()
+        if now - self._synced_at < SYNC_SECONDS:
+            return
+        self._synced_at = now
+        records = self.store.history.finished_since(self._high_water - SYNC_MARGIN)
+        with self._lock:
+            for record in records:
+                self._feed(predictor, record)
+            horizon = self._high_water - SYNC_MARGIN
+            self._seen = {key: at for key, at in self._seen.items() if at >= horizon}
 
     def record_all(self, jobs: Iterable[Job]) -> None:
         """Record those of ``jobs`` that finished (lease expiry, lost agents)."""
@@ -108,6 +142,7 @@ class PredictionService:
     def _model(self) -> Predictor:
         """The predictor, fed the recent history once (call with ``_lock`` not held)."""
         if self._predictor is not None:
+            self._catch_up(self._predictor)
             return self._predictor
         with self._load_lock:
             if self._predictor is not None:
@@ -119,11 +154,14 @@ class PredictionService:
                 predictor = Predictor()
                 predictor.observe_all(_finished(record) for record in records)
                 with self._lock:
-                    loaded = {(record.job_id, record.attempt) for record in records}
+                    for record in records:
+                        finished = record.finished_at.timestamp()
+                        self._seen[(record.job_id, record.attempt)] = finished
+                        self._high_water = max(self._high_water, finished)
                     for record in self._pending:
-                        if (record.job_id, record.attempt) not in loaded:
-                            predictor.observe(_finished(record))
+                        self._feed(predictor, record)
                     self._predictor = predictor
+                    self._synced_at = time.monotonic()
             finally:
                 with self._lock:
                     self._loading, self._pending = False, []

@@ -121,6 +121,19 @@ class HistoryStore:
             rows = conn.execute(newest).all()
         return [record_from_row(row) for row in reversed(rows)]
 
+    def finished_since(self, since: float, limit: int = 10_000) -> list[BuildRecord]:
+        """Builds that finished at or after ``since``, in the order they finished."""
+        table = build_history
+        query = (
+            select(table)
+            .where(table.c.finished_at >= since)
+            .order_by(table.c.finished_at, table.c.job_id, table.c.attempt)
+            .limit(limit)
+        )
+        with read_transaction(self.engine) as conn:
+            rows = conn.execute(query).all()
+        return [record_from_row(row) for row in rows]
+
     def latest_key_of(self, branch: str) -> str | None:
         """The build key of a branch's most recently started build, or None if it has none."""
         query = (

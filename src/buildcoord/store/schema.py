@@ -332,3 +332,5 @@ build_history = Table(
 )
 Index("ix_build_history_key", build_history.c.build_key, build_history.c.started_at)
 Index("ix_build_history_branch", build_history.c.branch, build_history.c.started_at)
+# Coordinators (and serve workers) catch up with each other's finished builds by this.
+Index("ix_build_history_finished_at", build_history.c.finished_at)
