@@ -143,7 +143,8 @@ def _serve_worker(settings: Settings, log_level: str, fd: int) -> None:
 
 def _serve_workers(settings: Settings, log_level: str) -> int:
     """Run N worker processes on one listening socket until a stop signal; their exit code."""
-    listening = socket.create_server((settings.host, settings.port), backlog=2048)
+    family = socket.AF_INET6 if ":" in settings.host else socket.AF_INET
+    listening = socket.create_server((settings.host, settings.port), family=family, backlog=2048)
     listening.set_inheritable(True)
     fd = listening.fileno()
     env = {
