@@ -205,40 +205,42 @@ class BranchStore:
 
     def record_check_success(self, name: str, *, now: float) -> bool:
         """Note a successful look at the repository; True when it ends a failure streak."""
-        with write_transaction(self.engine) as conn:
-            recovered = conn.execute(
-                update(branches)
-                .where(branches.c.name == name, branches.c.check_error.is_not(None))
-                .values(check_error=None, checked_at=now)
-            ).rowcount
-            if recovered:
-                append_event(
-                    conn,
-                    at=now,
-                    actor="system:branches",
-                    kind="branch.check_recovered",
-                    subject=f"branch:{name}",
-                )
-            else:
-                conn.execute(update(branches).where(branches.c.name == name).values(checked_at=now))
-            return bool(recovered)
+        return self._record_check(
+            name,
+            streak_edge=branches.c.check_error.is_not(None),
+            error=None,
+            kind="branch.check_recovered",
+            now=now,
+        )
 
     def record_check_failure(self, name: str, error: str, *, now: float) -> bool:
         """Note a failed look; True only for the first failure of a streak (alert once)."""
+        return self._record_check(
+            name,
+            streak_edge=branches.c.check_error.is_(None),
+            error=error,
+            kind="branch.check_failed",
+            now=now,
+        )
+
+    def _record_check(
+        self, name: str, *, streak_edge: Any, error: str | None, kind: str, now: float
+    ) -> bool:
+        """Set check_error and checked_at; an event (and True) only where a streak turns."""
         with write_transaction(self.engine) as conn:
-            started = conn.execute(
+            turned = conn.execute(
                 update(branches)
-                .where(branches.c.name == name, branches.c.check_error.is_(None))
+                .where(branches.c.name == name, streak_edge)
                 .values(check_error=error, checked_at=now)
             ).rowcount
-            if started:
+            if turned:
                 append_event(
                     conn,
                     at=now,
                     actor="system:branches",
-                    kind="branch.check_failed",
+                    kind=kind,
                     subject=f"branch:{name}",
-                    after={"error": error},
+                    after=None if error is None else {"error": error},
                 )
             else:
                 conn.execute(
@@ -246,7 +248,7 @@ class BranchStore:
                     .where(branches.c.name == name)
                     .values(check_error=error, checked_at=now)
                 )
-            return bool(started)
+            return bool(turned)
 
     def advance_schedule(self, name: str, *, expected: float | None, next_at: float | None) -> bool:
         """Move next_scheduled_at from expected to next_at; False when another poller did."""
