@@ -52,7 +52,8 @@ def test_recent_builds_outweigh_old_ones_after_a_job_gets_slower() -> None:
     predictor.observe_all(build(200, minute=30 + i) for i in range(6))
     prediction = predictor.predict("job", "main")
     assert prediction is not None
-    assert prediction.p50 == pytest.approx(200)
+    # The long memories lost their say after six builds: within 0.1 % of the new duration.
+    assert prediction.p50 == pytest.approx(200, rel=1e-3)
 
 
 def test_an_unseen_build_key_falls_back_to_the_global_level() -> None:
@@ -83,7 +84,7 @@ def test_a_branch_with_enough_builds_is_predicted_mostly_from_its_own() -> None:
     assert on_feature is not None
     assert on_main is not None
     assert on_feature.level == "key+branch"
-    assert on_feature.p50 == 300
+    assert on_feature.p50 == pytest.approx(300, rel=1e-3)
     assert on_main.p50 < 150  # main's builds are older: the recent feature ones pull a little
 
 

@@ -11,9 +11,11 @@ The method, and why (docs/prediction.md has the figures and how the constants we
 * **Recency, and how much to pool.** ``w_i`` decays exponentially with how many builds ago
   ``y_i`` was. No single half-life suits every job (a stable job wants a long memory, one whose
   duration shifts wants a short one), nor a single pooling strength across branches, so one
-  candidate p50 is computed per (half-life, branch weight) pair and each build key uses the one
-  whose own past predictions had the lowest discounted relative error (online model
-  selection); no per-job tuning by hand.
+  candidate p50 is computed per (half-life, branch weight) pair and each build key blends them
+  by how well each predicted that key's past builds: a geometric mean weighted by
+  ``exp(-selection_rate * discounted relative error)`` (exponentially weighted online model
+  averaging: the best candidate dominates, a close second still counts, a candidate that fell
+  behind by a few builds' error stops counting); no per-job tuning by hand.
 * **Successes only.** A failed or cancelled build stops early or hangs; it does not enter the
   point estimate.
 * **Fallback chain as shrinkage.** Past builds of the same build key are pooled; those on the
@@ -64,8 +66,12 @@ class PredictorSettings:
     trigger_weight: float = 4.0
     """How much more a past build started by the same kind of trigger weighs (GitHub Actions:
     push, pull_request, ...), when the trigger is known; 1 ignores it."""
-    selection_discount: float = 0.95
-    """Per build, how much a candidate's past error is forgotten when choosing among them."""
+    selection_discount: float = 0.97
+    """Per build, how much a candidate's past error is kept when weighing them (0.97: an
+    error 23 builds ago counts half)."""
+    selection_rate: float = 10.0
+    """How sharply the candidates' weights fall with their discounted error: a candidate
+    whose summed relative error is 0.1 above the best one's weighs exp(-1) of it."""
     min_history: int = 3
     """Successful builds a branch or server refinement needs to be reported as the level."""
     window: int = 60
@@ -254,13 +260,20 @@ class Predictor:
         return candidates, len(values), level
 
     def _choose(self, key: str, candidates: list[float]) -> float:
-        """The candidate whose past predictions for this key erred least; before any: the
-        strongest branch pooling with the middle half-life."""
+        """The candidates blended by how little their past predictions for this key erred;
+        before any: the strongest branch pooling with the middle half-life."""
         errors = self._candidate_errors.get(key)
         if errors is None:
             return candidates[len(self.settings.half_lives) // 2]
-        best = min(range(len(candidates)), key=lambda index: errors[index])
-        return candidates[best]
+        best = min(range(len(errors)), key=lambda index: errors[index])
+        rate = self.settings.selection_rate
+        weights = [math.exp(-rate * (error - errors[best])) for error in errors]
+        # Relative to the best candidate, so that equal candidates blend to exactly theirs.
+        log_ratio = sum(
+            weight * math.log(candidate / candidates[best])
+            for weight, candidate in zip(weights, candidates, strict=True)
+        ) / sum(weights)
+        return candidates[best] * math.exp(log_ratio)
 
     def _band(self, key: str, level: Level) -> tuple[float, float]:
         """Log-ratio quantiles: the key's own residuals shrunk toward the level's."""
