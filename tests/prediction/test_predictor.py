@@ -113,6 +113,23 @@ def test_the_band_widens_for_a_job_whose_durations_vary_more() -> None:
     assert erratic.p90 / erratic.p10 > 2 * (steady.p90 / steady.p10)
 
 
+def test_the_band_follows_new_builds_after_it_was_asked_for() -> None:
+    predictor = Predictor()
+    predictor.observe_all(build(100 + (i % 2), minute=i) for i in range(20))
+    before = predictor.predict("job", "main")
+    predictor.observe_all(build(100 * (1 + (i % 4)), minute=20 + i) for i in range(40))
+    after = predictor.predict("job", "main")
+    assert before is not None
+    assert after is not None
+    assert after.p90 / after.p10 > 2 * (before.p90 / before.p10)
+
+
+def test_the_same_question_asked_twice_gets_the_same_answer() -> None:
+    predictor = Predictor()
+    predictor.observe_all(build(100 * (1 + (i % 3)), minute=i) for i in range(30))
+    assert predictor.predict("job", "main") == predictor.predict("job", "main")
+
+
 def test_weighted_quantiles_pick_the_value_where_the_cumulative_weight_reaches_q() -> None:
     values = [10.0, 20.0, 30.0]
     assert weighted_quantiles(values, [1.0, 1.0, 1.0], [0.0, 0.5, 1.0]) == [10.0, 20.0, 30.0]

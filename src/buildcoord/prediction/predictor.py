@@ -34,6 +34,7 @@ The method, and why (docs/prediction.md has the figures and how the constants we
 
 from __future__ import annotations
 
+import functools
 import math
 from collections import deque
 from collections.abc import Iterable, Sequence
@@ -135,23 +136,36 @@ def weighted_quantiles(
     """For each q, the smallest value whose cumulative weight reaches the fraction q of the
     total (``quantiles`` ascending)."""
     pairs = sorted(zip(values, weights, strict=True))
+    return _sorted_quantiles([v for v, _ in pairs], [w for _, w in pairs], quantiles)
+
+
+def _sorted_quantiles(
+    values: Sequence[float], weights: Sequence[float], quantiles: Sequence[float]
+) -> list[float]:
+    """weighted_quantiles of values already in ascending order."""
     total = sum(weights)
     found: list[float] = []
     cumulative = 0.0
     position = 0
+    last = len(values) - 1
     for q in quantiles:
         target = q * total
-        while position < len(pairs) - 1 and cumulative + pairs[position][1] < target:
-            cumulative += pairs[position][1]
+        while position < last and cumulative + weights[position] < target:
+            cumulative += weights[position]
             position += 1
-        found.append(pairs[position][0])
+        found.append(values[position])
     return found
 
 
 def decay_weights(count: int, half_life: float) -> list[float]:
     """Weights for ``count`` items, oldest first: the newest weighs 1, each older one less."""
+    return list(_decay(count, half_life))
+
+
+@functools.lru_cache(maxsize=1024)
+def _decay(count: int, half_life: float) -> tuple[float, ...]:
     factor = 0.5 ** (1.0 / half_life)
-    return [factor ** (count - 1 - index) for index in range(count)]
+    return tuple(factor ** (count - 1 - index) for index in range(count))
 
 
 class Predictor:
@@ -163,6 +177,9 @@ class Predictor:
         self._global: deque[_Past] = deque(maxlen=self.settings.window)
         self._candidate_errors: dict[str, list[float]] = {}
         self._key_residuals: dict[str, deque[float]] = {}
+        # Band quantiles, computed once per change of the residuals they rest on.
+        self._prior_bands: dict[Level, tuple[float, float]] = {}
+        self._own_bands: dict[str, tuple[float, float] | None] = {}
         self._level_residuals: dict[Level, deque[float]] = {
             level: deque(maxlen=self.settings.level_residual_window) for level in LEVELS
         }
@@ -180,6 +197,8 @@ class Predictor:
                 build.key, deque(maxlen=self.settings.residual_window)
             ).append(residual)
             self._level_residuals[level].append(residual)
+            self._own_bands.pop(build.key, None)
+            self._prior_bands.clear()
             if level != "global":
                 errors = self._candidate_errors.setdefault(build.key, [0.0] * len(candidates))
                 discount = self.settings.selection_discount
@@ -246,18 +265,23 @@ class Predictor:
                 level = "key+branch+server"
             elif on_branch >= settings.min_history:
                 level = "key+branch"
+        # Sorted once; each candidate only reweighs (in sorted order) and walks the values.
+        count = len(values)
+        order = sorted(range(count), key=values.__getitem__)
+        ordered = [values[index] for index in order]
         candidates = []
         for branch_weight in settings.branch_weights:
-            affinity = [
-                base * branch_weight if on else base
-                for base, on in zip(other, same_branch, strict=True)
+            per_value = [
+                (other[index] * branch_weight if same_branch[index] else other[index])
+                / values[index]
+                for index in order
             ]
             for half_life in settings.half_lives:
-                decay = decay_weights(len(values), half_life)
-                weights = [d * a / y for d, a, y in zip(decay, affinity, values, strict=True)]
-                quantiles = weighted_quantiles(values, weights, POINT_QUANTILES)
+                decay = _decay(count, half_life)
+                weights = [decay[index] * w for index, w in zip(order, per_value, strict=True)]
+                quantiles = _sorted_quantiles(ordered, weights, POINT_QUANTILES)
                 candidates.append(sum(quantiles) / len(quantiles))
-        return candidates, len(values), level
+        return candidates, count, level
 
     def _choose(self, key: str, candidates: list[float]) -> float:
         """The candidates blended by how little their past predictions for this key erred;
@@ -277,14 +301,19 @@ class Predictor:
 
     def _band(self, key: str, level: Level) -> tuple[float, float]:
         """Log-ratio quantiles: the key's own residuals shrunk toward the level's."""
-        prior = self._quantiles(self._level_residuals[level], decay=False)
+        prior = self._prior_bands.get(level)
         if prior is None:
-            everything = [r for residuals in self._level_residuals.values() for r in residuals]
-            prior = self._quantiles(everything, decay=False) or (0.0, 0.0)
+            prior = self._quantiles(self._level_residuals[level], decay=False)
+            if prior is None:
+                everything = [r for residuals in self._level_residuals.values() for r in residuals]
+                prior = self._quantiles(everything, decay=False) or (0.0, 0.0)
+            self._prior_bands[level] = prior
         own_residuals = self._key_residuals.get(key)
         if not own_residuals:
             return prior
-        own = self._quantiles(own_residuals, decay=True) or prior
+        if key not in self._own_bands:
+            self._own_bands[key] = self._quantiles(own_residuals, decay=True)
+        own = self._own_bands[key] or prior
         share = len(own_residuals) / (len(own_residuals) + self.settings.band_prior)
         return (
             share * own[0] + (1 - share) * prior[0],
