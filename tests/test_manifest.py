@@ -10,11 +10,11 @@ from pathlib import Path
 
 import pytest
 
-from buildcoord import manifest as manifest_module
+from buildcoord import hashing
 from buildcoord.errors import InvalidInput
+from buildcoord.hashing import Progress
 from buildcoord.manifest import (
     Manifest,
-    Progress,
     build_manifest,
     create_manifest,
     load_manifest,
@@ -36,15 +36,15 @@ def digests(data: bytes) -> tuple[str, str, str]:
 
 def make_tree(root: Path) -> dict[str, bytes]:
     """A tree with an empty file, small files, files around the chunk and split sizes."""
-    chunk = manifest_module.CHUNK_BYTES
+    chunk = hashing.CHUNK_BYTES
     contents = {
         "empty": b"",
         "a.deb": b"deb contents\n",
         "sub/deeper/b.rpm": os.urandom(3000),
         "sub/name with spaces.tar.gz": os.urandom(70_000),
         "exactly-two-chunks.bin": os.urandom(2 * chunk),
-        "split-exact.war": os.urandom(manifest_module.SPLIT_BYTES),
-        "split-odd.bin": os.urandom(manifest_module.SPLIT_BYTES + 3 * chunk + 17),
+        "split-exact.war": os.urandom(hashing.SPLIT_BYTES),
+        "split-odd.bin": os.urandom(hashing.SPLIT_BYTES + 3 * chunk + 17),
     }
     for relative, data in contents.items():
         path = root / relative

@@ -9,7 +9,8 @@ from pathlib import Path
 import pytest
 
 from buildcoord.errors import InvalidInput
-from buildcoord.manifest import CHUNK_BYTES, build_manifest
+from buildcoord.hashing import CHUNK_BYTES
+from buildcoord.manifest import build_manifest
 
 
 def test_each_file_has_its_size_md5_sha256_and_sha512(tmp_path: Path) -> None:

@@ -18,10 +18,10 @@ import click
 
 from buildcoord.errors import InvalidInput
 from buildcoord.git import GitError, run_git
+from buildcoord.hashing import Progress
 from buildcoord.manifest import (
     PRESETS,
     Manifest,
-    Progress,
     create_manifest,
     load_manifest,
     select_patterns,
