@@ -165,15 +165,18 @@ class Client:
         priority: int | None = None,
         depends_on: Sequence[int] = (),
         labels: Sequence[str] = (),
+        trigger: str | None = None,
     ) -> Job:
-        """Queue a job."""
-        body = {
+        """Queue a job (trigger: what started it; None: the coordinator records manual)."""
+        body: dict[str, Any] = {
             "branch": branch,
             "commit": commit,
             "priority": priority,
             "depends_on": list(depends_on),
             "labels": list(labels),
         }
+        if trigger is not None:  # left out otherwise: a coordinator before 0006 refuses it
+            body["trigger"] = trigger
         return _parse(Job, self._call("POST", "/jobs", json=body))
 
     def list_jobs(
@@ -269,14 +272,18 @@ class Client:
 
     # -- prediction ------------------------------------------------------------------------
 
-    def predict_duration(self, branch: str, server: str | None = None) -> DurationEstimate:
-        """Predict the duration of the next build of branch (on server)."""
-        params = {"branch": branch} | ({} if server is None else {"server": server})
-        return _parse(DurationEstimate, self._call("GET", "/predict/duration", params=params))
+    def predict_duration(
+        self, branch: str, server: str | None = None, *, trigger: str | None = None
+    ) -> DurationEstimate:
+        """Predict the duration of the next build of branch (on server, started by trigger)."""
+        params = {"branch": branch, "server": server, "trigger": trigger}
+        wanted = {name: value for name, value in params.items() if value is not None}
+        return _parse(DurationEstimate, self._call("GET", "/predict/duration", params=wanted))
 
-    def recommend_server(self, branch: str) -> Recommendation:
-        """The server with the earliest predicted finish for a build of branch."""
-        data = self._call("GET", "/predict/recommend", params={"branch": branch})
+    def recommend_server(self, branch: str, *, trigger: str | None = None) -> Recommendation:
+        """The server with the earliest predicted finish for a build of branch (by trigger)."""
+        params = {"branch": branch} | ({} if trigger is None else {"trigger": trigger})
+        data = self._call("GET", "/predict/recommend", params=params)
         return _parse(Recommendation, data)
 
     def history_stats(self) -> HistoryStats:

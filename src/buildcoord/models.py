@@ -17,6 +17,13 @@ JOB_STATUSES: tuple[JobStatus, ...] = (
 )
 FINISHED_STATUSES: frozenset[str] = frozenset({"succeeded", "failed", "cancelled"})
 
+# What started a job (its ``trigger``). The coordinator's own: a new commit on the branch
+# (webhook or poller), the branch's cron schedule, and everything an operator queues. A
+# front-end may submit other short words (``pull_request``); validation.trigger says which.
+TRIGGER_PUSH = "push"
+TRIGGER_SCHEDULE = "schedule"
+TRIGGER_MANUAL = "manual"
+
 ServerStatus = Literal["online", "busy", "stale", "offline"]
 MessageType = Literal["info", "warning", "error", "request"]
 MESSAGE_TYPES: tuple[MessageType, ...] = ("error", "warning", "request", "info")
@@ -54,6 +61,8 @@ class Job:
     finished_at: datetime | None
     exit_code: int | None
     duration: float | None
+    trigger: str | None = None
+    """What started the job (push, schedule, manual, ...); None for jobs from before 0006."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -385,6 +394,8 @@ class BuildRecord:
     """UTC hour the build started, 0-23."""
     day_of_week: int
     """UTC weekday the build started, 0 = Monday."""
+    trigger: str | None = None
+    """What started the job (its trigger); None when unknown."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -401,6 +412,8 @@ class DurationEstimate:
     """Successful builds in the pool the estimate was computed from."""
     level: str
     """The fallback level: key+branch+server, key+branch, key or global."""
+    trigger: str | None = None
+    """The trigger asked about (past builds started the same way weighed more), if any."""
 
 
 @dataclass(frozen=True, slots=True)

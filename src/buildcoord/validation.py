@@ -11,6 +11,7 @@ _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
 _LABEL = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._=:/+-]{0,99}$")
 _COMMIT = re.compile(r"^[0-9a-fA-F]{7,40}$")
 _REF_FORBIDDEN = re.compile(r"[\x00-\x20\x7f~^:?*\[\\]")
+_TRIGGER = re.compile(r"^[a-z][a-z0-9_-]{0,31}$")
 
 
 def server_name(value: str, *, what: str = "server name") -> str:
@@ -69,6 +70,16 @@ def _ref_problem(value: str) -> str | None:
         if part.endswith(".lock"):
             return "a path component ends with '.lock'"
     return None
+
+
+def trigger(value: str) -> str:
+    """Check a trigger (what started a build): a short lowercase word such as pull_request."""
+    if not _TRIGGER.fullmatch(value):
+        raise InvalidInput(
+            f"invalid trigger {value!r}: use 1-32 lowercase letters, digits, '_' or '-', "
+            "starting with a letter (push, schedule, manual, pull_request, ...)"
+        )
+    return value
 
 
 def commit_id(value: str) -> str:

@@ -69,6 +69,16 @@ def test_a_signed_push_queues_the_pushed_commit_once(
     assert queued(operator, "main") == [new]
 
 
+def test_a_signed_push_queues_a_job_triggered_by_push(
+    http: TestClient, operator: Client, origin: Path
+) -> None:
+    operator.add_branch("main", repo=str(origin), command="make")
+    body = push_payload("main", commit(origin))
+    response = http.post(f"{API}/hooks/git", content=body, headers=signed(body))
+    assert response.status_code == 202, response.text
+    assert operator.get_job(response.json()["job_id"]).trigger == "push"
+
+
 @pytest.mark.parametrize(
     "headers",
     [

@@ -79,6 +79,25 @@ def test_listing_queued_jobs_gives_the_claim_order(http: TestClient, operator: C
     assert [job["id"] for job in queued] == [first_high.id, second_high.id, low.id]
 
 
+def test_a_job_submitted_without_a_trigger_is_manual(http: TestClient, operator: Client) -> None:
+    response = http.post(f"{API}/jobs", json=JOB, headers=OPERATOR)
+    assert response.status_code == 201, response.text
+    assert response.json()["trigger"] == "manual"
+    assert operator.get_job(response.json()["id"]).trigger == "manual"
+
+
+def test_a_job_submitted_with_a_trigger_stores_and_returns_it(
+    http: TestClient, operator: Client
+) -> None:
+    response = http.post(f"{API}/jobs", json={**JOB, "trigger": "pull_request"}, headers=OPERATOR)
+    assert response.status_code == 201, response.text
+    assert response.json()["trigger"] == "pull_request"
+    shown = http.get(f"{API}/jobs/{response.json()['id']}", headers=OPERATOR).json()
+    assert shown["trigger"] == "pull_request"
+    [listed] = http.get(f"{API}/jobs", headers=OPERATOR).json()
+    assert listed["trigger"] == "pull_request"
+
+
 def test_showing_a_job_returns_it(http: TestClient, operator: Client) -> None:
     job = operator.submit_job("feature/x", "ABCDEF1234")
     response = http.get(f"{API}/jobs/{job.id}", headers=OPERATOR)
@@ -227,6 +246,11 @@ def test_retrying_a_failed_job_queues_a_new_attempt(
         pytest.param({"depends_on": [999]}, 404, "999", id="unknown-dependency"),
         pytest.param({"labels": ["bad label"]}, 422, "label", id="label-with-space"),
         pytest.param({"nonsense": 1}, 422, "nonsense", id="unknown-field"),
+        pytest.param({"trigger": "Push"}, 422, "invalid trigger", id="trigger-upper-case"),
+        pytest.param({"trigger": "pull request"}, 422, "invalid trigger", id="trigger-space"),
+        pytest.param({"trigger": ""}, 422, "invalid trigger", id="trigger-empty"),
+        pytest.param({"trigger": "x" * 33}, 422, "invalid trigger", id="trigger-too-long"),
+        pytest.param({"trigger": 1}, 422, "trigger", id="trigger-number"),
     ],
 )
 def test_submitting_bad_input_is_refused_and_changes_nothing(

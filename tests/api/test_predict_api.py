@@ -15,11 +15,17 @@ GIB = 1024**3
 
 
 def builds(
-    operator: Client, agent: Client, server: str, clock: FakeClock, seconds: float, count: int
+    operator: Client,
+    agent: Client,
+    server: str,
+    clock: FakeClock,
+    seconds: float,
+    count: int,
+    trigger: str | None = None,
 ) -> None:
     """Run ``count`` successful builds of main on server, each taking ``seconds``."""
     for _ in range(count):
-        job = operator.submit_job("main", COMMIT)
+        job = operator.submit_job("main", COMMIT, trigger=trigger)
         claimed = agent.claim_job(server)
         assert claimed is not None
         assert claimed.id == job.id
@@ -114,3 +120,35 @@ def test_stats_over_http_has_the_four_tables(
     assert [row.group for row in stats.by_server] == ["build1"]
     assert stats.by_hour[0].group == "00"
     assert stats.by_day_of_week[0].group == "Thu"
+
+
+def test_predict_duration_over_http_weighs_builds_started_by_the_asked_trigger(
+    http: TestClient, operator: Client, register_agent: RegisterAgent, clock: FakeClock
+) -> None:
+    operator.add_branch("main", repo="/srv/repo", command="make")
+    build1 = register_agent("build1")
+    for _ in range(6):
+        builds(operator, build1.client, "build1", clock, 300, 1, trigger="schedule")
+        builds(operator, build1.client, "build1", clock, 100, 1, trigger="push")
+
+    def p50(trigger: str) -> float:
+        params = {"branch": "main", "trigger": trigger}
+        response = http.get(f"{API}/predict/duration", params=params, headers=OPERATOR)
+        assert response.status_code == 200, response.text
+        assert response.json()["trigger"] == trigger
+        value: float = response.json()["p50"]
+        return value
+
+    assert p50("schedule") > 200
+    assert p50("push") < 150
+
+
+def test_predicting_with_a_malformed_trigger_is_a_422_naming_the_trigger(
+    http: TestClient, operator: Client, register_agent: RegisterAgent, clock: FakeClock
+) -> None:
+    operator.add_branch("main", repo="/srv/repo", command="make")
+    builds(operator, register_agent("build1").client, "build1", clock, 100, 1)
+    for endpoint in ("duration", "recommend"):
+        params = {"branch": "main", "trigger": "Pull Request"}
+        response = http.get(f"{API}/predict/{endpoint}", params=params, headers=OPERATOR)
+        assert "invalid trigger" in error_of(response, 422)

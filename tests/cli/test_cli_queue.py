@@ -145,3 +145,26 @@ def test_queue_cancel_of_a_finished_job_is_one_error_line(
     job = operator.submit_job("main", "abc1234")
     operator.cancel_job(job.id)
     assert "already cancelled" in run_cli("queue", "cancel", str(job.id)).error
+
+
+def test_queue_add_records_a_manual_build_unless_given_a_trigger(
+    run_cli: RunCli, operator: Client
+) -> None:
+    plain = int(run_cli("queue", "add", "main", "abc1234").last_line)
+    given = int(run_cli("queue", "add", "main", "abc1234", "--trigger", "pull_request").last_line)
+    assert operator.get_job(plain).trigger == "manual"
+    assert operator.get_job(given).trigger == "pull_request"
+
+
+def test_queue_add_with_a_bad_trigger_is_one_error_line_and_stores_nothing(
+    run_cli: RunCli, operator: Client
+) -> None:
+    error = run_cli("queue", "add", "main", "abc1234", "--trigger", "Pull Request").error
+    assert "invalid trigger" in error
+    assert operator.list_jobs() == []
+
+
+def test_queue_show_prints_the_trigger(run_cli: RunCli, operator: Client) -> None:
+    job = operator.submit_job("main", "abc1234", trigger="schedule")
+    lines = run_cli("queue", "show", str(job.id)).stdout.splitlines()
+    assert "Trigger:        schedule" in lines

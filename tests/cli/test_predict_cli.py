@@ -14,10 +14,17 @@ from inprocess import Agent, RegisterAgent, RunCli
 COMMIT = "abc1234"
 
 
-def builds(operator: Client, agent: Agent, clock: FakeClock, seconds: float, count: int) -> None:
+def builds(
+    operator: Client,
+    agent: Agent,
+    clock: FakeClock,
+    seconds: float,
+    count: int,
+    trigger: str | None = None,
+) -> None:
     """Run ``count`` successful builds of main on the agent's server, each taking ``seconds``."""
     for _ in range(count):
-        job = operator.submit_job("main", COMMIT)
+        job = operator.submit_job("main", COMMIT, trigger=trigger)
         claimed = agent.client.claim_job(agent.name)
         assert claimed is not None
         assert claimed.id == job.id
@@ -138,3 +145,52 @@ def test_queue_list_json_adds_the_forecast_to_the_job_fields(
     assert (found["id"], found["branch"]) == (job.id, "main")
     assert found["forecast"]["server"] == "build2"
     assert found["forecast"]["expected_remaining_seconds"] == 600
+
+
+@pytest.fixture
+def schedule_and_push(
+    operator: Client, register_agent: RegisterAgent, clock: FakeClock
+) -> list[Agent]:
+    """main set up; on build1 (online), scheduled builds take 300 s and pushed ones 100 s,
+    six of each, interleaved."""
+    operator.add_branch("main", repo="/srv/repo", command="make")
+    agent = register_agent("build1")
+    for _ in range(6):
+        builds(operator, agent, clock, 300, 1, trigger="schedule")
+        builds(operator, agent, clock, 100, 1, trigger="push")
+    agent.client.heartbeat(agent.name, Metrics(disk_free_bytes=50 * 1024**3))
+    return [agent]
+
+
+@pytest.mark.usefixtures("schedule_and_push")
+def test_predict_duration_with_a_trigger_weighs_builds_started_the_same_way(
+    run_cli: RunCli,
+) -> None:
+    scheduled = run_cli("predict", "duration", "main", "--trigger", "schedule", "--json").json()
+    pushed = run_cli("predict", "duration", "main", "--trigger", "push", "--json").json()
+    assert scheduled["p50"] > 200
+    assert pushed["p50"] < 150
+    assert (scheduled["trigger"], pushed["trigger"]) == ("schedule", "push")
+
+
+@pytest.mark.usefixtures("schedule_and_push")
+def test_predict_duration_with_a_trigger_says_so(run_cli: RunCli) -> None:
+    lines = run_cli("predict", "duration", "main", "--server", "build1", "--trigger", "push")
+    assert lines.stdout.startswith("main on build1 (push): p50 100s")
+
+
+@pytest.mark.usefixtures("schedule_and_push")
+def test_predict_recommend_with_a_trigger_predicts_a_build_started_that_way(
+    run_cli: RunCli,
+) -> None:
+    data = run_cli("predict", "recommend", "main", "--trigger", "schedule", "--json").json()
+    [choice] = data["choices"]
+    assert choice["server"] == "build1"
+    assert choice["duration"]["p50"] > 200
+    assert choice["duration"]["trigger"] == "schedule"
+
+
+@pytest.mark.usefixtures("schedule_and_push")
+def test_predicting_with_a_malformed_trigger_is_one_error_line(run_cli: RunCli) -> None:
+    assert "invalid trigger" in run_cli("predict", "duration", "main", "--trigger", "A B").error
+    assert "invalid trigger" in run_cli("predict", "recommend", "main", "--trigger", "").error

@@ -8,7 +8,7 @@ import pytest
 
 from buildcoord.clock import FakeClock
 from buildcoord.config import Settings
-from buildcoord.errors import NotFound
+from buildcoord.errors import InvalidInput, NotFound
 from buildcoord.models import Metrics, Principal
 from buildcoord.services import prediction as prediction_service
 from buildcoord.services.coordinator import Coordinator
@@ -50,9 +50,10 @@ def build(
     *,
     branch: str = "main",
     status: str = "succeeded",
+    trigger: str | None = None,
 ) -> None:
     """Run one build of branch on server taking ``seconds`` (the queue must be empty)."""
-    job = coordinator.queue.submit(branch, COMMIT, by=OPERATOR)
+    job = coordinator.queue.submit(branch, COMMIT, trigger=trigger, by=OPERATOR)
     claimed = coordinator.queue.claim_next(server, by=agent(server))
     assert claimed is not None
     assert claimed.id == job.id
@@ -65,6 +66,13 @@ def build(
         fencing_token=claimed.fencing_token,
         by=agent(server),
     )
+
+
+def schedule_and_push_builds(coordinator: Coordinator, clock: FakeClock, rounds: int = 6) -> None:
+    """Interleaved builds of main on build1: scheduled ones take 300 s, pushed ones 100 s."""
+    for _ in range(rounds):
+        build(coordinator, clock, "build1", 300, trigger="schedule")
+        build(coordinator, clock, "build1", 100, trigger="push")
 
 
 @pytest.fixture
@@ -304,3 +312,94 @@ def test_a_second_coordinator_learns_the_builds_the_first_recorded(
         build(other, clock, "build1", 300)
     seen = other.prediction.duration("main", by=OPERATOR)
     assert seen.history == services.prediction.duration("main", by=OPERATOR).history
+
+
+# -- triggers -------------------------------------------------------------------------------------
+
+
+def test_predict_duration_weighs_past_builds_started_by_the_same_trigger(
+    services: Coordinator, clock: FakeClock
+) -> None:
+    schedule_and_push_builds(services, clock)
+
+    scheduled = services.prediction.duration("main", trigger="schedule", by=OPERATOR)
+    pushed = services.prediction.duration("main", trigger="push", by=OPERATOR)
+    either = services.prediction.duration("main", by=OPERATOR)
+
+    assert scheduled.p50 > 200
+    assert pushed.p50 < 150
+    assert either.p50 < 200  # without a trigger the cheaper half of the history wins
+    assert (scheduled.trigger, pushed.trigger, either.trigger) == ("schedule", "push", None)
+
+
+def test_the_trigger_reaches_the_predictor_however_it_learnt_the_builds(
+    services: Coordinator,
+    store: Store,
+    settings: Settings,
+    clock: FakeClock,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    caught_up = Coordinator(store, settings, clock)
+    caught_up.prediction.forecast()  # loaded now, before any build: it learns by catching up
+    schedule_and_push_builds(services, clock)
+    monkeypatch.setattr(prediction_service, "SYNC_SECONDS", 0.0)
+    loaded = Coordinator(store, settings, clock)  # loads the history at its first question
+
+    for coordinator in (services, caught_up, loaded):
+        assert coordinator.prediction.duration("main", trigger="schedule", by=OPERATOR).p50 > 200
+        assert coordinator.prediction.duration("main", trigger="push", by=OPERATOR).p50 < 150
+
+
+def test_the_queue_forecast_predicts_each_job_with_its_own_trigger(
+    services: Coordinator, clock: FakeClock
+) -> None:
+    schedule_and_push_builds(services, clock)
+    running = services.queue.submit("main", COMMIT, trigger="schedule", by=OPERATOR)
+    assert services.queue.claim_next("build1", by=agent("build1")) is not None
+    clock.advance(50)
+    beat(services, "build1")
+    beat(services, "build2")
+    pushed = services.queue.submit("main", COMMIT, trigger="push", by=OPERATOR)
+    scheduled = services.queue.submit("main", COMMIT, trigger="schedule", by=OPERATOR)
+
+    forecasts = services.prediction.forecast()
+
+    remaining = forecasts[running.id].expected_remaining_seconds
+    assert remaining is not None
+    assert remaining > 150  # a 300 s build 50 s in, not a 100 s one
+
+    def predicted_seconds(job_id: int) -> float:
+        forecast = forecasts[job_id]
+        assert forecast.predicted_start is not None
+        assert forecast.predicted_finish is not None
+        return (forecast.predicted_finish - forecast.predicted_start).total_seconds()
+
+    assert predicted_seconds(pushed.id) < 150
+    assert predicted_seconds(scheduled.id) > 200
+
+
+def test_recommend_predicts_a_build_started_by_the_given_trigger(
+    services: Coordinator, clock: FakeClock
+) -> None:
+    schedule_and_push_builds(services, clock)
+    beat(services, "build1")
+    beat(services, "build2")
+
+    scheduled = services.prediction.recommend("main", trigger="schedule", by=OPERATOR)
+    pushed = services.prediction.recommend("main", trigger="push", by=OPERATOR)
+
+    assert scheduled.choices[0].duration is not None
+    assert pushed.choices[0].duration is not None
+    assert scheduled.choices[0].duration.p50 > 200
+    assert scheduled.choices[0].duration.trigger == "schedule"
+    assert pushed.choices[0].duration.p50 < 150
+
+
+def test_predicting_with_a_malformed_trigger_is_refused(
+    services: Coordinator, clock: FakeClock
+) -> None:
+    build(services, clock, "build1", 100)
+    with pytest.raises(InvalidInput, match="invalid trigger"):
+        services.prediction.duration("main", trigger="Pull Request", by=OPERATOR)
+    with pytest.raises(InvalidInput, match="invalid trigger"):
+        services.prediction.recommend("main", trigger="", by=OPERATOR)

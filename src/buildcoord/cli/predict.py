@@ -48,15 +48,22 @@ def predict() -> None:
 @predict.command("duration")
 @click.argument("branch")
 @click.option("--server", help="Predict for this server (default: any).")
+@click.option(
+    "--trigger",
+    help="Predict a build started this way (push, schedule, manual, ...): past builds "
+    "started the same way weigh more (default: all alike).",
+)
 @json_option
-def duration_command(branch: str, server: str | None, as_json: bool) -> None:
+def duration_command(branch: str, server: str | None, trigger: str | None, as_json: bool) -> None:
     """Predict how long the next build of BRANCH takes: p50 and the p10-p90 band, seconds."""
     with get_context().client() as client:
-        estimate = client.predict_duration(branch, server)
+        estimate = client.predict_duration(branch, server, trigger=trigger)
     if as_json:
         emit_json(estimate)
         return
     where = f" on {estimate.server}" if estimate.server else ""
+    if estimate.trigger:
+        where += f" ({estimate.trigger})"
     click.echo(
         f"{estimate.branch}{where}: p50 {estimate.p50:.0f}s "
         f"(p10-p90 {estimate.p10:.0f}-{estimate.p90:.0f}s)"
@@ -66,11 +73,15 @@ def duration_command(branch: str, server: str | None, as_json: bool) -> None:
 
 @predict.command("recommend")
 @click.argument("branch")
+@click.option(
+    "--trigger",
+    help="For a build started this way (push, schedule, manual, ...) (default: all alike).",
+)
 @json_option
-def recommend_command(branch: str, as_json: bool) -> None:
+def recommend_command(branch: str, trigger: str | None, as_json: bool) -> None:
     """Name the server where a build of BRANCH queued now would finish first, and why."""
     with get_context().client() as client:
-        recommendation = client.recommend_server(branch)
+        recommendation = client.recommend_server(branch, trigger=trigger)
     if as_json:
         emit_json(recommendation)
         return

@@ -36,12 +36,17 @@ def _ids(value: str | None) -> list[int]:
 )
 @click.option("--depends-on", help="Comma-separated job ids that must succeed first.")
 @click.option("--labels", help="Comma-separated labels the server must have.")
+@click.option(
+    "--trigger",
+    help="What started this build, a short lowercase word (e.g. pull_request); default: manual.",
+)
 def add(
     branch: str,
     commit: str | None,
     priority: int | None,
     depends_on: str | None,
     labels: str | None,
+    trigger: str | None,
 ) -> None:
     """Queue a build of BRANCH at COMMIT (default: the branch's tip); prints the job id last."""
     with get_context().client() as client:
@@ -51,6 +56,7 @@ def add(
             priority=priority,
             depends_on=_ids(depends_on),
             labels=split_list(labels),
+            trigger=trigger,
         )
     state = f" ({job.status}: {job.blocked_reason})" if job.status == "blocked" else ""
     click.echo(f"Added job: {job.id} (priority: {job.priority}, branch: {job.branch}){state}")
@@ -140,6 +146,7 @@ def show(job_id: int, as_json: bool) -> None:
         ("Attempt", f"{job.attempt} of {job.max_attempts}"),
         ("Depends on", ", ".join(map(str, job.depends_on)) or "none"),
         ("Labels", ", ".join(job.labels) or "none"),
+        ("Trigger", job.trigger or "unknown"),
         ("Server", job.server or "-"),
         ("Fencing token", job.fencing_token),
         ("Lease expires", stamp(job.lease_expires_at)),

@@ -15,6 +15,9 @@ The rules, whichever way a tip arrives:
   operator's ``check-updates`` and ``queue-all`` do not wait.
 - With ``cancel_superseded_builds``, queueing a new tip cancels the still-queued build of
   the tip it replaces.
+- A queued job records what started it (its ``trigger``, which the duration predictor
+  weighs): ``push`` for a new tip (webhook, poller, ``check-updates``), ``schedule`` for a
+  cron run, ``manual`` for ``queue-all``.
 - A repository that cannot be read sets the branch's ``check_error``; the first failure of
   a streak appends an event and sends one error message to ``all``; success clears it.
 """
@@ -31,7 +34,16 @@ from buildcoord import git, validation
 from buildcoord.clock import Clock
 from buildcoord.config import Settings
 from buildcoord.errors import BuildcoordError, CommitKnown, Conflict, InvalidInput, NotFound
-from buildcoord.models import BROADCAST, SYSTEM, Branch, BranchCheck, Principal
+from buildcoord.models import (
+    BROADCAST,
+    SYSTEM,
+    TRIGGER_MANUAL,
+    TRIGGER_PUSH,
+    TRIGGER_SCHEDULE,
+    Branch,
+    BranchCheck,
+    Principal,
+)
 from buildcoord.services import hooks
 from buildcoord.services.authority import require_operator
 from buildcoord.services.branches import parse_schedule
@@ -93,7 +105,9 @@ class BranchWatch:
             if isinstance(tip, BranchCheck):
                 results.append(tip)
             else:
-                results.append(self._queue_commit(branch, tip, why="queue-all"))
+                results.append(
+                    self._queue_commit(branch, tip, why="queue-all", trigger=TRIGGER_MANUAL)
+                )
         return results
 
     def receive_push(self, body: bytes, signature: str | None) -> BranchCheck:
@@ -214,7 +228,9 @@ class BranchWatch:
             if isinstance(tip, BranchCheck):
                 results.append(tip)
             else:
-                results.append(self._queue_commit(branch, tip, why="schedule"))
+                results.append(
+                    self._queue_commit(branch, tip, why="schedule", trigger=TRIGGER_SCHEDULE)
+                )
         return results
 
     # -- one look at each branch ---------------------------------------------------------
@@ -306,15 +322,19 @@ class BranchWatch:
             if now - since < quiet:
                 left = quiet - (now - since)
                 return BranchCheck(name, "waiting", tip, detail=f"queued if unchanged {left:.0f} s")
-        return self._queue_commit(branch, tip, why="new tip")
+        return self._queue_commit(branch, tip, why="new tip", trigger=TRIGGER_PUSH)
 
-    def _queue_commit(self, branch: Branch, tip: str, *, why: str) -> BranchCheck:
-        """Queue tip once (the store refuses a second job at a commit), then record it seen."""
+    def _queue_commit(self, branch: Branch, tip: str, *, why: str, trigger: str) -> BranchCheck:
+        """Queue tip once (the store refuses a second job at a commit), then record it seen.
+
+        trigger: push for a new tip (webhook, poller, check-updates), schedule for a cron
+        run, manual for queue-all.
+        """
         name = branch.name
         with self._lock:
             self._waiting.pop(name, None)
         try:
-            job = self.queue.submit(name, tip, once_per_commit=True, by=SYSTEM)
+            job = self.queue.submit(name, tip, once_per_commit=True, trigger=trigger, by=SYSTEM)
         except CommitKnown as known:
             result = BranchCheck(
                 name, "known", tip, known.job_id, f"job {known.job_id} is {known.job_status}"

@@ -10,7 +10,7 @@ from buildcoord import git, validation
 from buildcoord.clock import Clock
 from buildcoord.cron import CronSchedule
 from buildcoord.errors import BuildcoordError, CommitKnown, InvalidInput
-from buildcoord.models import Branch, Principal
+from buildcoord.models import TRIGGER_MANUAL, Branch, Principal
 from buildcoord.services.authority import require_operator, require_reader
 from buildcoord.services.queue import QueueService
 from buildcoord.store import Store
@@ -100,7 +100,7 @@ class BranchService:
         if build_now and tip is not None:
             # A branch set up again after removal may have built that commit already.
             with contextlib.suppress(CommitKnown):
-                self.queue.submit(name, tip, once_per_commit=True, by=by)
+                self.queue.submit(name, tip, once_per_commit=True, trigger=TRIGGER_MANUAL, by=by)
         return branch
 
     def get(self, name: str, *, by: Principal) -> Branch:

@@ -7,6 +7,8 @@ The model (docs/prediction.md, "Live predictions"):
 * A running job has ``max(p50 - elapsed, (p90 - elapsed) / 2, 0)`` seconds left: its median
   while it is early; once it overran, half of what is left of its band, so a late build is
   expected to end soon rather than at once.
+* Each job is predicted with its own trigger (push, schedule, manual, ...), which weighs
+  past builds started the same way more.
 * Queued jobs are taken in claim order (the order ``queue list`` shows). Each goes to the
   server, among those with its labels, that can start it first (a tie: the one predicted to
   build it faster, then by name); it starts once that server is free and its dependencies
@@ -25,8 +27,10 @@ from buildcoord.models import Branch, DurationEstimate, Job, JobForecast, Server
 from buildcoord.prediction.predictor import Prediction
 from buildcoord.store.history import build_key
 
-Predict = Callable[[str, str, str | None], Prediction | None]
-Describe = Callable[[str, str | None, str, Prediction], DurationEstimate]
+Predict = Callable[[str, str, str | None, str | None], Prediction | None]
+"""(build key, branch, server or None, trigger or None) -> the prediction, if any."""
+Describe = Callable[[str, str | None, str, Prediction, str | None], DurationEstimate]
+"""(branch, server, build key, prediction, trigger) -> the estimate as reported."""
 TAKING_WORK = frozenset({"online", "busy"})
 
 
@@ -74,7 +78,7 @@ def plan_queue(
         plan.running_on[name] = 0
     finish_of: dict[int, float] = {}
     for job in running:
-        prediction = predict(job_key(job, branches), job.branch, job.server)
+        prediction = predict(job_key(job, branches), job.branch, job.server, job.trigger)
         server = job.server
         if server in online:
             plan.running_on[server] += 1
@@ -125,7 +129,7 @@ def _place(
     for name, server in online.items():
         if name not in plan.free_in or not set(job.labels) <= set(server.labels):
             continue
-        prediction = plan.predict(key, job.branch, name)
+        prediction = plan.predict(key, job.branch, name, job.trigger)
         if prediction is None:
             continue
         start = max(plan.free_in[name], ready)
@@ -169,8 +173,10 @@ def rank_servers(
     labels: Sequence[str],
     min_disk_free_bytes: int,
     describe: Describe,
+    trigger: str | None = None,
 ) -> list[ServerChoice]:
-    """Every server: the eligible ones by predicted finish of a new build, then the skipped."""
+    """Every server: the eligible ones by predicted finish of a new build (started by
+    trigger, when given), then the skipped."""
     assert plan.predict is not None
     ranked: list[ServerChoice] = []
     skipped: list[ServerChoice] = []
@@ -200,7 +206,7 @@ def rank_servers(
         if disk is not None and disk < min_disk_free_bytes:
             skip(f"low disk: {_gib(disk)} free, below the {_gib(min_disk_free_bytes)} minimum")
             continue
-        prediction = plan.predict(key, branch, server.name)
+        prediction = plan.predict(key, branch, server.name, trigger)
         free_in = plan.free_in.get(server.name)
         if prediction is None or free_in is None:
             ranked.append(
@@ -213,7 +219,7 @@ def rank_servers(
                 )
             )
             continue
-        estimate = describe(branch, server.name, key, prediction)
+        estimate = describe(branch, server.name, key, prediction, trigger)
         finish = free_in + prediction.p50
         running = plan.running_on.get(server.name, 0)
         share = plan.queued_share.get(server.name, 0)

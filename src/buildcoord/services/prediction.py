@@ -35,7 +35,7 @@ from buildcoord.models import (
 )
 from buildcoord.prediction.predictor import FinishedBuild, Prediction, Predictor
 from buildcoord.services.authority import require_reader
-from buildcoord.services.forecast import QueuePlan, plan_queue, rank_servers
+from buildcoord.services.forecast import Predict, QueuePlan, plan_queue, rank_servers
 from buildcoord.services.servers import ServerService
 from buildcoord.store import Store
 from buildcoord.store.history import build_key
@@ -55,7 +55,6 @@ SYNC_MARGIN = 120.0
 """Seconds of finish times read again at each catch-up: a build committed late by another
 process still gets in; ones already fed are recognised by (job, attempt)."""
 
-Predict = Callable[[str, str, str | None], Prediction | None]
 DAY_NAMES = ("Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun")
 
 
@@ -67,6 +66,7 @@ def _finished(record: BuildRecord) -> FinishedBuild:
         started_at=record.started_at,
         duration=record.duration,
         result=record.result,
+        trigger=record.trigger,
     )
 
 
@@ -171,12 +171,14 @@ class PredictionService:
     def _predictions(self) -> Iterator[Predict]:
         """Predict under the lock, memoised for the duration of one request."""
         predictor = self._model()
-        memo: dict[tuple[str, str, str | None], Prediction | None] = {}
+        memo: dict[tuple[str, str, str | None, str | None], Prediction | None] = {}
 
-        def predict(key: str, branch: str, server: str | None) -> Prediction | None:
-            asked = (key, branch, server)
+        def predict(
+            key: str, branch: str, server: str | None, trigger: str | None
+        ) -> Prediction | None:
+            asked = (key, branch, server, trigger)
             if asked not in memo:
-                memo[asked] = predictor.predict(key, branch, server)
+                memo[asked] = predictor.predict(key, branch, server, trigger)
             return memo[asked]
 
         with self._lock:
@@ -198,18 +200,26 @@ class PredictionService:
     # -- questions ------------------------------------------------------------------------
 
     def duration(
-        self, branch: str, server: str | None = None, *, by: Principal
+        self,
+        branch: str,
+        server: str | None = None,
+        *,
+        trigger: str | None = None,
+        by: Principal,
     ) -> DurationEstimate:
-        """p50 and the p10-p90 band for the next build of branch (on server)."""
+        """p50 and the p10-p90 band for the next build of branch (on server, started by
+        trigger: past builds started the same way weigh more)."""
         require_reader(by, "reading predictions")
+        if trigger is not None:
+            validation.trigger(trigger)
         key = self._key_of(branch)
         if server is not None:
             self.store.servers.get_server(server)  # NotFound for an unknown server
         with self._predictions() as predict:
-            prediction = predict(key, branch, server)
+            prediction = predict(key, branch, server, trigger)
         if prediction is None:
             raise NotFound("no prediction available: no build has succeeded yet")
-        return _estimate(branch, server, key, prediction)
+        return _estimate(branch, server, key, prediction, trigger)
 
     def forecast(self) -> dict[int, JobForecast]:
         """Predicted start and finish of queued jobs, remaining time of running ones."""
@@ -239,9 +249,14 @@ class PredictionService:
                 predict=predict,
             )
 
-    def recommend(self, branch: str, *, by: Principal) -> Recommendation:
-        """The server where a build of branch queued now would finish first, and why."""
+    def recommend(
+        self, branch: str, *, trigger: str | None = None, by: Principal
+    ) -> Recommendation:
+        """The server where a build of branch (started by trigger) queued now would finish
+        first, and why."""
         require_reader(by, "reading predictions")
+        if trigger is not None:
+            validation.trigger(trigger)
         key = self._key_of(branch)
         setup = self.store.branches.find_branch(branch)
         labels = setup.labels if setup is not None else ()
@@ -253,6 +268,7 @@ class PredictionService:
                 labels=labels,
                 min_disk_free_bytes=int(self.settings.recommend_min_disk_free_gb * 1024**3),
                 describe=_estimate,
+                trigger=trigger,
             )
         best = next((choice.server for choice in choices if choice.eligible), None)
         return Recommendation(branch=branch, server=best, choices=tuple(choices))
@@ -274,7 +290,7 @@ _SYSTEM_READER = Principal("system", "prediction")
 
 
 def _estimate(
-    branch: str, server: str | None, key: str, prediction: Prediction
+    branch: str, server: str | None, key: str, prediction: Prediction, trigger: str | None
 ) -> DurationEstimate:
     return DurationEstimate(
         branch=branch,
@@ -285,6 +301,7 @@ def _estimate(
         p90=round(prediction.p90, 3),
         history=prediction.history,
         level=prediction.level,
+        trigger=trigger,
     )
 
 

@@ -16,7 +16,14 @@ from buildcoord import git, validation
 from buildcoord.clock import Clock
 from buildcoord.config import Settings
 from buildcoord.errors import Forbidden, InvalidInput, NotFound
-from buildcoord.models import JOB_STATUSES, SYSTEM, ArtifactFile, Job, Principal
+from buildcoord.models import (
+    JOB_STATUSES,
+    SYSTEM,
+    TRIGGER_MANUAL,
+    ArtifactFile,
+    Job,
+    Principal,
+)
 from buildcoord.services.authority import (
     require_operator,
     require_reader,
@@ -76,16 +83,20 @@ class QueueService:
         depends_on: Sequence[int] = (),
         labels: Sequence[str] = (),
         once_per_commit: bool = False,
+        trigger: str | None = None,
         by: Principal,
     ) -> Job:
         """Queue a build of branch at commit (default: the set-up branch's tip).
 
         A set-up branch lends the job its priority (unless one is given) and its labels.
+        trigger says what started it (None: manual, an operator's submit); every attempt
+        keeps it, and its builds' history records it for the predictor.
         Bad input is refused before anything is stored. With once_per_commit, CommitKnown
         when the branch already has a job at that commit (queued, running or finished).
         """
         require_operator(by, "queueing a job")
         validation.branch_name(branch)
+        trigger = TRIGGER_MANUAL if trigger is None else validation.trigger(trigger)
         if priority is not None:
             validation.priority(priority)
         if commit is not None:
@@ -111,6 +122,7 @@ class QueueService:
             depends_on=dependencies,
             labels=wanted,
             max_attempts=self.settings.max_attempts,
+            trigger=trigger,
         )
         now = self.clock.now().timestamp()
         return self.store.jobs.submit_job(

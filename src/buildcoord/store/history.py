@@ -20,7 +20,7 @@ _BRANCH_COMMAND = sql("SELECT command FROM branches WHERE name = ?")
 _RECORD = sql(
     'INSERT INTO build_history (job_id, attempt, branch, build_key, server, "commit", '
     "queued_at, started_at, finished_at, duration, queue_wait, result, hour_of_day, "
-    "day_of_week) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) "
+    'day_of_week, "trigger") VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) '
     "ON CONFLICT (job_id, attempt) DO NOTHING"
 )
 
@@ -49,6 +49,7 @@ def record_from_row(row: Row[Any]) -> BuildRecord:
         result=row.result,
         hour_of_day=row.hour_of_day,
         day_of_week=row.day_of_week,
+        trigger=row.trigger,
     )
 
 
@@ -62,7 +63,8 @@ class HistoryStore:
         """Record a finished attempt that had started; None if it never ran or is recorded.
 
         The build key uses the branch's command at finish time, read in the same transaction.
-        The duration is the one the agent reported, else finish minus start.
+        The duration is the one the agent reported, else finish minus start. The trigger is
+        the job's (every attempt of a job has the trigger it was submitted with).
         """
         if job.status not in RESULTS or job.started_at is None or job.finished_at is None:
             return None
@@ -89,6 +91,7 @@ class HistoryStore:
                 job.status,
                 start.hour,
                 start.weekday(),
+                job.trigger,
             )
             if db.run(_RECORD, values).rowcount == 0:
                 return None
@@ -107,6 +110,7 @@ class HistoryStore:
             result=job.status,  # type: ignore[arg-type]  # checked against RESULTS above
             hour_of_day=start.hour,
             day_of_week=start.weekday(),
+            trigger=job.trigger,
         )
 
     def recent_builds(self, limit: int) -> list[BuildRecord]:

@@ -50,7 +50,7 @@ RankFunction = Callable[[int, float], float]
 _JOB_COLUMNS = (
     'id, branch, "commit", priority, status, attempt, max_attempts, depends_on, labels,'
     " pending_deps, server, fencing_token, lease_expires_at, blocked_reason, reason,"
-    " created_at, queued_at, started_at, finished_at, exit_code, duration"
+    ' created_at, queued_at, started_at, finished_at, exit_code, duration, "trigger"'
 )
 
 # The labels of the claiming server; no row means there is no such server.
@@ -182,6 +182,8 @@ class NewJob:
     depends_on: tuple[int, ...]
     labels: tuple[str, ...]
     max_attempts: int
+    trigger: str | None
+    """What started it (models.TRIGGER_*, or a front-end's word); validated."""
 
 
 def _join(values: Iterable[object]) -> str:
@@ -220,6 +222,7 @@ def job_from_row(row: Row[Any]) -> Job:
         finished_at=from_epoch_or_none(row.finished_at),
         exit_code=row.exit_code,
         duration=row.duration,
+        trigger=row.trigger,
     )
 
 
@@ -247,6 +250,7 @@ def _job(values: Sequence[Any]) -> Job:
         finished_at,
         exit_code,
         duration,
+        trigger,
     ) = values
     return Job(
         id=job_id,
@@ -270,6 +274,7 @@ def _job(values: Sequence[Any]) -> Job:
         finished_at=from_epoch_or_none(finished_at),
         exit_code=exit_code,
         duration=duration,
+        trigger=trigger,
     )
 
 
@@ -407,6 +412,7 @@ class JobStore:
                     blocked_by=blocked_by,
                     created_at=now,
                     queued_at=now,
+                    trigger=new.trigger,
                 )
                 .returning(*jobs.c)
             ).one()
@@ -428,6 +434,7 @@ class JobStore:
                     "priority": new.priority,
                     "depends_on": list(new.depends_on),
                     "labels": list(new.labels),
+                    "trigger": new.trigger,
                 },
             )
             return job_from_row(row)

@@ -61,6 +61,9 @@ jobs = Table(
     Column("finished_at", Time, nullable=True),
     Column("exit_code", Integer, nullable=True),
     Column("duration", Double, nullable=True),
+    # What started the job: push, schedule, manual, or a word a front-end gave (NULL: a job
+    # from before triggers were recorded).
+    Column("trigger", Text, nullable=True),
 )
 Index(
     "ix_jobs_claim_order",
@@ -329,6 +332,7 @@ build_history = Table(
     Column("result", String(16), nullable=False),  # succeeded | failed | cancelled
     Column("hour_of_day", SmallInteger, nullable=False),  # UTC
     Column("day_of_week", SmallInteger, nullable=False),  # 0 = Monday, UTC
+    Column("trigger", Text, nullable=True),  # the job's trigger; NULL: unknown
 )
 Index("ix_build_history_key", build_history.c.build_key, build_history.c.started_at)
 Index("ix_build_history_branch", build_history.c.branch, build_history.c.started_at)

@@ -59,6 +59,7 @@ class JobIn(Body):
     priority: StrictInt | None = None
     depends_on: list[Int64] = Field(default_factory=list, max_length=1000)
     labels: list[StrictStr] = Field(default_factory=list, max_length=100)
+    trigger: StrictStr | None = None  # what started it; omitted: manual
 
 
 class ClaimIn(Body):

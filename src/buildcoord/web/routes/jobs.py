@@ -35,6 +35,7 @@ def submit(body: JobIn, services: Services, caller: Caller) -> Job:
         priority=body.priority,
         depends_on=body.depends_on,
         labels=body.labels,
+        trigger=body.trigger,
         by=caller,
     )
 

@@ -12,16 +12,23 @@ router = APIRouter(prefix="/predict", tags=["prediction"])
 
 @router.get("/duration")
 def duration(
-    branch: str, services: Services, caller: Caller, server: str | None = None
+    branch: str,
+    services: Services,
+    caller: Caller,
+    server: str | None = None,
+    trigger: str | None = None,
 ) -> DurationEstimate:
-    """p50 and the p10-p90 band, in seconds, for the next build of a branch (on a server)."""
-    return services.prediction.duration(branch, server, by=caller)
+    """p50 and the p10-p90 band, in seconds, for the next build of a branch (on a server,
+    started by a trigger)."""
+    return services.prediction.duration(branch, server, trigger=trigger, by=caller)
 
 
 @router.get("/recommend")
-def recommend(branch: str, services: Services, caller: Caller) -> Recommendation:
+def recommend(
+    branch: str, services: Services, caller: Caller, trigger: str | None = None
+) -> Recommendation:
     """The server with the earliest predicted finish for a build of branch, and why."""
-    return services.prediction.recommend(branch, by=caller)
+    return services.prediction.recommend(branch, trigger=trigger, by=caller)
 
 
 @router.get("/stats")
