@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import threading
+import time
 from datetime import timedelta
 
 import pytest
@@ -10,6 +12,7 @@ from buildcoord.clock import FakeClock
 from buildcoord.config import Settings
 from buildcoord.errors import InvalidInput, NotFound
 from buildcoord.models import Metrics, Principal
+from buildcoord.services import maintenance
 from buildcoord.services import prediction as prediction_service
 from buildcoord.services.coordinator import Coordinator
 from buildcoord.store import Store
@@ -289,6 +292,33 @@ def test_the_predictor_learns_new_builds_without_reading_history_again(
 
     assert services.prediction.duration("main", by=OPERATOR).p50 == pytest.approx(200, rel=1e-3)
     assert reads == []
+
+
+def test_the_maintenance_loop_feeds_the_model_its_history_before_any_question(
+    services: Coordinator, store: Store, clock: FakeClock, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    for _ in range(3):
+        build(services, clock, "build1", 100)
+    fresh = Coordinator(store, services.settings, clock)  # a coordinator process just started
+    assert not fresh.prediction.ready
+    stop = threading.Event()
+    loop = threading.Thread(target=maintenance.run_until, args=(fresh, stop, 0.05))
+    loop.start()
+    try:
+        deadline = time.monotonic() + 30
+        while not fresh.prediction.ready and time.monotonic() < deadline:
+            time.sleep(0.01)
+    finally:
+        stop.set()
+        loop.join(timeout=30)
+    assert fresh.prediction.ready
+    reads: list[int] = []
+    original = store.history.recent_builds
+    monkeypatch.setattr(
+        store.history, "recent_builds", lambda limit: reads.append(limit) or original(limit)
+    )
+    assert fresh.prediction.duration("main", by=OPERATOR).p50 == pytest.approx(100)
+    assert reads == []  # the question did not load the history: the loop had
 
 
 def test_a_second_coordinator_learns_the_builds_the_first_recorded(

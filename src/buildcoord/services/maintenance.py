@@ -64,10 +64,15 @@ def _archive_if_due(coordinator: Coordinator) -> int:
 def run_until(coordinator: Coordinator, stop: threading.Event, interval: float) -> None:
     """Run step() every interval seconds until stop is set; a failing pass is logged, not fatal.
 
-    Each tick also starts the branch watch's pass when it is due (see branch_watch.py).
+    At start, the prediction model is fed its history in a thread of its own. Each tick also
+    starts the branch watch's pass when it is due (see branch_watch.py).
     After each pass, an SQLite database's WAL is checkpointed here, in this thread, so that
     requests' commits seldom reach the automatic checkpoint and its stall.
     """
+    # The predictor learns its history once per process: do it now, off the request path.
+    threading.Thread(
+        target=coordinator.prediction.warm_up, name="buildcoord-prediction-warm-up", daemon=True
+    ).start()
     while not stop.is_set():
         try:
             report = step(coordinator)

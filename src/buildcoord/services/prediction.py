@@ -139,6 +139,27 @@ class PredictionService:
 
     # -- the model ------------------------------------------------------------------------
 
+    @property
+    def ready(self) -> bool:
+        """Whether the model has been fed its history (a question will not wait for it)."""
+        return self._predictor is not None
+
+    def warm_up(self) -> None:
+        """Feed the model its history now (``serve`` calls this in a thread at start), so that
+        the first question after a start does not wait for it; a failure is logged and the
+        first question tries again."""
+        started = time.perf_counter()
+        try:
+            self._model()
+        except Exception:
+            log.exception("loading the prediction model failed; the first question retries")
+            return
+        log.info(
+            "prediction model fed %d builds in %.1f s",
+            len(self._seen),
+            time.perf_counter() - started,
+        )
+
     def _model(self) -> Predictor:
         """The predictor, fed the recent history once (call with ``_lock`` not held)."""
         if self._predictor is not None:
