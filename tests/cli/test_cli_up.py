@@ -137,6 +137,26 @@ def test_the_verdict_shows_identical_sha256_when_both_servers_made_the_same_byte
     ]
 
 
+def test_the_verdict_ends_with_the_predicted_duration_of_the_next_build_of_main(
+    operator: Client, demo: DemoBuilds
+) -> None:
+    for server, seconds in (("build1", 4.0), ("build2", 5.0)):
+        job = operator.claim_job(server)
+        assert job is not None
+        operator.complete_job(
+            job.id,
+            status="succeeded",
+            exit_code=0,
+            duration=seconds,
+            server=server,
+            fencing_token=job.fencing_token,
+            manifest=[TARBALL],
+        )
+    lines = verdict(operator, demo) or []
+    assert lines[-1].startswith("main: the next build should take 4.")
+    assert "from 2 builds; 'buildcoord predict duration main')" in lines[-1]
+
+
 def test_the_verdict_names_a_failed_build_and_how_to_read_its_log(
     operator: Client, demo: DemoBuilds
 ) -> None:

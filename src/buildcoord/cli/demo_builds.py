@@ -15,7 +15,7 @@ from buildcoord.client import Client
 from buildcoord.demo.comparison import compare_builds, verdict_lines
 from buildcoord.demo.repository import BUILD_COMMAND, FEATURE, MAIN, DemoRepository
 from buildcoord.errors import NotFound
-from buildcoord.models import FINISHED_STATUSES
+from buildcoord.models import FINISHED_STATUSES, Job
 
 
 @dataclass(frozen=True, slots=True)
@@ -72,6 +72,11 @@ def verdict(client: Client, builds: DemoBuilds) -> list[str] | None:
             f"see 'buildcoord log show {job.id}'"
             for server, job in failed
         ]
+    return [*_comparison(client, builds, jobs), *_next_build(client)]
+
+
+def _comparison(client: Client, builds: DemoBuilds, jobs: Mapping[str, Job]) -> list[str]:
+    """Whether both servers' builds of main made the same bytes, and main's rollback tag."""
     (left, left_job), (right, right_job) = list(jobs.items())[:2]
     # The coordinator compared them by itself when the second build finished.
     for recorded in client.comparisons(job=left_job.id):
@@ -96,3 +101,17 @@ def _last_good(client: Client) -> list[str]:
     if good.tag is None or good.tag_state != "written":
         return []
     return [f"{MAIN}: last known good build is job {good.job_id}, tagged {good.tag}"]
+
+
+def _next_build(client: Client) -> list[str]:
+    """How long the next build of main should take, from the builds just made."""
+    try:
+        estimate = client.predict_duration(MAIN)
+    except NotFound:  # no successful build with a duration yet
+        return []
+    builds = "build" if estimate.history == 1 else "builds"
+    return [
+        f"{MAIN}: the next build should take {estimate.p50:.1f} s "
+        f"(p10-p90 {estimate.p10:.1f}-{estimate.p90:.1f} s, from {estimate.history} {builds}; "
+        f"'buildcoord predict duration {MAIN}')"
+    ]
