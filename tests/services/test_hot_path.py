@@ -21,7 +21,7 @@ from sqlalchemy import Engine, event, insert, select
 from sqlalchemy.exc import OperationalError
 
 import buildcoord.store.engine as engine_module
-import buildcoord.store.jobs as jobs_module
+import buildcoord.store.job_leases as job_leases_module
 from buildcoord.clock import FakeClock
 from buildcoord.config import Settings
 from buildcoord.errors import Conflict, NotFound
@@ -30,6 +30,7 @@ from buildcoord.services import maintenance
 from buildcoord.services.coordinator import Coordinator
 from buildcoord.store import Store
 from buildcoord.store.engine import read_transaction, write_transaction
+from buildcoord.store.job_statements import CLAIM, CLAIM_RECORDING, COMPLETE
 from buildcoord.store.schema import jobs, metadata
 
 from .conftest import StoreState
@@ -173,7 +174,8 @@ def test_a_failure_after_the_claims_update_rolls_the_whole_claim_back(
     def broken(values: Any) -> Any:
         raise RuntimeError("the row could not be read")
 
-    monkeypatch.setattr(jobs_module, "_job", broken)  # runs after the UPDATE (and its event)
+    # The claim reads its row after the UPDATE (and its event).
+    monkeypatch.setattr(job_leases_module, "job_from_values", broken)
     with pytest.raises(RuntimeError, match="could not be read"):
         coordinator.queue.claim_next("build1", by=agent)
 
@@ -183,12 +185,12 @@ def test_a_failure_after_the_claims_update_rolls_the_whole_claim_back(
 def _write_plans(store: Store) -> list[str]:
     """The query plans of the claim's and the completion's writes, with real parameters."""
     sqlite = store.engine.dialect.name == "sqlite"
-    claim = jobs_module._CLAIM if sqlite else jobs_module._CLAIM_RECORDING
+    claim = CLAIM if sqlite else CLAIM_RECORDING
     event = ("job.claimed", "job:1", None, None)
     writes = [
         (claim, ("build1", 2.0, 1.0, 1) if sqlite else ("build1", 2.0, 1.0, 1, 1.0, "a", *event)),
         (
-            jobs_module._COMPLETE[(True, True)],
+            COMPLETE[(True, True)],
             ("succeeded", 1.0, 0, None, None, 1.0, 1.0, 1, "build1", 1),
         ),
     ]

@@ -30,7 +30,7 @@ from buildcoord.services.authority import (
     require_self_or_operator,
 )
 from buildcoord.store import Store
-from buildcoord.store.jobs import NewJob
+from buildcoord.store.job_rows import NewJob
 
 log = logging.getLogger("buildcoord.queue")
 

@@ -1,0 +1,192 @@
+"""Job leases: the claim, its completion event, refused holder writes, ending lost leases.
+
+Functions over the caller's transaction; ``JobStore`` opens it. A claim pages through the
+claimable jobs in rank order for the first one the server's labels allow, and leases it with
+a compare-and-set that bumps the fencing token.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from typing import Any, NoReturn
+
+from sqlalchemy import Connection, select, update
+from sqlalchemy.exc import NoResultFound
+
+from buildcoord.errors import Conflict, NotFound
+from buildcoord.models import Job
+from buildcoord.store.engine import Driver
+from buildcoord.store.events import APPEND_EVENT, append_event, event_values
+from buildcoord.store.job_dependencies import after_finish
+from buildcoord.store.job_rows import job_from_row, job_from_values, snapshot
+from buildcoord.store.job_statements import (
+    BUILDABLE_BRANCHES,
+    CANDIDATES,
+    CLAIM,
+    CLAIM_BATCH,
+    CLAIM_RECORDING,
+    LEASE_STATE,
+)
+from buildcoord.store.schema import jobs
+
+
+def claim_first(
+    db: Driver,
+    first: Iterable[Sequence[Any]],
+    server: str,
+    server_labels: frozenset[str],
+    now: float,
+    lease_seconds: float,
+    actor: str,
+    buildable_only: bool,
+) -> Job | None:
+    """Lease the first claimable candidate, starting from the first page ``first``."""
+    buildable = None
+    if buildable_only:
+        first = list(first)  # read the page before the cursor runs another statement
+        buildable = frozenset(name for (name,) in db.run(BUILDABLE_BRANCHES).fetchall())
+        if not buildable:
+            return None
+    candidate = _find_claimable(db, first, server_labels, buildable)
+    if candidate is None:
+        return None
+    job_id, attempt, fencing_token = candidate[0], candidate[4], candidate[5]
+    # The candidate is ours until commit (PostgreSQL locked it; SQLite holds the write
+    # lock), so the event can be written with the lease, from what was read.
+    expected = {
+        "status": "running",
+        "server": server,
+        "fencing_token": fencing_token + 1,
+        "attempt": attempt,
+    }
+    event = event_values(now, actor, "job.claimed", f"job:{job_id}", {"status": "queued"}, expected)
+    lease = (server, now + lease_seconds, now, job_id)
+    if db.postgresql:
+        values = db.run(CLAIM_RECORDING, (*lease, *event)).fetchone()
+    else:
+        values = db.run(CLAIM, lease).fetchone()
+    if values is None:
+        raise NoResultFound("No row was found when one was required")
+    job = job_from_values(values)
+    if snapshot(job) | {"attempt": job.attempt} != expected:
+        raise RuntimeError(f"job {job_id} changed while this claim held it")
+    if not db.postgresql:
+        db.run(APPEND_EVENT, event)
+    return job
+
+
+def _find_claimable(
+    db: Driver,
+    first: Iterable[Sequence[Any]],
+    server_labels: frozenset[str],
+    buildable: frozenset[str] | None,
+) -> Sequence[Any] | None:
+    """The first candidate (a CANDIDATES row) the server may take, paging past others."""
+    rows = first
+    while True:
+        seen = 0
+        last = None
+        for row in rows:  # SQLite computes no more of a page than is read
+            seen += 1
+            last = row
+            _id, _rank, labels, branch, _attempt, _token = row
+            if buildable is not None and branch not in buildable:
+                continue
+            if not labels or set(labels.split(",")) <= server_labels:
+                return row
+        if seen < CLAIM_BATCH or last is None:
+            return None
+        last_id, last_rank = last[0], last[1]
+        rows = db.run(CANDIDATES[True], (last_rank, last_rank, last_id, CLAIM_BATCH))
+
+
+def completion_event(
+    job: Job, duration: float | None, *, now: float, actor: str
+) -> tuple[Any, ...]:
+    """The event_values of a completion: the reported duration if any, else the measured one."""
+    return event_values(
+        now,
+        actor,
+        f"job.{job.status}",
+        f"job:{job.id}",
+        {"status": "running", "server": job.server},
+        {
+            "status": job.status,
+            "exit_code": job.exit_code,
+            "duration": duration if duration is not None else job.duration,
+        },
+    )
+
+
+def refuse(db: Driver, job_id: int, server: str | None, fencing_token: int | None) -> NoReturn:
+    """Explain why a lease-holder write matched no row, as NotFound or Conflict."""
+    found = db.run(LEASE_STATE, (job_id,)).fetchone()
+    if found is None:
+        raise NotFound(f"job {job_id} does not exist")
+    status, holder, current_token = found
+    if status != "running":
+        raise Conflict(f"job {job_id} is {status}, not running")
+    if server is not None and holder != server:
+        raise Conflict(f"job {job_id} is leased to {holder}, not {server}")
+    raise Conflict(
+        f"stale fencing token {fencing_token} for job {job_id}: "
+        f"the current lease has token {current_token}"
+    )
+
+
+def end_leases(
+    conn: Connection, condition: Any, *, why: str, kind: str, now: float, actor: str
+) -> list[Job]:
+    """Requeue (attempt + 1) or fail every running job that matches ``condition``.
+
+    ``why`` is the reason, with ``{server}`` for the lost holder; ``kind`` the event's kind.
+    """
+    changed: list[Job] = []
+    ended = conn.execute(
+        select(jobs)
+        .where(jobs.c.status == "running", condition)
+        .order_by(jobs.c.id)
+        .with_for_update(skip_locked=True)
+    ).all()
+    for current in ended:
+        where = (
+            jobs.c.id == current.id,
+            jobs.c.status == "running",
+            jobs.c.fencing_token == current.fencing_token,
+        )
+        lost = why.format(server=current.server)
+        if current.attempt < current.max_attempts:
+            values: dict[str, Any] = {
+                "status": "queued",
+                "attempt": current.attempt + 1,
+                "server": None,
+                "lease_expires_at": None,
+                "started_at": None,
+                "reason": f"{lost} (attempt {current.attempt} of {current.max_attempts}); requeued",
+            }
+        else:
+            values = {
+                "status": "failed",
+                "lease_expires_at": None,
+                "finished_at": now,
+                "reason": f"{lost} on the last attempt "
+                f"({current.attempt} of {current.max_attempts})",
+            }
+        row = conn.execute(
+            update(jobs).where(*where).values(**values).returning(*jobs.c)
+        ).one_or_none()
+        if row is None:
+            continue
+        append_event(
+            conn,
+            at=now,
+            actor=actor,
+            kind=kind,
+            subject=f"job:{current.id}",
+            before=snapshot(current) | {"attempt": current.attempt},
+            after={"status": row.status, "attempt": row.attempt, "reason": row.reason},
+        )
+        if row.status == "failed":
+            after_finish(conn, row, now=now, actor=actor)
+        changed.append(job_from_row(row))
+    return changed
