@@ -240,3 +240,28 @@ def test_pushes_in_a_burst_are_queued_once_the_branch_is_quiet(
     clock.advance(15)
     assert [c.outcome for c in coordinator.branch_watch.step()] == ["queued"]
     assert queued(operator, "main") == [newest]
+
+
+@pytest.mark.parametrize(
+    "settings", [Settings(admin_token=ADMIN_TOKEN, webhook_secret=SECRET, branch_quiet_seconds=15)]
+)
+def test_a_push_to_a_branch_whose_tip_was_never_read_is_built_after_the_quiet_period(
+    http: TestClient,
+    operator: Client,
+    origin: Path,
+    tmp_path: Path,
+    coordinator: Any,
+    clock: Any,
+) -> None:
+    moved = tmp_path / "moved"
+    origin.rename(moved)  # unreachable when the branch is added: no tip recorded
+    operator.add_branch("main", repo=str(origin), command="make")
+    moved.rename(origin)
+    new = commit(origin)
+    body = push_payload("main", new)
+    response = http.post(f"{API}/hooks/git", content=body, headers=signed(body))
+    assert response.json()["outcome"] == "waiting"
+    clock.advance(15)
+    assert [(c.outcome, c.commit) for c in coordinator.branch_watch.step()] == [("queued", new)]
+    assert queued(operator, "main") == [new]
+    assert coordinator.branch_watch.due() is False

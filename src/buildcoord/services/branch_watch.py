@@ -305,6 +305,11 @@ class BranchWatch:
         name = branch.name
         now = self.clock.now().timestamp()
         if branch.seen_commit is None and not first_builds:
+            with self._lock:
+                # Only a push puts a never-read branch's tip in waiting: its re-check after
+                # the quiet period must build it, as the push itself would have.
+                first_builds = name in self._waiting
+        if branch.seen_commit is None and not first_builds:
             self.store.branches.record_tip(name, expected=None, tip=tip, now=now)
             return BranchCheck(name, "recorded", tip, detail="first tip seen: recorded, not built")
         if tip == branch.seen_commit:
