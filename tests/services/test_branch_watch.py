@@ -368,3 +368,41 @@ def test_queue_all_queues_each_enabled_branch_at_its_remote_tip(
     assert {c.outcome for c in again} == {"known"}
     assert jobs_of(coordinator, "feature") == [(feature, "queued")]
     assert jobs_of(coordinator, "off") == []
+
+
+def test_a_waiting_tip_whose_repository_becomes_unreadable_is_not_read_again_every_second(
+    coordinator: Coordinator, operator: Principal, origin: Path, clock: FakeClock, tmp_path: Path
+) -> None:
+    coordinator.branches.add("main", repo=str(origin), command="make", by=operator)
+    watch = coordinator.branch_watch
+    watch.step()  # the first poll
+    commit(origin)
+    clock.advance(300)
+    assert [c.outcome for c in watch.step()] == ["waiting"]
+    origin.rename(tmp_path / "moved")
+    clock.advance(15)
+    assert [c.outcome for c in watch.step()] == ["failed"]
+    clock.advance(1)
+    assert watch.due() is False  # the next look is the next poll, not a second from now
+
+
+@pytest.mark.parametrize("change", ["disable", "no-auto-build", "remove"])
+def test_a_waiting_tip_of_a_branch_no_longer_watched_is_forgotten(
+    coordinator: Coordinator, operator: Principal, origin: Path, clock: FakeClock, change: str
+) -> None:
+    coordinator.branches.add("main", repo=str(origin), command="make", by=operator)
+    watch = coordinator.branch_watch
+    watch.step()
+    commit(origin)
+    clock.advance(300)
+    assert [c.outcome for c in watch.step()] == ["waiting"]
+    if change == "remove":
+        coordinator.branches.remove("main", by=operator)
+    elif change == "disable":
+        coordinator.branches.update("main", enabled=False, by=operator)
+    else:
+        coordinator.branches.update("main", auto_build=False, by=operator)
+    clock.advance(15)
+    assert watch.step() == []
+    clock.advance(1)
+    assert watch.due() is False

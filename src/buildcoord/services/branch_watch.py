@@ -149,6 +149,8 @@ class BranchWatch:
             waiting = self._waiting_due(now)
             if waiting:
                 chosen = [b for b in self._auto_built(None) if b.name in waiting]
+                # A branch removed, disabled or no longer auto-built since: nothing to re-check.
+                self._forget(waiting - {branch.name for branch in chosen})
                 results += self._check(chosen, quiet=self.settings.branch_quiet_seconds)
         return results
 
@@ -194,6 +196,12 @@ class BranchWatch:
         if interval <= 0:
             return False
         return self._last_poll is None or now - self._last_poll >= interval
+
+    def _forget(self, names: Iterable[str]) -> None:
+        """Drop waiting tips (the next poll looks at those branches again)."""
+        with self._lock:
+            for name in names:
+                self._waiting.pop(name, None)
 
     def _waiting_due(self, now: float) -> set[str]:
         quiet = self.settings.branch_quiet_seconds
@@ -281,6 +289,8 @@ class BranchWatch:
         else:
             self.store.branches.record_check_success(branch.name, now=now)
             return tips[branch.name]
+        # A waiting tip that cannot be read now waits for the next poll, not the next second.
+        self._forget([branch.name])
         if self.store.branches.record_check_failure(branch.name, error, now=now):
             self._alert(branch, error)
         return BranchCheck(branch.name, "failed", detail=error)
