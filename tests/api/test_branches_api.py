@@ -265,3 +265,14 @@ def test_a_push_to_a_branch_whose_tip_was_never_read_is_built_after_the_quiet_pe
     assert [(c.outcome, c.commit) for c in coordinator.branch_watch.step()] == [("queued", new)]
     assert queued(operator, "main") == [new]
     assert coordinator.branch_watch.due() is False
+
+
+def test_a_webhook_payload_over_the_size_limit_is_refused_and_queues_nothing(
+    http: TestClient, operator: Client, origin: Path, store_state: StoreState
+) -> None:
+    operator.add_branch("main", repo=str(origin), command="make")
+    before = store_state()
+    body = push_payload("main", commit(origin)).replace(b"}", b"}" + b" " * (25 * 1024 * 1024), 1)
+    message = error_of(http.post(f"{API}/hooks/git", content=body, headers=signed(body)), 413)
+    assert "larger than" in message
+    assert store_state() == before
