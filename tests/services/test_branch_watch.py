@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import subprocess
 import threading
+import time
 from pathlib import Path
 
 import pytest
@@ -406,3 +407,38 @@ def test_a_waiting_tip_of_a_branch_no_longer_watched_is_forgotten(
     assert watch.step() == []
     clock.advance(1)
     assert watch.due() is False
+
+
+@pytest.mark.parametrize("settings", [Settings(branch_check_timeout_seconds=1.0)])
+def test_a_repository_that_hangs_is_given_up_after_the_timeout_with_the_processes_git_started(
+    coordinator: Coordinator,
+    operator: Principal,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # An ssh that connects and then never answers, as a stuck server's would.
+    hang = tmp_path / "hang"
+    pid_file = tmp_path / "ssh.pid"
+    ssh = tmp_path / "ssh"
+    ssh.write_text(f"#!/bin/sh\n[ -e {hang} ] || exit 1\necho $$ > {pid_file}\nexec sleep 60\n")
+    ssh.chmod(0o755)
+    monkeypatch.setenv("GIT_SSH_COMMAND", str(ssh))
+    coordinator.branches.add("main", repo="ssh://git.example.com/r.git", command="m", by=operator)
+    hang.touch()
+    [check] = coordinator.branch_watch.check_updates(by=operator)
+    assert check.outcome == "failed"
+    assert "took longer than 1 s" in check.detail
+    pid = int(pid_file.read_text())
+    deadline = time.monotonic() + 5
+    while _running(pid) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert not _running(pid), "the ssh git started outlived git's timeout"
+
+
+def _running(pid: int) -> bool:
+    """Whether the process exists and is not a zombie waiting to be reaped."""
+    try:
+        status = Path(f"/proc/{pid}/status").read_text()
+    except FileNotFoundError:
+        return False
+    return "\nState:\tZ" not in status
