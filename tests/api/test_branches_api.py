@@ -276,3 +276,18 @@ def test_a_webhook_payload_over_the_size_limit_is_refused_and_queues_nothing(
     message = error_of(http.post(f"{API}/hooks/git", content=body, headers=signed(body)), 413)
     assert "larger than" in message
     assert store_state() == before
+
+
+def test_a_push_builds_a_branch_set_up_from_its_repository_url_with_credentials(
+    http: TestClient, operator: Client
+) -> None:
+    url = "https://git.example.invalid/o/r.git"
+    operator.add_branch("main", repo="https://builder:s3cret@git.example.invalid/o/r", command="m")
+    new = "1" * 40
+    body = push_payload("main", new, url=url)
+    response = http.post(f"{API}/hooks/git", content=body, headers=signed(body))
+    assert (response.json()["outcome"], response.json()["commit"]) == ("queued", new)
+    other = push_payload("main", "2" * 40, url="https://git.example.invalid/o/other.git")
+    response = http.post(f"{API}/hooks/git", content=other, headers=signed(other))
+    assert response.json()["outcome"] == "ignored"
+    assert "s3cret" not in response.text

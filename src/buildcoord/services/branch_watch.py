@@ -123,7 +123,8 @@ class BranchWatch:
         if branch is None:
             return BranchCheck(name, "ignored", detail="no such branch is set up")
         if not hooks.same_repository(branch.repo, push.repositories):
-            return BranchCheck(name, "ignored", detail=f"{name} is set up from {branch.repo}")
+            source = hooks.without_credentials(branch.repo)
+            return BranchCheck(name, "ignored", detail=f"{name} is set up from {source}")
         if not branch.enabled or not branch.auto_build:
             why = "disabled" if not branch.enabled else "auto-build is off"
             return BranchCheck(name, "ignored", detail=f"the branch is {why}")
