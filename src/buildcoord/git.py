@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
+import signal
 import subprocess
 from pathlib import Path
 
@@ -29,26 +31,42 @@ def run_git(
     timeout: float = GIT_TIMEOUT,
     stdin: str | None = None,
 ) -> str:
-    """Run ``git args...`` and return its stdout; GitError with stderr on failure."""
+    """Run ``git args...`` and return its stdout; GitError with stderr on failure.
+
+    git runs in a process group of its own, so that a timeout kills what it started too (the
+    ssh or https helper of a fetch or ls-remote), not git alone.
+    """
     try:
-        result = subprocess.run(
+        process = subprocess.Popen(
             ["git", *args],
             cwd=cwd,
             env=git_environment(),
-            input=stdin,
-            stdin=None if stdin is not None else subprocess.DEVNULL,
-            capture_output=True,
+            stdin=subprocess.PIPE if stdin is not None else subprocess.DEVNULL,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
             text=True,
-            timeout=timeout,
-            check=False,
+            start_new_session=True,
         )
     except FileNotFoundError as exc:
         raise GitError("git is not installed (no 'git' on PATH)") from exc
-    except subprocess.TimeoutExpired as exc:
-        raise GitError(f"git {args[0]} took longer than {timeout:.0f} s") from exc
-    if result.returncode != 0:
-        raise GitError(f"git {args[0]} failed: {_first_complaint(result.stderr or result.stdout)}")
-    return result.stdout
+    with process:
+        try:
+            stdout, stderr = process.communicate(stdin, timeout=timeout)
+        except BaseException as exc:
+            _kill_group(process)
+            if isinstance(exc, subprocess.TimeoutExpired):
+                raise GitError(f"git {args[0]} took longer than {timeout:.0f} s") from exc
+            raise
+    if process.returncode != 0:
+        raise GitError(f"git {args[0]} failed: {_first_complaint(stderr or stdout)}")
+    return stdout
+
+
+def _kill_group(process: subprocess.Popen[str]) -> None:
+    """Kill git and every process in its group, and reap git."""
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(process.pid, signal.SIGKILL)
+    process.wait()
 
 
 def _first_complaint(text: str) -> str:

@@ -240,3 +240,54 @@ def test_pushes_in_a_burst_are_queued_once_the_branch_is_quiet(
     clock.advance(15)
     assert [c.outcome for c in coordinator.branch_watch.step()] == ["queued"]
     assert queued(operator, "main") == [newest]
+
+
+@pytest.mark.parametrize(
+    "settings", [Settings(admin_token=ADMIN_TOKEN, webhook_secret=SECRET, branch_quiet_seconds=15)]
+)
+def test_a_push_to_a_branch_whose_tip_was_never_read_is_built_after_the_quiet_period(
+    http: TestClient,
+    operator: Client,
+    origin: Path,
+    tmp_path: Path,
+    coordinator: Any,
+    clock: Any,
+) -> None:
+    moved = tmp_path / "moved"
+    origin.rename(moved)  # unreachable when the branch is added: no tip recorded
+    operator.add_branch("main", repo=str(origin), command="make")
+    moved.rename(origin)
+    new = commit(origin)
+    body = push_payload("main", new)
+    response = http.post(f"{API}/hooks/git", content=body, headers=signed(body))
+    assert response.json()["outcome"] == "waiting"
+    clock.advance(15)
+    assert [(c.outcome, c.commit) for c in coordinator.branch_watch.step()] == [("queued", new)]
+    assert queued(operator, "main") == [new]
+    assert coordinator.branch_watch.due() is False
+
+
+def test_a_webhook_payload_over_the_size_limit_is_refused_and_queues_nothing(
+    http: TestClient, operator: Client, origin: Path, store_state: StoreState
+) -> None:
+    operator.add_branch("main", repo=str(origin), command="make")
+    before = store_state()
+    body = push_payload("main", commit(origin)).replace(b"}", b"}" + b" " * (25 * 1024 * 1024), 1)
+    message = error_of(http.post(f"{API}/hooks/git", content=body, headers=signed(body)), 413)
+    assert "larger than" in message
+    assert store_state() == before
+
+
+def test_a_push_builds_a_branch_set_up_from_its_repository_url_with_credentials(
+    http: TestClient, operator: Client
+) -> None:
+    url = "https://git.example.invalid/o/r.git"
+    operator.add_branch("main", repo="https://builder:s3cret@git.example.invalid/o/r", command="m")
+    new = "1" * 40
+    body = push_payload("main", new, url=url)
+    response = http.post(f"{API}/hooks/git", content=body, headers=signed(body))
+    assert (response.json()["outcome"], response.json()["commit"]) == ("queued", new)
+    other = push_payload("main", "2" * 40, url="https://git.example.invalid/o/other.git")
+    response = http.post(f"{API}/hooks/git", content=other, headers=signed(other))
+    assert response.json()["outcome"] == "ignored"
+    assert "s3cret" not in response.text

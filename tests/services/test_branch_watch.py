@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import subprocess
 import threading
+import time
 from pathlib import Path
 
 import pytest
@@ -368,3 +369,76 @@ def test_queue_all_queues_each_enabled_branch_at_its_remote_tip(
     assert {c.outcome for c in again} == {"known"}
     assert jobs_of(coordinator, "feature") == [(feature, "queued")]
     assert jobs_of(coordinator, "off") == []
+
+
+def test_a_waiting_tip_whose_repository_becomes_unreadable_is_not_read_again_every_second(
+    coordinator: Coordinator, operator: Principal, origin: Path, clock: FakeClock, tmp_path: Path
+) -> None:
+    coordinator.branches.add("main", repo=str(origin), command="make", by=operator)
+    watch = coordinator.branch_watch
+    watch.step()  # the first poll
+    commit(origin)
+    clock.advance(300)
+    assert [c.outcome for c in watch.step()] == ["waiting"]
+    origin.rename(tmp_path / "moved")
+    clock.advance(15)
+    assert [c.outcome for c in watch.step()] == ["failed"]
+    clock.advance(1)
+    assert watch.due() is False  # the next look is the next poll, not a second from now
+
+
+@pytest.mark.parametrize("change", ["disable", "no-auto-build", "remove"])
+def test_a_waiting_tip_of_a_branch_no_longer_watched_is_forgotten(
+    coordinator: Coordinator, operator: Principal, origin: Path, clock: FakeClock, change: str
+) -> None:
+    coordinator.branches.add("main", repo=str(origin), command="make", by=operator)
+    watch = coordinator.branch_watch
+    watch.step()
+    commit(origin)
+    clock.advance(300)
+    assert [c.outcome for c in watch.step()] == ["waiting"]
+    if change == "remove":
+        coordinator.branches.remove("main", by=operator)
+    elif change == "disable":
+        coordinator.branches.update("main", enabled=False, by=operator)
+    else:
+        coordinator.branches.update("main", auto_build=False, by=operator)
+    clock.advance(15)
+    assert watch.step() == []
+    clock.advance(1)
+    assert watch.due() is False
+
+
+@pytest.mark.parametrize("settings", [Settings(branch_check_timeout_seconds=1.0)])
+def test_a_repository_that_hangs_is_given_up_after_the_timeout_with_the_processes_git_started(
+    coordinator: Coordinator,
+    operator: Principal,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # An ssh that connects and then never answers, as a stuck server's would.
+    hang = tmp_path / "hang"
+    pid_file = tmp_path / "ssh.pid"
+    ssh = tmp_path / "ssh"
+    ssh.write_text(f"#!/bin/sh\n[ -e {hang} ] || exit 1\necho $$ > {pid_file}\nexec sleep 60\n")
+    ssh.chmod(0o755)
+    monkeypatch.setenv("GIT_SSH_COMMAND", str(ssh))
+    coordinator.branches.add("main", repo="ssh://git.example.com/r.git", command="m", by=operator)
+    hang.touch()
+    [check] = coordinator.branch_watch.check_updates(by=operator)
+    assert check.outcome == "failed"
+    assert "took longer than 1 s" in check.detail
+    pid = int(pid_file.read_text())
+    deadline = time.monotonic() + 5
+    while _running(pid) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert not _running(pid), "the ssh git started outlived git's timeout"
+
+
+def _running(pid: int) -> bool:
+    """Whether the process exists and is not a zombie waiting to be reaped."""
+    try:
+        status = Path(f"/proc/{pid}/status").read_text()
+    except FileNotFoundError:
+        return False
+    return "\nState:\tZ" not in status

@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import math
+
 import pytest
 from sqlalchemy import select
 
 from buildcoord.clock import FakeClock
 from buildcoord.config import Settings
+from buildcoord.errors import InvalidInput
 from buildcoord.models import BuildRecord, Principal
 from buildcoord.services.coordinator import Coordinator
 from buildcoord.store import Store
@@ -186,3 +189,22 @@ def test_a_branch_without_a_set_up_command_gets_its_own_build_key(
     [record] = history(coordinator.store)
     assert record.build_key == build_key("adhoc", None)
     assert record.build_key != build_key("adhoc", "make")
+
+
+@pytest.mark.parametrize("duration", [math.inf, math.nan, -1.0])
+def test_a_build_reported_with_a_non_finite_or_negative_duration_is_refused_and_not_recorded(
+    coordinator: Coordinator, operator: Principal, build1: Principal, duration: float
+) -> None:
+    job_id = start(coordinator, operator, build1)
+    token = coordinator.store.jobs.get_job(job_id).fencing_token
+    with pytest.raises(InvalidInput, match="invalid duration"):
+        coordinator.queue.complete(
+            job_id,
+            status="succeeded",
+            duration=duration,
+            server="build1",
+            fencing_token=token,
+            by=build1,
+        )
+    assert history(coordinator.store) == []
+    assert coordinator.store.jobs.get_job(job_id).status == "running"

@@ -255,6 +255,29 @@ def test_a_queued_job_no_online_server_can_take_has_no_forecast_and_a_note(
     assert forecast.note == "no online server has its labels"
 
 
+def test_a_queued_job_waiting_on_any_dependency_without_a_forecast_has_no_forecast(
+    services: Coordinator, clock: FakeClock
+) -> None:
+    for _ in range(3):
+        build(services, clock, "build1", 100)
+    services.branches.add("by-hand", repo="/srv/repo", command=None, by=OPERATOR)
+    running = services.queue.submit("main", COMMIT, by=OPERATOR)
+    assert services.queue.claim_next("build1", by=agent("build1")) is not None
+    unpredictable = services.queue.submit("by-hand", COMMIT, by=OPERATOR)
+    beat(services, "build1")
+    beat(services, "build2")
+    waiting = services.queue.submit(
+        "main", COMMIT, depends_on=[running.id, unpredictable.id], by=OPERATOR
+    )
+
+    forecasts = services.prediction.forecast()
+
+    assert forecasts[running.id].expected_remaining_seconds == pytest.approx(100)
+    assert forecasts[unpredictable.id].predicted_finish is None
+    assert forecasts[waiting.id].predicted_start is None
+    assert forecasts[waiting.id].note == "it waits for dependencies that have no forecast"
+
+
 def test_stats_tables_count_builds_by_branch_server_hour_and_day(
     services: Coordinator, clock: FakeClock
 ) -> None:

@@ -123,7 +123,8 @@ class BranchWatch:
         if branch is None:
             return BranchCheck(name, "ignored", detail="no such branch is set up")
         if not hooks.same_repository(branch.repo, push.repositories):
-            return BranchCheck(name, "ignored", detail=f"{name} is set up from {branch.repo}")
+            source = hooks.without_credentials(branch.repo)
+            return BranchCheck(name, "ignored", detail=f"{name} is set up from {source}")
         if not branch.enabled or not branch.auto_build:
             why = "disabled" if not branch.enabled else "auto-build is off"
             return BranchCheck(name, "ignored", detail=f"the branch is {why}")
@@ -149,6 +150,8 @@ class BranchWatch:
             waiting = self._waiting_due(now)
             if waiting:
                 chosen = [b for b in self._auto_built(None) if b.name in waiting]
+                # A branch removed, disabled or no longer auto-built since: nothing to re-check.
+                self._forget(waiting - {branch.name for branch in chosen})
                 results += self._check(chosen, quiet=self.settings.branch_quiet_seconds)
         return results
 
@@ -194,6 +197,12 @@ class BranchWatch:
         if interval <= 0:
             return False
         return self._last_poll is None or now - self._last_poll >= interval
+
+    def _forget(self, names: Iterable[str]) -> None:
+        """Drop waiting tips (the next poll looks at those branches again)."""
+        with self._lock:
+            for name in names:
+                self._waiting.pop(name, None)
 
     def _waiting_due(self, now: float) -> set[str]:
         quiet = self.settings.branch_quiet_seconds
@@ -281,6 +290,8 @@ class BranchWatch:
         else:
             self.store.branches.record_check_success(branch.name, now=now)
             return tips[branch.name]
+        # A waiting tip that cannot be read now waits for the next poll, not the next second.
+        self._forget([branch.name])
         if self.store.branches.record_check_failure(branch.name, error, now=now):
             self._alert(branch, error)
         return BranchCheck(branch.name, "failed", detail=error)
@@ -304,6 +315,11 @@ class BranchWatch:
         """Record a first tip (or with first_builds, treat it as new), wait for quiet, or queue."""
         name = branch.name
         now = self.clock.now().timestamp()
+        if branch.seen_commit is None and not first_builds:
+            with self._lock:
+                # Only a push puts a never-read branch's tip in waiting: its re-check after
+                # the quiet period must build it, as the push itself would have.
+                first_builds = name in self._waiting
         if branch.seen_commit is None and not first_builds:
             self.store.branches.record_tip(name, expected=None, tip=tip, now=now)
             return BranchCheck(name, "recorded", tip, detail="first tip seen: recorded, not built")

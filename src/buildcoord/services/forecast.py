@@ -121,7 +121,8 @@ def _place(
     ready = 0.0
     if job.pending_dependencies:
         waits = [finish_of[dep] for dep in job.depends_on if dep in finish_of]
-        if not waits:
+        # Every pending dependency is running or queued: one missing here has no forecast.
+        if len(waits) < job.pending_dependencies:
             return _nothing(job, None, "it waits for dependencies that have no forecast")
         ready = max(waits)
     key = job_key(job, branches)

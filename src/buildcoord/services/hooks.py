@@ -71,13 +71,23 @@ def same_repository(configured: str, urls: tuple[str, ...]) -> bool:
     """Whether a branch's repository is the pushed one.
 
     A branch whose repository is a URL (``scheme://`` or ``user@host:path``) must be named
-    among the payload's URLs (compared without a trailing ``/`` or ``.git``); a branch whose
-    repository is a local path (a mirror) matches by branch name alone.
+    among the payload's URLs (compared without a trailing ``/`` or ``.git``, nor the
+    credentials a ``scheme://`` URL may carry); a branch whose repository is a local path (a
+    mirror) matches by branch name alone.
     """
     if "://" not in configured and not _SCP_LIKE.match(configured):
         return True
     return _normal(configured) in {_normal(url) for url in urls}
 
 
+def without_credentials(url: str) -> str:
+    """url without the ``user:password@`` of a ``scheme://`` URL (payloads never carry one)."""
+    scheme, separator, rest = url.partition("://")
+    if not separator:
+        return url
+    authority, slash, path = rest.partition("/")
+    return f"{scheme}://{authority.rpartition('@')[2]}{slash}{path}"
+
+
 def _normal(url: str) -> str:
-    return url.strip().rstrip("/").removesuffix(".git").lower()
+    return without_credentials(url.strip()).rstrip("/").removesuffix(".git").lower()

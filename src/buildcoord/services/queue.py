@@ -10,6 +10,7 @@ never scans. With aging off, rank orders strictly by priority, then FIFO.
 from __future__ import annotations
 
 import logging
+import math
 from collections.abc import Callable, Sequence
 
 from buildcoord import git, validation
@@ -207,7 +208,7 @@ class QueueService:
             require_self_or_operator(by, server, "complete jobs")
         else:
             require_operator(by, "completing a job")
-        if duration is not None and (duration < 0 or duration != duration):
+        if duration is not None and not (math.isfinite(duration) and duration >= 0):
             raise InvalidInput(f"invalid duration {duration!r}: expected seconds >= 0")
         if reason is not None:
             validation.text(reason, what="reason", maximum=2000, required=False)
