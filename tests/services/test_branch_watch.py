@@ -168,6 +168,19 @@ def test_queueing_a_newer_tip_cancels_the_still_queued_build_it_supersedes(
     assert cancelled.reason == f"superseded by {newer[:12]}"
 
 
+def test_a_build_queued_by_hand_is_never_superseded_by_a_push(
+    coordinator: Coordinator, operator: Principal, origin: Path
+) -> None:
+    coordinator.branches.add("main", repo=str(origin), command="make", by=operator)
+    older = commit(origin)
+    by_hand = coordinator.queue.submit("main", older, by=operator)
+    coordinator.branch_watch.check_updates(by=operator)  # older is known: the tip moves on
+    newer = commit(origin)
+    coordinator.branch_watch.check_updates(by=operator)
+    assert jobs_of(coordinator, "main") == [(older, "queued"), (newer, "queued")]
+    assert coordinator.store.jobs.get_job(by_hand.id).trigger == "manual"
+
+
 @pytest.mark.parametrize("settings", [Settings(cancel_superseded_builds=False)])
 def test_superseded_builds_stay_queued_when_the_setting_is_off(
     coordinator: Coordinator, operator: Principal, origin: Path

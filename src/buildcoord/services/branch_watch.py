@@ -14,7 +14,8 @@ The rules, whichever way a tip arrives:
   ``branch_quiet_seconds``, so a burst of pushes ends in one build of its last commit. An
   operator's ``check-updates`` and ``queue-all`` do not wait.
 - With ``cancel_superseded_builds``, queueing a new tip cancels the still-queued build of
-  the tip it replaces.
+  the tip it replaces, when a push queued that build (never one queued by hand or by a
+  schedule).
 - A queued job records what started it (its ``trigger``, which the duration predictor
   weighs): ``push`` for a new tip (webhook, poller, ``check-updates``), ``schedule`` for a
   cron run, ``manual`` for ``queue-all``.
@@ -369,11 +370,12 @@ class BranchWatch:
         return result
 
     def _cancel_superseded(self, name: str, previous: str, tip: str) -> None:
-        """Cancel the still-queued build of the tip that tip replaces."""
+        """Cancel the still-queued build of the tip that tip replaces, if a push queued it (a
+        build queued by hand or by a schedule was asked for as such: it stays)."""
         if not self.settings.cancel_superseded_builds:
             return
         for job in self.store.jobs.list_jobs(statuses=["queued"], branch=name, limit=1000):
-            if job.commit != previous:
+            if job.commit != previous or job.trigger != TRIGGER_PUSH:
                 continue
             with contextlib.suppress(Conflict):  # it started meanwhile: let it run
                 self.store.jobs.cancel_job(
