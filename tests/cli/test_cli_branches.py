@@ -30,8 +30,23 @@ def test_branches_add_with_build_now_queues_the_tip(
     run_cli: RunCli, operator: Client, origin: Path
 ) -> None:
     tip = git(origin, "rev-parse", "main")
+    out = run_cli("branches", "add", "main", "--repo", str(origin), "--command", "m", "--build-now")
+    [job] = operator.list_jobs()
+    assert job.commit == tip
+    assert f"tip {tip[:12]} queued as job {job.id}" in out.stdout
+
+
+def test_branches_add_with_build_now_says_when_the_tip_was_built_before(
+    run_cli: RunCli, operator: Client, origin: Path
+) -> None:
+    tip = git(origin, "rev-parse", "main")
     run_cli("branches", "add", "main", "--repo", str(origin), "--command", "m", "--build-now")
-    assert [job.commit for job in operator.list_jobs()] == [tip]
+    [job] = operator.list_jobs()
+    operator.cancel_job(job.id)
+    run_cli("branches", "remove", "main")
+    out = run_cli("branches", "add", "main", "--repo", str(origin), "--command", "m", "--build-now")
+    assert f"tip {tip[:12]} not queued again: job {job.id} is cancelled" in out.stdout
+    assert len(operator.list_jobs()) == 1
 
 
 def test_branches_add_takes_auto_build_schedule_and_enabled(

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import csv
 import json
+import os
+import stat
 from pathlib import Path
 
 from click.testing import CliRunner, Result
@@ -70,3 +72,27 @@ def test_evaluate_of_a_file_without_the_columns_is_one_error_line(tmp_path: Path
     assert result.exit_code == 1
     assert result.stderr.startswith("error: ")
     assert "missing column" in result.stderr
+
+
+def test_evaluate_rows_file_gets_the_usual_permissions_not_a_temporary_files(
+    tmp_path: Path,
+) -> None:
+    out = tmp_path / "rows.csv"
+    result = _run(str(_history(tmp_path)), "--rows", str(out))
+    assert result.exit_code == 0, result.output
+    mask = os.umask(0o022)
+    os.umask(mask)
+    assert stat.S_IMODE(out.stat().st_mode) == 0o666 & ~mask
+
+
+def test_evaluate_of_a_history_too_short_to_score_says_so_instead_of_nan(
+    tmp_path: Path,
+) -> None:
+    path = write_csv(tmp_path / "short.csv", synthetic_rows(2))
+    result = _run(str(path))
+    assert result.exit_code == 0, result.output
+    assert "no row could be scored" in result.stdout
+    assert "nan" not in result.stdout
+    report = json.loads(_run(str(path), "--json").stdout)
+    assert report["scored"] == 0
+    assert "nan" not in json.dumps(report["goals"]).lower()

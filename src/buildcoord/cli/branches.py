@@ -8,6 +8,7 @@ import click
 
 from buildcoord.cli.context import get_context, json_option, split_list
 from buildcoord.cli.output import emit_json, stamp, table
+from buildcoord.client import Client
 from buildcoord.models import Branch, BranchCheck
 
 SCHEDULE_HELP = (
@@ -88,12 +89,26 @@ def add(
             enabled=enabled,
             build_now=build_now,
         )
+        tip = branch.seen_commit
+        if tip is None:
+            done = "not read yet (repository unreachable?): the first check records it"
+        elif build_now:
+            done = f"{tip[:12]} {_build_of(client, name, tip)}"
+        else:
+            done = f"{tip[:12]} recorded as seen, not built"
     click.echo(f"Added branch {branch.name} ({branch.repo})")
-    if branch.seen_commit is None:
-        click.echo("  tip not read yet (repository unreachable?): the first check records it")
-    else:
-        done = "queued" if build_now else "recorded as seen, not built"
-        click.echo(f"  tip {branch.seen_commit[:12]} {done}")
+    click.echo(f"  tip {done}")
+
+
+def _build_of(client: Client, name: str, commit: str) -> str:
+    """What --build-now did: a commit is built at most once per branch."""
+    jobs = [job for job in client.list_jobs(branch=name) if job.commit == commit]
+    if not jobs:
+        return "not queued (no job at that commit)"
+    newest = max(jobs, key=lambda job: job.id)
+    if newest.status == "queued":
+        return f"queued as job {newest.id}"
+    return f"not queued again: job {newest.id} is {newest.status}"
 
 
 @branches.command("list")

@@ -21,7 +21,14 @@ from buildcoord.cli.context import get_context, json_option
 from buildcoord.cli.output import emit_json, table
 from buildcoord.errors import InvalidInput
 from buildcoord.models import StatsRow
-from buildcoord.prediction.evaluation import Accuracy, Comparison, Evaluation, ScoredRow, evaluate
+from buildcoord.prediction.evaluation import (
+    MIN_EARLIER_SUCCESSES,
+    Accuracy,
+    Comparison,
+    Evaluation,
+    ScoredRow,
+    evaluate,
+)
 from buildcoord.prediction.history_file import read_history
 
 ROW_COLUMNS = (
@@ -174,6 +181,7 @@ def _write_rows(path: Path, scored: list[ScoredRow]) -> None:
     except OSError as exc:
         raise InvalidInput(f"cannot write {path}: {exc.strerror}") from None
     try:
+        os.fchmod(handle, 0o666 & ~_umask())  # as open() would have made it, not mkstemp's 0600
         with os.fdopen(handle, "w", newline="", encoding="utf-8") as out:
             writer = csv.writer(out)
             writer.writerow(ROW_COLUMNS)
@@ -201,6 +209,12 @@ def _write_rows(path: Path, scored: list[ScoredRow]) -> None:
         raise
 
 
+def _umask() -> int:
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
+
+
 def _percent(value: float | None, digits: int = 1) -> str:
     return "-" if value is None or math.isnan(value) else f"{value * 100:.{digits}f} %"
 
@@ -217,6 +231,12 @@ def _print_report(evaluation: Evaluation) -> None:
         lines = ", ".join(str(line) for line in history.malformed_lines)
         more = ", ..." if history.malformed_count > len(history.malformed_lines) else ""
         click.echo(f"  malformed lines: {lines}{more}")
+    if not evaluation.scored:
+        click.echo(
+            f"no row could be scored: a row is scored when its job has at least "
+            f"{MIN_EARLIER_SUCCESSES} earlier successful rows"
+        )
+        return
     click.echo()
     rows: list[tuple[str, ...]] = [_table_row("all projects", evaluation.overall)]
     rows += [_table_row(name, comparison) for name, comparison in evaluation.projects.items()]

@@ -160,7 +160,7 @@ GOAL_COVERAGE = (0.78, 0.85)
 
 
 def _percent(value: float, digits: int = 2) -> str:
-    return f"{value * 100:.{digits}f} %"
+    return "-" if math.isnan(value) else f"{value * 100:.{digits}f} %"
 
 
 def goals(overall: Comparison, projects: dict[str, Comparison]) -> list[Goal]:

@@ -210,12 +210,17 @@ def rank_servers(
         prediction = plan.predict(key, branch, server.name, trigger)
         free_in = plan.free_in.get(server.name)
         if prediction is None or free_in is None:
+            why = (
+                f"no build of {branch} has succeeded yet: nothing to predict from"
+                if prediction is None
+                else "the job it is running has no prediction, so when it is free is unknown"
+            )
             ranked.append(
                 ServerChoice(
                     server=server.name,
                     status=server.status,
                     eligible=True,
-                    reason="no build has succeeded yet: nothing to predict from; ranked by name",
+                    reason=f"{why}; ranked by name",
                     disk_free_bytes=disk,
                 )
             )
@@ -242,17 +247,12 @@ def rank_servers(
                 disk_free_bytes=disk,
             )
         )
-    ranked.sort(
-        key=lambda choice: (
-            choice.finish_seconds is None,
-            choice.finish_seconds or 0.0,
-            choice.server,
-        )
-    )
+    ranked.sort(key=_by_finish)
     return ranked + skipped
 
 
 def _by_finish(choice: ServerChoice) -> tuple[bool, float, str]:
+    """Earliest predicted finish first, servers without one last; ties by name."""
     finish = choice.finish_seconds
     return finish is None, finish or 0.0, choice.server
 
