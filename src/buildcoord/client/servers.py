@@ -1,0 +1,45 @@
+"""The client's calls to /servers: registration, listing, removal and heartbeats."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+from buildcoord.client.transport import Transport
+from buildcoord.models import Metrics, Server
+
+
+class ServerEndpoints(Transport):
+    """Build servers: register, list, show, remove, heartbeat."""
+
+    def register_server(self, name: str, labels: Sequence[str] = ()) -> tuple[Server, str]:
+        """Register a server; return it and its agent token."""
+        data = self._call("POST", "/servers", json={"name": name, "labels": list(labels)})
+        return self._parse(Server, data["server"]), str(data["token"])
+
+    def list_servers(self) -> list[Server]:
+        """List servers."""
+        return self._parse(list[Server], self._call("GET", "/servers"))
+
+    def get_server(self, name: str) -> Server:
+        """Show one server."""
+        return self._parse(Server, self._call("GET", f"/servers/{name}"))
+
+    def remove_server(self, name: str) -> None:
+        """Remove a server."""
+        self._call("DELETE", f"/servers/{name}")
+
+    def heartbeat(
+        self,
+        name: str,
+        metrics: Metrics,
+        *,
+        agent_version: str | None = None,
+        labels: Sequence[str] | None = None,
+    ) -> Server:
+        """Send a heartbeat."""
+        figures = {key: getattr(metrics, key) for key in Metrics.__dataclass_fields__}
+        body: dict[str, Any] = {"metrics": figures, "agent_version": agent_version}
+        if labels is not None:
+            body["labels"] = list(labels)
+        return self._parse(Server, self._call("POST", f"/servers/{name}/heartbeat", json=body))

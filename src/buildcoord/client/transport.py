@@ -1,0 +1,95 @@
+"""The client's transport: one httpx connection to /api/v1, answers parsed, errors raised."""
+
+from __future__ import annotations
+
+from typing import Any, Self, TypeVar
+
+import httpx
+from pydantic import TypeAdapter
+
+from buildcoord.errors import (
+    BuildcoordError,
+    Conflict,
+    Forbidden,
+    InvalidInput,
+    NotFound,
+    Unauthorized,
+    Unavailable,
+)
+
+T = TypeVar("T")
+
+_BY_STATUS: dict[int, type[BuildcoordError]] = {
+    401: Unauthorized,
+    403: Forbidden,
+    404: NotFound,
+    409: Conflict,
+    422: InvalidInput,
+    400: InvalidInput,
+    503: Unavailable,
+}
+_ADAPTERS: dict[Any, TypeAdapter[Any]] = {}
+
+
+class Transport:
+    """Sends requests to one coordinator's /api/v1 with one bearer token.
+
+    Each endpoint class of the client derives from it; ``Client`` combines them.
+    """
+
+    def __init__(
+        self,
+        base_url: str,
+        token: str | None = None,
+        *,
+        timeout: float = 30.0,
+        transport: httpx.BaseTransport | None = None,
+        http: httpx.Client | None = None,
+    ) -> None:
+        """Connect to base_url; tests pass ``http`` (a Starlette TestClient) to skip sockets."""
+        headers = {"Authorization": f"Bearer {token}"} if token else {}
+        self.base_url = base_url.rstrip("/")
+        if http is None:
+            http = httpx.Client(timeout=timeout, transport=transport)
+        http.base_url = httpx.URL(self.base_url + "/api/v1/")
+        http.headers.update(headers)
+        self.http = http
+
+    def close(self) -> None:
+        """Close the connection pool."""
+        self.http.close()
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(self, *_exc: object) -> None:
+        self.close()
+
+    def _call(self, method: str, path: str, **kwargs: Any) -> Any:
+        try:
+            response = self.http.request(method, path.lstrip("/"), **kwargs)
+        except httpx.TransportError as exc:
+            raise Unavailable(f"cannot reach the coordinator at {self.base_url}: {exc}") from exc
+        if response.status_code == 204:
+            return None
+        if response.is_success:
+            return response.json()
+        self._raise_for(response)
+
+    def _raise_for(self, response: httpx.Response) -> Any:
+        """Raise the error class matching a failed response, with the server's message."""
+        try:
+            message = response.json().get("error") or response.text
+        except ValueError:
+            message = response.text or response.reason_phrase
+        error = _BY_STATUS.get(response.status_code, BuildcoordError)
+        raise error(str(message))
+
+    @staticmethod
+    def _parse(kind: type[T], data: Any) -> T:
+        """Validate JSON data into a model (dataclass, list of them, ...)."""
+        adapter = _ADAPTERS.get(kind)
+        if adapter is None:
+            adapter = _ADAPTERS[kind] = TypeAdapter(kind)
+        result: T = adapter.validate_python(data)
+        return result
