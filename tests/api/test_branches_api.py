@@ -278,6 +278,36 @@ def test_a_webhook_payload_over_the_size_limit_is_refused_and_queues_nothing(
     assert store_state() == before
 
 
+@pytest.mark.parametrize(
+    "repo",
+    [
+        "ssh://git@git.example.invalid/o/r.git",
+        "ssh://git@git.example.invalid:22/o/r",
+        "git@git.example.invalid:o/r.git",
+        "git.example.invalid:o/r",
+        "HTTPS://Git.Example.invalid/O/R/",
+    ],
+)
+def test_a_push_builds_a_branch_set_up_from_another_url_of_the_same_repository(
+    http: TestClient, operator: Client, repo: str
+) -> None:
+    operator.add_branch("main", repo=repo, command="m")
+    new = "1" * 40
+    body = push_payload("main", new, url="https://git.example.invalid/o/r.git")
+    response = http.post(f"{API}/hooks/git", content=body, headers=signed(body))
+    assert (response.json()["outcome"], response.json()["commit"]) == ("queued", new)
+
+
+def test_a_push_of_a_same_named_repository_on_another_host_builds_nothing(
+    http: TestClient, operator: Client
+) -> None:
+    operator.add_branch("main", repo="git@other.example.invalid:o/r.git", command="m")
+    body = push_payload("main", "1" * 40, url="https://git.example.invalid/o/r.git")
+    response = http.post(f"{API}/hooks/git", content=body, headers=signed(body))
+    assert response.json()["outcome"] == "ignored"
+    assert queued(operator, "main") == []
+
+
 def test_a_push_builds_a_branch_set_up_from_its_repository_url_with_credentials(
     http: TestClient, operator: Client
 ) -> None:

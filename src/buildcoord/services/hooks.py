@@ -5,15 +5,11 @@ from __future__ import annotations
 import hashlib
 import hmac
 import json
-import re
 from dataclasses import dataclass
 
 from buildcoord.errors import InvalidInput, Unauthorized
 
 ZERO_COMMIT = "0" * 40
-_SCP_LIKE = re.compile(r"^[\w.-]+@[\w.-]+:")
-
-
 @dataclass(frozen=True, slots=True)
 class Push:
     """A push as a webhook describes it."""
@@ -70,14 +66,33 @@ def parse_push(body: bytes) -> Push:
 def same_repository(configured: str, urls: tuple[str, ...]) -> bool:
     """Whether a branch's repository is the pushed one.
 
-    A branch whose repository is a URL (``scheme://`` or ``user@host:path``) must be named
-    among the payload's URLs (compared without a trailing ``/`` or ``.git``, nor the
-    credentials a ``scheme://`` URL may carry); a branch whose repository is a local path (a
-    mirror) matches by branch name alone.
+    A branch whose repository is a URL (``scheme://...`` or git's scp-like ``[user@]host:path``)
+    matches when one of the payload's URLs names the same host and path, whatever the scheme,
+    user, credentials, port, trailing ``/`` or ``.git`` (``ssh://git@host/o/r.git``,
+    ``git@host:o/r``, ``https://host/o/r`` are one repository); a branch whose repository is
+    a local path (a mirror) matches by branch name alone.
     """
-    if "://" not in configured and not _SCP_LIKE.match(configured):
+    identity = repository_identity(configured)
+    if identity is None:
         return True
-    return _normal(configured) in {_normal(url) for url in urls}
+    return identity in {repository_identity(url) for url in urls}
+
+
+def repository_identity(url: str) -> str | None:
+    """``host/path`` of a repository URL (lower case, no ``.git`` nor trailing ``/``), or None
+    for a local path. As git does, ``x:y`` is scp-like when no ``/`` comes before the colon."""
+    url = url.strip()
+    scheme, separator, rest = url.partition("://")
+    if separator and scheme:
+        authority, _, path = rest.partition("/")
+        host = authority.rpartition("@")[2].partition(":")[0]
+    else:
+        before, colon, path = url.partition(":")
+        if not colon or "/" in before or not before:
+            return None
+        host = before.rpartition("@")[2]
+    path = path.strip("/").removesuffix(".git").rstrip("/")
+    return f"{host}/{path}".lower()
 
 
 def without_credentials(url: str) -> str:
@@ -87,7 +102,3 @@ def without_credentials(url: str) -> str:
         return url
     authority, slash, path = rest.partition("/")
     return f"{scheme}://{authority.rpartition('@')[2]}{slash}{path}"
-
-
-def _normal(url: str) -> str:
-    return without_credentials(url.strip()).rstrip("/").removesuffix(".git").lower()
