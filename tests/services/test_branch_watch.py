@@ -101,6 +101,15 @@ def test_a_commit_built_before_is_not_queued_again_when_it_comes_back(
     assert [c for c, _ in jobs_of(coordinator, "main")] == [first, second]
 
 
+def test_a_branch_named_twice_in_one_check_is_looked_at_once(
+    coordinator: Coordinator, operator: Principal, origin: Path
+) -> None:
+    coordinator.branches.add("main", repo=str(origin), command="make", by=operator)
+    tip = commit(origin)
+    checks = coordinator.branch_watch.check_updates(["main", "main"], by=operator)
+    assert [(c.branch, c.outcome, c.commit) for c in checks] == [("main", "queued", tip)]
+
+
 @pytest.mark.parametrize("coordinators", [1, 2])
 def test_concurrent_update_checks_queue_a_new_tip_once(
     migrated_db_url: str, operator: Principal, origin: Path, coordinators: int
@@ -250,6 +259,21 @@ def test_a_schedule_missed_while_no_coordinator_ran_fires_once(
     assert [c.outcome for c in coordinator.branch_watch.step()] == ["queued"]
     assert coordinator.branch_watch.step() == []
     assert len(jobs_of(coordinator, "main")) == 1
+
+
+def test_a_schedule_due_while_its_branch_was_off_does_not_fire_when_it_is_turned_on(
+    coordinator: Coordinator, operator: Principal, origin: Path, clock: FakeClock
+) -> None:
+    coordinator.branches.add(
+        "main", repo=str(origin), command="m", auto_build=False, schedule="@hourly", by=operator
+    )
+    coordinator.branches.update("main", enabled=False, by=operator)
+    commit(origin)
+    clock.advance(2 * 3600 + 60)  # 02:01: two runs came and went while it was off
+    coordinator.branches.update("main", enabled=True, by=operator)
+    assert coordinator.branch_watch.step() == []
+    clock.advance(3600)  # 03:01: the first run due since it was turned on
+    assert [c.outcome for c in coordinator.branch_watch.step()] == ["queued"]
 
 
 @pytest.mark.parametrize(

@@ -249,7 +249,8 @@ class BranchWatch:
         if names is None:
             found = self.store.branches.list_branches()
         else:
-            found = [self.store.branches.get_branch(name) for name in names]
+            # A name given twice is looked at once.
+            found = [self.store.branches.get_branch(name) for name in dict.fromkeys(names)]
         return [branch for branch in found if branch.enabled and branch.auto_build]
 
     def _check(self, chosen: list[Branch], *, quiet: float) -> list[BranchCheck]:

@@ -128,7 +128,8 @@ class BranchService:
         """Change a branch's switches; the ones left None stay as they are.
 
         schedule: a cron expression, or "" to remove the schedule. Turning a branch on again
-        records nothing: the poller's next look queues its tip if that commit is new.
+        records nothing: the poller's next look queues its tip if that commit is new; its
+        schedule resumes at its next time from now (runs due while it was off do not fire).
         """
         require_operator(by, "changing a branch")
         changes: dict[str, Any] = {
@@ -149,6 +150,11 @@ class BranchService:
             changes["next_scheduled_at"] = (
                 None if cron is None else cron.next_after(now).timestamp()
             )
+        elif enabled:
+            current = self.store.branches.get_branch(name)
+            cron = parse_schedule(current.schedule) if not current.enabled else None
+            if cron is not None:
+                changes["next_scheduled_at"] = cron.next_after(now).timestamp()
         if not changes:
             return self.store.branches.get_branch(name)
         return self.store.branches.update_branch(name, changes, now=now.timestamp(), actor=by.actor)
