@@ -10,6 +10,8 @@ from dataclasses import dataclass
 from buildcoord.errors import InvalidInput, Unauthorized
 
 ZERO_COMMIT = "0" * 40
+
+
 @dataclass(frozen=True, slots=True)
 class Push:
     """A push as a webhook describes it."""
