@@ -113,6 +113,26 @@ def test_the_band_widens_for_a_job_whose_durations_vary_more() -> None:
     assert erratic.p90 / erratic.p10 > 2 * (steady.p90 / steady.p10)
 
 
+def test_a_job_with_little_history_gets_a_band_of_honest_width_not_zero() -> None:
+    predictor = Predictor()
+    predictor.observe_all(build(100, minute=i) for i in range(3))
+    prediction = predictor.predict("job", "main")
+    assert prediction is not None
+    assert prediction.p10 < prediction.p50 == 100 < prediction.p90
+    assert prediction.p90 / prediction.p10 > 1.15
+
+
+def test_the_band_narrows_as_a_steady_job_proves_steady() -> None:
+    predictor = Predictor()
+    predictor.observe_all(build(100, minute=i) for i in range(3))
+    early = predictor.predict("job", "main")
+    predictor.observe_all(build(100, minute=3 + i) for i in range(100))
+    late = predictor.predict("job", "main")
+    assert early is not None
+    assert late is not None
+    assert late.p90 / late.p10 < 1.02 < early.p90 / early.p10
+
+
 def test_the_band_follows_new_builds_after_it_was_asked_for() -> None:
     predictor = Predictor()
     predictor.observe_all(build(100 + (i % 2), minute=i) for i in range(20))

@@ -29,7 +29,8 @@ The method, and why (docs/prediction.md has the figures and how the constants we
 * **A calibrated band.** Every successful build is first predicted, and ``log(actual / p50)``
   is kept for its build key and for the level used. p10 and p90 are p50 times the exponential of
   the recency-weighted empirical 10th and 90th percentiles of the key's residuals, shrunk toward
-  the level's (pseudo-count ``band_prior``) when the key has few.
+  the level's (pseudo-count ``band_prior``) when the key has few, and the level's toward a
+  default band of -10 % / +20 % while the predictor has made few predictions at all.
 """
 
 from __future__ import annotations
@@ -84,6 +85,11 @@ class PredictorSettings:
     level_residual_window: int = 1000
     """Most recent residuals kept per fallback level: the band's prior."""
     band_prior: float = 10.0
+    default_band: tuple[float, float] = (math.log(0.9), math.log(1.2))
+    """The band (log of p10/p50 and p90/p50) before there are errors to calibrate it on:
+    a build is taken to land within -10 % and +20 % of its p50 until the predictor's own
+    errors say otherwise (pseudo-count ``band_prior``). On the shared GitHub Actions history
+    the calibrated band ends up at about 0.93-1.19 overall."""
     """Pseudo-count of the level's residuals when a key's own are shrunk toward them."""
     low_quantile: float = 0.10
     high_quantile: float = 0.90
@@ -155,6 +161,22 @@ def _sorted_quantiles(
             position += 1
         found.append(values[position])
     return found
+
+
+def _shrink(
+    found: tuple[float, float] | None,
+    count: int,
+    prior: tuple[float, float],
+    pseudo_count: float,
+) -> tuple[float, float]:
+    """Band quantiles from ``count`` residuals, shrunk toward ``prior`` (``pseudo_count``)."""
+    if found is None:
+        return prior
+    share = count / (count + pseudo_count)
+    return (
+        share * found[0] + (1 - share) * prior[0],
+        share * found[1] + (1 - share) * prior[1],
+    )
 
 
 def decay_weights(count: int, half_life: float) -> list[float]:
@@ -303,22 +325,23 @@ class Predictor:
         """Log-ratio quantiles: the key's own residuals shrunk toward the level's."""
         prior = self._prior_bands.get(level)
         if prior is None:
-            prior = self._quantiles(self._level_residuals[level], decay=False)
-            if prior is None:
-                everything = [r for residuals in self._level_residuals.values() for r in residuals]
-                prior = self._quantiles(everything, decay=False) or (0.0, 0.0)
+            residuals: Sequence[float] = self._level_residuals[level]
+            if not residuals:
+                residuals = [r for kept in self._level_residuals.values() for r in kept]
+            prior = _shrink(
+                self._quantiles(residuals, decay=False),
+                len(residuals),
+                self.settings.default_band,
+                self.settings.band_prior,
+            )
             self._prior_bands[level] = prior
         own_residuals = self._key_residuals.get(key)
         if not own_residuals:
             return prior
         if key not in self._own_bands:
             self._own_bands[key] = self._quantiles(own_residuals, decay=True)
-        own = self._own_bands[key] or prior
-        share = len(own_residuals) / (len(own_residuals) + self.settings.band_prior)
-        return (
-            share * own[0] + (1 - share) * prior[0],
-            share * own[1] + (1 - share) * prior[1],
-        )
+        own = self._own_bands[key]
+        return _shrink(own, len(own_residuals), prior, self.settings.band_prior)
 
     def _quantiles(self, residuals: Sequence[float], *, decay: bool) -> tuple[float, float] | None:
         if not residuals:
