@@ -308,6 +308,32 @@ def test_a_push_of_a_same_named_repository_on_another_host_builds_nothing(
     assert queued(operator, "main") == []
 
 
+@pytest.mark.parametrize(
+    "repo", ["ssh://git@[2001:db8::2]:22/o/r.git", "git@[2001:db8::2]:o/r.git"]
+)
+def test_a_push_of_a_same_named_repository_on_another_ipv6_host_builds_nothing(
+    http: TestClient, operator: Client, repo: str
+) -> None:
+    operator.add_branch("main", repo=repo, command="m")
+    body = push_payload("main", "1" * 40, url="ssh://git@[2001:db8::1]:22/o/r.git")
+    response = http.post(f"{API}/hooks/git", content=body, headers=signed(body))
+    assert response.json()["outcome"] == "ignored"
+    assert queued(operator, "main") == []
+
+
+@pytest.mark.parametrize(
+    "repo", ["ssh://git@[2001:DB8::1]:22/o/r.git", "git@[2001:db8::1]:o/r", "[2001:db8::1]:o/r"]
+)
+def test_a_push_builds_a_branch_set_up_from_another_url_of_the_same_ipv6_host(
+    http: TestClient, operator: Client, repo: str
+) -> None:
+    operator.add_branch("main", repo=repo, command="m")
+    new = "1" * 40
+    body = push_payload("main", new, url="https://[2001:db8::1]/o/r.git")
+    response = http.post(f"{API}/hooks/git", content=body, headers=signed(body))
+    assert (response.json()["outcome"], response.json()["commit"]) == ("queued", new)
+
+
 def test_a_push_builds_a_branch_set_up_from_its_repository_url_with_credentials(
     http: TestClient, operator: Client
 ) -> None:

@@ -5,6 +5,9 @@ Every test runs against real git repositories with commits made in the test.
 
 from __future__ import annotations
 
+import hashlib
+import hmac
+import json
 import subprocess
 import threading
 import time
@@ -421,7 +424,62 @@ def test_a_waiting_tip_whose_repository_becomes_unreadable_is_not_read_again_eve
     clock.advance(15)
     assert [c.outcome for c in watch.step()] == ["failed"]
     clock.advance(1)
-    assert watch.due() is False  # the next look is the next poll, not a second from now
+    assert watch.due() is False  # the next look is a quiet period away, not a second
+
+
+SECRET = "webhook-secret-for-tests"
+
+
+def push(coordinator: Coordinator, tip: str) -> str:
+    """Deliver a signed push webhook of main at tip; the outcome."""
+    body = json.dumps({"ref": "refs/heads/main", "after": tip}).encode()
+    signature = "sha256=" + hmac.new(SECRET.encode(), body, hashlib.sha256).hexdigest()
+    return coordinator.branch_watch.receive_push(body, signature).outcome
+
+
+@pytest.mark.parametrize(
+    "settings",
+    [Settings(branch_check_minutes=0.0, branch_quiet_seconds=15.0, webhook_secret=SECRET)],
+)
+def test_a_pushed_tip_whose_repository_cannot_be_read_for_a_while_is_built_without_polling(
+    coordinator: Coordinator, operator: Principal, origin: Path, clock: FakeClock, tmp_path: Path
+) -> None:
+    coordinator.branches.add("main", repo=str(origin), command="make", by=operator)
+    tip = commit(origin)
+    assert push(coordinator, tip) == "waiting"
+    moved = tmp_path / "moved"
+    origin.rename(moved)
+    clock.advance(15)
+    assert [c.outcome for c in coordinator.branch_watch.step()] == ["failed"]
+    moved.rename(origin)
+    clock.advance(15)
+    assert [c.outcome for c in coordinator.branch_watch.step()] == ["queued"]
+    assert jobs_of(coordinator, "main") == [(tip, "queued")]
+
+
+@pytest.mark.parametrize(
+    "settings",
+    [Settings(branch_check_minutes=5.0, branch_quiet_seconds=15.0, webhook_secret=SECRET)],
+)
+def test_a_push_to_a_branch_never_read_is_built_even_when_its_first_recheck_fails(
+    coordinator: Coordinator, operator: Principal, origin: Path, clock: FakeClock, tmp_path: Path
+) -> None:
+    moved = tmp_path / "moved"
+    origin.rename(moved)
+    assert (
+        coordinator.branches.add("main", repo=str(origin), command="m", by=operator).seen_commit
+        is None
+    )
+    moved.rename(origin)
+    tip = commit(origin)
+    assert push(coordinator, tip) == "waiting"
+    origin.rename(moved)
+    clock.advance(15)
+    assert [c.outcome for c in coordinator.branch_watch.step()] == ["failed"]
+    moved.rename(origin)
+    clock.advance(300)
+    coordinator.branch_watch.step()
+    assert jobs_of(coordinator, "main") == [(tip, "queued")]
 
 
 @pytest.mark.parametrize("change", ["disable", "no-auto-build", "remove"])

@@ -8,6 +8,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
 
+from alembic import command
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
 from sqlalchemy import Connection, Engine, event, insert, inspect
@@ -19,8 +20,8 @@ from buildcoord.services.coordinator import Coordinator
 from buildcoord.services.queue import claim_rank
 from buildcoord.store import Store
 from buildcoord.store.engine import make_engine, write_transaction
-from buildcoord.store.migrate import current_revision, upgrade
-from buildcoord.store.schema import jobs, metadata
+from buildcoord.store.migrate import alembic_config, current_revision, upgrade
+from buildcoord.store.schema import build_history, job_dependencies, jobs, metadata
 
 CLAIM_INDEX = "ix_jobs_claim_order"
 LABELLED = 40
@@ -84,6 +85,73 @@ def test_migrating_twice_is_harmless_and_records_the_head_revision(db_url: str) 
         upgrade(engine)
         assert current_revision(engine) is not None
         assert set(inspect(engine).get_table_names()) == {*metadata.tables, "alembic_version"}
+    finally:
+        engine.dispose()
+
+
+def test_downgrading_the_trigger_migration_keeps_every_job_and_its_build_history(
+    db_url: str,
+) -> None:
+    engine = make_engine(db_url)
+    try:
+        upgrade(engine)
+        with write_transaction(engine) as conn:
+            for job_id in (1, 2):
+                conn.execute(
+                    insert(jobs).values(
+                        id=job_id,
+                        branch="main",
+                        commit=f"{job_id:040x}",
+                        priority=5,
+                        status="succeeded",
+                        attempt=1,
+                        max_attempts=3,
+                        labels="",
+                        depends_on="1" if job_id == 2 else "",
+                        pending_deps=0,
+                        rank=float(job_id),
+                        fencing_token=1,
+                        created_at=1.0,
+                        queued_at=1.0,
+                        started_at=2.0,
+                        finished_at=12.0,
+                        duration=10.0,
+                        trigger="push",
+                    )
+                )
+            conn.execute(insert(job_dependencies).values(job_id=2, depends_on_id=1))
+            conn.execute(
+                insert(build_history).values(
+                    job_id=1,
+                    attempt=1,
+                    branch="main",
+                    build_key="k" * 64,
+                    commit="1" * 40,
+                    queued_at=1.0,
+                    started_at=2.0,
+                    finished_at=12.0,
+                    duration=10.0,
+                    queue_wait=1.0,
+                    result="succeeded",
+                    hour_of_day=0,
+                    day_of_week=3,
+                    trigger="push",
+                )
+            )
+
+        command.downgrade(alembic_config(engine), "0005")
+
+        assert current_revision(engine) == "0005"
+        with engine.connect() as conn:
+            counts = {
+                table: conn.exec_driver_sql(f"SELECT count(*) FROM {table}").scalar()
+                for table in ("jobs", "job_dependencies", "build_history")
+            }
+        assert counts == {"jobs": 2, "job_dependencies": 1, "build_history": 1}
+        for table in ("jobs", "build_history"):
+            assert "trigger" not in {
+                column["name"] for column in inspect(engine).get_columns(table)
+            }
     finally:
         engine.dispose()
 

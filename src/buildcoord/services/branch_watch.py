@@ -205,6 +205,13 @@ class BranchWatch:
             for name in names:
                 self._waiting.pop(name, None)
 
+    def _wait_again(self, name: str, now: float) -> None:
+        """Restart the quiet period of a waiting tip, if the branch has one."""
+        with self._lock:
+            waiting = self._waiting.get(name)
+            if waiting is not None:
+                self._waiting[name] = (waiting[0], now)
+
     def _waiting_due(self, now: float) -> set[str]:
         quiet = self.settings.branch_quiet_seconds
         with self._lock:
@@ -292,8 +299,10 @@ class BranchWatch:
         else:
             self.store.branches.record_check_success(branch.name, now=now)
             return tips[branch.name]
-        # A waiting tip that cannot be read now waits for the next poll, not the next second.
-        self._forget([branch.name])
+        # A waiting tip that cannot be read now is looked at again after another quiet period,
+        # not the next second; it is kept, not dropped: nothing may poll (branch_check_minutes
+        # 0), and a push to a branch never read is built only while its tip waits.
+        self._wait_again(branch.name, now)
         if self.store.branches.record_check_failure(branch.name, error, now=now):
             self._alert(branch, error)
         return BranchCheck(branch.name, "failed", detail=error)

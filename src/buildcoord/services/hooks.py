@@ -87,14 +87,26 @@ def repository_identity(url: str) -> str | None:
     scheme, separator, rest = url.partition("://")
     if separator and scheme:
         authority, _, path = rest.partition("/")
-        host = authority.rpartition("@")[2].partition(":")[0]
+        host = _host(authority)
     else:
         before, colon, path = url.partition(":")
         if not colon or "/" in before or not before:
             return None
-        host = before.rpartition("@")[2]
+        if "[" in before:  # an IPv6 host, [::1]:path or user@[::1]:path: its colons are its own
+            closing = url.find("]:", len(before))
+            if closing >= 0:
+                before, path = url[: closing + 1], url[closing + 2 :]
+        host = _host(before)
     path = path.strip("/").removesuffix(".git").rstrip("/")
     return f"{host}/{path}".lower()
+
+
+def _host(authority: str) -> str:
+    """The host of ``[user[:password]@]host[:port]``; an IPv6 host keeps its brackets."""
+    host = authority.rpartition("@")[2]
+    if host.startswith("["):
+        return host.partition("]")[0] + "]"
+    return host.partition(":")[0]
 
 
 def without_credentials(url: str) -> str:
