@@ -15,7 +15,7 @@ only earlier builds, as a live coordinator must) is expected to beat:
    same trigger (the file's ``event`` column) when it has two or more, else from the job's.
 
 Ratios printed: ours ÷ each reference (above 1: the reference, which sees the future, is
-better). ``--quick`` uses the first 4,000 rows (in start order); the full file takes ~20 s.
+better). ``--quick`` uses the first 4,000 rows (in start order); the full file takes ~5 s.
 
 Usage::
 

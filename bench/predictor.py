@@ -1,7 +1,7 @@
 """Predictor speed: what a coordinator pays to learn its history and to answer a forecast.
 
-A coordinator feeds its ``Predictor`` the latest 50,000 finished builds on the first question
-after it starts (``services/prediction.py``: ``LOAD_WINDOW``) and then one build per finished
+A coordinator feeds its ``Predictor`` the latest 50,000 finished builds when it starts (in a
+thread; ``services/prediction.py``: ``LOAD_WINDOW``, ``warm_up``) and then one build per finished
 job; a ``queue list`` forecast asks for one prediction per (build key, branch, server) it
 meets. On synthetic builds (default 50,000 over 200 build keys, 5 branches, 4 servers, 10 %
 failures; ``--quick``: 10,000) this times:

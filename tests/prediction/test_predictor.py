@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import statistics
 
 import pytest
@@ -111,6 +112,21 @@ def test_the_band_widens_for_a_job_whose_durations_vary_more() -> None:
     assert steady is not None
     assert erratic is not None
     assert erratic.p90 / erratic.p10 > 2 * (steady.p90 / steady.p10)
+
+
+@pytest.mark.parametrize("bad", [math.inf, math.nan, 0.0, -5.0])
+def test_a_build_without_a_finite_positive_duration_is_ignored(bad: float) -> None:
+    predictor = Predictor()
+    predictor.observe_all(build(100, minute=i) for i in range(5))
+    before = predictor.predict("job", "main")
+    predictor.observe(build(bad, minute=5))
+    predictor.observe_all(build(100, minute=6 + i) for i in range(3))
+    after = predictor.predict("job", "main")
+    assert before is not None
+    assert after is not None
+    assert after.p50 == 100
+    assert math.isfinite(after.p10)
+    assert math.isfinite(after.p90)
 
 
 def test_a_job_with_little_history_gets_a_band_of_honest_width_not_zero() -> None:

@@ -74,6 +74,7 @@ def add(
 ) -> None:
     """Set up branch NAME; its current tip is recorded as seen, not built (see --build-now)."""
     with get_context().client() as client:
+        known = _newest_job_id(client, name) if build_now else 0
         branch = client.add_branch(
             name,
             repo=repo,
@@ -93,20 +94,25 @@ def add(
         if tip is None:
             done = "not read yet (repository unreachable?): the first check records it"
         elif build_now:
-            done = f"{tip[:12]} {_build_of(client, name, tip)}"
+            done = f"{tip[:12]} {_build_of(client, name, tip, known)}"
         else:
             done = f"{tip[:12]} recorded as seen, not built"
     click.echo(f"Added branch {branch.name} ({branch.repo})")
     click.echo(f"  tip {done}")
 
 
-def _build_of(client: Client, name: str, commit: str) -> str:
+def _newest_job_id(client: Client, branch: str) -> int:
+    """The id of the branch's newest job (0 for none): jobs after it are new."""
+    return max((job.id for job in client.list_jobs(branch=branch, limit=1)), default=0)
+
+
+def _build_of(client: Client, branch: str, commit: str, after_id: int) -> str:
     """What --build-now did: a commit is built at most once per branch."""
-    jobs = [job for job in client.list_jobs(branch=name) if job.commit == commit]
+    jobs = [job for job in client.list_jobs(branch=branch) if job.commit == commit]
     if not jobs:
         return "not queued (no job at that commit)"
     newest = max(jobs, key=lambda job: job.id)
-    if newest.status == "queued":
+    if newest.id > after_id:  # queued by this add (it may have started already)
         return f"queued as job {newest.id}"
     return f"not queued again: job {newest.id} is {newest.status}"
 

@@ -181,8 +181,8 @@ def _write_rows(path: Path, scored: list[ScoredRow]) -> None:
     except OSError as exc:
         raise InvalidInput(f"cannot write {path}: {exc.strerror}") from None
     try:
-        os.fchmod(handle, 0o666 & ~_umask())  # as open() would have made it, not mkstemp's 0600
         with os.fdopen(handle, "w", newline="", encoding="utf-8") as out:
+            os.fchmod(out.fileno(), 0o666 & ~_umask())  # as open() makes it, not mkstemp's 0600
             writer = csv.writer(out)
             writer.writerow(ROW_COLUMNS)
             for item in scored:

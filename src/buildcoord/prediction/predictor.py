@@ -85,12 +85,13 @@ class PredictorSettings:
     level_residual_window: int = 1000
     """Most recent residuals kept per fallback level: the band's prior."""
     band_prior: float = 10.0
+    """Pseudo-count of the prior when a key's residuals are shrunk toward the level's, and
+    the level's toward ``default_band``."""
     default_band: tuple[float, float] = (math.log(0.9), math.log(1.2))
     """The band (log of p10/p50 and p90/p50) before there are errors to calibrate it on:
     a build is taken to land within -10 % and +20 % of its p50 until the predictor's own
     errors say otherwise (pseudo-count ``band_prior``). On the shared GitHub Actions history
     the calibrated band ends up at about 0.93-1.19 overall."""
-    """Pseudo-count of the level's residuals when a key's own are shrunk toward them."""
     low_quantile: float = 0.10
     high_quantile: float = 0.90
 
@@ -208,7 +209,7 @@ class Predictor:
 
     def observe(self, build: FinishedBuild) -> None:
         """Record a finished build; a successful one also records how wrong we were about it."""
-        if not build.succeeded or build.duration <= 0:
+        if not build.succeeded or not math.isfinite(build.duration) or build.duration <= 0:
             return
         estimate = self._estimate(build.key, build.branch, build.server, build.trigger)
         if estimate is not None:

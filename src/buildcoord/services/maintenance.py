@@ -70,9 +70,10 @@ def run_until(coordinator: Coordinator, stop: threading.Event, interval: float) 
     requests' commits seldom reach the automatic checkpoint and its stall.
     """
     # The predictor learns its history once per process: do it now, off the request path.
-    threading.Thread(
+    warm_up = threading.Thread(
         target=coordinator.prediction.warm_up, name="buildcoord-prediction-warm-up", daemon=True
-    ).start()
+    )
+    warm_up.start()
     while not stop.is_set():
         try:
             report = step(coordinator)
@@ -89,3 +90,4 @@ def run_until(coordinator: Coordinator, stop: threading.Event, interval: float) 
             log.exception("WAL checkpoint failed; retrying in %.1f s", interval)
         stop.wait(interval)
     coordinator.branch_watch.wait(timeout=5.0)
+    warm_up.join(timeout=10.0)  # a load still running when asked to stop: wait for it a little

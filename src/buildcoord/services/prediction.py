@@ -7,7 +7,7 @@ history. Builds finished through another coordinator (or another ``serve`` worke
 same database are caught up with at most every ``SYNC_SECONDS``, by finish time, each build
 fed once. The predictor is not thread-safe, so every use holds one lock; a request's
 predictions are computed under it in one pass (``_Predictions``), memoised per
-(build key, branch, server).
+(build key, branch, server, trigger). ``serve`` feeds the model at start (``warm_up``).
 """
 
 from __future__ import annotations
