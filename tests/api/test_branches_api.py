@@ -174,12 +174,12 @@ def test_a_push_to_a_disabled_branch_is_ignored(
 def test_a_push_from_another_repository_does_not_build_a_branch_set_up_from_a_url(
     http: TestClient, operator: Client, origin: Path
 ) -> None:
-    operator.add_branch("main", repo=f"file://{origin}", command="make")
+    operator.add_branch("main", repo="https://git.example.invalid/mine.git", command="make")
     new = commit(origin)
-    body = push_payload("main", new, url="file:///srv/theirs.git")
+    body = push_payload("main", new, url="https://git.example.invalid/theirs.git")
     response = http.post(f"{API}/hooks/git", content=body, headers=signed(body))
     assert response.json()["outcome"] == "ignored"
-    mine = push_payload("main", new, url=f"file://{origin}.git")
+    mine = push_payload("main", new, url="https://git.example.invalid/mine.git")
     response = http.post(f"{API}/hooks/git", content=mine, headers=signed(mine))
     assert response.json()["outcome"] == "queued"
 
@@ -296,6 +296,15 @@ def test_a_push_builds_a_branch_set_up_from_another_url_of_the_same_repository(
     body = push_payload("main", new, url="https://git.example.invalid/o/r.git")
     response = http.post(f"{API}/hooks/git", content=body, headers=signed(body))
     assert (response.json()["outcome"], response.json()["commit"]) == ("queued", new)
+
+
+def test_a_branch_set_up_from_a_file_url_is_a_local_mirror_matched_by_name(
+    http: TestClient, operator: Client
+) -> None:
+    operator.add_branch("main", repo="file:///srv/mirrors/r.git", command="m")
+    body = push_payload("main", "1" * 40, url="https://git.example.invalid/o/r.git")
+    response = http.post(f"{API}/hooks/git", content=body, headers=signed(body))
+    assert response.json()["outcome"] == "queued"
 
 
 def test_a_push_of_a_same_named_repository_on_another_host_builds_nothing(

@@ -82,9 +82,12 @@ def same_repository(configured: str, urls: tuple[str, ...]) -> bool:
 
 def repository_identity(url: str) -> str | None:
     """``host/path`` of a repository URL (lower case, no ``.git`` nor trailing ``/``), or None
-    for a local path. As git does, ``x:y`` is scp-like when no ``/`` comes before the colon."""
+    for a local path (``file://`` URLs included). As git does, ``x:y`` is scp-like when no
+    ``/`` comes before the colon."""
     url = url.strip()
     scheme, separator, rest = url.partition("://")
+    if separator and scheme.lower() == "file":
+        return None
     if separator and scheme:
         authority, _, path = rest.partition("/")
         host = _host(authority)
