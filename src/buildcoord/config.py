@@ -37,6 +37,9 @@ class Settings:
     branch_quiet_seconds: float = 15.0
     cancel_superseded_builds: bool = True
     webhook_secret: str = ""
+    max_request_bytes: int = 1024 * 1024
+    max_upload_bytes: int = 128 * 1024 * 1024
+    api_docs: bool = True
     sources: dict[str, str] = field(default_factory=dict, compare=False)
 
     @property
@@ -69,6 +72,9 @@ SECTIONS = {
     "branch_quiet_seconds": "branches",
     "cancel_superseded_builds": "branches",
     "webhook_secret": "branches",
+    "max_request_bytes": "server",
+    "max_upload_bytes": "server",
+    "api_docs": "server",
 }
 
 

@@ -12,6 +12,7 @@ from buildcoord import __version__
 from buildcoord.services import maintenance
 from buildcoord.services.coordinator import Coordinator
 from buildcoord.web.errors import install_error_handlers
+from buildcoord.web.guard import BodyLimits, RequestGuard
 from buildcoord.web.routes import (
     agents,
     artifacts,
@@ -59,11 +60,15 @@ def create_app(
         if thread is not None:
             thread.join(timeout=10)
 
+    settings = coordinator.settings
+    # The API's description is public by default: it says nothing the source does not, and
+    # client authors need it. `api_docs = false` hides /docs, /redoc and /openapi.json.
     app = FastAPI(
         title="buildcoord",
         version=__version__,
         description="Coordinate builds across a fleet of build servers.",
         lifespan=lifespan,
+        openapi_url="/openapi.json" if settings.api_docs else None,
     )
     app.state.coordinator = coordinator
     app.state.shutting_down = shutting_down or (lambda: False)
@@ -86,4 +91,6 @@ def create_app(
     )
     for module in routers:
         app.include_router(module.router, prefix="/api/v1")
+    limits = BodyLimits(default=settings.max_request_bytes, upload=settings.max_upload_bytes)
+    app.add_middleware(RequestGuard, coordinator=coordinator, limits=limits)
     return app

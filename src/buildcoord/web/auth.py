@@ -5,14 +5,14 @@ from __future__ import annotations
 from typing import Annotated
 
 from fastapi import Depends, Request
-from starlette.concurrency import run_in_threadpool
 
 from buildcoord.models import Principal
 from buildcoord.services.coordinator import Coordinator
+from buildcoord.web.guard import request_principal
 
 # Both dependencies are coroutines: FastAPI runs a plain function dependency in the thread
-# pool, one hop per dependency per request. Only a token missing from the cache (see
-# services/tokens.py) takes a hop, to read the database.
+# pool, one hop per dependency per request. The token itself was checked by the request guard
+# (web/guard.py) before the body was read.
 
 
 async def coordinator(request: Request) -> Coordinator:
@@ -22,15 +22,8 @@ async def coordinator(request: Request) -> Coordinator:
 
 
 async def principal(request: Request) -> Principal:
-    """Authenticate the request's bearer token."""
-    header = request.headers.get("authorization", "")
-    scheme, _, secret = header.partition(" ")
-    services: Coordinator = request.app.state.coordinator
-    token = secret.strip() if scheme.lower() == "bearer" else None
-    known = services.tokens.cached(token)
-    if known is not None:
-        return known
-    return await run_in_threadpool(services.tokens.authenticate, token)
+    """Who sent the request, as the request guard authenticated them."""
+    return request_principal(request.scope.get("state", {}))
 
 
 Services = Annotated[Coordinator, Depends(coordinator)]

@@ -5,7 +5,16 @@ from __future__ import annotations
 from typing import Annotated, Any, Literal
 
 from fastapi import Path, Query
-from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictFloat, StrictInt, StrictStr
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    StrictBool,
+    StrictFloat,
+    StrictInt,
+    StrictStr,
+    model_validator,
+)
 
 from buildcoord.models import AgentOrder, ArtifactSet, GoodBuild, IssuedToken, Job, Server
 
@@ -15,14 +24,65 @@ INT64_MAX = 2**63 - 1
 INT32_MAX = 2**31 - 1
 Int64 = Annotated[StrictInt, Field(ge=-INT64_MAX - 1, le=INT64_MAX)]
 Int32 = Annotated[StrictInt, Field(ge=-INT32_MAX - 1, le=INT32_MAX)]
+NonNegative64 = Annotated[StrictInt, Field(ge=0, le=INT64_MAX)]
+Gauge = Annotated[StrictFloat | StrictInt, Field(ge=0, le=1e9)]
+"""A load or CPU figure: never negative, and far below where a float column overflows."""
 RowId = Annotated[int, Path(ge=1, le=INT64_MAX)]
 Cursor = Annotated[int, Query(ge=0, le=INT64_MAX)]
+JobFilter = Annotated[int | None, Query(ge=1, le=INT64_MAX)]
+
+
+def limit_query(default: int, maximum: int) -> Any:
+    """A ``limit`` query parameter: how many rows to answer with, 1 to maximum."""
+    return Query(default=default, ge=1, le=maximum)
+
+
+MAX_NESTING = 32
+"""How deep free-form JSON (a log entry's details) may nest."""
 
 
 class Body(BaseModel):
-    """Base for request bodies: unknown fields are errors, NaN and infinities are refused."""
+    """Base for request bodies: unknown fields, NaN, infinities and unstorable text are refused.
+
+    A NUL byte or a lone UTF-16 surrogate in any string, key or value, at any depth, is refused
+    before a field is read: PostgreSQL cannot store either (SQLite would), and both backends
+    must answer alike.
+    """
 
     model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _storable_text(cls, data: Any) -> Any:
+        problem = _unstorable(data, 0)
+        if problem:
+            raise ValueError(problem)
+        return data
+
+
+def _unstorable(value: Any, depth: int) -> str | None:
+    """Why value (parsed JSON) cannot be stored as it is, or None."""
+    if isinstance(value, str):
+        if "\x00" in value:
+            return "text must not contain NUL bytes"
+        try:
+            value.encode("utf-8")
+        except UnicodeEncodeError:
+            return "text must be valid Unicode (a lone surrogate is not)"
+        return None
+    if depth > MAX_NESTING and isinstance(value, dict | list):
+        return f"nested deeper than {MAX_NESTING} levels"
+    if isinstance(value, dict):
+        for key, item in value.items():
+            problem = _unstorable(key, depth) or _unstorable(item, depth + 1)
+            if problem:
+                return problem
+    elif isinstance(value, list):
+        for item in value:
+            problem = _unstorable(item, depth + 1)
+            if problem:
+                return problem
+    return None
 
 
 class ServerIn(Body):
@@ -31,14 +91,14 @@ class ServerIn(Body):
 
 
 class MetricsIn(Body):
-    cpu_percent: StrictFloat | StrictInt | None = None
-    load_1m: StrictFloat | StrictInt | None = None
-    load_5m: StrictFloat | StrictInt | None = None
-    load_15m: StrictFloat | StrictInt | None = None
-    memory_used_bytes: StrictInt | None = None
-    memory_total_bytes: StrictInt | None = None
-    disk_free_bytes: StrictInt | None = None
-    disk_total_bytes: StrictInt | None = None
+    cpu_percent: Gauge | None = None
+    load_1m: Gauge | None = None
+    load_5m: Gauge | None = None
+    load_15m: Gauge | None = None
+    memory_used_bytes: NonNegative64 | None = None
+    memory_total_bytes: NonNegative64 | None = None
+    disk_free_bytes: NonNegative64 | None = None
+    disk_total_bytes: NonNegative64 | None = None
     uptime_seconds: StrictFloat | StrictInt | None = None
 
 
@@ -56,7 +116,7 @@ class RegisteredServer(BaseModel):
 class JobIn(Body):
     branch: StrictStr
     commit: StrictStr | None = None
-    priority: StrictInt | None = None
+    priority: Int32 | None = None
     depends_on: list[Int64] = Field(default_factory=list, max_length=1000)
     labels: list[StrictStr] = Field(default_factory=list, max_length=100)
     trigger: StrictStr | None = None  # what started it; omitted: manual
@@ -90,7 +150,7 @@ class LockAcquireIn(Body):
     name: StrictStr
     holder: StrictStr
     ttl: StrictFloat | StrictInt | None = None
-    capacity: StrictInt | None = None
+    capacity: Int32 | None = None
 
 
 class LockRenewIn(Body):
@@ -152,7 +212,7 @@ class BranchIn(Body):
     name: StrictStr
     repo: StrictStr
     command: StrictStr | None = None
-    priority: StrictInt = 5
+    priority: Int32 = 5
     labels: list[StrictStr] = Field(default_factory=list, max_length=100)
     timeout_seconds: StrictFloat | StrictInt | None = None
     retry_on_failure: StrictBool = False
@@ -187,13 +247,13 @@ class LogEntryIn(Body):
 
 class LogIn(Body):
     server: StrictStr | None = None
-    fencing_token: StrictInt | None = None
+    fencing_token: Int64 | None = None
     entries: list[LogEntryIn] = Field(max_length=5000)
 
 
 class ArtifactIn(Body):
     path: StrictStr
-    size: StrictInt = Field(ge=0)
+    size: NonNegative64
     md5: StrictStr | None = None
     sha256: StrictStr | None = None
     sha512: StrictStr | None = None
@@ -211,14 +271,14 @@ class OrderReport(Body):
 
 
 class CleanupIn(Body):
-    keep: StrictInt
+    keep: Int32
     server: StrictStr | None = None
     branch: StrictStr | None = None
     dry_run: StrictBool = False
 
 
 class TagCleanupIn(Body):
-    keep: StrictInt = 20
+    keep: Int32 = 20
     branch: StrictStr | None = None
     dry_run: StrictBool = False
 

@@ -7,7 +7,7 @@ from pydantic import TypeAdapter
 
 from buildcoord.models import ArtifactSet, ComparisonRecord
 from buildcoord.web.auth import Caller, Services
-from buildcoord.web.schemas import ArtifactCleanupOut, CleanupIn, RowId
+from buildcoord.web.schemas import ArtifactCleanupOut, CleanupIn, JobFilter, RowId
 
 router = APIRouter(tags=["artifacts"])
 
@@ -81,7 +81,7 @@ def unpin(job_id: RowId, services: Services, caller: Caller) -> ArtifactSet:
 
 @router.get("/comparisons")
 def comparisons(
-    services: Services, caller: Caller, branch: str | None = None, job: int | None = None
+    services: Services, caller: Caller, branch: str | None = None, job: JobFilter = None
 ) -> list[ComparisonRecord]:
     """Reproducibility verdicts the coordinator recorded, newest first."""
     return services.comparisons.list_comparisons(branch=branch, job=job, by=caller)

@@ -9,7 +9,7 @@ from pydantic import TypeAdapter
 
 from buildcoord.models import ArtifactFile, Job, JobForecast
 from buildcoord.web.auth import Caller, Services
-from buildcoord.web.schemas import CancelIn, ClaimIn, CompleteIn, JobIn, RenewIn, RowId
+from buildcoord.web.schemas import CancelIn, ClaimIn, CompleteIn, JobIn, RenewIn, RowId, limit_query
 
 router = APIRouter(prefix="/jobs", tags=["queue"])
 
@@ -47,7 +47,7 @@ def list_jobs(
     status: str | None = None,
     branch: str | None = None,
     server: str | None = None,
-    limit: int = 200,
+    limit: int = limit_query(200, 10_000),
     forecast: bool = True,
 ) -> Response:
     """List jobs: queued ones in claim order, others newest first.

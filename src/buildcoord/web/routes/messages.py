@@ -8,7 +8,16 @@ from fastapi import APIRouter, status
 
 from buildcoord.models import Message, MessageStats
 from buildcoord.web.auth import Caller, Services
-from buildcoord.web.schemas import AckIn, ArchiveIn, Changed, Count, MessageIn, ReaderIn, RowId
+from buildcoord.web.schemas import (
+    AckIn,
+    ArchiveIn,
+    Changed,
+    Count,
+    MessageIn,
+    ReaderIn,
+    RowId,
+    limit_query,
+)
 
 router = APIRouter(prefix="/messages", tags=["messages"])
 
@@ -34,7 +43,7 @@ def list_messages(
     to: str | None = None,
     unread: bool = False,
     archived: Literal["no", "yes", "any"] = "no",
-    limit: int = 500,
+    limit: int = limit_query(500, 10_000),
 ) -> list[Message]:
     """List messages, error > warning > request > info, then oldest first."""
     return services.messages.list_messages(

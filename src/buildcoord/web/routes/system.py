@@ -10,7 +10,7 @@ from buildcoord.services import maintenance
 from buildcoord.services.authority import require_operator, require_reader
 from buildcoord.services.maintenance import StepReport
 from buildcoord.web.auth import Caller, Services
-from buildcoord.web.schemas import Cursor
+from buildcoord.web.schemas import Cursor, limit_query
 
 router = APIRouter(tags=["system"])
 
@@ -27,7 +27,7 @@ def events(
     caller: Caller,
     subject: str | None = None,
     after: Cursor = 0,
-    limit: int = 100,
+    limit: int = limit_query(100, 1000),
 ) -> list[Event]:
     """Read the audit trail in order, optionally for one subject, after a cursor."""
     require_reader(caller, "reading events")
