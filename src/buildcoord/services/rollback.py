@@ -8,7 +8,8 @@ from __future__ import annotations
 
 from collections import defaultdict
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
+from functools import partial
 
 from buildcoord.clock import Clock
 from buildcoord.errors import InvalidInput, NotFound
@@ -20,7 +21,6 @@ from buildcoord.store import Store
 TAG_PREFIX = "build-success-"
 STAMP_FORMAT = "%Y%m%dT%H%M%SZ"
 STAMP_EXAMPLE = "20261126T000000Z"
-LAST_STAMP = "99999999T999999Z"
 MAX_KEEP = 10_000
 
 
@@ -28,6 +28,11 @@ def tag_name(branch: str, moment: datetime) -> str:
     """``build-success-<branch, / → ->-<YYYYMMDDTHHMMSSZ>``."""
     stamp = moment.astimezone(UTC).strftime(STAMP_FORMAT)
     return f"{TAG_PREFIX}{branch.replace('/', '-')}-{stamp}"
+
+
+def _tag_of_second(branch: str, second: int) -> str:
+    """The branch's tag for a UTC second given in epoch seconds."""
+    return tag_name(branch, datetime.fromtimestamp(second, UTC))
 
 
 def tag_message(job: Job, artifact_count: int) -> str:
@@ -72,8 +77,7 @@ class RollbackService:
         if branch is None:
             branch = self.store.branches.find_branch(job.branch)
         want_tag = branch is not None and branch.tag_on_success and job.server is not None
-        tag = self._free_tag(job.branch, finished) if want_tag else None
-        message = tag_message(job, artifact_count) if tag else None
+        message = tag_message(job, artifact_count) if want_tag else None
         good = self.store.rollback.record_success(
             job_id=job.id,
             branch=job.branch,
@@ -81,17 +85,17 @@ class RollbackService:
             server=job.server or "",
             artifact_count=artifact_count,
             succeeded_at=finished.timestamp(),
-            tag=tag,
+            tag_for=partial(_tag_of_second, job.branch) if want_tag else None,
             tag_message=message,
             actor=SYSTEM.actor,
         )
-        if tag is not None and branch is not None and job.server is not None:
+        if good.tag is not None and branch is not None and job.server is not None:
             self.orders.create(
                 job.server,
                 "tag.create",
                 {
                     "job_id": job.id,
-                    "tag": tag,
+                    "tag": good.tag,
                     "repo": branch.repo,
                     "commit": job.commit,
                     "message": message,
@@ -100,17 +104,6 @@ class RollbackService:
                 actor=SYSTEM.actor,
             )
         return good
-
-    def _free_tag(self, branch: str, moment: datetime) -> str:
-        # Two successes of a branch in one second must not collide (the seed's tag failed):
-        # a later one takes the second after the branch's newest tag, keeping the format.
-        first = tag_name(branch, moment)
-        prefix = first[: -len(STAMP_EXAMPLE)]
-        newest = self.store.rollback.newest_tag_between(first, prefix + LAST_STAMP)
-        if newest is None:
-            return first
-        stamp = datetime.strptime(newest[len(prefix) :], STAMP_FORMAT).replace(tzinfo=UTC)
-        return tag_name(branch, stamp + timedelta(seconds=1))
 
     def list_builds(
         self, branch: str | None = None, *, limit: int = 20, by: Principal

@@ -1,7 +1,15 @@
-"""The rollback registry: every successful build of a branch, with its git tag once written."""
+"""The rollback registry: every successful build of a branch, with its git tag once written.
+
+A success's tag names a UTC second: its finish, or the next second whose tag is free. The
+free second is looked up and taken in the transaction that records the success, never
+before it: looked up earlier, two successes of one second (two coordinator threads, or two
+coordinators) would pick the same name and the second insert would lose its record.
+"""
 
 from __future__ import annotations
 
+import math
+from collections.abc import Callable
 from typing import Any
 
 from sqlalchemy import Engine, Row, select, update
@@ -10,7 +18,7 @@ from sqlalchemy.exc import IntegrityError
 from buildcoord.errors import Conflict, NotFound
 from buildcoord.models import GoodBuild, TagState
 from buildcoord.store.engine import (
-    driver_read,
+    Driver,
     driver_transaction,
     read_transaction,
     sql,
@@ -22,10 +30,21 @@ from buildcoord.store.timestamps import from_epoch, from_epoch_or_none
 
 LIVE = ("none", "pending", "written", "failed")
 
-_NEWEST_TAG = sql("SELECT MAX(tag) FROM good_builds WHERE tag BETWEEN ? AND ?")
+TAG_WINDOW = 16
+"""Consecutive seconds whose tags one lookup checks for the first free one."""
+
+TAG_ATTEMPTS = 100
+"""Inserts tried before giving up: each failed one means another success took that tag."""
+
+# Successes of one branch take their tags one after another (SQLite: BEGIN IMMEDIATE already).
+_LOCK_BRANCH = sql("", postgresql="SELECT 1 FROM branches WHERE name = ? FOR UPDATE")
+# Which of TAG_WINDOW candidate tags the registry already holds.
+_TAKEN_TAGS = sql(f"SELECT tag FROM good_builds WHERE tag IN ({', '.join('?' * TAG_WINDOW)})")
+# A success; inserts nothing when its tag was taken meanwhile (a duplicate job still fails).
 _INSERT_GOOD = sql(
     'INSERT INTO good_builds (job_id, branch, "commit", server, artifact_count,'
     " succeeded_at, tag, tag_state, tag_message, pushed) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+    " ON CONFLICT (tag) DO NOTHING"
 )
 
 
@@ -47,6 +66,18 @@ def good_build_from_row(row: Row[Any]) -> GoodBuild:
     )
 
 
+def _free_tag(db: Driver, tag_for: Callable[[int], str], succeeded_at: float) -> str:
+    """The tag of the first second from the finish's on that no registry entry holds."""
+    second = math.floor(succeeded_at)
+    while True:  # ends: the registry holds finitely many tags
+        candidates = [tag_for(second + ahead) for ahead in range(TAG_WINDOW)]
+        taken = {row[0] for row in db.run(_TAKEN_TAGS, candidates).fetchall()}
+        for candidate in candidates:
+            if candidate not in taken:
+                return candidate
+        second += TAG_WINDOW
+
+
 class RollbackStore:
     """SQL for the rollback registry."""
 
@@ -62,19 +93,32 @@ class RollbackStore:
         server: str,
         artifact_count: int,
         succeeded_at: float,
-        tag: str | None,
+        tag_for: Callable[[int], str] | None,
         tag_message: str | None,
         actor: str,
     ) -> GoodBuild:
-        """Register a successful build; its tag (if any) is pending until an agent writes it.
+        """Register a successful build with a free tag; the tag is pending until an agent writes it.
 
-        One prebuilt insert and its event: every successful build pays for this.
+        ``tag_for`` names the tag of a UTC second (epoch seconds), or is None for no tag. The
+        tag is that of the finish's second, or of the first later second whose tag is free, so
+        a stamp is ahead of the finish by at most the number of tags already taken in the
+        seconds between. Prebuilt statements in one transaction: every success pays for this.
         """
-        state: TagState = "none" if tag is None else "pending"
-        values = (job_id, branch, commit, server, artifact_count, succeeded_at, tag, state)
+        state: TagState = "none" if tag_for is None else "pending"
+        tag: str | None = None
         try:
             with driver_transaction(self.engine) as db:
-                db.run(_INSERT_GOOD, (*values, tag_message, False))
+                if tag_for is not None and db.postgresql:
+                    db.run(_LOCK_BRANCH, (branch,))
+                for _ in range(TAG_ATTEMPTS):
+                    tag = None if tag_for is None else _free_tag(db, tag_for, succeeded_at)
+                    values = (job_id, branch, commit, server, artifact_count, succeeded_at, tag)
+                    if db.run(_INSERT_GOOD, (*values, state, tag_message, False)).rowcount:
+                        break
+                    # Another success took that tag since the lookup: a branch whose name
+                    # differs only by '/' against '-', or one whose row is gone. Look again.
+                else:
+                    raise Conflict(f"no free tag for job {job_id} after {TAG_ATTEMPTS} attempts")
                 record_event(
                     db,
                     at=succeeded_at,
@@ -84,9 +128,7 @@ class RollbackStore:
                     after={"job": job_id, "commit": commit, "tag": tag},
                 )
         except IntegrityError as exc:
-            raise Conflict(
-                f"job {job_id} or tag {tag} is already in the rollback registry"
-            ) from exc
+            raise Conflict(f"job {job_id} is already in the rollback registry") from exc
         return GoodBuild(
             job_id=job_id,
             branch=branch,
@@ -101,12 +143,6 @@ class RollbackStore:
             pushed=False,
             tagged_at=None,
         )
-
-    def newest_tag_between(self, first: str, last: str) -> str | None:
-        """The greatest tag name in [first, last] the registry holds, if any."""
-        with driver_read(self.engine) as db:
-            row = db.run(_NEWEST_TAG, (first, last)).fetchone()
-        return None if row is None else row[0]
 
     def tag_outcome(
         self, job_id: int, *, written: bool, pushed: bool, error: str | None, now: float, actor: str
