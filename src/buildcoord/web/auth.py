@@ -8,6 +8,7 @@ from fastapi import Depends, Request
 from starlette.concurrency import run_in_threadpool
 
 from buildcoord.models import Principal
+from buildcoord.services.authority import refuse_build
 from buildcoord.services.coordinator import Coordinator
 
 # Both dependencies are coroutines: FastAPI runs a plain function dependency in the thread
@@ -22,7 +23,14 @@ async def coordinator(request: Request) -> Coordinator:
 
 
 async def principal(request: Request) -> Principal:
-    """Authenticate the request's bearer token."""
+    """Authenticate the request's bearer token; a build's token is refused here (403)."""
+    found = await build_or_principal(request)
+    refuse_build(found)
+    return found
+
+
+async def build_or_principal(request: Request) -> Principal:
+    """Authenticate the request's bearer token, a build's included (for its job's log only)."""
     header = request.headers.get("authorization", "")
     scheme, _, secret = header.partition(" ")
     services: Coordinator = request.app.state.coordinator
@@ -35,3 +43,5 @@ async def principal(request: Request) -> Principal:
 
 Services = Annotated[Coordinator, Depends(coordinator)]
 Caller = Annotated[Principal, Depends(principal)]
+# Only the route appending to a job's log takes this one: the services check the rest.
+LogWriter = Annotated[Principal, Depends(build_or_principal)]
