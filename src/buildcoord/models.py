@@ -201,11 +201,17 @@ class Event:
 
 @dataclass(frozen=True, slots=True)
 class Principal:
-    """Who is acting: an operator, a read-only viewer, an agent (as its server), or the system."""
+    """Who is acting: an operator, a read-only viewer, an agent (as its server), or the system.
 
-    kind: Literal["operator", "agent", "read", "system"]
+    A ``build`` is the code of one build, holding the token its agent got for it: it may only
+    append to the log of ``job_id`` while that job runs under lease ``fencing_token``.
+    """
+
+    kind: Literal["operator", "agent", "read", "system", "build"]
     name: str
     server: str | None = None
+    job_id: int | None = None
+    fencing_token: int | None = None
 
     @property
     def actor(self) -> str:

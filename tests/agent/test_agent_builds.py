@@ -98,7 +98,7 @@ def test_the_build_gets_the_jobs_facts_in_its_environment(
         str(operator.get_job(job.id).fencing_token),
     ]
     assert facts[6] == agent.url
-    assert facts[7] == agent.token
+    assert facts[7].startswith(f"bcb_{job.id}_")
     assert facts[8] == str(tmp_path / "build1" / "worktrees" / "feature_x")
 
 

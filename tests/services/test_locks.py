@@ -338,6 +338,23 @@ def test_it_forbids_a_read_principal_to_take_a_lock(
     assert store_state() == before
 
 
+def test_it_forbids_a_build_to_take_renew_or_release_a_lock(
+    coordinator: Coordinator, operator: Principal, store_state: StoreState
+) -> None:
+    build = Principal("build", "job 1", job_id=1, fencing_token=1)
+    coordinator.locks.acquire("deploy", "build1", by=operator)
+    before = store_state()
+
+    with pytest.raises(Forbidden):
+        coordinator.locks.acquire("other", "build1", by=build)
+    with pytest.raises(Forbidden):
+        coordinator.locks.renew("deploy", "build1", by=build)
+    with pytest.raises(Forbidden):
+        coordinator.locks.release("deploy", "build1", by=build)
+
+    assert store_state() == before
+
+
 def test_it_reports_releasing_an_unknown_lock_as_not_found(
     coordinator: Coordinator, operator: Principal
 ) -> None:

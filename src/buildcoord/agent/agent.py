@@ -44,7 +44,6 @@ class Agent:
         self.name = options.name
         self.workspace = Workspace(options.workdir)
         self.url = options.url or client.base_url
-        self.token = options.token or _bearer_token(client)
         self.last_result: Result | None = None
         self._stop_requests = 0
         self._closed = threading.Event()
@@ -185,7 +184,6 @@ class Agent:
             assignment,
             granted_at=granted_at,
             url=self.url,
-            token=self.token,
             stop_requests=lambda: self._stop_requests,
         )
         with self._lock:
@@ -235,8 +233,3 @@ class Agent:
             labels=labels,
         )
         self._labels_sent = True
-
-
-def _bearer_token(client: Client) -> str | None:
-    header = client.http.headers.get("Authorization", "")
-    return header.removeprefix("Bearer ").strip() or None

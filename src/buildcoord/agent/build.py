@@ -61,6 +61,8 @@ def build_environment(
     Inherited BUILDCOORD_* variables are dropped first: an admin token or a database URL in
     the agent's environment has no business in a build, and a stale BUILDCOORD_JOB_ID
     (an agent started from inside a build) would send log lines to the wrong job.
+    ``token`` is the build token the coordinator issued for this job's lease (it can only
+    append to this job's log), never the agent's own; None leaves BUILDCOORD_TOKEN unset.
     """
     env = {key: value for key, value in base.items() if not key.startswith("BUILDCOORD_")}
     env.update(

@@ -66,7 +66,6 @@ class JobRun:
         *,
         granted_at: float,
         url: str,
-        token: str | None,
         stop_requests: Callable[[], int],
     ) -> None:
         self.client = client
@@ -76,7 +75,6 @@ class JobRun:
         self.job = assignment.job
         self.granted_at = granted_at
         self.url = url
-        self.token = token
         self.stop_requests = stop_requests
         self.cancelled: str | None = None
         self.stops_seen = 0
@@ -184,7 +182,7 @@ class JobRun:
             server=self.options.name,
             fencing_token=job.fencing_token,
             url=self.url,
-            token=self.token,
+            token=self._build_token(),
         )
         build = Build(
             assignment.command,
@@ -211,6 +209,20 @@ class JobRun:
         if problem:
             self.log.event("warning", problem)
         return self._judge(outcome, manifest)
+
+    def _build_token(self) -> str | None:
+        """The build's own token (its job's log, this lease); None rather than the agent's.
+
+        The build runs code from the commit: the agent's token would let it act as this
+        server (claim, relabel, read everything).
+        """
+        try:
+            return self.client.build_token(
+                self.job.id, server=self.options.name, fencing_token=self.job.fencing_token
+            )
+        except BuildcoordError as exc:
+            self.log.event("warning", f"the build runs without a token: {exc}")
+            return None
 
     def _on_line(self, line: str) -> None:
         if line.strip():

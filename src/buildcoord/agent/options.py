@@ -21,5 +21,4 @@ class AgentOptions:
     report_patience: float = 300.0  # how long to retry a result while the coordinator is down
     python: str = sys.executable  # runs the build supervisor
     url: str | None = None  # what builds get as BUILDCOORD_URL (default: the client's)
-    token: str | None = None  # what builds get as BUILDCOORD_TOKEN (default: the client's)
     worktree_keep_days: float = 14.0  # worktrees of branches not built for longer are removed

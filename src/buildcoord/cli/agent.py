@@ -74,7 +74,6 @@ def agent(
         cancel_grace=cancel_grace,
         worktree_keep_days=worktree_keep_days,
         url=context.url,
-        token=context.token,
     )
     with context.client() as client:
         runner = Agent(client, options)

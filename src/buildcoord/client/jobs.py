@@ -11,7 +11,7 @@ from buildcoord.models import ArtifactFile, ForecastJob, Job, JobForecast
 
 
 class JobEndpoints(Transport):
-    """The job queue: submit, list, claim, renew, complete, cancel, retry."""
+    """The job queue: submit, list, claim, renew, build tokens, complete, cancel, retry."""
 
     def submit_job(
         self,
@@ -89,6 +89,11 @@ class JobEndpoints(Transport):
         """Extend a job lease."""
         body = {"server": server, "fencing_token": fencing_token}
         return self._parse(Job, self._call("POST", f"/jobs/{job_id}/renew", json=body))
+
+    def build_token(self, job_id: int, *, server: str, fencing_token: int) -> str:
+        """A token for the build of a job this server holds: it may append to its log only."""
+        body = {"server": server, "fencing_token": fencing_token}
+        return str(self._call("POST", f"/jobs/{job_id}/build-token", json=body)["token"])
 
     def complete_job(
         self,

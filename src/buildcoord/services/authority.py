@@ -1,4 +1,8 @@
-"""Who may do what: the permission rules every service applies to its caller."""
+"""Who may do what: the permission rules every service applies to its caller.
+
+Each rule names the kinds it allows, never the ones it refuses, so that a ``build`` (the
+token a build runs with) passes none of them: only LogService.append lets a build in.
+"""
 
 from __future__ import annotations
 
@@ -27,3 +31,11 @@ def require_self_or_operator(principal: Principal, server: str, action: str) -> 
     if principal.kind == "agent":
         raise Forbidden(f"agent {principal.server} may not {action} as {server}")
     raise Forbidden(f"{action} needs an operator or {server}'s agent token")
+
+
+def refuse_build(principal: Principal) -> None:
+    """Refuse a build's token: it may append to its own job's log and do nothing else."""
+    if principal.kind == "build":
+        raise Forbidden(
+            f"a build token may only append to the log of its own job ({principal.job_id})"
+        )

@@ -31,9 +31,10 @@ class LockService:
 
     def _check_holder(self, holder: str, by: Principal) -> str:
         validation.server_name(holder, what="holder")
-        if by.kind == "agent" and holder != by.server:
-            raise Forbidden(f"agent {by.server} may only hold locks as {by.server}")
-        if by.kind == "read":
+        if by.kind == "agent":
+            if holder != by.server:
+                raise Forbidden(f"agent {by.server} may only hold locks as {by.server}")
+        else:
             require_operator(by, "taking locks")
         return holder
 

@@ -34,8 +34,14 @@ class LogService:
         fencing_token: int | None = None,
         by: Principal,
     ) -> int:
-        """Append a batch; agents write only to jobs they hold, with their current token."""
-        if by.kind == "agent":
+        """Append a batch; agents write only to jobs they hold, with their current token.
+
+        A build writes only to its own job, under the lease its token was issued for: once
+        the job finished or its lease was issued again, the store refuses it (409).
+        """
+        if by.kind == "build":
+            fencing_token = self._build_lease(job_id, fencing_token, by)
+        elif by.kind == "agent":
             if server is None or fencing_token is None:
                 raise Forbidden("an agent writes a job log with its server name and fencing token")
             require_self_or_operator(by, server, "write job logs")
@@ -48,6 +54,19 @@ class LogService:
         return self.store.logs.append_entries(
             job_id, clean, server=server, fencing_token=fencing_token
         )
+
+    @staticmethod
+    def _build_lease(job_id: int, fencing_token: int | None, by: Principal) -> int:
+        """The fencing token a build writes under: its own token's, whatever it claims."""
+        if by.job_id != job_id:
+            raise Forbidden(f"a build token of job {by.job_id} may not write job {job_id}'s log")
+        assert by.fencing_token is not None
+        if fencing_token is not None and fencing_token != by.fencing_token:
+            raise Forbidden(
+                f"a build token of lease {by.fencing_token} may not write under lease "
+                f"{fencing_token}"
+            )
+        return by.fencing_token
 
     def _entry(self, raw: dict[str, Any], now: float) -> dict[str, Any]:
         kind = raw.get("kind", "event")

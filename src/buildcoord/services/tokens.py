@@ -5,6 +5,9 @@ live tokens only), so that a busy agent's requests do not each read the tokens t
 revocation made through this process (revoking a token, removing a server, rotating the
 admin token) drops the cache at once; one made by another coordinator on the same database
 takes effect here within AUTH_CACHE_SECONDS.
+
+Build tokens (``bcb_…``, see services/build_tokens.py) are checked by their mac alone, with
+the key read once per process; they are never cached and never read the tokens table.
 """
 
 from __future__ import annotations
@@ -16,9 +19,10 @@ import time
 
 from buildcoord import validation
 from buildcoord.clock import Clock
-from buildcoord.errors import InvalidInput, Unauthorized
+from buildcoord.errors import Conflict, InvalidInput, Unauthorized
 from buildcoord.models import IssuedToken, Principal, Token
-from buildcoord.services.authority import require_operator
+from buildcoord.services import build_tokens
+from buildcoord.services.authority import require_operator, require_self_or_operator
 from buildcoord.store import Store
 from buildcoord.store.events import token_revocations
 
@@ -49,11 +53,18 @@ class TokenService:
         # token hash -> (monotonic expiry, revocation generation when read, principal)
         self._cache: dict[str, tuple[float, int, Principal]] = {}
         self._lock = threading.Lock()
+        self._build_key: str | None = None
 
     def authenticate(self, secret: str | None) -> Principal:
         """Return who holds this secret, or raise Unauthorized."""
         if not secret:
             raise Unauthorized("missing bearer token: set BUILDCOORD_TOKEN or pass --token")
+        if build_tokens.is_build_token(secret):
+            key = self._checking_key()
+            build = None if key is None else build_tokens.verify(key, secret)
+            if build is None:
+                raise Unauthorized("invalid build token")
+            return build
         token_hash = hash_secret(secret)
         known = self._cached(token_hash)
         if known is not None:
@@ -72,7 +83,49 @@ class TokenService:
 
         None means "ask authenticate", which may still succeed (or raise Unauthorized).
         """
-        return self._cached(hash_secret(secret)) if secret else None
+        if not secret:
+            return None
+        if build_tokens.is_build_token(secret):
+            key = self._build_key
+            return None if key is None else build_tokens.verify(key, secret)
+        return self._cached(hash_secret(secret))
+
+    def _signing_key(self) -> str:
+        """The key build tokens are signed with, made on first use."""
+        if self._build_key is None:
+            self._build_key = self.store.settings.get_or_create_setting(
+                build_tokens.KEY_SETTING, build_tokens.new_key()
+            )
+        return self._build_key
+
+    def _checking_key(self) -> str | None:
+        """The key, if one was made yet: authenticating never makes one.
+
+        So a made-up build token writes nothing; before the first build token was issued,
+        none can be valid anyway.
+        """
+        if self._build_key is None:
+            self._build_key = self.store.settings.get_setting(build_tokens.KEY_SETTING)
+        return self._build_key
+
+    def issue_build_token(
+        self, job_id: int, *, server: str, fencing_token: int, by: Principal
+    ) -> str:
+        """A token for the build of a job, given only to the agent holding its lease.
+
+        The build may append to this job's log with it while this lease lasts, and do
+        nothing else (see services/build_tokens.py).
+        """
+        require_self_or_operator(by, server, "get build tokens")
+        job = self.store.jobs.get_job(job_id)
+        if job.status != "running" or job.server != server:
+            raise Conflict(f"job {job_id} is not running on {server}")
+        if job.fencing_token != fencing_token:
+            raise Conflict(
+                f"stale fencing token {fencing_token} for job {job_id}: "
+                f"the current lease has token {job.fencing_token}"
+            )
+        return build_tokens.sign(self._signing_key(), job_id, fencing_token)
 
     def _cached(self, token_hash: str) -> Principal | None:
         entry = self._cache.get(token_hash)

@@ -31,8 +31,9 @@ class LogStore:
     ) -> int:
         """Append entries (dicts with at, kind, level, message, details) to a job's log.
 
-        With server and token given, only the current lease holder may write (a late writer
-        whose lease was taken over is refused); the rows carry the job's current attempt.
+        With server or token given, only the current lease holder may write (a late writer
+        whose lease was taken over, or whose job finished, is refused); the rows carry the
+        job's current attempt.
         Log lines are not events: the log is itself the record.
         """
         with write_transaction(self.engine) as conn:
@@ -45,6 +46,8 @@ class LogStore:
                 raise NotFound(f"job {job_id} does not exist")
             if server is not None and (job.server != server or job.status != "running"):
                 raise Conflict(f"job {job_id} is not running on {server}")
+            if fencing_token is not None and job.status != "running":
+                raise Conflict(f"job {job_id} is not running")
             if fencing_token is not None and job.fencing_token != fencing_token:
                 raise Conflict(
                     f"stale fencing token {fencing_token} for job {job_id}: "

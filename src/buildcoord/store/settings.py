@@ -33,3 +33,18 @@ class SettingStore:
                     index_elements=[settings.c.key], set_={"value": statement.excluded.value}
                 )
             )
+
+    def get_or_create_setting(self, key: str, value: str) -> str:
+        """Return the stored value, storing ``value`` first if there is none.
+
+        The insert does nothing when the key exists, so coordinators racing to create it on
+        one database all read back the one value that won.
+        """
+        with write_transaction(self.engine) as conn:
+            make = pg_insert if conn.dialect.name == "postgresql" else sqlite_insert
+            statement = make(settings).values(key=key, value=value)
+            conn.execute(statement.on_conflict_do_nothing(index_elements=[settings.c.key]))
+            stored: str = conn.execute(
+                select(settings.c.value).where(settings.c.key == key)
+            ).scalar_one()
+            return stored

@@ -131,6 +131,14 @@ class RenewIn(Body):
     fencing_token: Int64
 
 
+class BuildTokenIn(RenewIn):
+    """The lease a build token is for: the same fields as a renewal."""
+
+
+class BuildTokenOut(BaseModel):
+    token: str
+
+
 class CompleteIn(Body):
     status: Literal["succeeded", "failed"]
     exit_code: Int32 | None = None

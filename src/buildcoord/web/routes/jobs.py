@@ -9,7 +9,17 @@ from pydantic import TypeAdapter
 
 from buildcoord.models import ArtifactFile, Job, JobForecast
 from buildcoord.web.auth import Caller, Services
-from buildcoord.web.schemas import CancelIn, ClaimIn, CompleteIn, JobIn, RenewIn, RowId, limit_query
+from buildcoord.web.schemas import (
+    BuildTokenIn,
+    BuildTokenOut,
+    CancelIn,
+    ClaimIn,
+    CompleteIn,
+    JobIn,
+    RenewIn,
+    RowId,
+    limit_query,
+)
 
 router = APIRouter(prefix="/jobs", tags=["queue"])
 
@@ -89,6 +99,17 @@ def renew(job_id: RowId, body: RenewIn, services: Services, caller: Caller) -> J
     return services.queue.renew(
         job_id, server=body.server, fencing_token=body.fencing_token, by=caller
     )
+
+
+@router.post("/{job_id}/build-token")
+def build_token(
+    job_id: RowId, body: BuildTokenIn, services: Services, caller: Caller
+) -> BuildTokenOut:
+    """A token for the build of a running job: it can append to that job's log, nothing else."""
+    token = services.tokens.issue_build_token(
+        job_id, server=body.server, fencing_token=body.fencing_token, by=caller
+    )
+    return BuildTokenOut(token=token)
 
 
 @router.post("/{job_id}/complete", response_model=Job)

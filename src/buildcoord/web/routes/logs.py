@@ -6,15 +6,15 @@ from fastapi import APIRouter
 
 from buildcoord.models import ArtifactFile, LogEntry
 from buildcoord.services.authority import require_reader
-from buildcoord.web.auth import Caller, Services
+from buildcoord.web.auth import Caller, LogWriter, Services
 from buildcoord.web.schemas import Count, Cursor, LogIn, RowId
 
 router = APIRouter(prefix="/jobs/{job_id}", tags=["logs"])
 
 
 @router.post("/log")
-def append(job_id: RowId, body: LogIn, services: Services, caller: Caller) -> Count:
-    """Append a batch of entries to a job's log (the lease holder, or an operator)."""
+def append(job_id: RowId, body: LogIn, services: Services, caller: LogWriter) -> Count:
+    """Append a batch of entries to a job's log (the lease holder, its build, or an operator)."""
     entries = [entry.model_dump() for entry in body.entries]
     count = services.logs.append(
         job_id, entries, server=body.server, fencing_token=body.fencing_token, by=caller
