@@ -11,6 +11,7 @@ import re
 from collections.abc import Iterable
 
 from buildcoord.errors import InvalidInput
+from buildcoord.models import SERVER_LABEL_PREFIX
 
 _NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}")
 _LABEL = re.compile(r"[A-Za-z0-9][A-Za-z0-9._=:/+-]{0,99}")
@@ -40,6 +41,19 @@ def labels(values: Iterable[str]) -> tuple[str, ...]:
             )
         result.add(value)
     return tuple(sorted(result))
+
+
+def server_labels(values: Iterable[str]) -> tuple[str, ...]:
+    """Check the labels a server is given or reports: labels() without the reserved
+    ``server=`` prefix, since every server already has ``server=<its name>``."""
+    checked = labels(values)
+    reserved = [value for value in checked if value.startswith(SERVER_LABEL_PREFIX)]
+    if reserved:
+        raise InvalidInput(
+            f"invalid label {reserved[0]!r}: labels starting with {SERVER_LABEL_PREFIX!r} are "
+            f"reserved; every server has {SERVER_LABEL_PREFIX}<its name> and no other"
+        )
+    return checked
 
 
 def branch_name(value: str) -> str:
