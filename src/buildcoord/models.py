@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Literal
@@ -34,6 +35,22 @@ BROADCAST = "all"
 
 EVERYONE = "*"
 """The reader name recording that a message was marked read for all its recipients."""
+
+SERVER_LABEL_PREFIX = "server="
+"""The prefix of the label every server has implicitly (``server=build1``) and no one sets."""
+
+
+def server_label(name: str) -> str:
+    """The implicit label that pins a job to one server (``server=build1``)."""
+    return f"{SERVER_LABEL_PREFIX}{name}"
+
+
+def matched_labels(
+    name: str, labels: Iterable[str], reported_labels: Iterable[str]
+) -> frozenset[str]:
+    """What a job's required labels are matched against: the operator's labels, the labels
+    the agent reports, and the server's own ``server=<name>``."""
+    return frozenset((*labels, *reported_labels, server_label(name)))
 
 
 @dataclass(frozen=True, slots=True)
@@ -82,7 +99,12 @@ class Metrics:
 
 @dataclass(frozen=True, slots=True)
 class Server:
-    """A build server known to the coordinator."""
+    """A build server known to the coordinator.
+
+    ``labels`` are the operator's (set at registration); ``reported_labels`` are those its
+    agent's last heartbeat with labels reported. A job's requirements match both, and the
+    implicit ``server=<name>`` (``matched_labels``).
+    """
 
     name: str
     labels: tuple[str, ...]
@@ -93,6 +115,12 @@ class Server:
     metrics: Metrics | None
     agent_version: str | None
     running_jobs: tuple[int, ...] = ()
+    reported_labels: tuple[str, ...] = ()
+
+    @property
+    def matched_labels(self) -> frozenset[str]:
+        """The labels a job's required labels must be among for this server to take it."""
+        return matched_labels(self.name, self.labels, self.reported_labels)
 
 
 @dataclass(frozen=True, slots=True)

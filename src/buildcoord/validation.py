@@ -1,4 +1,9 @@
-"""Input rules checked at the edge of every service: names, refs, commits, sizes."""
+"""Input rules checked at the edge of every service: names, refs, commits, sizes.
+
+Every pattern is applied with ``fullmatch``: ``re.match`` with ``$`` also accepts a trailing
+newline, which would let ``build1\n`` stand beside ``build1`` as a second name. A value is
+stored as given or refused, never trimmed into shape.
+"""
 
 from __future__ import annotations
 
@@ -6,17 +11,18 @@ import re
 from collections.abc import Iterable
 
 from buildcoord.errors import InvalidInput
+from buildcoord.models import SERVER_LABEL_PREFIX
 
-_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
-_LABEL = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._=:/+-]{0,99}$")
-_COMMIT = re.compile(r"^[0-9a-fA-F]{7,40}$")
+_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}")
+_LABEL = re.compile(r"[A-Za-z0-9][A-Za-z0-9._=:/+-]{0,99}")
+_COMMIT = re.compile(r"[0-9a-fA-F]{7,40}")
 _REF_FORBIDDEN = re.compile(r"[\x00-\x20\x7f~^:?*\[\\]")
-_TRIGGER = re.compile(r"^[a-z][a-z0-9_-]{0,31}$")
+_TRIGGER = re.compile(r"[a-z][a-z0-9_-]{0,31}")
 
 
 def server_name(value: str, *, what: str = "server name") -> str:
     """Check a server (or holder/sender) name: letters, digits, . _ -, at most 64."""
-    if not _NAME.match(value):
+    if not _NAME.fullmatch(value):
         raise InvalidInput(
             f"invalid {what} {value!r}: use 1-64 letters, digits, '.', '_' or '-', "
             "starting with a letter or digit"
@@ -27,14 +33,27 @@ def server_name(value: str, *, what: str = "server name") -> str:
 def labels(values: Iterable[str]) -> tuple[str, ...]:
     """Check labels and return them sorted without duplicates."""
     result = set()
-    for raw in values:
-        value = raw.strip()
-        if not value:
-            continue
-        if not _LABEL.match(value) or "," in value:
-            raise InvalidInput(f"invalid label {value!r}: use letters, digits and . _ = : / + -")
+    for value in values:
+        if not _LABEL.fullmatch(value):
+            raise InvalidInput(
+                f"invalid label {value!r}: use 1-100 letters, digits and . _ = : / + -, "
+                "starting with a letter or digit"
+            )
         result.add(value)
     return tuple(sorted(result))
+
+
+def server_labels(values: Iterable[str]) -> tuple[str, ...]:
+    """Check the labels a server is given or reports: labels() without the reserved
+    ``server=`` prefix, since every server already has ``server=<its name>``."""
+    checked = labels(values)
+    reserved = [value for value in checked if value.startswith(SERVER_LABEL_PREFIX)]
+    if reserved:
+        raise InvalidInput(
+            f"invalid label {reserved[0]!r}: labels starting with {SERVER_LABEL_PREFIX!r} are "
+            f"reserved; every server has {SERVER_LABEL_PREFIX}<its name> and no other"
+        )
+    return checked
 
 
 def branch_name(value: str) -> str:
@@ -84,7 +103,7 @@ def trigger(value: str) -> str:
 
 def commit_id(value: str) -> str:
     """Check a commit id: 7 to 40 hexadecimal digits; returned in lower case."""
-    if not _COMMIT.match(value):
+    if not _COMMIT.fullmatch(value):
         raise InvalidInput(f"invalid commit {value!r}: expected 7 to 40 hexadecimal digits")
     return value.lower()
 

@@ -115,12 +115,21 @@ def make_agent(
     register_agent: RegisterAgent,  # noqa: F811 - the fixture imported above
     tmp_path: Path,
 ) -> Iterator[MakeAgent]:
-    """Register a server and make its Agent (``make_agent("build2", ["gpu"], lease_seconds=6)``)."""
+    """Register a server and make its Agent (``make_agent("build2", ["gpu"], lease_seconds=6)``).
+
+    ``labels`` are the operator's; ``reports`` those the agent reports (its ``--labels``).
+    """
     made: list[Agent] = []
 
-    def make(name: str = "build1", labels: Sequence[str] = (), **options: Any) -> Agent:
+    def make(
+        name: str = "build1",
+        labels: Sequence[str] = (),
+        reports: Sequence[str] | None = None,
+        **options: Any,
+    ) -> Agent:
         registered = register_agent(name, labels)
-        chosen = {"cancel_grace": 1.0, "poll_interval": 0.05, **options}
+        reported = None if reports is None else tuple(reports)
+        chosen = {"cancel_grace": 1.0, "poll_interval": 0.05, "labels": reported, **options}
         agent = Agent(registered.client, AgentOptions(name=name, workdir=tmp_path / name, **chosen))
         made.append(agent)
         return agent

@@ -12,6 +12,7 @@ import pytest
 
 from buildcoord.client import Client
 from buildcoord.clock import FakeClock
+from buildcoord.errors import InvalidInput
 
 from .conftest import (
     Background,
@@ -149,16 +150,23 @@ def test_a_second_stop_request_cancels_the_build_and_reports_it_failed(
     assert_gone(read_pids(pids), group=read_pids(pids)[0])
 
 
-def test_the_first_heartbeat_sets_the_agents_labels_and_reports_metrics(
+def test_the_first_heartbeat_reports_the_agents_labels_and_metrics(
     operator: Client, make_agent: MakeAgent
 ) -> None:
-    agent = make_agent(labels=("os=debian", "mvn"))
+    agent = make_agent(labels=("os=debian",), reports=("mvn", "jdk"))
 
     agent.start()
 
     server = wait_for(lambda: operator.get_server("build1"), what="the server")
-    assert server.labels == ("mvn", "os=debian")
+    assert (server.labels, server.reported_labels) == (("os=debian",), ("jdk", "mvn"))
     assert server.agent_version is not None
     assert server.metrics is not None
     assert server.metrics.memory_total_bytes
     assert server.metrics.disk_free_bytes
+
+
+def test_an_agent_reporting_a_server_label_is_refused_at_start(make_agent: MakeAgent) -> None:
+    agent = make_agent(reports=("server=build2",))
+
+    with pytest.raises(InvalidInput, match="server="):
+        agent.start()

@@ -134,6 +134,16 @@ def test_claiming_skips_jobs_whose_labels_the_server_lacks(
     assert claimed(maven).id == job.id
 
 
+def test_a_job_pinned_to_a_server_is_claimed_by_that_server_alone(
+    operator: Client, register_agent: RegisterAgent
+) -> None:
+    build1 = register_agent("build1")
+    build2 = register_agent("build2")
+    job = operator.submit_job("main", "abc1234", labels=["server=build2"])
+    assert build1.client.claim_job("build1") is None
+    assert claimed(build2).id == job.id
+
+
 def test_claiming_with_nothing_eligible_returns_204_and_changes_nothing(
     http: TestClient, register_agent: RegisterAgent, store_state: StoreState
 ) -> None:
@@ -243,8 +253,10 @@ def test_retrying_a_failed_job_queues_a_new_attempt(
         pytest.param({"branch": "a..b"}, 422, "branch", id="branch-dot-dot"),
         pytest.param({"commit": "xyz"}, 422, "commit", id="commit-not-hex"),
         pytest.param({"commit": "abc12"}, 422, "commit", id="commit-too-short"),
+        pytest.param({"commit": "abc1234\n"}, 422, "commit", id="commit-trailing-newline"),
         pytest.param({"depends_on": [999]}, 404, "999", id="unknown-dependency"),
         pytest.param({"labels": ["bad label"]}, 422, "label", id="label-with-space"),
+        pytest.param({"labels": ["x\n"]}, 422, "label", id="label-trailing-newline"),
         pytest.param({"nonsense": 1}, 422, "nonsense", id="unknown-field"),
         pytest.param({"trigger": "Push"}, 422, "invalid trigger", id="trigger-upper-case"),
         pytest.param({"trigger": "pull request"}, 422, "invalid trigger", id="trigger-space"),

@@ -246,6 +246,7 @@ def test_a_read_token_cannot_take_a_lock(
         pytest.param({"capacity": 0}, "capacity", id="capacity-zero"),
         pytest.param({"name": ""}, "lock name", id="name-empty"),
         pytest.param({"holder": "two words"}, "holder", id="holder-invalid"),
+        pytest.param({"holder": "h\n"}, "holder", id="holder-trailing-newline"),
         pytest.param({"owner": "build1"}, "owner", id="unknown-field"),
     ],
 )

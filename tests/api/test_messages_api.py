@@ -175,6 +175,7 @@ def test_stats_count_messages_by_state_and_type(
         pytest.param({"body": "b" * 10_001}, "body", id="body-10001-chars"),
         pytest.param({"type": "gossip"}, "gossip", id="unknown-type"),
         pytest.param({"sender": "bad sender"}, "sender", id="sender-invalid"),
+        pytest.param({"sender": "build1\n"}, "sender", id="sender-trailing-newline"),
         pytest.param({"priority": "high"}, "priority", id="unknown-field"),
     ],
 )

@@ -63,10 +63,12 @@ def test_a_heartbeat_records_metrics(http: TestClient, register_agent: RegisterA
     assert shown["heartbeat_age_seconds"] == 0
 
 
-def test_a_heartbeat_may_update_labels(http: TestClient, register_agent: RegisterAgent) -> None:
-    agent = register_agent("build1", ["old"])
+def test_a_heartbeat_reports_labels_and_keeps_the_operators(
+    http: TestClient, register_agent: RegisterAgent
+) -> None:
+    agent = register_agent("build1", ["os=debian"])
     server = heartbeat(http, "build1", agent.token, labels=["arch=amd64", "mvn"])
-    assert server["labels"] == ["arch=amd64", "mvn"]
+    assert (server["labels"], server["reported_labels"]) == (["os=debian"], ["arch=amd64", "mvn"])
 
 
 def test_listing_servers_shows_status_by_heartbeat_age(
@@ -126,6 +128,7 @@ def test_registering_a_duplicate_server_gets_409_and_changes_nothing(
     ("body", "mentions"),
     [
         pytest.param({"name": "bad name"}, "server name", id="name-with-space"),
+        pytest.param({"name": "build1\n"}, "server name", id="name-with-trailing-newline"),
         pytest.param({"name": "all"}, "reserved", id="name-reserved"),
         pytest.param({"name": "build1", "labels": ["a,b"]}, "label", id="label-with-comma"),
         pytest.param({"name": "build1", "token": "mine"}, "token", id="unknown-field"),
@@ -137,6 +140,30 @@ def test_registering_with_bad_input_gets_422_and_changes_nothing(
     before = store_state()
     response = http.post(f"{API}/servers", json=body, headers=OPERATOR)
     assert mentions in error_of(response, 422)
+    assert store_state() == before
+
+
+def test_registering_a_server_with_a_server_label_gets_422_and_changes_nothing(
+    http: TestClient, store_state: StoreState
+) -> None:
+    before = store_state()
+    body = {"name": "build1", "labels": ["server=build2"]}
+    response = http.post(f"{API}/servers", json=body, headers=OPERATOR)
+    assert "server=" in error_of(response, 422)
+    assert store_state() == before
+
+
+def test_a_heartbeat_reporting_a_server_label_gets_422_and_changes_nothing(
+    http: TestClient, register_agent: RegisterAgent, store_state: StoreState
+) -> None:
+    agent = register_agent("build1")
+    before = store_state()
+    response = http.post(
+        f"{API}/servers/build1/heartbeat",
+        json={"labels": ["server=build2"]},
+        headers=bearer(agent.token),
+    )
+    assert "server=" in error_of(response, 422)
     assert store_state() == before
 
 

@@ -212,6 +212,15 @@ def test_export_to_git_takes_the_server_from_the_option(tree: Path, repo: Path) 
     assert (repo / "build2" / "artifacts" / "3_manifest.json").is_file()
 
 
+def test_export_to_git_refuses_a_server_name_with_a_trailing_newline(
+    tree: Path, repo: Path
+) -> None:
+    path = make_manifest(tree, "--job", "3")
+    outcome = invoke_cli(["artifacts", "export", str(path), "--git", str(repo), "--server", "b\n"])
+    assert "cannot be a directory name" in outcome.error
+    assert files_in(repo) == [".git", "README"]
+
+
 def test_export_to_a_directory_that_is_not_git_fails_and_writes_nothing(
     tree: Path, tmp_path: Path
 ) -> None:

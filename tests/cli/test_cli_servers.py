@@ -30,6 +30,16 @@ def test_servers_list_shows_each_server(run_cli: RunCli, operator: Client) -> No
     assert [line.split()[0] for line in lines[1:]] == ["build1", "build2"]
 
 
+def test_servers_list_shows_the_operators_and_the_reported_labels_apart(
+    run_cli: RunCli, operator: Client, connect: Connect
+) -> None:
+    _server, token = operator.register_server("build1", ["os=debian"])
+    connect(token).heartbeat("build1", Metrics(), labels=["mvn"])
+    header, row = run_cli("servers", "list").stdout.splitlines()
+    assert header.split()[-2:] == ["LABELS", "REPORTED"]
+    assert row.split()[-2:] == ["os=debian", "mvn"]
+
+
 def test_servers_show_prints_the_server(run_cli: RunCli, operator: Client) -> None:
     operator.register_server("build1", ["mvn"])
     stdout = run_cli("servers", "show", "build1").stdout

@@ -9,11 +9,11 @@ import pytest
 
 from buildcoord.cli.demo_builds import DemoBuilds, ensure_branch, queue_demo_builds, verdict
 from buildcoord.cli.fleet_status import FleetReader, PlainReport, ProcessView
-from buildcoord.cli.up import ensure_server, server_label
+from buildcoord.cli.up import ensure_server
 from buildcoord.client import Client
 from buildcoord.demo.repository import BUILD_COMMAND, FEATURE, MAIN, ensure_demo_repository
 from buildcoord.errors import Unauthorized
-from buildcoord.models import ArtifactFile
+from buildcoord.models import ArtifactFile, server_label
 from inprocess import Connect
 
 TARBALL = ArtifactFile(path="greet-1.0.0.tar.gz", size=745, sha256="a" * 64)
@@ -22,29 +22,29 @@ TARBALL = ArtifactFile(path="greet-1.0.0.tar.gz", size=745, sha256="a" * 64)
 def test_ensure_server_registers_a_missing_server_and_keeps_its_token_private(
     operator: Client, connect: Connect, tmp_path: Path
 ) -> None:
-    token = ensure_server(operator, connect, tmp_path, "build1", ["server=build1"])
+    token = ensure_server(operator, connect, tmp_path, "build1")
     path = tmp_path / "agents" / "build1.token"
     assert path.read_text().strip() == token
     assert stat.S_IMODE(path.stat().st_mode) == 0o600
-    assert operator.get_server("build1").labels == ("server=build1",)
+    assert operator.get_server("build1").labels == ()
     assert connect(token).get_server("build1").name == "build1"
 
 
 def test_ensure_server_reuses_the_saved_token_on_the_next_start(
     operator: Client, connect: Connect, tmp_path: Path
 ) -> None:
-    first = ensure_server(operator, connect, tmp_path, "build1", [])
+    first = ensure_server(operator, connect, tmp_path, "build1")
     registered = operator.get_server("build1").registered_at
-    assert ensure_server(operator, connect, tmp_path, "build1", []) == first
+    assert ensure_server(operator, connect, tmp_path, "build1") == first
     assert operator.get_server("build1").registered_at == registered
 
 
 def test_ensure_server_registers_again_when_the_token_file_is_gone(
     operator: Client, connect: Connect, tmp_path: Path
 ) -> None:
-    old = ensure_server(operator, connect, tmp_path, "build1", [])
+    old = ensure_server(operator, connect, tmp_path, "build1")
     (tmp_path / "agents" / "build1.token").unlink()
-    new = ensure_server(operator, connect, tmp_path, "build1", [])
+    new = ensure_server(operator, connect, tmp_path, "build1")
     assert new != old
     with pytest.raises(Unauthorized):
         connect(old).get_server("build1")
@@ -53,9 +53,9 @@ def test_ensure_server_registers_again_when_the_token_file_is_gone(
 def test_ensure_server_registers_again_when_the_saved_token_no_longer_works(
     operator: Client, connect: Connect, tmp_path: Path
 ) -> None:
-    ensure_server(operator, connect, tmp_path, "build1", [])
+    ensure_server(operator, connect, tmp_path, "build1")
     (tmp_path / "agents" / "build1.token").write_text("not-a-token\n")
-    new = ensure_server(operator, connect, tmp_path, "build1", [])
+    new = ensure_server(operator, connect, tmp_path, "build1")
     assert connect(new).get_server("build1").name == "build1"
 
 
@@ -72,9 +72,9 @@ def test_ensure_branch_keeps_a_matching_branch_and_replaces_a_changed_one(
 
 @pytest.fixture
 def demo(operator: Client, tmp_path: Path) -> DemoBuilds:
-    """The demo builds queued for build1 and build2, both registered with their own label."""
+    """The demo builds queued for build1 and build2, each pinned by its server= label."""
     for name in ("build1", "build2"):
-        operator.register_server(name, [server_label(name)])
+        operator.register_server(name)
     repository = ensure_demo_repository(tmp_path / "repo")
     pinned = {name: server_label(name) for name in ("build1", "build2")}
     return queue_demo_builds(operator, repository, pinned)

@@ -255,6 +255,40 @@ def test_a_queued_job_no_online_server_can_take_has_no_forecast_and_a_note(
     assert forecast.note == "no online server has its labels"
 
 
+def test_a_queued_job_pinned_to_a_server_is_forecast_on_that_server(
+    services: Coordinator, clock: FakeClock
+) -> None:
+    build(services, clock, "build1", 100)
+    build(services, clock, "build2", 300)
+    beat(services, "build1")
+    beat(services, "build2")
+    job = services.queue.submit("main", COMMIT, labels=["server=build2"], by=OPERATOR)
+
+    forecast = services.prediction.forecast()[job.id]
+
+    assert (forecast.server, forecast.expected_remaining_seconds) == ("build2", 300)
+
+
+def test_recommend_for_a_pinned_branch_skips_every_other_server(
+    services: Coordinator, clock: FakeClock
+) -> None:
+    services.branches.add(
+        "pinned", repo="/srv/repo", command="make", labels=["server=build2"], by=OPERATOR
+    )
+    build(services, clock, "build1", 100)
+    build(services, clock, "build2", 300, branch="pinned")
+    beat(services, "build1")
+    beat(services, "build2")
+
+    recommendation = services.prediction.recommend("pinned", by=OPERATOR)
+
+    assert recommendation.server == "build2"
+    skipped = [choice for choice in recommendation.choices if not choice.eligible]
+    assert [(choice.server, choice.reason) for choice in skipped] == [
+        ("build1", "lacks the branch's labels: server=build2")
+    ]
+
+
 def test_a_queued_job_waiting_on_any_dependency_without_a_forecast_has_no_forecast(
     services: Coordinator, clock: FakeClock
 ) -> None:

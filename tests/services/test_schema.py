@@ -156,6 +156,49 @@ def test_downgrading_the_trigger_migration_keeps_every_job_and_its_build_history
         engine.dispose()
 
 
+def _server_rows(engine: Engine) -> dict[str, tuple[Any, ...]]:
+    with engine.connect() as conn:
+        rows = conn.exec_driver_sql("SELECT * FROM servers ORDER BY name").mappings().all()
+    return {row["name"]: (row["labels"], row.get("reported_labels", "absent")) for row in rows}
+
+
+def _add_server(engine: Engine, name: str, labels: str) -> None:
+    with write_transaction(engine) as conn:
+        conn.exec_driver_sql(
+            "INSERT INTO servers (name, labels, registered_at, recorded_status)"
+            f" VALUES ('{name}', '{labels}', 1.0, 'offline')"
+        )
+
+
+def test_upgrading_to_reported_labels_drops_server_labels_stored_before(db_url: str) -> None:
+    engine = make_engine(db_url)
+    try:
+        upgrade(engine, "0006")
+        _add_server(engine, "build1", "mvn,server=build1,server=build2")
+        _add_server(engine, "build2", "")
+
+        upgrade(engine, "0007")
+
+        assert _server_rows(engine) == {"build1": ("mvn", ""), "build2": ("", "")}
+    finally:
+        engine.dispose()
+
+
+def test_downgrading_reported_labels_keeps_every_label_a_server_matched(db_url: str) -> None:
+    engine = make_engine(db_url)
+    try:
+        upgrade(engine, "0007")
+        _add_server(engine, "build1", "os=debian")
+        with write_transaction(engine) as conn:
+            conn.exec_driver_sql("UPDATE servers SET reported_labels = 'mvn,os=debian'")
+
+        command.downgrade(alembic_config(engine), "0006")
+
+        assert _server_rows(engine) == {"build1": ("mvn,os=debian,server=build1", "absent")}
+    finally:
+        engine.dispose()
+
+
 # -- the claim query plan -------------------------------------------------------------------------
 
 

@@ -133,14 +133,61 @@ def test_it_stores_the_metrics_and_agent_version_of_a_heartbeat(
     assert server.heartbeat_age_seconds == 0
 
 
-def test_it_updates_a_servers_labels_from_its_heartbeat(
+def test_a_heartbeat_reports_labels_beside_the_operators_labels(
     coordinator: Coordinator, operator: Principal, register_server: RegisterServer
 ) -> None:
     build1 = register_server("build1", labels=["os=debian"])
 
     coordinator.servers.heartbeat("build1", metrics=Metrics(), labels=["mvn", "jdk"], by=build1)
 
-    assert coordinator.servers.get("build1", by=operator).labels == ("jdk", "mvn")
+    server = coordinator.servers.get("build1", by=operator)
+    assert (server.labels, server.reported_labels) == (("os=debian",), ("jdk", "mvn"))
+
+
+def test_a_heartbeat_with_labels_replaces_the_labels_reported_before(
+    coordinator: Coordinator, operator: Principal, register_server: RegisterServer
+) -> None:
+    build1 = register_server("build1")
+    coordinator.servers.heartbeat("build1", metrics=Metrics(), labels=["mvn"], by=build1)
+
+    coordinator.servers.heartbeat("build1", metrics=Metrics(), labels=["jdk"], by=build1)
+    coordinator.servers.heartbeat("build1", metrics=Metrics(), by=build1)
+
+    assert coordinator.servers.get("build1", by=operator).reported_labels == ("jdk",)
+
+
+def test_every_server_matches_its_own_server_label(
+    coordinator: Coordinator, operator: Principal, register_server: RegisterServer
+) -> None:
+    register_server("build1", labels=["os=debian"])
+
+    server = coordinator.servers.get("build1", by=operator)
+    assert server.matched_labels == frozenset({"os=debian", "server=build1"})
+
+
+def test_it_refuses_to_register_a_server_with_a_server_label_and_changes_nothing(
+    coordinator: Coordinator, operator: Principal, store_state: StoreState
+) -> None:
+    before = store_state()
+
+    with pytest.raises(InvalidInput, match="server="):
+        coordinator.servers.register("build1", ["server=build2"], by=operator)
+
+    assert store_state() == before
+
+
+def test_it_refuses_a_heartbeat_reporting_a_server_label_and_changes_nothing(
+    coordinator: Coordinator, register_server: RegisterServer, store_state: StoreState
+) -> None:
+    build1 = register_server("build1")
+    before = store_state()
+
+    with pytest.raises(InvalidInput, match="server="):
+        coordinator.servers.heartbeat(
+            "build1", metrics=Metrics(), labels=["server=build1"], by=build1
+        )
+
+    assert store_state() == before
 
 
 def test_it_refuses_a_negative_metric_and_changes_nothing(

@@ -27,12 +27,14 @@ from buildcoord.agent.orders import OrderRunner
 from buildcoord.agent.session import SessionKeeper
 from buildcoord.agent.workspace import Workspace
 from buildcoord.client import Client
-from buildcoord.errors import BuildcoordError, Forbidden, NotFound, Unauthorized
+from buildcoord.errors import BuildcoordError, Forbidden, InvalidInput, NotFound, Unauthorized
 
 log = logging.getLogger("buildcoord.agent")
 
 # Refusals that no retry cures: a revoked token, another server's token, a removed server.
 FATAL = (Unauthorized, Forbidden, NotFound)
+# And at start, a refused first heartbeat: it carries the agent's own options (its labels).
+FATAL_AT_START = (*FATAL, InvalidInput)
 
 
 class Agent:
@@ -82,7 +84,7 @@ class Agent:
         """Take the work directory, send a first heartbeat (labels), open the session.
 
         Waits for the coordinator when it is not up yet (agents may start first); any other
-        refusal (bad token, unknown server) is raised: the agent cannot work.
+        refusal (bad token, unknown server, a reserved label) is raised: the agent cannot work.
         """
         self.workspace.lock()
         prime_cpu_counter()
@@ -90,7 +92,7 @@ class Agent:
             try:
                 self._send_heartbeat()
                 break
-            except FATAL:
+            except FATAL_AT_START:
                 raise
             except BuildcoordError as exc:
                 if not self._unreachable:
@@ -223,8 +225,8 @@ class Agent:
                 log.exception("heartbeat failed")
 
     def _send_heartbeat(self) -> None:
-        # Labels go with the first heartbeat only, so that an operator's later change on
-        # the coordinator is not overwritten every few seconds.
+        # Labels go with the first heartbeat only: they do not change while the agent runs,
+        # and a heartbeat without labels keeps those reported before.
         labels = None if self._labels_sent else self.options.labels
         self.client.heartbeat(
             self.name,

@@ -13,7 +13,7 @@ class AgentOptions:
 
     name: str
     workdir: Path
-    labels: tuple[str, ...] | None = None  # None: keep the labels the coordinator has
+    labels: tuple[str, ...] | None = None  # reported; None: keep those reported before
     lease_seconds: float = 30.0  # the lease the agent plans with (the coordinator's may be shorter)
     poll_interval: float = 0.5  # claim polling when idle
     heartbeat_interval: float = 5.0

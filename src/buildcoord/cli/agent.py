@@ -24,7 +24,11 @@ from buildcoord.errors import InvalidInput
     type=click.Path(file_okay=False, path_type=Path),
     help="Mirrors, worktrees and artifacts go here.",
 )
-@click.option("--labels", help="Comma-separated labels to set on the server, e.g. os=debian,mvn.")
+@click.option(
+    "--labels",
+    help="Comma-separated labels this agent reports for its server, beside those an operator "
+    "set, e.g. os=debian,mvn (server=... is reserved: every server has server=<its name>).",
+)
 @click.option(
     "--lease",
     "lease_seconds",

@@ -29,7 +29,7 @@ from buildcoord.manifest import (
 )
 
 # A server name used as a directory of the export repository: one plain path component.
-_SERVER_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
+_SERVER_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]*")
 
 
 @click.group("artifacts")
@@ -215,7 +215,7 @@ def export_to_git(document: Manifest, source: Path, repo: Path, server: str | No
     server = server or document.server
     if not server:
         raise InvalidInput("the manifest names no server: pass --server NAME")
-    if not _SERVER_NAME.match(server):
+    if not _SERVER_NAME.fullmatch(server):
         raise InvalidInput(f"server name {server!r} cannot be a directory name")
     if document.job is None:
         raise InvalidInput("the manifest names no job: create it with --job ID")

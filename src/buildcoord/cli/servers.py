@@ -6,7 +6,7 @@ import click
 
 from buildcoord.cli.context import get_context, json_option, split_list
 from buildcoord.cli.output import emit_json, human_bytes, stamp, table
-from buildcoord.models import Server
+from buildcoord.models import Server, server_label
 
 
 @click.group()
@@ -39,7 +39,7 @@ def list_(as_json: bool) -> None:
         click.echo("No servers registered")
         return
     table(
-        ["NAME", "STATUS", "HEARTBEAT", "CPU", "MEMORY", "DISK FREE", "JOBS", "LABELS"],
+        ["NAME", "STATUS", "HEARTBEAT", "CPU", "MEMORY", "DISK FREE", "JOBS", "LABELS", "REPORTED"],
         [_row(server) for server in found],
     )
 
@@ -68,6 +68,7 @@ def _row(server: Server) -> list[str]:
         disk,
         jobs,
         ",".join(server.labels) or "-",
+        ",".join(server.reported_labels) or "-",
     ]
 
 
@@ -84,6 +85,8 @@ def show(name: str, as_json: bool) -> None:
     click.echo(f"Server:         {server.name}")
     click.echo(f"Status:         {server.status}")
     click.echo(f"Labels:         {', '.join(server.labels) or 'none'}")
+    click.echo(f"Reported:       {', '.join(server.reported_labels) or 'none'}")
+    click.echo(f"Pinned by:      {server_label(server.name)}")
     click.echo(f"Registered:     {stamp(server.registered_at)}")
     click.echo(f"Last heartbeat: {stamp(server.last_heartbeat_at)}")
     click.echo(f"Agent version:  {server.agent_version or '-'}")

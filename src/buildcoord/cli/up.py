@@ -45,6 +45,7 @@ from buildcoord.errors import (
     Unavailable,
 )
 from buildcoord.fleet import Child, ChildSpec, exit_text, stop, tail
+from buildcoord.models import server_label
 from buildcoord.store.engine import default_home
 
 LOOPBACK = "127.0.0.1"
@@ -90,11 +91,6 @@ class StopRequest:
         end = time.monotonic() + seconds
         while not self.requested and time.monotonic() < end:
             time.sleep(min(0.05, max(0.0, end - time.monotonic())))
-
-
-def server_label(name: str) -> str:
-    """The label that pins a job to one local server (``server=build1``)."""
-    return f"server={name}"
 
 
 def ensure_port_free(port: int) -> None:
@@ -152,7 +148,6 @@ def ensure_server(
     connect: Callable[[str], Client],
     home: Path,
     name: str,
-    labels: Sequence[str],
 ) -> str:
     """Register server name unless it is there with a working saved token; return the token.
 
@@ -170,7 +165,7 @@ def ensure_server(
     if exists:
         # Its token is lost (or revoked): the only way to a new one is to register anew.
         client.remove_server(name)
-    _, token = client.register_server(name, labels)
+    _, token = client.register_server(name)
     write_secret(path, token)
     return token
 
@@ -326,7 +321,7 @@ def agent_spec(
     SIGKILL when ``up`` dies: an agent told SIGTERM would wait for its build to end.
     """
     workdir = str(home / "agents" / name)
-    argv = _buildcoord(config, "agent", "--name", name, "--labels", server_label(name))
+    argv = _buildcoord(config, "agent", "--name", name)
     return ChildSpec(
         name,
         [*argv, "--workdir", workdir],
@@ -407,7 +402,7 @@ def run_fleet(home: Path, count: int, port: int, demo: bool) -> None:
             if request.requested:
                 return
             for name in names:
-                token = ensure_server(client, connect, home, name, [server_label(name)])
+                token = ensure_server(client, connect, home, name)
                 agents.append(Child(agent_spec(name, home, url, token, config, env)))
                 agents[-1].start()
             builds = None

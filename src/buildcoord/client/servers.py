@@ -37,7 +37,7 @@ class ServerEndpoints(Transport):
         agent_version: str | None = None,
         labels: Sequence[str] | None = None,
     ) -> Server:
-        """Send a heartbeat."""
+        """Send a heartbeat; labels, when given, replace those the agent reported before."""
         figures = {key: getattr(metrics, key) for key in Metrics.__dataclass_fields__}
         body: dict[str, Any] = {"metrics": figures, "agent_version": agent_version}
         if labels is not None:

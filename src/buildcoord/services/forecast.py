@@ -128,7 +128,7 @@ def _place(
     key = job_key(job, branches)
     best: tuple[float, float, str, Prediction] | None = None
     for name, server in online.items():
-        if name not in plan.free_in or not set(job.labels) <= set(server.labels):
+        if name not in plan.free_in or not set(job.labels) <= server.matched_labels:
             continue
         prediction = plan.predict(key, job.branch, name, job.trigger)
         if prediction is None:
@@ -138,7 +138,7 @@ def _place(
         if best is None or candidate[:3] < best[:3]:
             best = candidate
     if best is None:
-        if not any(set(job.labels) <= set(server.labels) for server in online.values()):
+        if not any(set(job.labels) <= server.matched_labels for server in online.values()):
             return _nothing(job, None, "no online server has its labels")
         return _nothing(job, None, "no build has succeeded yet")
     start, duration, name, _prediction = best
@@ -200,7 +200,7 @@ def rank_servers(
             seen = "never sent a heartbeat" if age is None else f"last heartbeat {age:.0f} s ago"
             skip(f"{server.status}: {seen}")
             continue
-        missing = sorted(set(labels) - set(server.labels))
+        missing = sorted(set(labels) - server.matched_labels)
         if missing:
             skip(f"lacks the branch's labels: {', '.join(missing)}")
             continue

@@ -43,7 +43,7 @@ class ServerService:
         secret = new_secret()
         record = self.store.servers.register_server(
             name,
-            validation.labels(labels),
+            validation.server_labels(labels),
             token_hash=hash_secret(secret),
             now=self.clock.now().timestamp(),
             actor=by.actor,
@@ -59,7 +59,8 @@ class ServerService:
         labels: Sequence[str] | None = None,
         by: Principal,
     ) -> Server:
-        """Record that a server is alive, with its system figures."""
+        """Record that a server is alive, with its system figures and, when given, the labels
+        its agent reports (they replace the ones it reported before; the operator's stay)."""
         require_self_or_operator(by, name, "send heartbeats")
         if agent_version is not None:
             validation.text(agent_version, what="agent version", maximum=64)
@@ -71,7 +72,7 @@ class ServerService:
             name,
             metrics=figures,
             agent_version=agent_version,
-            labels=None if labels is None else validation.labels(labels),
+            labels=None if labels is None else validation.server_labels(labels),
             now=self.clock.now().timestamp(),
             actor=by.actor,
         )
@@ -134,6 +135,7 @@ class ServerService:
         return Server(
             name=record.name,
             labels=record.labels,
+            reported_labels=record.reported_labels,
             status=status,
             registered_at=from_epoch(record.registered_at),
             last_heartbeat_at=from_epoch_or_none(record.last_heartbeat_at),

@@ -20,8 +20,9 @@ _JOB_COLUMNS = (
     ' created_at, queued_at, started_at, finished_at, exit_code, duration, "trigger"'
 )
 
-SERVER_LABELS = sql("SELECT labels FROM servers WHERE name = ?")
-"""The labels of the claiming server; no row means there is no such server."""
+SERVER_LABELS = sql("SELECT labels, reported_labels FROM servers WHERE name = ?")
+"""The claiming server's labels, the operator's and its agent's (models.matched_labels adds
+its own server=<name>); no row means there is no such server."""
 
 BUILDABLE_BRANCHES = sql("SELECT name FROM branches WHERE command IS NOT NULL")
 """Branches agents can build (they have a build command); agent claims skip the others."""
@@ -79,10 +80,10 @@ after_rank, after_id,] batch.
 
 LABELS_AND_CANDIDATES = sql(
     "",
-    postgresql=f"SELECT s.labels, c.* FROM servers s LEFT JOIN LATERAL"
+    postgresql=f"SELECT s.labels, s.reported_labels, c.* FROM servers s LEFT JOIN LATERAL"
     f" ({CANDIDATES[False].postgresql.replace('%s', '?')}) c ON TRUE WHERE s.name = ?",
 )
-"""PostgreSQL: the server's labels and the first page of candidates in one round trip.
+"""PostgreSQL: SERVER_LABELS and the first page of candidates in one round trip.
 
 No row: no such server; one row of NULL candidate columns: nothing to claim. Parameters:
 batch, server.

@@ -15,7 +15,7 @@ from typing import Any
 from sqlalchemy import Connection, Engine, Row, bindparam, func, insert, select, update
 
 from buildcoord.errors import CommitKnown, Conflict, InvalidInput, NotFound
-from buildcoord.models import FINISHED_STATUSES, ArtifactFile, Job
+from buildcoord.models import FINISHED_STATUSES, ArtifactFile, Job, matched_labels
 from buildcoord.store.artifacts import replace_manifest
 from buildcoord.store.engine import (
     Driver,
@@ -204,14 +204,14 @@ class JobStore:
     ) -> Job | None:
         """Lease the first claimable job whose labels the server has, or return None.
 
-        ``buildable_only`` (agents) skips jobs of branches without a build command: those
-        stay for a person to claim by hand.
+        The server has ``server_labels`` and its own ``server=<name>``. ``buildable_only``
+        (agents) skips jobs of branches without a build command: those stay for a person to
+        claim by hand.
         """
         with driver_transaction(self.engine) as db:
             first = db.run(CANDIDATES[False], (CLAIM_BATCH,))
-            return claim_first(
-                db, first, server, server_labels, now, lease_seconds, actor, buildable_only
-            )
+            labels = matched_labels(server, server_labels, ())
+            return claim_first(db, first, server, labels, now, lease_seconds, actor, buildable_only)
 
     def claim_for_server(
         self,
@@ -222,23 +222,27 @@ class JobStore:
         actor: str,
         buildable_only: bool = False,
     ) -> Job | None:
-        """Like claim_next_job, with the server's labels read in the claim's own transaction.
+        """Like claim_next_job, with the server's labels read in the claim's own transaction:
+        the operator's, the reported ones and its own (models.matched_labels).
 
         Raises NotFound when there is no such server.
         """
         with driver_transaction(self.engine) as db:
             first: Iterable[Sequence[Any]]
+            found: Sequence[Any] | None
             if db.postgresql:
                 rows = db.run(LABELS_AND_CANDIDATES, (CLAIM_BATCH, server)).fetchall()
-                found = rows[0][0] if rows else None
-                first = [row[1:] for row in rows if row[1] is not None]
+                found = rows[0][:2] if rows else None
+                first = [row[2:] for row in rows if row[2] is not None]
             else:
-                row = db.run(SERVER_LABELS, (server,)).fetchone()
-                found = None if row is None else row[0]
+                found = db.run(SERVER_LABELS, (server,)).fetchone()
                 first = () if found is None else db.run(CANDIDATES[False], (CLAIM_BATCH,))
             if found is None:
                 raise NotFound(f"server {server} does not exist")
-            labels = frozenset(split_labels(found))
+            operator_labels, reported_labels = found
+            labels = matched_labels(
+                server, split_labels(operator_labels), split_labels(reported_labels)
+            )
             return claim_first(db, first, server, labels, now, lease_seconds, actor, buildable_only)
 
     def renew_lease(

@@ -88,7 +88,11 @@ servers = Table(
     "servers",
     metadata,
     Column("name", String(64), primary_key=True),
+    # Sorted, comma-joined; '' for none. ``labels`` are the operator's, ``reported_labels``
+    # the agent's last report: kept apart so a heartbeat cannot overwrite what an operator
+    # set. Neither holds ``server=<name>``, which every server has without storing it.
     Column("labels", Text, nullable=False),
+    Column("reported_labels", Text, nullable=False, server_default=text("''")),
     Column("registered_at", Time, nullable=False),
     Column("last_heartbeat_at", Time, nullable=True),
     Column("recorded_status", String(16), nullable=False),

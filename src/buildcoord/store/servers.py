@@ -20,6 +20,7 @@ class ServerRecord:
 
     name: str
     labels: tuple[str, ...]
+    reported_labels: tuple[str, ...]
     registered_at: float
     last_heartbeat_at: float | None
     recorded_status: str
@@ -27,10 +28,15 @@ class ServerRecord:
     agent_version: str | None
 
 
+def _labels(text: str) -> tuple[str, ...]:
+    return tuple(label for label in text.split(",") if label)
+
+
 def _record(row: Row[Any]) -> ServerRecord:
     return ServerRecord(
         name=row.name,
-        labels=tuple(label for label in row.labels.split(",") if label),
+        labels=_labels(row.labels),
+        reported_labels=_labels(row.reported_labels),
         registered_at=row.registered_at,
         last_heartbeat_at=row.last_heartbeat_at,
         recorded_status=row.recorded_status,
@@ -99,7 +105,11 @@ class ServerStore:
         now: float,
         actor: str,
     ) -> ServerRecord:
-        """Store a heartbeat; a server coming back from stale/offline is recorded as an event."""
+        """Store a heartbeat, and the labels it reports unless None (the operator's stay).
+
+        A change of reported labels, and a server coming back from stale/offline, are
+        recorded as events.
+        """
         with write_transaction(self.engine) as conn:
             current = self._row(conn, name)
             values: dict[str, Any] = {
@@ -109,8 +119,18 @@ class ServerStore:
                 "recorded_status": "online",
             }
             if labels is not None:
-                values["labels"] = ",".join(labels)
+                values["reported_labels"] = ",".join(labels)
             conn.execute(update(servers).where(servers.c.name == name).values(**values))
+            if labels is not None and ",".join(labels) != current.reported_labels:
+                append_event(
+                    conn,
+                    at=now,
+                    actor=actor,
+                    kind="server.labels_reported",
+                    subject=f"server:{name}",
+                    before={"reported_labels": list(_labels(current.reported_labels))},
+                    after={"reported_labels": list(labels)},
+                )
             if current.recorded_status != "online":
                 append_event(
                     conn,

@@ -105,7 +105,7 @@ class MetricsIn(Body):
 class HeartbeatIn(Body):
     metrics: MetricsIn = Field(default_factory=MetricsIn)
     agent_version: StrictStr | None = None
-    labels: list[StrictStr] | None = None
+    labels: list[StrictStr] | None = Field(default=None, max_length=100)
 
 
 class RegisteredServer(BaseModel):
