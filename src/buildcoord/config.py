@@ -37,6 +37,8 @@ class Settings:
     branch_quiet_seconds: float = 15.0
     cancel_superseded_builds: bool = True
     webhook_secret: str = ""
+    webhook_max_bytes: int = 1024 * 1024
+    webhook_max_concurrent: int = 4
     sources: dict[str, str] = field(default_factory=dict, compare=False)
 
     @property
@@ -69,6 +71,8 @@ SECTIONS = {
     "branch_quiet_seconds": "branches",
     "cancel_superseded_builds": "branches",
     "webhook_secret": "branches",
+    "webhook_max_bytes": "branches",
+    "webhook_max_concurrent": "branches",
 }
 
 
