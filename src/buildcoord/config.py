@@ -40,6 +40,8 @@ class Settings:
     max_request_bytes: int = 1024 * 1024
     max_upload_bytes: int = 128 * 1024 * 1024
     api_docs: bool = True
+    webhook_max_bytes: int = 1024 * 1024
+    webhook_max_concurrent: int = 4
     sources: dict[str, str] = field(default_factory=dict, compare=False)
 
     @property
@@ -75,6 +77,8 @@ SECTIONS = {
     "max_request_bytes": "server",
     "max_upload_bytes": "server",
     "api_docs": "server",
+    "webhook_max_bytes": "branches",
+    "webhook_max_concurrent": "branches",
 }
 
 

@@ -17,8 +17,9 @@ import pytest
 
 from buildcoord.clock import FakeClock
 from buildcoord.config import Settings
-from buildcoord.errors import InvalidInput
-from buildcoord.models import BROADCAST, Principal
+from buildcoord.errors import Conflict, InvalidInput
+from buildcoord.models import BROADCAST, BranchCheck, Principal
+from buildcoord.services import maintenance
 from buildcoord.services.coordinator import Coordinator
 from buildcoord.store import Store
 from gitrepos import commit, git, make_origin
@@ -537,3 +538,73 @@ def _running(pid: int) -> bool:
     except FileNotFoundError:
         return False
     return "\nState:\tZ" not in status
+
+
+@pytest.mark.parametrize(
+    "settings",
+    [Settings(branch_check_minutes=0.0, branch_quiet_seconds=15.0, webhook_secret=SECRET)],
+)
+def test_a_commit_the_repository_lacks_is_not_queued_when_its_push_comes_again_after_quiet(
+    coordinator: Coordinator, operator: Principal, origin: Path, clock: FakeClock
+) -> None:
+    coordinator.branches.add("main", repo=str(origin), command="make", by=operator)
+    assert push(coordinator, "1" * 40) == "waiting"
+    clock.advance(20)
+    assert push(coordinator, "1" * 40) == "waiting"  # only a look at the repository queues
+    coordinator.branch_watch.step()
+    assert jobs_of(coordinator, "main") == []
+
+
+IMMEDIATE_PUSHES = Settings(
+    branch_check_minutes=0.0, branch_quiet_seconds=0.0, webhook_secret=SECRET
+)
+
+
+def signed_push(coordinator: Coordinator, tip: str, delivery: str) -> BranchCheck:
+    """Deliver a signed push webhook of main at tip with a delivery id."""
+    body = json.dumps({"ref": "refs/heads/main", "after": tip}).encode()
+    signature = "sha256=" + hmac.new(SECRET.encode(), body, hashlib.sha256).hexdigest()
+    return coordinator.branch_watch.receive_push(body, signature, delivery)
+
+
+@pytest.mark.parametrize(
+    "settings",
+    [Settings(branch_check_minutes=0.0, branch_quiet_seconds=0.0, webhook_secret=SECRET)],
+)
+def test_a_delivery_accepted_by_one_coordinator_is_refused_by_another(
+    coordinator: Coordinator,
+    operator: Principal,
+    origin: Path,
+    settings: Settings,
+    clock: FakeClock,
+    migrated_db_url: str,
+) -> None:
+    coordinator.branches.add("main", repo=str(origin), command="make", by=operator)
+    tip = commit(origin)
+    assert signed_push(coordinator, tip, "delivery-1").outcome == "queued"
+    other_store = Store.open(migrated_db_url)
+    try:
+        other = Coordinator(other_store, settings, clock)
+        with pytest.raises(Conflict, match="delivery-1"):
+            signed_push(other, commit(origin), "delivery-1")
+    finally:
+        other_store.close()
+    assert jobs_of(coordinator, "main") == [(tip, "queued")]
+
+
+@pytest.mark.parametrize(
+    "settings",
+    [Settings(branch_check_minutes=0.0, branch_quiet_seconds=0.0, webhook_secret=SECRET)],
+)
+def test_maintenance_forgets_deliveries_older_than_a_week(
+    coordinator: Coordinator, operator: Principal, origin: Path, clock: FakeClock
+) -> None:
+    coordinator.branches.add("main", repo=str(origin), command="make", by=operator)
+    signed_push(coordinator, commit(origin), "old")
+    clock.advance(6 * 86400)
+    signed_push(coordinator, commit(origin), "recent")
+    clock.advance(1.5 * 86400)
+    assert maintenance.step(coordinator).forgotten_webhook_deliveries == 1
+    assert signed_push(coordinator, commit(origin), "old").outcome == "queued"
+    with pytest.raises(Conflict):
+        signed_push(coordinator, commit(origin), "recent")

@@ -13,6 +13,9 @@ The rules, whichever way a tip arrives:
 - Pollers and webhooks wait for quiet: a tip is queued once it has stayed the same for
   ``branch_quiet_seconds``, so a burst of pushes ends in one build of its last commit. An
   operator's ``check-updates`` and ``queue-all`` do not wait.
+- A push webhook names a commit but proves nothing about it: the commit is queued only as the
+  tip read from the repository (at once with no quiet period, else by the re-check after it).
+  A delivery id accepted before, by any coordinator, is refused as a replay.
 - With ``cancel_superseded_builds``, queueing a new tip cancels the still-queued build of
   the tip it replaces, when a push queued that build (never one queued by hand or by a
   schedule).
@@ -84,6 +87,8 @@ class BranchWatch:
         self._lock = threading.Lock()
         self._last_poll: float | None = None
         self._thread: threading.Thread | None = None
+        # Webhooks being handled in this process (see web/routes/hooks.py).
+        self.push_slots = hooks.ReadSlots(settings.webhook_max_concurrent)
 
     # -- what operators and webhooks call ------------------------------------------------
 
@@ -111,9 +116,18 @@ class BranchWatch:
                 )
         return results
 
-    def receive_push(self, body: bytes, signature: str | None) -> BranchCheck:
-        """Act on a verified push webhook: queue the pushed branch's new commit."""
+    def receive_push(
+        self, body: bytes, signature: str | None, delivery: str | None = None
+    ) -> BranchCheck:
+        """Act on a verified push webhook: queue the pushed branch's new commit.
+
+        delivery is the id GitHub or Gitea gives the delivery: Conflict when it was accepted
+        before (a replay). A pushed commit is queued only once the branch's repository shows
+        it as the branch's tip (see _confirmed_push).
+        """
         hooks.verify_signature(self.settings.webhook_secret, body, signature)
+        if delivery is not None:
+            self._record_delivery(delivery)
         push = hooks.parse_push(body)
         name = push.branch or "-"
         if push.branch is None:
@@ -133,10 +147,45 @@ class BranchWatch:
             commit = git_commit(push.commit)
         except BuildcoordError as exc:
             return BranchCheck(name, "ignored", detail=str(exc))
+        quiet = self.settings.branch_quiet_seconds
+        if quiet > 0:
+            # The tip waits; the re-check after the quiet period reads the repository and
+            # queues what it finds there, never the pushed commit unseen.
+            return self._act_on_tip(branch, commit, quiet=quiet, first_builds=True, unread=True)
+        return self._confirmed_push(branch, commit)
+
+    def _record_delivery(self, delivery: str) -> None:
+        """Remember an accepted delivery; Conflict when any coordinator accepted it before."""
+        now = self.clock.now().timestamp()
+        if not self.store.webhook_deliveries.record_delivery(delivery, now=now):
+            raise Conflict(f"webhook delivery {delivery} was received before: a replay is refused")
+
+    def _confirmed_push(self, branch: Branch, commit: str) -> BranchCheck:
+        """Queue a pushed commit at once, if the repository's tip of the branch is that commit.
+
+        ls-remote reads tips only, from a path or a remote alike, so the check is equality
+        with the tip: a commit the repository does not have is never the tip, and a late
+        delivery of an older push is not built (the newer push's delivery builds the newer
+        tip). A repository that cannot be read fails the push as it fails a poll.
+        """
+        tip = self._tip_or_failure(branch, self._read_tips([branch])[branch.repo])
+        if isinstance(tip, BranchCheck):
+            return tip
+        if tip != commit:
+            return BranchCheck(
+                branch.name,
+                "ignored",
+                commit,
+                detail=f"the tip of {branch.name} in its repository is {tip[:12]}, "
+                "not the pushed commit",
+            )
         # A pushed commit is new by definition, even to a branch whose tip was never read.
-        return self._act_on_tip(
-            branch, commit, quiet=self.settings.branch_quiet_seconds, first_builds=True
-        )
+        return self._act_on_tip(branch, tip, quiet=0.0, first_builds=True)
+
+    def forget_old_deliveries(self) -> int:
+        """Forget webhook deliveries older than a week; how many were forgotten."""
+        before = self.clock.now().timestamp() - hooks.DELIVERY_KEEP_SECONDS
+        return self.store.webhook_deliveries.forget_deliveries(before=before)
 
     # -- the background pass -------------------------------------------------------------
 
@@ -321,9 +370,19 @@ class BranchWatch:
             log.exception("could not send the alert for branch %s", branch.name)
 
     def _act_on_tip(
-        self, branch: Branch, tip: str, *, quiet: float, first_builds: bool = False
+        self,
+        branch: Branch,
+        tip: str,
+        *,
+        quiet: float,
+        first_builds: bool = False,
+        unread: bool = False,
     ) -> BranchCheck:
-        """Record a first tip (or with first_builds, treat it as new), wait for quiet, or queue."""
+        """Record a first tip (or with first_builds, treat it as new), wait for quiet, or queue.
+
+        unread: the tip comes from a push, not from the repository; it is never queued here,
+        only put to wait (the re-check reads the repository).
+        """
         name = branch.name
         now = self.clock.now().timestamp()
         if branch.seen_commit is None and not first_builds:
@@ -346,8 +405,8 @@ class BranchWatch:
                     since = now
                 else:
                     since = waiting[1]
-            if now - since < quiet:
-                left = quiet - (now - since)
+            if now - since < quiet or unread:
+                left = max(0.0, quiet - (now - since))
                 return BranchCheck(name, "waiting", tip, detail=f"queued if unchanged {left:.0f} s")
         return self._queue_commit(branch, tip, why="new tip", trigger=TRIGGER_PUSH)
 

@@ -18,6 +18,7 @@ from buildcoord.services.prediction import PredictionService
 from buildcoord.services.queue import QueueService
 from buildcoord.services.rollback import RollbackService
 from buildcoord.services.servers import ServerService
+from buildcoord.services.system import SystemService
 from buildcoord.services.tokens import TokenService
 from buildcoord.store import Store
 
@@ -41,6 +42,7 @@ class Coordinator:
         self.artifacts = ArtifactService(store, self.clock, settings, self.orders)
         self.rollback = RollbackService(store, self.clock, self.orders)
         self.comparisons = ComparisonService(store, self.clock)
+        self.system = SystemService(store, self.clock)
         self.branch_watch = BranchWatch(store, self.clock, settings, self.queue, self.messages)
         outcomes = BuildOutcomes(store, self.artifacts, self.rollback, self.comparisons)
         self.queue.finished.append(outcomes.job_finished)

@@ -1,15 +1,91 @@
-"""Git push webhooks (GitHub, Gitea): signature check and the parts of a payload we use."""
+"""Git push webhooks (GitHub, Gitea): the checks made before a body is read, the signature
+check, and the parts of a payload we use.
+
+Anyone may post to the webhook, so everything that can be refused without the body is refused
+before any of it is read: webhooks off, a missing or malformed signature header, a malformed
+delivery id, and more bodies being handled at once than ``webhook_max_concurrent``.
+"""
 
 from __future__ import annotations
 
 import hashlib
 import hmac
 import json
+import re
+import threading
+from collections.abc import Mapping
 from dataclasses import dataclass
 
-from buildcoord.errors import InvalidInput, Unauthorized
+from buildcoord.errors import Forbidden, InvalidInput, Unauthorized
 
 ZERO_COMMIT = "0" * 40
+
+SIGNATURE_HEADER = "X-Hub-Signature-256"
+DELIVERY_HEADERS = ("X-GitHub-Delivery", "X-Gitea-Delivery")
+"""Where GitHub and Gitea name each delivery (a GUID); the first one present is used."""
+
+MAX_DELIVERY_ID_LENGTH = 100
+DELIVERY_KEEP_SECONDS = 7 * 86400.0
+"""How long a delivery id is remembered to refuse its replay (GitHub redelivers for 3 days)."""
+
+_SIGNATURE = re.compile(r"sha256=[0-9a-f]{64}")
+_DELIVERY_ID = re.compile(r"[!-~]+")  # printable ASCII, no space
+
+
+def delivery_id(headers: Mapping[str, str]) -> str | None:
+    """The delivery id a request carries, or None when it carries none."""
+    for name in DELIVERY_HEADERS:
+        value = headers.get(name)
+        if value is not None:
+            return value
+    return None
+
+
+def check_headers(secret: str, signature: str | None, delivery: str | None) -> None:
+    """Refuse what the headers alone condemn, so that no byte of its body need be read.
+
+    Forbidden when webhooks are off, Unauthorized for a missing or malformed signature header,
+    InvalidInput for a delivery id longer than 100 characters or not printable ASCII.
+    """
+    if not secret:
+        raise Forbidden("webhooks are off: set the webhook_secret setting to accept them")
+    if not signature:
+        raise Unauthorized(f"missing {SIGNATURE_HEADER} header")
+    if _SIGNATURE.fullmatch(signature.strip().lower()) is None:
+        raise Unauthorized(f"{SIGNATURE_HEADER} is not sha256=<64 hex digits>")
+    if delivery is not None and (
+        len(delivery) > MAX_DELIVERY_ID_LENGTH or _DELIVERY_ID.fullmatch(delivery) is None
+    ):
+        raise InvalidInput(
+            f"{' or '.join(DELIVERY_HEADERS)} must be 1 to {MAX_DELIVERY_ID_LENGTH} "
+            "printable ASCII characters without spaces"
+        )
+
+
+class ReadSlots:
+    """A count of webhooks being handled in this process, up to a limit; no waiting queue.
+
+    A request over the limit is refused at once rather than queued: a queue would hold its
+    connection (and later its body) all the same.
+    """
+
+    def __init__(self, limit: int) -> None:
+        self.limit = limit
+        self._taken = 0
+        self._lock = threading.Lock()
+
+    def take(self) -> bool:
+        """Take a slot; False when all are taken."""
+        with self._lock:
+            if self._taken >= self.limit:
+                return False
+            self._taken += 1
+            return True
+
+    def give_back(self) -> None:
+        """Return a slot taken with take()."""
+        with self._lock:
+            self._taken -= 1
 
 
 @dataclass(frozen=True, slots=True)
@@ -27,11 +103,12 @@ class Push:
 
 
 def verify_signature(secret: str, body: bytes, header: str | None) -> None:
-    """Unauthorized unless header is ``sha256=<HMAC-SHA256 of body with secret>``."""
-    if not secret:
-        raise Unauthorized("webhooks are off: set the webhook_secret setting to accept them")
-    if not header:
-        raise Unauthorized("missing X-Hub-Signature-256 header")
+    """Unauthorized unless header is ``sha256=<HMAC-SHA256 of body with secret>``.
+
+    Forbidden when webhooks are off (no secret); see check_headers.
+    """
+    check_headers(secret, header, None)
+    assert header is not None  # check_headers refuses a missing one
     expected = "sha256=" + hmac.new(secret.encode(), body, hashlib.sha256).hexdigest()
     # compare_digest takes the same time wherever the strings differ.
     if not hmac.compare_digest(expected.encode(), header.strip().lower().encode()):

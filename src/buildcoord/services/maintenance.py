@@ -19,6 +19,7 @@ class StepReport:
     released_locks: list[str] = field(default_factory=list)
     server_changes: list[tuple[str, str, str]] = field(default_factory=list)
     archived_messages: int = 0
+    forgotten_webhook_deliveries: int = 0
 
     @property
     def found_work(self) -> bool:
@@ -28,6 +29,7 @@ class StepReport:
             or self.released_locks
             or self.server_changes
             or self.archived_messages
+            or self.forgotten_webhook_deliveries
         )
 
 
@@ -39,26 +41,30 @@ def step(coordinator: Coordinator) -> StepReport:
     """One pass of upkeep.
 
     End the leases of lost agents, expire job leases, recover expired locks, record server
-    status flips, and archive old read messages when the last archiving is an hour old.
+    status flips; when the last archiving is an hour old, archive old read messages and forget
+    webhook deliveries older than a week.
     """
     jobs = coordinator.agents.release_lost_agents() + coordinator.queue.expire_leases()
     locks = coordinator.locks.recover_expired()
     changes = coordinator.servers.record_status_changes()
+    archived, forgotten = _archive_if_due(coordinator)
     return StepReport(
         requeued_or_failed_jobs=[job.id for job in jobs],
         released_locks=[f"{lock.name} ({lock.holder})" for lock in locks],
         server_changes=changes,
-        archived_messages=_archive_if_due(coordinator),
+        archived_messages=archived,
+        forgotten_webhook_deliveries=forgotten,
     )
 
 
-def _archive_if_due(coordinator: Coordinator) -> int:
+def _archive_if_due(coordinator: Coordinator) -> tuple[int, int]:
+    """(messages archived, webhook deliveries forgotten), or nothing done within the hour."""
     now = coordinator.clock.now().timestamp()
     last = coordinator.store.settings.get_setting(_LAST_ARCHIVE_KEY)
     if last is not None and now - float(last) < ARCHIVE_EVERY_SECONDS:
-        return 0
+        return 0, 0
     coordinator.store.settings.put_setting(_LAST_ARCHIVE_KEY, repr(now))
-    return coordinator.messages.archive()
+    return coordinator.messages.archive(), coordinator.branch_watch.forget_old_deliveries()
 
 
 def run_until(coordinator: Coordinator, stop: threading.Event, interval: float) -> None:

@@ -21,6 +21,7 @@ from buildcoord.store.servers import ServerStore
 from buildcoord.store.sessions import SessionStore
 from buildcoord.store.settings import SettingStore
 from buildcoord.store.tokens import TokenStore
+from buildcoord.store.webhook_deliveries import WebhookDeliveryStore
 
 
 class Store:
@@ -44,6 +45,7 @@ class Store:
         self.comparisons = ComparisonStore(engine)
         self.orders = OrderStore(engine)
         self.history = HistoryStore(engine)
+        self.webhook_deliveries = WebhookDeliveryStore(engine)
 
     @classmethod
     def open(cls, url: str, *, migrate: bool = True) -> Store:

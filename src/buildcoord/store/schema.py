@@ -342,3 +342,13 @@ Index("ix_build_history_key", build_history.c.build_key, build_history.c.started
 Index("ix_build_history_branch", build_history.c.branch, build_history.c.started_at)
 # Coordinators (and serve workers) catch up with each other's finished builds by this.
 Index("ix_build_history_finished_at", build_history.c.finished_at)
+
+# Webhook deliveries already accepted, by the id GitHub or Gitea gives each: the primary key
+# makes a replayed delivery fail to insert, however many coordinators receive it.
+webhook_deliveries = Table(
+    "webhook_deliveries",
+    metadata,
+    Column("delivery_id", String(100), primary_key=True),
+    Column("received_at", Time, nullable=False),
+)
+Index("ix_webhook_deliveries_received_at", webhook_deliveries.c.received_at)

@@ -5,7 +5,9 @@ from __future__ import annotations
 from sqlalchemy import Engine, select
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+from sqlalchemy.exc import DBAPIError, SQLAlchemyError
 
+from buildcoord.errors import Unavailable
 from buildcoord.store.engine import read_transaction, write_transaction
 from buildcoord.store.schema import settings
 
@@ -48,3 +50,13 @@ class SettingStore:
                 select(settings.c.value).where(settings.c.key == key)
             ).scalar_one()
             return stored
+
+    def probe_write(self, key: str, value: str) -> None:
+        """Write a value as put_setting does; Unavailable with the database's refusal, in one
+        line, when the database takes no write (a full disk, a read-only file or standby)."""
+        try:
+            self.put_setting(key, value)
+        except SQLAlchemyError as exc:
+            cause = exc.orig if isinstance(exc, DBAPIError) else exc
+            lines = str(cause).strip().splitlines() or [type(cause).__name__]
+            raise Unavailable(lines[0].strip()) from exc

@@ -1,4 +1,9 @@
-"""/api/v1/hooks/git: push webhooks from GitHub or Gitea (HMAC-signed, no bearer token)."""
+"""/api/v1/hooks/git: push webhooks from GitHub or Gitea (HMAC-signed, no bearer token).
+
+Anyone may post here, so what the headers alone condemn is refused before any byte of the
+body is read (see services/hooks.py), at most ``webhook_max_concurrent`` webhooks are handled
+at once per process, and a body is refused as soon as it exceeds ``webhook_max_bytes``.
+"""
 
 from __future__ import annotations
 
@@ -6,13 +11,12 @@ from fastapi import APIRouter, HTTPException, Request, status
 from starlette.concurrency import run_in_threadpool
 
 from buildcoord.models import BranchCheck
+from buildcoord.services import hooks
 from buildcoord.web.auth import Services
 
 router = APIRouter(prefix="/hooks", tags=["hooks"])
 
-MAX_PAYLOAD_BYTES = 25 * 1024 * 1024
-"""GitHub's own cap on a webhook payload. Anyone may post here before the HMAC is checked,
-so a larger body is refused while it is read, not held in memory whole."""
+RETRY_AFTER_SECONDS = 5
 
 
 @router.post("/git", status_code=status.HTTP_202_ACCEPTED)
@@ -21,25 +25,39 @@ async def git_push(request: Request, services: Services) -> BranchCheck:
 
     The signature covers the raw body, so the body is read as bytes, never re-serialised.
     """
-    body = await _bounded_body(request)
-    signature = request.headers.get("x-hub-signature-256")
-    return await run_in_threadpool(services.branch_watch.receive_push, body, signature)
+    settings = services.settings
+    signature = request.headers.get(hooks.SIGNATURE_HEADER)
+    delivery = hooks.delivery_id(request.headers)
+    hooks.check_headers(settings.webhook_secret, signature, delivery)
+    watch = services.branch_watch
+    if not watch.push_slots.take():
+        raise HTTPException(
+            status.HTTP_503_SERVICE_UNAVAILABLE,
+            f"more than {watch.push_slots.limit} webhooks at once: retry in a few seconds",
+            headers={"Retry-After": str(RETRY_AFTER_SECONDS)},
+        )
+    # The slot is held until the push is acted on: the body stays in memory until then.
+    try:
+        body = await _bounded_body(request, settings.webhook_max_bytes)
+        return await run_in_threadpool(watch.receive_push, body, signature, delivery)
+    finally:
+        watch.push_slots.give_back()
 
 
-async def _bounded_body(request: Request) -> bytes:
-    """The raw body; 413 as soon as it exceeds MAX_PAYLOAD_BYTES."""
+async def _bounded_body(request: Request, limit: int) -> bytes:
+    """The raw body; 413 as soon as it exceeds limit bytes, whatever Content-Length says."""
     too_large = HTTPException(
         status.HTTP_413_CONTENT_TOO_LARGE,
-        f"webhook payload larger than {MAX_PAYLOAD_BYTES} bytes",
+        f"webhook payload larger than {limit} bytes (the webhook_max_bytes setting)",
     )
     declared = request.headers.get("content-length", "")
-    if declared.isdigit() and int(declared) > MAX_PAYLOAD_BYTES:
+    if declared.isdigit() and int(declared) > limit:
         raise too_large
     chunks: list[bytes] = []
     size = 0
     async for chunk in request.stream():
         size += len(chunk)
-        if size > MAX_PAYLOAD_BYTES:
+        if size > limit:
             raise too_large
         chunks.append(chunk)
     return b"".join(chunks)

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from fastapi import APIRouter
+from fastapi.responses import JSONResponse
 
 from buildcoord import __version__
 from buildcoord.models import Event
@@ -15,10 +18,18 @@ from buildcoord.web.schemas import Cursor, limit_query
 router = APIRouter(tags=["system"])
 
 
-@router.get("/health")
-def health(services: Services) -> dict[str, str]:
-    """Liveness probe; needs no token."""
-    return {"status": "ok", "version": __version__, "database": services.store.engine.dialect.name}
+@router.get("/health", responses={503: {"description": "degraded: the reason says why"}})
+def health(services: Services) -> JSONResponse:
+    """Health probe, no token needed: 200 ``ok``, or 503 ``degraded`` with the reason."""
+    report = services.system.health()
+    body: dict[str, Any] = {
+        "status": report.status,
+        "version": __version__,
+        "database": report.database,
+    }
+    if report.reason is not None:
+        body["reason"] = report.reason
+    return JSONResponse(body, status_code=200 if report.ok else 503)
 
 
 @router.get("/events")
