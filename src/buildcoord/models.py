@@ -53,6 +53,20 @@ def matched_labels(
     return frozenset((*labels, *reported_labels, server_label(name)))
 
 
+# Bounds on the times and durations a client sends. Beyond them datetime arithmetic overflows
+# (year 10000), which would turn every later read of the value into a 500.
+MAX_DURATION_SECONDS = 7 * 24 * 3600.0
+"""The longest a build, a lease or a branch timeout may last: a week."""
+EARLIEST_TIMESTAMP = 946_684_800.0
+"""The earliest moment a client may report: 2000-01-01T00:00:00Z."""
+LATEST_TIMESTAMP = 4_102_444_800.0
+"""The latest moment a client may report: 2100-01-01T00:00:00Z."""
+MAX_DAYS = 36_500.0
+"""The longest span in days a client may ask for (message archiving): a century."""
+MAX_UPTIME_SECONDS = MAX_DAYS * 86_400.0
+"""The longest uptime a server may report: a century."""
+
+
 @dataclass(frozen=True, slots=True)
 class Job:
     """One build request and where it stands."""

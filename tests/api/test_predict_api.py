@@ -2,12 +2,22 @@
 
 from __future__ import annotations
 
+import logging
+import math
+from datetime import UTC, datetime, timedelta
+
+import pytest
+from sqlalchemy import insert
 from starlette.testclient import TestClient
 
 from buildcoord.client import Client
 from buildcoord.clock import FakeClock
 from buildcoord.models import Metrics
-from inprocess import ADMIN_TOKEN, API, RegisterAgent, bearer, error_of
+from buildcoord.store import Store
+from buildcoord.store.engine import write_transaction
+from buildcoord.store.history import build_key
+from buildcoord.store.schema import build_history
+from inprocess import ADMIN_TOKEN, API, Agent, RegisterAgent, bearer, error_of
 
 OPERATOR = bearer(ADMIN_TOKEN)
 COMMIT = "abc1234"
@@ -152,3 +162,92 @@ def test_predicting_with_a_malformed_trigger_is_a_422_naming_the_trigger(
         params = {"branch": "main", "trigger": "Pull Request"}
         response = http.get(f"{API}/predict/{endpoint}", params=params, headers=OPERATOR)
         assert "invalid trigger" in error_of(response, 422)
+
+
+# --- durations stored before they were bounded ------------------------------------------------
+
+ABSURD_DURATIONS = [1e12, 1e308, 5e-324, 0.0, -5.0, math.nan]
+MONTH = timedelta(days=30)
+
+
+def store_success(store: Store, job_id: int, duration: float) -> None:
+    """Write a successful build of main (command make) straight into the history, as one
+    recorded before durations were bounded; NaN only where the database keeps it."""
+    if math.isnan(duration) and store.engine.dialect.name == "sqlite":
+        pytest.skip("SQLite stores NaN as NULL, which the column refuses")
+    at = datetime(2025, 12, 31, tzinfo=UTC).timestamp()
+    with write_transaction(store.engine) as conn:
+        conn.execute(
+            insert(build_history).values(
+                job_id=job_id,
+                attempt=1,
+                branch="main",
+                build_key=build_key("main", "make"),
+                server="build1",
+                commit=COMMIT,
+                queued_at=at,
+                started_at=at,
+                finished_at=at + 100,
+                duration=duration,
+                queue_wait=0.0,
+                result="succeeded",
+                hour_of_day=0,
+                day_of_week=2,
+                trigger="manual",
+            )
+        )
+
+
+@pytest.fixture
+def absurd_history(
+    request: pytest.FixtureRequest, operator: Client, register_agent: RegisterAgent, store: Store
+) -> Agent:
+    """Branch main whose only success on record lasted request.param seconds; build1 online."""
+    operator.add_branch("main", repo="/srv/repo", command="make")
+    build1 = register_agent("build1")
+    build1.client.heartbeat("build1", Metrics(disk_free_bytes=50 * GIB))
+    recorded = operator.submit_job("main", COMMIT)
+    operator.cancel_job(recorded.id)
+    store_success(store, recorded.id, request.param)
+    return build1
+
+
+@pytest.mark.parametrize("absurd_history", ABSURD_DURATIONS, indirect=True)
+def test_the_queue_forecasts_answer_while_a_branch_with_an_absurd_stored_duration_runs(
+    http: TestClient, operator: Client, absurd_history: Agent, clock: FakeClock
+) -> None:
+    operator.submit_job("main", COMMIT)
+    assert absurd_history.client.claim_job("build1") is not None
+    operator.submit_job("main", COMMIT)
+    horizon = clock.now() + MONTH
+
+    answers = {
+        path: http.get(f"{API}{path}", headers=OPERATOR)
+        for path in ("/jobs", "/predict/queue", "/predict/recommend?branch=main", "/predict/stats")
+    }
+
+    assert {path: answer.status_code for path, answer in answers.items()} == dict.fromkeys(
+        answers, 200
+    )
+    forecasts = answers["/predict/queue"].json()
+    finishes = [item["predicted_finish"] for item in forecasts if item["predicted_finish"]]
+    assert all(datetime.fromisoformat(finish) <= horizon for finish in finishes)
+
+
+@pytest.mark.parametrize("absurd_history", ABSURD_DURATIONS, indirect=True)
+def test_builds_after_an_absurd_stored_duration_are_learnt_without_a_hook_failure(
+    http: TestClient,
+    operator: Client,
+    absurd_history: Agent,
+    clock: FakeClock,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    # The model is fed the history, absurd build included.
+    assert http.get(f"{API}/predict/queue", headers=OPERATOR).status_code == 200
+
+    builds(operator, absurd_history.client, "build1", clock, 100, 3)
+
+    assert not [record for record in caplog.records if record.levelno >= logging.ERROR]
+    estimate = operator.predict_duration("main", "build1")
+    assert estimate.p50 == 100
+    assert estimate.p10 <= estimate.p50 <= estimate.p90 <= 7 * 24 * 3600

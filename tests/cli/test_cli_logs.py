@@ -7,6 +7,7 @@ import json
 import pytest
 
 from buildcoord.client import Client
+from buildcoord.store import Store
 from inprocess import RegisterAgent, RunCli
 
 
@@ -103,3 +104,17 @@ def test_log_tail_prints_the_lines_so_far(
     run_cli("log", "event", "second", token=token)
     lines = run_cli("log", "tail", str(job_id)).stdout.splitlines()
     assert lines == ["[i] first", "[i] second"]
+
+
+@pytest.mark.parametrize("style", ["markdown", "json"])
+def test_log_show_renders_an_entry_stored_with_an_absurd_time(
+    run_cli: RunCli, operator: Client, store: Store, style: str
+) -> None:
+    job = operator.submit_job("main", "abcdef1")
+    entry = {"at": 1e308, "kind": "event", "level": "info", "message": "odd clock", "details": None}
+    store.logs.append_entries(job.id, [entry], server=None, fencing_token=None)
+
+    shown = run_cli("log", "show", str(job.id), "--format", style)
+
+    assert shown.exit_code == 0, shown.stderr
+    assert "odd clock" in shown.stdout

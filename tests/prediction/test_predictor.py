@@ -129,6 +129,44 @@ def test_a_build_without_a_finite_positive_duration_is_ignored(bad: float) -> No
     assert math.isfinite(after.p90)
 
 
+@pytest.mark.parametrize("absurd", [1e12, 1e308, 7 * 24 * 3600 + 1, 5e-324, 1e-9])
+def test_a_build_whose_duration_is_below_a_millisecond_or_beyond_a_week_is_ignored(
+    absurd: float,
+) -> None:
+    clean, fed = Predictor(), Predictor()
+    for predictor in (clean, fed):
+        predictor.observe_all(build(100, minute=i) for i in range(5))
+    fed.observe(build(absurd, minute=5))
+    for predictor in (clean, fed):
+        predictor.observe_all(build(100, minute=6 + i) for i in range(3))
+    assert fed.predict("job", "main") == clean.predict("job", "main")
+
+
+@pytest.mark.parametrize("absurd", [1e12, 1e308, 5e-324])
+def test_a_first_build_with_an_absurd_duration_gives_no_prediction_and_breaks_nothing(
+    absurd: float,
+) -> None:
+    predictor = Predictor()
+    predictor.observe(build(absurd))
+    assert predictor.predict("job", "main") is None
+    predictor.observe_all(build(100, minute=1 + i) for i in range(3))
+    prediction = predictor.predict("job", "main")
+    assert prediction is not None
+    assert prediction.p50 == 100
+
+
+def test_the_band_never_reaches_beyond_a_week() -> None:
+    predictor = Predictor()
+    # One key jumps from a second to nearly a week: its errors (about e**13) make the
+    # level's band, which a new key of near-week builds then borrows.
+    jumps = [1.0] * 30 + [600_000.0] * 20
+    predictor.observe_all(build(d, key="jumpy", minute=i) for i, d in enumerate(jumps))
+    predictor.observe_all(build(600_000.0, key="long", minute=60 + i) for i in range(3))
+    prediction = predictor.predict("long", "main")
+    assert prediction is not None
+    assert prediction.p10 <= prediction.p50 == 600_000 <= prediction.p90 <= 7 * 24 * 3600
+
+
 def test_a_job_with_little_history_gets_a_band_of_honest_width_not_zero() -> None:
     predictor = Predictor()
     predictor.observe_all(build(100, minute=i) for i in range(3))

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 from dataclasses import replace
 from typing import Any
@@ -870,6 +871,31 @@ def test_it_refuses_to_complete_with_a_status_other_than_succeeded_or_failed(
     for status in ["cancelled", "queued", "ok", ""]:
         with subtests.test(status=status), pytest.raises(InvalidInput, match="succeeded or failed"):
             finish(coordinator, job, build1, status)
+
+    assert store.jobs.get_job(job.id) == job
+
+
+def test_it_refuses_to_complete_with_a_duration_beyond_a_week(
+    coordinator: Coordinator,
+    store: Store,
+    operator: Principal,
+    build1: Principal,
+    subtests: pytest.Subtests,
+) -> None:
+    submit(coordinator, operator)
+    job = claim(coordinator, build1)
+    assert job is not None
+
+    for duration in [7 * 24 * 3600 + 0.5, 1e12, 1e308, math.inf, math.nan, -1.0]:
+        with subtests.test(duration=duration), pytest.raises(InvalidInput, match="duration"):
+            coordinator.queue.complete(
+                job.id,
+                status="succeeded",
+                duration=duration,
+                server="build1",
+                fencing_token=job.fencing_token,
+                by=build1,
+            )
 
     assert store.jobs.get_job(job.id) == job
 

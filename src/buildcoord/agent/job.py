@@ -31,7 +31,7 @@ from buildcoord.client import Client
 from buildcoord.errors import BuildcoordError, Unavailable
 from buildcoord.git import GitError
 from buildcoord.manifest import build_manifest
-from buildcoord.models import ArtifactFile, Assignment
+from buildcoord.models import MAX_DURATION_SECONDS, ArtifactFile, Assignment
 
 log = logging.getLogger("buildcoord.agent")
 
@@ -305,7 +305,9 @@ class JobRun:
         else:
             self.log.event("error", result.reason or "build failed")
         self.log.close()
-        duration = time.monotonic() - self.granted_at
+        # The coordinator refuses a duration over a week; a build that long (a branch without
+        # a timeout) still reports its result, with the week as its duration.
+        duration = min(time.monotonic() - self.granted_at, MAX_DURATION_SECONDS)
         try:
             call_with_retry(
                 lambda: self.client.complete_job(

@@ -17,7 +17,9 @@ The method, and why (docs/prediction.md has the figures and how the constants we
   averaging: the best candidate dominates, a close second still counts, a candidate that fell
   behind by a few builds' error stops counting); no per-job tuning by hand.
 * **Successes only.** A failed or cancelled build stops early or hangs; it does not enter the
-  point estimate.
+  point estimate. Nor does a duration under a millisecond or over a week (``usable_duration``):
+  no build a coordinator accepts lasts that long, and such a value (or a NaN) from an older
+  store would make the ratios and logarithms below overflow. A p90 is at most a week too.
 * **Fallback chain as shrinkage.** Past builds of the same build key are pooled; those on the
   same branch weigh ``branch_weights`` times more (each candidate weight), those on the same
   branch and server ``server_weight`` times more again, and those started by the same kind of
@@ -43,11 +45,17 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Literal
 
+from buildcoord.models import MAX_DURATION_SECONDS
+
 Level = Literal["key+branch+server", "key+branch", "key", "global"]
 LEVELS: tuple[Level, ...] = ("key+branch+server", "key+branch", "key", "global")
 
 SUCCESS_RESULTS = frozenset({"success", "succeeded"})
 """Result names counted as a successful build (GitHub Actions' and buildcoord's own)."""
+
+MIN_DURATION_SECONDS = 0.001
+"""The shortest duration learnt from: below a millisecond, a duration is noise (or a
+subnormal float whose ratios underflow to 0)."""
 
 POINT_QUANTILES = (0.30, 0.35, 0.40, 0.45, 0.50, 0.55, 0.60, 0.65, 0.70)
 
@@ -137,6 +145,11 @@ class _Past:
     trigger: str | None
 
 
+def usable_duration(duration: float) -> bool:
+    """Whether a duration (seconds) is one to learn from: a millisecond to a week."""
+    return MIN_DURATION_SECONDS <= duration <= MAX_DURATION_SECONDS
+
+
 def weighted_quantiles(
     values: Sequence[float], weights: Sequence[float], quantiles: Sequence[float]
 ) -> list[float]:
@@ -209,7 +222,7 @@ class Predictor:
 
     def observe(self, build: FinishedBuild) -> None:
         """Record a finished build; a successful one also records how wrong we were about it."""
-        if not build.succeeded or not math.isfinite(build.duration) or build.duration <= 0:
+        if not build.succeeded or not usable_duration(build.duration):
             return
         estimate = self._estimate(build.key, build.branch, build.server, build.trigger)
         if estimate is not None:
@@ -246,12 +259,13 @@ class Predictor:
         if estimate is None:
             return None
         candidates, history, level = estimate
-        p50 = self._choose(key, candidates)
+        # Every duration learnt lies within a week, so does their blend (up to rounding).
+        p50 = min(self._choose(key, candidates), MAX_DURATION_SECONDS)
         low, high = self._band(key, level)
         return Prediction(
             p50=p50,
             p10=min(p50, p50 * math.exp(low)),
-            p90=max(p50, p50 * math.exp(high)),
+            p90=min(max(p50, p50 * math.exp(high)), MAX_DURATION_SECONDS),
             history=history,
             level=level,
         )

@@ -10,13 +10,13 @@ from buildcoord import git, validation
 from buildcoord.clock import Clock
 from buildcoord.cron import CronSchedule
 from buildcoord.errors import BuildcoordError, CommitKnown, InvalidInput
-from buildcoord.models import TRIGGER_MANUAL, Branch, Principal
+from buildcoord.models import MAX_DURATION_SECONDS, TRIGGER_MANUAL, Branch, Principal
 from buildcoord.services.authority import require_operator, require_reader
 from buildcoord.services.queue import QueueService
 from buildcoord.store import Store
 
 COMMAND_LIMIT = 10_000
-MAX_TIMEOUT = 7 * 24 * 3600.0
+MAX_TIMEOUT = MAX_DURATION_SECONDS
 # Adding a branch reads its tip once; a repository that slow is left to the poller.
 ADD_TIP_TIMEOUT = 20.0
 

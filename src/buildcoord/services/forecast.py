@@ -15,6 +15,9 @@ The model (docs/prediction.md, "Live predictions"):
   are predicted to have finished, and takes its predicted p50 there.
 * What remains of a server's work is thus its running job's remaining time plus its share
   of the queue. A new build is assumed to queue behind every job waiting now.
+* A forecast looks at most ``HORIZON_SECONDS`` (30 days) ahead: a start or finish predicted
+  later is reported at the horizon, so that no prediction, however wrong, makes a date
+  beyond what a datetime holds.
 """
 
 from __future__ import annotations
@@ -32,11 +35,20 @@ Predict = Callable[[str, str, str | None, str | None], Prediction | None]
 Describe = Callable[[str, str | None, str, Prediction, str | None], DurationEstimate]
 """(branch, server, build key, prediction, trigger) -> the estimate as reported."""
 TAKING_WORK = frozenset({"online", "busy"})
+HORIZON_SECONDS = 30 * 24 * 3600.0
+"""The furthest ahead a forecast reports a start or a finish."""
 
 
 def expected_remaining(prediction: Prediction, elapsed: float) -> float:
     """Seconds a build that has run ``elapsed`` seconds is expected to need still."""
     return max(prediction.p50 - elapsed, (prediction.p90 - elapsed) / 2, 0.0)
+
+
+def within_horizon(seconds: float) -> float:
+    """Seconds from now, kept within 0 to the forecast's horizon (NaN: the horizon)."""
+    if not seconds <= HORIZON_SECONDS:
+        return HORIZON_SECONDS
+    return max(seconds, 0.0)
 
 
 @dataclass
@@ -88,7 +100,7 @@ def plan_queue(
                 unknown.add(server)
             continue
         elapsed = max(0.0, (now - job.started_at).total_seconds())
-        remaining = expected_remaining(prediction, elapsed)
+        remaining = within_horizon(expected_remaining(prediction, elapsed))
         finish_of[job.id] = remaining
         if server in online:
             plan.free_in[server] += remaining
@@ -149,9 +161,9 @@ def _place(
     return JobForecast(
         job_id=job.id,
         server=name,
-        predicted_start=plan.now + timedelta(seconds=start),
-        predicted_finish=plan.now + timedelta(seconds=finish),
-        expected_remaining_seconds=round(finish, 3),
+        predicted_start=plan.now + timedelta(seconds=within_horizon(start)),
+        predicted_finish=plan.now + timedelta(seconds=within_horizon(finish)),
+        expected_remaining_seconds=round(within_horizon(finish), 3),
     )
 
 

@@ -6,11 +6,18 @@ from buildcoord import validation
 from buildcoord.clock import Clock
 from buildcoord.config import Settings
 from buildcoord.errors import Forbidden, InvalidInput
-from buildcoord.models import SYSTEM, Lock, LockGrant, Principal, ReleasedLock
+from buildcoord.models import (
+    MAX_DURATION_SECONDS,
+    SYSTEM,
+    Lock,
+    LockGrant,
+    Principal,
+    ReleasedLock,
+)
 from buildcoord.services.authority import require_operator, require_reader
 from buildcoord.store import Store
 
-MAX_TTL = 7 * 24 * 3600.0
+MAX_TTL = MAX_DURATION_SECONDS
 MAX_CAPACITY = 10_000
 
 

@@ -8,7 +8,7 @@ from typing import Any
 from buildcoord.clock import Clock
 from buildcoord.errors import Forbidden, InvalidInput
 from buildcoord.logformat import truncate_output
-from buildcoord.models import LogEntry, Principal
+from buildcoord.models import EARLIEST_TIMESTAMP, LATEST_TIMESTAMP, LogEntry, Principal
 from buildcoord.services.authority import require_reader, require_self_or_operator
 from buildcoord.store import Store
 
@@ -88,10 +88,25 @@ class LogService:
             text, truncated = truncate_output(details["output"])
             details = {**details, "output": text, "truncated": truncated}
         at = raw.get("at")
-        moment = float(at) if isinstance(at, int | float) and at > 0 else now
+        moment = now if at is None else _moment(at)
         return {"at": moment, "kind": kind, "level": level, "message": message, "details": details}
 
     def entries(self, job_id: int, *, after_id: int = 0, by: Principal) -> list[LogEntry]:
         """Read a job's log after a cursor."""
         require_reader(by, "reading job logs")
         return self.store.logs.list_entries(job_id, after_id=after_id)
+
+
+def _moment(at: object) -> float:
+    """An entry's time in epoch seconds, within 2000-2100: a time outside would not convert
+    back to a date when the log is read."""
+    if (
+        isinstance(at, bool)
+        or not isinstance(at, int | float)
+        or not EARLIEST_TIMESTAMP <= at <= LATEST_TIMESTAMP
+    ):
+        raise InvalidInput(
+            f"invalid log entry time {at!r}: expected epoch seconds from "
+            f"{EARLIEST_TIMESTAMP:.0f} (2000-01-01) to {LATEST_TIMESTAMP:.0f} (2100-01-01)"
+        )
+    return float(at)

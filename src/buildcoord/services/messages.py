@@ -8,6 +8,7 @@ from buildcoord.config import Settings
 from buildcoord.errors import Forbidden, InvalidInput
 from buildcoord.models import (
     BROADCAST,
+    MAX_DAYS,
     MESSAGE_TYPES,
     SYSTEM,
     Message,
@@ -138,8 +139,8 @@ class MessageService:
         """Archive read messages older than ``days`` (default: the archive_days setting)."""
         require_operator(by, "archiving messages")
         age = self.settings.archive_days if days is None else days
-        if age < 0:
-            raise InvalidInput(f"invalid days {age!r}: expected 0 or more")
+        if not 0 <= age <= MAX_DAYS:
+            raise InvalidInput(f"invalid days {age!r}: expected 0 to {MAX_DAYS:g}")
         now = self.clock.now().timestamp()
         return self.store.messages.archive_read_before(
             cutoff=now - age * 86400.0, now=now, actor=by.actor

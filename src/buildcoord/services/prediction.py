@@ -24,6 +24,7 @@ from buildcoord.clock import Clock
 from buildcoord.config import Settings
 from buildcoord.errors import NotFound
 from buildcoord.models import (
+    MAX_DURATION_SECONDS,
     BuildRecord,
     DurationEstimate,
     HistoryStats,
@@ -335,13 +336,20 @@ def _table(
         groups.setdefault(group_of(record), []).append(record)
     rows = []
     for group, members in groups.items():
-        durations = [member.duration for member in members if member.result == "succeeded"]
+        successes = [member for member in members if member.result == "succeeded"]
+        # A duration no build can have (stored before durations were bounded) would make
+        # the mean infinite or NaN; it stays out of the figures.
+        durations = [
+            success.duration
+            for success in successes
+            if 0 <= success.duration <= MAX_DURATION_SECONDS
+        ]
         rows.append(
             StatsRow(
                 group=group,
                 count=len(members),
-                succeeded=len(durations),
-                success_rate=round(len(durations) / len(members), 4),
+                succeeded=len(successes),
+                success_rate=round(len(successes) / len(members), 4),
                 mean_duration=round(statistics.fmean(durations), 3) if durations else None,
                 median_duration=round(statistics.median(durations), 3) if durations else None,
             )

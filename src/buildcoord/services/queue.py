@@ -10,7 +10,6 @@ never scans. With aging off, rank orders strictly by priority, then FIFO.
 from __future__ import annotations
 
 import logging
-import math
 from collections.abc import Callable, Sequence
 
 from buildcoord import git, validation
@@ -19,6 +18,7 @@ from buildcoord.config import Settings
 from buildcoord.errors import Forbidden, InvalidInput, NotFound
 from buildcoord.models import (
     JOB_STATUSES,
+    MAX_DURATION_SECONDS,
     SYSTEM,
     TRIGGER_MANUAL,
     ArtifactFile,
@@ -201,6 +201,14 @@ class QueueService:
 
         A failed build is retried (a new attempt) only when its branch says so. Then the
         ``finished`` hooks run (artifact registry, rollback registry, retention, comparison).
+
+        A reported duration must lie within 0 to a week (``MAX_DURATION_SECONDS``, also the
+        longest branch timeout); beyond, it is refused and nothing changes. It is not checked
+        against the branch's own timeout: the timeout may be changed while the build runs, and
+        refusing a completion would lose a real result (the job would wait for its lease to
+        run out). Nor is it clamped: a value the agent did not send would be stored as if it
+        had. The week bound alone keeps every stored duration within what the forecast and
+        the predictor handle.
         """
         if by.kind == "agent":
             if server is None or fencing_token is None:
@@ -208,8 +216,10 @@ class QueueService:
             require_self_or_operator(by, server, "complete jobs")
         else:
             require_operator(by, "completing a job")
-        if duration is not None and not (math.isfinite(duration) and duration >= 0):
-            raise InvalidInput(f"invalid duration {duration!r}: expected seconds >= 0")
+        if duration is not None and not 0 <= duration <= MAX_DURATION_SECONDS:
+            raise InvalidInput(
+                f"invalid duration {duration!r}: expected 0 to {MAX_DURATION_SECONDS:g} seconds"
+            )
         if reason is not None:
             validation.text(reason, what="reason", maximum=2000, required=False)
         if manifest is not None:

@@ -10,7 +10,7 @@ from buildcoord import validation
 from buildcoord.clock import Clock
 from buildcoord.config import Settings
 from buildcoord.errors import InvalidInput
-from buildcoord.models import SYSTEM, Metrics, Principal, Server, ServerStatus
+from buildcoord.models import MAX_UPTIME_SECONDS, SYSTEM, Metrics, Principal, Server, ServerStatus
 from buildcoord.services.authority import (
     require_operator,
     require_reader,
@@ -66,8 +66,13 @@ class ServerService:
             validation.text(agent_version, what="agent version", maximum=64)
         figures = {key: value for key, value in asdict(metrics).items() if value is not None}
         for key, value in figures.items():
-            if value < 0:
+            if not value >= 0:
                 raise InvalidInput(f"invalid metric {key}={value!r}: expected 0 or more")
+        uptime = figures.get("uptime_seconds")
+        if uptime is not None and not uptime <= MAX_UPTIME_SECONDS:
+            raise InvalidInput(
+                f"invalid metric uptime_seconds={uptime!r}: at most {MAX_UPTIME_SECONDS:g}"
+            )
         record = self.store.servers.record_heartbeat(
             name,
             metrics=figures,

@@ -16,7 +16,19 @@ from pydantic import (
     model_validator,
 )
 
-from buildcoord.models import AgentOrder, ArtifactSet, GoodBuild, IssuedToken, Job, Server
+from buildcoord.models import (
+    EARLIEST_TIMESTAMP,
+    LATEST_TIMESTAMP,
+    MAX_DAYS,
+    MAX_DURATION_SECONDS,
+    MAX_UPTIME_SECONDS,
+    AgentOrder,
+    ArtifactSet,
+    GoodBuild,
+    IssuedToken,
+    Job,
+    Server,
+)
 
 # Numbers bound for a database column: beyond these the drivers fail (a 500, not a 4xx), and
 # SQLite would keep what PostgreSQL refuses.
@@ -39,6 +51,14 @@ def limit_query(default: int, maximum: int) -> Any:
 
 MAX_NESTING = 32
 """How deep free-form JSON (a log entry's details) may nest."""
+
+# Times and durations, bounded as the services bound them: beyond these, datetime arithmetic
+# on the stored value overflows. An integer is taken as a float.
+Duration = Annotated[StrictFloat, Field(ge=0, le=MAX_DURATION_SECONDS)]
+Lease = Annotated[StrictFloat, Field(gt=0, le=MAX_DURATION_SECONDS)]
+Timestamp = Annotated[StrictFloat, Field(ge=EARLIEST_TIMESTAMP, le=LATEST_TIMESTAMP)]
+Days = Annotated[StrictFloat, Field(ge=0, le=MAX_DAYS)]
+Uptime = Annotated[StrictFloat, Field(ge=0, le=MAX_UPTIME_SECONDS)]
 
 
 class Body(BaseModel):
@@ -99,7 +119,7 @@ class MetricsIn(Body):
     memory_total_bytes: NonNegative64 | None = None
     disk_free_bytes: NonNegative64 | None = None
     disk_total_bytes: NonNegative64 | None = None
-    uptime_seconds: StrictFloat | StrictInt | None = None
+    uptime_seconds: Uptime | None = None
 
 
 class HeartbeatIn(Body):
@@ -142,7 +162,7 @@ class BuildTokenOut(BaseModel):
 class CompleteIn(Body):
     status: Literal["succeeded", "failed"]
     exit_code: Int32 | None = None
-    duration: StrictFloat | StrictInt | None = None
+    duration: Duration | None = None
     reason: StrictStr | None = None
     server: StrictStr | None = None
     fencing_token: Int64 | None = None
@@ -157,7 +177,7 @@ class CancelIn(Body):
 class LockAcquireIn(Body):
     name: StrictStr
     holder: StrictStr
-    ttl: StrictFloat | StrictInt | None = None
+    ttl: Lease | None = None
     capacity: Int32 | None = None
 
 
@@ -165,7 +185,7 @@ class LockRenewIn(Body):
     name: StrictStr
     holder: StrictStr
     token: Int64 | None = None
-    ttl: StrictFloat | StrictInt | None = None
+    ttl: Lease | None = None
 
 
 class LockReleaseIn(Body):
@@ -193,7 +213,7 @@ class AckIn(Body):
 
 
 class ArchiveIn(Body):
-    days: StrictFloat | StrictInt | None = None
+    days: Days | None = None
 
 
 class TokenIn(Body):
@@ -222,7 +242,7 @@ class BranchIn(Body):
     command: StrictStr | None = None
     priority: Int32 = 5
     labels: list[StrictStr] = Field(default_factory=list, max_length=100)
-    timeout_seconds: StrictFloat | StrictInt | None = None
+    timeout_seconds: Lease | None = None
     retry_on_failure: StrictBool = False
     tag_on_success: StrictBool = True
     push_tags: StrictBool = True
@@ -246,7 +266,7 @@ class BranchCheckIn(Body):
 
 
 class LogEntryIn(Body):
-    at: StrictFloat | StrictInt | None = None
+    at: Timestamp | None = None
     kind: StrictStr = "event"
     level: StrictStr = "info"
     message: StrictStr
