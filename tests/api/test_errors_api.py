@@ -87,7 +87,7 @@ def test_the_openapi_document_declares_every_error_answer_with_its_body(http: Te
     error = {"$ref": "#/components/schemas/ErrorOut"}
     for path, operations in document["paths"].items():
         for method, operation in operations.items():
-            for status in ("401", "403", "404", "409", "413", "422", "503"):
+            for status in ("400", "401", "403", "404", "409", "413", "422", "503"):
                 declared = operation["responses"].get(status)
                 assert declared is not None, (method, path, status)
                 assert declared["content"]["application/json"]["schema"] == error

@@ -23,6 +23,7 @@ class ErrorOut(BaseModel):
 ERROR_RESPONSES: dict[int | str, dict[str, Any]] = {
     status: {"model": ErrorOut, "description": description}
     for status, description in (
+        (400, "the request body cannot be read (not UTF-8 text)"),
         (401, "no valid bearer token (or, for webhooks, no valid signature)"),
         (403, "the token may not do this"),
         (404, "no such object"),
