@@ -1,6 +1,6 @@
 """Schemathesis against the live OpenAPI document on both databases (see tests/openapi_fuzz.py).
 
-BUILDCOORD_FUZZ_EXAMPLES sets the examples per operation and generation mode (default 10);
+BUILDCOORD_FUZZ_EXAMPLES sets the examples per operation and generation mode (default 25);
 bench/fuzz_api.py runs a longer campaign and prints what it found.
 """
 
@@ -14,7 +14,7 @@ from inprocess import StoreState
 from openapi_fuzz import fuzz
 from seeded import Restore, World
 
-EXAMPLES = int(os.environ.get("BUILDCOORD_FUZZ_EXAMPLES", "10"))
+EXAMPLES = int(os.environ.get("BUILDCOORD_FUZZ_EXAMPLES", "25"))
 
 
 def test_every_operation_answers_as_its_schema_says_and_refusals_change_nothing(
