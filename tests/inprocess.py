@@ -154,16 +154,18 @@ def register_agent(operator: Client, connect: Connect) -> RegisterAgent:
 def store_state(store: Store) -> StoreState:
     """Read every row of every table, to prove that a refused request changed nothing."""
 
-    def read_all() -> dict[str, list[tuple[Any, ...]]]:
-        state: dict[str, list[tuple[Any, ...]]] = {}
-        with read_transaction(store.engine) as conn:
-            for table in metadata.sorted_tables:
-                order = list(table.primary_key.columns) or list(table.columns)
-                rows = conn.execute(select(table).order_by(*order)).all()
-                state[table.name] = [tuple(row) for row in rows]
-        return state
+    return lambda: state_of(store)
 
-    return read_all
+
+def state_of(store: Store) -> dict[str, list[tuple[Any, ...]]]:
+    """Every row of every table, in key order."""
+    state: dict[str, list[tuple[Any, ...]]] = {}
+    with read_transaction(store.engine) as conn:
+        for table in metadata.sorted_tables:
+            order = list(table.primary_key.columns) or list(table.columns)
+            rows = conn.execute(select(table).order_by(*order)).all()
+            state[table.name] = [tuple(row) for row in rows]
+    return state
 
 
 # --- the command line -------------------------------------------------------------------------

@@ -14,3 +14,4 @@ from inprocess import (  # noqa: F401 - fixtures are found by name
     store,
     store_state,
 )
+from seeded import reseed, world  # noqa: F401 - fixtures are found by name

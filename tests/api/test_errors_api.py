@@ -80,3 +80,16 @@ def test_completing_with_an_out_of_range_number_gets_a_4xx_and_changes_nothing(
     assert 400 <= response.status_code < 500
     error_of(response, response.status_code)
     assert store_state() == before
+
+
+def test_the_openapi_document_declares_every_error_answer_with_its_body(http: TestClient) -> None:
+    document = http.get("/openapi.json").json()
+    error = {"$ref": "#/components/schemas/ErrorOut"}
+    for path, operations in document["paths"].items():
+        for method, operation in operations.items():
+            for status in ("400", "401", "403", "404", "409", "413", "422", "503"):
+                declared = operation["responses"].get(status)
+                assert declared is not None, (method, path, status)
+                assert declared["content"]["application/json"]["schema"] == error
+    assert document["components"]["schemas"]["ErrorOut"]["required"] == ["error"]
+    assert "HTTPValidationError" not in document["components"]["schemas"]

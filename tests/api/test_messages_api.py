@@ -267,6 +267,28 @@ def test_a_read_token_cannot_send(
     assert store_state() == before
 
 
+def test_a_read_token_cannot_mark_a_message_read(
+    http: TestClient, operator: Client, store_state: StoreState
+) -> None:
+    secret = operator.create_token("dashboard", kind="read").secret
+    message = send(operator)
+    before = store_state()
+    response = http.post(f"{API}/messages/{message.id}/read", json={}, headers=bearer(secret))
+    error_of(response, 403)
+    assert store_state() == before
+
+
+def test_a_read_token_cannot_mark_all_messages_read(
+    http: TestClient, operator: Client, store_state: StoreState
+) -> None:
+    secret = operator.create_token("dashboard", kind="read").secret
+    send(operator)
+    before = store_state()
+    response = http.post(f"{API}/messages/read-all", json={}, headers=bearer(secret))
+    error_of(response, 403)
+    assert store_state() == before
+
+
 def test_archiving_with_negative_days_gets_422(
     http: TestClient, operator: Client, store_state: StoreState
 ) -> None:

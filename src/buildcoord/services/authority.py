@@ -22,6 +22,12 @@ def require_reader(principal: Principal, action: str) -> None:
         raise Forbidden(f"{action} needs a token")
 
 
+def require_operator_or_agent(principal: Principal, action: str) -> None:
+    """Allow operators and agents (each service then holds an agent to its own server)."""
+    if principal.kind not in ("operator", "system", "agent"):
+        raise Forbidden(f"{action} needs an operator or agent token")
+
+
 def require_self_or_operator(principal: Principal, server: str, action: str) -> None:
     """Allow operators, or the agent of ``server`` acting as itself."""
     if principal.kind in ("operator", "system"):

@@ -15,7 +15,11 @@ from buildcoord.models import (
     MessageStats,
     Principal,
 )
-from buildcoord.services.authority import require_operator, require_reader
+from buildcoord.services.authority import (
+    require_operator,
+    require_operator_or_agent,
+    require_reader,
+)
 from buildcoord.store import Store
 
 SUBJECT_LIMIT = 100
@@ -52,9 +56,7 @@ class MessageService:
         by: Principal,
     ) -> Message:
         """Send a message to a server or to ``all``."""
-        require_reader(by, "sending messages")
-        if by.kind == "read":
-            raise Forbidden("sending messages needs an operator or agent token")
+        require_operator_or_agent(by, "sending messages")
         validation.server_name(sender, what="sender")
         if by.kind == "agent" and sender != by.server:
             raise Forbidden(f"agent {by.server} may not send as {sender}")
@@ -107,8 +109,8 @@ class MessageService:
         )
 
     def mark_read(self, message_id: int, *, reader: str | None = None, by: Principal) -> bool:
-        """Mark one message read for reader (default: for every recipient)."""
-        require_reader(by, "marking messages read")
+        """Mark one message read for reader (default: for every recipient; an agent: itself)."""
+        require_operator_or_agent(by, "marking messages read")
         return self.store.messages.mark_read(
             message_id,
             reader=self._as_reader(reader, by),
@@ -117,20 +119,18 @@ class MessageService:
         )
 
     def mark_all_read(self, *, reader: str | None = None, by: Principal) -> int:
-        """Mark every unread message read, for one server or for everyone."""
-        require_reader(by, "marking messages read")
+        """Mark every unread message read, for one server or for everyone (an agent: itself)."""
+        require_operator_or_agent(by, "marking messages read")
         return self.store.messages.mark_all_read(
             reader=self._as_reader(reader, by), now=self.clock.now().timestamp(), actor=by.actor
         )
 
     def acknowledge(self, message_id: int, *, server: str, by: Principal) -> Message:
         """Record that a server acknowledged a message that asked for it."""
-        require_reader(by, "acknowledging messages")
+        require_operator_or_agent(by, "acknowledging messages")
         validation.server_name(server)
         if by.kind == "agent" and server != by.server:
             raise Forbidden(f"agent {by.server} may not acknowledge as {server}")
-        if by.kind == "read":
-            raise Forbidden("acknowledging needs an operator or agent token")
         return self.store.messages.acknowledge(
             message_id, server=server, now=self.clock.now().timestamp(), actor=by.actor
         )

@@ -11,7 +11,7 @@ from fastapi import FastAPI
 from buildcoord import __version__
 from buildcoord.services import maintenance
 from buildcoord.services.coordinator import Coordinator
-from buildcoord.web.errors import install_error_handlers
+from buildcoord.web.errors import ERROR_RESPONSES, install_error_handlers
 from buildcoord.web.guard import BodyLimits, RequestGuard
 from buildcoord.web.routes import (
     agents,
@@ -90,7 +90,7 @@ def create_app(
         hooks,
     )
     for module in routers:
-        app.include_router(module.router, prefix="/api/v1")
+        app.include_router(module.router, prefix="/api/v1", responses=ERROR_RESPONSES)
     limits = BodyLimits(default=settings.max_request_bytes, upload=settings.max_upload_bytes)
     app.add_middleware(RequestGuard, coordinator=coordinator, limits=limits)
     return app

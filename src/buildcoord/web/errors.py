@@ -2,13 +2,39 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from pydantic import BaseModel
 from sqlalchemy.exc import OperationalError
 from starlette.exceptions import HTTPException
 
 from buildcoord.errors import BuildcoordError
+
+
+class ErrorOut(BaseModel):
+    """The body of every error answer."""
+
+    error: str
+
+
+ERROR_RESPONSES: dict[int | str, dict[str, Any]] = {
+    status: {"model": ErrorOut, "description": description}
+    for status, description in (
+        (400, "the request body cannot be read (not UTF-8 text)"),
+        (401, "no valid bearer token (or, for webhooks, no valid signature)"),
+        (403, "the token may not do this"),
+        (404, "no such object"),
+        (409, "the object's state refuses it"),
+        (413, "the request body is too large"),
+        (422, "invalid request"),
+        (503, "the database is unavailable"),
+    )
+}
+"""The error answers every route may give, for the OpenAPI document (this replaces
+FastAPI's own 422 schema, which describes a body this app never sends)."""
 
 
 def install_error_handlers(app: FastAPI) -> None:
