@@ -101,6 +101,9 @@ TABLE: dict[str, Row] = {
     "POST /api/v1/jobs/{job_id}/renew": own(
         lambda w, s: (f"/jobs/{s.running_job}/renew", None, lease(s))
     ),
+    "POST /api/v1/jobs/{job_id}/build-token": own(
+        lambda w, s: (f"/jobs/{s.running_job}/build-token", None, lease(s))
+    ),
     "POST /api/v1/jobs/{job_id}/complete": own(
         lambda w, s: (
             f"/jobs/{s.running_job}/complete",
