@@ -112,7 +112,7 @@ class _Scheduler:
         self._finished: dict[int, ArtifactFile] = {}
         self._total = len(files)
         self._bytes_total = sum(size for _, _, size in files)
-        self._bytes_done = 0.0
+        self._digest_bytes_done = 0  # bytes hashed, counted once per digest: exact integers
         self._progress = progress
         self._error: BaseException | None = None
         self._condition = threading.Condition()
@@ -221,9 +221,9 @@ class _Scheduler:
         if stream.whole:
             stream.done = True
             file.hashed_bytes = advanced
-            self._bytes_done += advanced
+            self._digest_bytes_done += advanced * len(DIGESTS)
         else:
-            self._bytes_done += advanced / len(DIGESTS)
+            self._digest_bytes_done += advanced
             if stream.names[0] == DIGESTS[0]:
                 file.hashed_bytes += advanced
             stream.done = file.last_chunk is not None and stream.next_chunk == file.last_chunk
@@ -235,7 +235,12 @@ class _Scheduler:
             self._finish(file)
         if self._progress is not None:
             self._progress(
-                Progress(len(self._finished), self._total, int(self._bytes_done), self._bytes_total)
+                Progress(
+                    len(self._finished),
+                    self._total,
+                    self._digest_bytes_done // len(DIGESTS),
+                    self._bytes_total,
+                )
             )
         self._condition.notify_all()
 
