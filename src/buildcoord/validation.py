@@ -13,11 +13,36 @@ from collections.abc import Iterable
 from buildcoord.errors import InvalidInput
 from buildcoord.models import SERVER_LABEL_PREFIX
 
-_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}")
-_LABEL = re.compile(r"[A-Za-z0-9][A-Za-z0-9._=:/+-]{0,99}")
-_COMMIT = re.compile(r"[0-9a-fA-F]{7,40}")
+# The patterns and limits below are also declared in the OpenAPI document (web/schemas.py
+# reads them from here), so a client learns the rules before it sends a request.
+NAME_PATTERN = r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}"
+LABEL_PATTERN = r"[A-Za-z0-9][A-Za-z0-9._=:/+-]{0,99}"
+COMMIT_PATTERN = r"[0-9a-fA-F]{7,40}"
+TRIGGER_PATTERN = r"[a-z][a-z0-9_-]{0,31}"
+BRANCH_LIMIT = 255
+"""A branch name's length, in characters; git's other ref-name rules are checked too."""
+
+HIGHEST_PRIORITY = 1
+LOWEST_PRIORITY = 10
+
+# Free-text limits, in characters.
+REASON_LIMIT = 2_000  # why a build failed or was cancelled
+PATH_LIMIT = 4_096  # a repository URL or path, an artifact directory
+COMMAND_LIMIT = 10_000  # a branch's build command
+SUBJECT_LIMIT = 100  # a message's subject
+MESSAGE_BODY_LIMIT = 10_000  # a message's body
+TOKEN_NAME_LIMIT = 100
+AGENT_VERSION_LIMIT = 64
+LOCK_NAME_LIMIT = 200
+
+DIGEST_LENGTHS = {"md5": 32, "sha256": 64, "sha512": 128}
+"""An artifact's digests: lowercase hexadecimal of these lengths."""
+
+_NAME = re.compile(NAME_PATTERN)
+_LABEL = re.compile(LABEL_PATTERN)
+_COMMIT = re.compile(COMMIT_PATTERN)
 _REF_FORBIDDEN = re.compile(r"[\x00-\x20\x7f~^:?*\[\\]")
-_TRIGGER = re.compile(r"[a-z][a-z0-9_-]{0,31}")
+_TRIGGER = re.compile(TRIGGER_PATTERN)
 
 
 def server_name(value: str, *, what: str = "server name") -> str:
@@ -67,8 +92,8 @@ def branch_name(value: str) -> str:
 def _ref_problem(value: str) -> str | None:
     if not value:
         return "it is empty"
-    if len(value) > 255:
-        return "it is longer than 255 characters"
+    if len(value) > BRANCH_LIMIT:
+        return f"it is longer than {BRANCH_LIMIT} characters"
     if value == "@":
         return "'@' alone is not a branch"
     if value.startswith("-"):
@@ -108,10 +133,31 @@ def commit_id(value: str) -> str:
     return value.lower()
 
 
+def digest_pattern(name: str) -> str:
+    """The pattern of one artifact digest, e.g. 64 lowercase hex digits for sha256."""
+    return f"[0-9a-f]{{{DIGEST_LENGTHS[name]}}}"
+
+
+def digest(value: str, *, name: str, where: str) -> str:
+    """Check an artifact digest (md5, sha256 or sha512) as hashlib's hexdigest writes it."""
+    if not re.fullmatch(digest_pattern(name), value):
+        raise InvalidInput(
+            f"invalid {name} of {where!r}: expected {DIGEST_LENGTHS[name]} lowercase hex digits"
+        )
+    return value
+
+
 def priority(value: int) -> int:
     """Check a priority: 1 (highest) to 10 (lowest)."""
-    if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= 10:
-        raise InvalidInput(f"invalid priority {value!r}: expected an integer from 1 to 10")
+    if (
+        isinstance(value, bool)
+        or not isinstance(value, int)
+        or not HIGHEST_PRIORITY <= value <= LOWEST_PRIORITY
+    ):
+        raise InvalidInput(
+            f"invalid priority {value!r}: expected an integer from {HIGHEST_PRIORITY} "
+            f"to {LOWEST_PRIORITY}"
+        )
     return value
 
 

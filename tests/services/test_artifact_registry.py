@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Callable
 
 import pytest
@@ -20,7 +21,9 @@ Build = Callable[..., Job]
 
 def files(content: str) -> list[ArtifactFile]:
     return [
-        ArtifactFile(path="app.deb", size=len(content), sha256=content[0] * 64),
+        ArtifactFile(
+            path="app.deb", size=len(content), sha256=hashlib.sha256(content.encode()).hexdigest()
+        ),
         ArtifactFile(path="docs/readme.txt", size=3, sha256="f" * 64),
     ]
 

@@ -15,7 +15,6 @@ from buildcoord.services.authority import require_operator, require_reader
 from buildcoord.services.queue import QueueService
 from buildcoord.store import Store
 
-COMMAND_LIMIT = 10_000
 MAX_TIMEOUT = MAX_DURATION_SECONDS
 # Adding a branch reads its tip once; a repository that slow is left to the poller.
 ADD_TIP_TIMEOUT = 20.0
@@ -62,9 +61,9 @@ class BranchService:
         """
         require_operator(by, "setting up a branch")
         validation.branch_name(name)
-        validation.text(repo, what="repository", maximum=4096)
+        validation.text(repo, what="repository", maximum=validation.PATH_LIMIT)
         if command is not None:
-            validation.text(command, what="build command", maximum=COMMAND_LIMIT)
+            validation.text(command, what="build command", maximum=validation.COMMAND_LIMIT)
         if timeout_seconds is not None:
             validation.positive(timeout_seconds, what="timeout", maximum=MAX_TIMEOUT)
         if "\n" in repo or repo.startswith("-"):

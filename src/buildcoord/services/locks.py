@@ -23,8 +23,9 @@ MAX_CAPACITY = 10_000
 
 def lock_name(value: str) -> str:
     """Check a lock name: any printable text up to 200 characters (spaces and quotes are fine)."""
-    if not value.strip() or len(value) > 200 or not value.isprintable():
-        raise InvalidInput(f"invalid lock name {value!r}: 1-200 printable characters")
+    limit = validation.LOCK_NAME_LIMIT
+    if not value.strip() or len(value) > limit or not value.isprintable():
+        raise InvalidInput(f"invalid lock name {value!r}: 1-{limit} printable characters")
     return value
 
 

@@ -22,9 +22,6 @@ from buildcoord.services.authority import (
 )
 from buildcoord.store import Store
 
-SUBJECT_LIMIT = 100
-BODY_LIMIT = 10_000
-
 
 class MessageService:
     """Send, list, read, acknowledge and archive messages."""
@@ -66,8 +63,8 @@ class MessageService:
             raise InvalidInput(
                 f"invalid message type {type!r}: expected info, warning, error or request"
             )
-        validation.text(subject, what="subject", maximum=SUBJECT_LIMIT)
-        validation.text(body, what="body", maximum=BODY_LIMIT, required=False)
+        validation.text(subject, what="subject", maximum=validation.SUBJECT_LIMIT)
+        validation.text(body, what="body", maximum=validation.MESSAGE_BODY_LIMIT, required=False)
         return self.store.messages.send_message(
             sender=sender,
             recipient=recipient,

@@ -221,11 +221,11 @@ class QueueService:
                 f"invalid duration {duration!r}: expected 0 to {MAX_DURATION_SECONDS:g} seconds"
             )
         if reason is not None:
-            validation.text(reason, what="reason", maximum=2000, required=False)
+            validation.text(reason, what="reason", maximum=validation.REASON_LIMIT, required=False)
         if manifest is not None:
             manifest = artifact_manifest(manifest)
         if artifact_root is not None:
-            validation.text(artifact_root, what="artifact directory", maximum=4096)
+            validation.text(artifact_root, what="artifact directory", maximum=validation.PATH_LIMIT)
         job = self.store.jobs.complete_job(
             job_id,
             server=server,
@@ -253,6 +253,8 @@ class QueueService:
     def cancel(self, job_id: int, *, reason: str | None = None, by: Principal) -> Job:
         """Cancel a job that has not finished."""
         require_operator(by, "cancelling a job")
+        if reason is not None:
+            validation.text(reason, what="reason", maximum=validation.REASON_LIMIT, required=False)
         job = self.store.jobs.cancel_job(
             job_id, reason=reason, now=self.clock.now().timestamp(), actor=by.actor
         )
@@ -310,8 +312,21 @@ def artifact_manifest(files: Sequence[ArtifactFile]) -> list[ArtifactFile]:
         parts = path.split("/")
         if not path or path.startswith("/") or ".." in parts or "" in parts or "\0" in path:
             raise InvalidInput(f"invalid artifact path {path!r}: a relative path inside the root")
+        if len(path) > validation.PATH_LIMIT:
+            raise InvalidInput(
+                f"artifact path {path[:80]!r}... is {len(path)} characters; "
+                f"the limit is {validation.PATH_LIMIT}"
+            )
         if path in seen:
             raise InvalidInput(f"artifact path {path!r} appears twice")
+        for name in validation.DIGEST_LENGTHS:
+            value = getattr(item, name)
+            if value is not None:
+                validation.digest(value, name=name, where=path)
+        if item.link_target is not None:
+            validation.text(
+                item.link_target, what=f"link target of {path!r}", maximum=validation.PATH_LIMIT
+            )
         if item.size < 0:
             raise InvalidInput(f"invalid size for {path!r}")
         seen.add(path)

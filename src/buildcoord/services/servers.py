@@ -63,7 +63,9 @@ class ServerService:
         its agent reports (they replace the ones it reported before; the operator's stay)."""
         require_self_or_operator(by, name, "send heartbeats")
         if agent_version is not None:
-            validation.text(agent_version, what="agent version", maximum=64)
+            validation.text(
+                agent_version, what="agent version", maximum=validation.AGENT_VERSION_LIMIT
+            )
         figures = {key: value for key, value in asdict(metrics).items() if value is not None}
         for key, value in figures.items():
             if not value >= 0:

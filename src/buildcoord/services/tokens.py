@@ -155,7 +155,7 @@ class TokenService:
     def create(self, name: str, *, kind: str = "operator", by: Principal) -> IssuedToken:
         """Create an operator or read-only token."""
         require_operator(by, "creating tokens")
-        validation.text(name, what="token name", maximum=100)
+        validation.text(name, what="token name", maximum=validation.TOKEN_NAME_LIMIT)
         if kind not in ("operator", "read"):
             raise InvalidInput(
                 f"invalid token kind {kind!r}: operator or read (agent tokens come from "

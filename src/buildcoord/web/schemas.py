@@ -16,12 +16,16 @@ from pydantic import (
     model_validator,
 )
 
+from buildcoord import validation
 from buildcoord.models import (
+    BROADCAST,
     EARLIEST_TIMESTAMP,
     LATEST_TIMESTAMP,
     MAX_DAYS,
     MAX_DURATION_SECONDS,
     MAX_UPTIME_SECONDS,
+    MESSAGE_TYPES,
+    SERVER_LABEL_PREFIX,
     AgentOrder,
     ArtifactSet,
     GoodBuild,
@@ -29,6 +33,10 @@ from buildcoord.models import (
     Job,
     Server,
 )
+from buildcoord.services.artifacts import MAX_KEEP as ARTIFACT_MAX_KEEP
+from buildcoord.services.locks import MAX_CAPACITY
+from buildcoord.services.logs import KINDS, LEVELS, MESSAGE_LIMIT
+from buildcoord.services.rollback import MAX_KEEP as TAG_MAX_KEEP
 
 # Numbers bound for a database column: beyond these the drivers fail (a 500, not a 4xx), and
 # SQLite would keep what PostgreSQL refuses.
@@ -59,6 +67,55 @@ Lease = Annotated[StrictFloat, Field(gt=0, le=MAX_DURATION_SECONDS)]
 Timestamp = Annotated[StrictFloat, Field(ge=EARLIEST_TIMESTAMP, le=LATEST_TIMESTAMP)]
 Days = Annotated[StrictFloat, Field(ge=0, le=MAX_DAYS)]
 Uptime = Annotated[StrictFloat, Field(ge=0, le=MAX_UPTIME_SECONDS)]
+
+
+def _documented(
+    *,
+    pattern: str | None = None,
+    max_length: int | None = None,
+    min_length: int | None = None,
+    choices: tuple[str, ...] | None = None,
+    minimum: int | None = None,
+    maximum: int | None = None,
+) -> Any:
+    """Declare a text rule in the OpenAPI document without enforcing it here: the services
+    check it (validation.py, with the same constants) and answer 422 with a message that names
+    the rule. ``pattern`` is matched whole, as the services match it."""
+    extra: dict[str, Any] = {}
+    if pattern is not None:
+        extra["pattern"] = f"^(?:{pattern})$"
+    if min_length is not None:
+        extra["minLength"] = min_length
+    if max_length is not None:
+        extra["maxLength"] = max_length
+    if choices is not None:
+        extra["enum"] = list(choices)
+    if minimum is not None:
+        extra["minimum"] = minimum
+    if maximum is not None:
+        extra["maximum"] = maximum
+    return Field(json_schema_extra=extra)
+
+
+ServerName = Annotated[StrictStr, _documented(pattern=validation.NAME_PATTERN)]
+"""A server's name (also a lock holder's, a message sender's): 1-64 letters, digits, . _ -."""
+Recipient = Annotated[StrictStr, _documented(pattern=f"{BROADCAST}|{validation.NAME_PATTERN}")]
+Label = Annotated[StrictStr, _documented(pattern=validation.LABEL_PATTERN)]
+ServerLabel = Annotated[
+    StrictStr,
+    _documented(pattern=f"(?!{SERVER_LABEL_PREFIX}){validation.LABEL_PATTERN}"),
+]
+"""A label an operator or agent sets on a server: ``server=NAME`` is every server's own."""
+Commit = Annotated[StrictStr, _documented(pattern=validation.COMMIT_PATTERN)]
+Trigger = Annotated[StrictStr, _documented(pattern=validation.TRIGGER_PATTERN)]
+BranchName = Annotated[StrictStr, _documented(min_length=1, max_length=validation.BRANCH_LIMIT)]
+"""A branch name: git's ref-name rules (git check-ref-format --branch), at most 255."""
+Reason = Annotated[StrictStr, _documented(max_length=validation.REASON_LIMIT)]
+Priority = Annotated[
+    Int32, _documented(minimum=validation.HIGHEST_PRIORITY, maximum=validation.LOWEST_PRIORITY)
+]
+"""1 is built first, 10 last."""
+PathText = Annotated[StrictStr, _documented(max_length=validation.PATH_LIMIT)]
 
 
 class Body(BaseModel):
@@ -106,8 +163,8 @@ def _unstorable(value: Any, depth: int) -> str | None:
 
 
 class ServerIn(Body):
-    name: StrictStr
-    labels: list[StrictStr] = Field(default_factory=list, max_length=100)
+    name: ServerName
+    labels: list[ServerLabel] = Field(default_factory=list, max_length=100)
 
 
 class MetricsIn(Body):
@@ -122,10 +179,13 @@ class MetricsIn(Body):
     uptime_seconds: Uptime | None = None
 
 
+AgentVersion = Annotated[StrictStr, _documented(max_length=validation.AGENT_VERSION_LIMIT)]
+
+
 class HeartbeatIn(Body):
     metrics: MetricsIn = Field(default_factory=MetricsIn)
-    agent_version: StrictStr | None = None
-    labels: list[StrictStr] | None = Field(default=None, max_length=100)
+    agent_version: AgentVersion | None = None
+    labels: list[ServerLabel] | None = Field(default=None, max_length=100)
 
 
 class RegisteredServer(BaseModel):
@@ -134,20 +194,20 @@ class RegisteredServer(BaseModel):
 
 
 class JobIn(Body):
-    branch: StrictStr
-    commit: StrictStr | None = None
-    priority: Int32 | None = None
+    branch: BranchName
+    commit: Commit | None = None
+    priority: Priority | None = None
     depends_on: list[Int64] = Field(default_factory=list, max_length=1000)
-    labels: list[StrictStr] = Field(default_factory=list, max_length=100)
-    trigger: StrictStr | None = None  # what started it; omitted: manual
+    labels: list[Label] = Field(default_factory=list, max_length=100)
+    trigger: Trigger | None = None  # what started it; omitted: manual
 
 
 class ClaimIn(Body):
-    server: StrictStr
+    server: ServerName
 
 
 class RenewIn(Body):
-    server: StrictStr
+    server: ServerName
     fencing_token: Int64
 
 
@@ -163,53 +223,56 @@ class CompleteIn(Body):
     status: Literal["succeeded", "failed"]
     exit_code: Int32 | None = None
     duration: Duration | None = None
-    reason: StrictStr | None = None
-    server: StrictStr | None = None
+    reason: Reason | None = None
+    server: ServerName | None = None
     fencing_token: Int64 | None = None
     manifest: list[ArtifactIn] | None = Field(default=None, max_length=1_000_000)
-    artifact_root: StrictStr | None = None
+    artifact_root: PathText | None = None
 
 
 class CancelIn(Body):
-    reason: StrictStr | None = None
+    reason: Reason | None = None
+
+
+LockName = Annotated[StrictStr, _documented(min_length=1, max_length=validation.LOCK_NAME_LIMIT)]
 
 
 class LockAcquireIn(Body):
-    name: StrictStr
-    holder: StrictStr
+    name: LockName
+    holder: ServerName
     ttl: Lease | None = None
-    capacity: Int32 | None = None
+    capacity: Annotated[Int32, _documented(minimum=1, maximum=MAX_CAPACITY)] | None = None
 
 
 class LockRenewIn(Body):
-    name: StrictStr
-    holder: StrictStr
+    name: LockName
+    holder: ServerName
     token: Int64 | None = None
     ttl: Lease | None = None
 
 
 class LockReleaseIn(Body):
-    name: StrictStr
-    holder: StrictStr | None = None
+    name: LockName
+    holder: ServerName | None = None
     token: Int64 | None = None
     force: StrictBool = False
 
 
 class MessageIn(Body):
-    sender: StrictStr
-    recipient: StrictStr
-    type: StrictStr = "info"
-    subject: StrictStr
-    body: StrictStr = ""
+    sender: ServerName
+    recipient: Recipient
+    type: Annotated[StrictStr, _documented(choices=tuple(sorted(MESSAGE_TYPES)))] = "info"
+    subject: Annotated[StrictStr, _documented(min_length=1, max_length=validation.SUBJECT_LIMIT)]
+    body: Annotated[StrictStr, _documented(max_length=validation.MESSAGE_BODY_LIMIT)] = ""
     ack_required: StrictBool = False
 
 
 class ReaderIn(Body):
-    reader: StrictStr | None = None
+    reader: Recipient | None = None
 
 
 class AckIn(Body):
-    server: StrictStr
+    server: ServerName
 
 
 class ArchiveIn(Body):
@@ -217,7 +280,7 @@ class ArchiveIn(Body):
 
 
 class TokenIn(Body):
-    name: StrictStr
+    name: Annotated[StrictStr, _documented(min_length=1, max_length=validation.TOKEN_NAME_LIMIT)]
     kind: Literal["operator", "read"] = "operator"
 
 
@@ -237,11 +300,13 @@ __all__ = ["IssuedToken", "Job"]
 
 
 class BranchIn(Body):
-    name: StrictStr
-    repo: StrictStr
-    command: StrictStr | None = None
-    priority: Int32 = 5
-    labels: list[StrictStr] = Field(default_factory=list, max_length=100)
+    name: BranchName
+    repo: Annotated[StrictStr, _documented(min_length=1, max_length=validation.PATH_LIMIT)]
+    command: (
+        Annotated[StrictStr, _documented(min_length=1, max_length=validation.COMMAND_LIMIT)] | None
+    ) = None
+    priority: Priority = 5
+    labels: list[Label] = Field(default_factory=list, max_length=100)
     timeout_seconds: Lease | None = None
     retry_on_failure: StrictBool = False
     tag_on_success: StrictBool = True
@@ -262,31 +327,38 @@ class BranchChange(Body):
 
 
 class BranchCheckIn(Body):
-    branches: list[StrictStr] | None = Field(default=None, max_length=10_000)
+    branches: list[BranchName] | None = Field(default=None, max_length=10_000)
 
 
 class LogEntryIn(Body):
     at: Timestamp | None = None
-    kind: StrictStr = "event"
-    level: StrictStr = "info"
-    message: StrictStr
+    kind: Annotated[StrictStr, _documented(choices=KINDS)] = "event"
+    level: Annotated[StrictStr, _documented(choices=LEVELS)] = "info"
+    message: Annotated[
+        StrictStr, Field(description=f"longer text is cut to {MESSAGE_LIMIT:,} characters")
+    ]
     details: dict[str, Any] | None = None
 
 
 class LogIn(Body):
-    server: StrictStr | None = None
+    server: ServerName | None = None
     fencing_token: Int64 | None = None
     entries: list[LogEntryIn] = Field(max_length=5000)
 
 
+Md5 = Annotated[StrictStr, _documented(pattern=validation.digest_pattern("md5"))]
+Sha256 = Annotated[StrictStr, _documented(pattern=validation.digest_pattern("sha256"))]
+Sha512 = Annotated[StrictStr, _documented(pattern=validation.digest_pattern("sha512"))]
+
+
 class ArtifactIn(Body):
-    path: StrictStr
+    path: Annotated[StrictStr, _documented(min_length=1, max_length=validation.PATH_LIMIT)]
     size: NonNegative64
-    md5: StrictStr | None = None
-    sha256: StrictStr | None = None
-    sha512: StrictStr | None = None
+    md5: Md5 | None = None
+    sha256: Sha256 | None = None
+    sha512: Sha512 | None = None
     kind: Literal["file", "symlink"] = "file"
-    link_target: StrictStr | None = None
+    link_target: PathText | None = None
 
 
 CompleteIn.model_rebuild()
@@ -299,15 +371,15 @@ class OrderReport(Body):
 
 
 class CleanupIn(Body):
-    keep: Int32
-    server: StrictStr | None = None
-    branch: StrictStr | None = None
+    keep: Annotated[Int32, _documented(minimum=0, maximum=ARTIFACT_MAX_KEEP)]
+    server: ServerName | None = None
+    branch: BranchName | None = None
     dry_run: StrictBool = False
 
 
 class TagCleanupIn(Body):
-    keep: Int32 = 20
-    branch: StrictStr | None = None
+    keep: Annotated[Int32, _documented(minimum=1, maximum=TAG_MAX_KEEP)] = 20
+    branch: BranchName | None = None
     dry_run: StrictBool = False
 
 
