@@ -13,7 +13,7 @@ so that every contender reads from memory alike, it times:
    chunks): the sum of these three over two cores is *the two-core hashing limit* of the
    issue ("about 2.3 s per GiB here": the fastest single-digest implementation on this
    machine, so that no better plan could beat it);
-4. ``buildcoord.manifest.build_manifest`` (all three digests, every core), wall and CPU.
+4. ``buildcoord.artifacts.manifest.build_manifest`` (all three digests, every core), wall and CPU.
 
 Each contender runs ``--rounds`` times (default 3, ``--quick`` 2), rounds interleaved so that
 a noisy neighbour hurts all alike; the best round counts. Targets: ≥ 3 times faster than
@@ -44,7 +44,7 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-from buildcoord.manifest import build_manifest
+from buildcoord.artifacts.manifest import build_manifest
 
 MIB = 1024 * 1024
 TOOLS = ("md5sum", "sha256sum", "sha512sum")

@@ -16,10 +16,8 @@ from pathlib import Path
 
 import click
 
-from buildcoord.errors import InvalidInput
-from buildcoord.git import GitError, run_git
-from buildcoord.hashing import Progress
-from buildcoord.manifest import (
+from buildcoord.artifacts.hashing import Progress
+from buildcoord.artifacts.manifest import (
     PRESETS,
     Manifest,
     create_manifest,
@@ -27,6 +25,8 @@ from buildcoord.manifest import (
     select_patterns,
     verify_manifest,
 )
+from buildcoord.errors import InvalidInput
+from buildcoord.git import GitError, run_git
 
 # A server name used as a directory of the export repository: one plain path component.
 _SERVER_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]*")

@@ -21,8 +21,8 @@ from datetime import UTC, datetime
 from pathlib import Path, PurePosixPath
 from typing import Any
 
+from buildcoord.artifacts.hashing import DIGESTS, ProgressCallback, hash_files
 from buildcoord.errors import InvalidInput
-from buildcoord.hashing import DIGESTS, ProgressCallback, hash_files
 from buildcoord.models import ArtifactFile
 
 MANIFEST_FORMAT = "buildcoord-manifest"

@@ -22,7 +22,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any, Literal
 
-from buildcoord.manifest import Manifest, check_relative_path
+from buildcoord.artifacts.manifest import Manifest, check_relative_path
 from buildcoord.models import ArtifactFile
 
 REPRODUCIBLE = "REPRODUCIBLE"
