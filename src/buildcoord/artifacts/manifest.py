@@ -27,7 +27,7 @@ from buildcoord.models import ArtifactFile
 
 MANIFEST_FORMAT = "buildcoord-manifest"
 MANIFEST_VERSION = 1
-# The seed's F8 selection, matched on file names at any depth.
+# Named selections of package files, matched on file names at any depth.
 PRESETS: dict[str, tuple[str, ...]] = {"packages": ("*.deb", "*.rpm", "*.tar.gz", "*.war")}
 
 

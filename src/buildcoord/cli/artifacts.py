@@ -1,4 +1,4 @@
-"""buildcoord artifacts manifest|verify|export: local manifests (the seed's F8, done right).
+"""buildcoord artifacts manifest|verify|export: local manifests.
 
 The coordinator-side commands (list, pin, unpin, cleanup) join this group elsewhere; these
 work on local files only and need no coordinator.

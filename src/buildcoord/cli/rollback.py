@@ -1,4 +1,4 @@
-"""buildcoord rollback list|show|last-good|to|restore|cleanup (the seed's F10, working)."""
+"""buildcoord rollback list|show|last-good|to|restore|cleanup: back to a known good build."""
 
 from __future__ import annotations
 
