@@ -1,19 +1,19 @@
-"""Manifest benchmark: build_manifest against the seed's md5sum; sha256sum; sha512sum.
+"""Manifest benchmark: build_manifest against md5sum; sha256sum; sha512sum over the tree.
 
 On one tree (default: 1 GiB = 20 files of 50 MiB + 2,000 files of 4-64 KiB; ``--quick``: 4 of
 16 MiB + 300 small ones, under a minute), warmed into the page cache once before any timing
 so that every contender reads from memory alike, it times:
 
 1. each coreutils tool alone over the whole tree (``find -print0 | xargs -0 md5sum``...);
-   *the trio* of the issue is the three run in sequence over the same tree (their sum:
+   *the trio* is the three run in sequence over the same tree (their sum:
    "about 8.6 s per GiB here");
-2. the seed's literal F8 loop, for information: per file, ``md5sum``, ``sha256sum`` and
+2. a shell loop, for information: per file, ``md5sum``, ``sha256sum`` and
    ``sha512sum``, one process each (process start-up makes it slower still);
 3. each digest alone in Python (hashlib = OpenSSL, SHA extensions, one thread, 1 MiB
-   chunks): the sum of these three over two cores is *the two-core hashing limit* of the
-   issue ("about 2.3 s per GiB here": the fastest single-digest implementation on this
+   chunks): the sum of these three over two cores is *the two-core hashing limit*
+   ("about 2.3 s per GiB here": the fastest single-digest implementation on this
    machine, so that no better plan could beat it);
-4. ``buildcoord.manifest.build_manifest`` (all three digests, every core), wall and CPU.
+4. ``buildcoord.artifacts.manifest.build_manifest`` (all three digests, every core), wall and CPU.
 
 Each contender runs ``--rounds`` times (default 3, ``--quick`` 2), rounds interleaved so that
 a noisy neighbour hurts all alike; the best round counts. Targets: ≥ 3 times faster than
@@ -44,7 +44,7 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-from buildcoord.manifest import build_manifest
+from buildcoord.artifacts.manifest import build_manifest
 
 MIB = 1024 * 1024
 TOOLS = ("md5sum", "sha256sum", "sha512sum")
@@ -83,8 +83,8 @@ def files_of(root: Path) -> list[Path]:
     return sorted(p for p in root.rglob("*") if p.is_file())
 
 
-def seed_per_file(root: Path) -> None:
-    """The seed's literal F8 loop: per file, md5sum, sha256sum, sha512sum, one process each."""
+def per_file_loop(root: Path) -> None:
+    """A shell loop: per file, md5sum, sha256sum, sha512sum, one process each."""
     script = 'for f in "$@"; do md5sum "$f"; sha256sum "$f"; sha512sum "$f"; done > /dev/null'
     subprocess.run(["bash", "-c", script, "trio", *map(str, files_of(root))], check=True)
 
@@ -116,7 +116,7 @@ def timed(action: Callable[[], object]) -> float:
 
 def machine() -> dict[str, object]:
     model = "unknown"
-    with open("/proc/cpuinfo") as cpuinfo:  # Linux only, as the issue's figures are
+    with open("/proc/cpuinfo") as cpuinfo:  # Linux only, as the figures in docs/benchmarks.md are
         for line in cpuinfo:
             if line.startswith("model name"):
                 model = line.split(":", 1)[1].strip()
@@ -135,7 +135,7 @@ def machine() -> dict[str, object]:
 
 
 def run(root: Path, rounds: int) -> dict[str, float]:
-    contenders: dict[str, Callable[[], object]] = {"seed_per_file": lambda: seed_per_file(root)}
+    contenders: dict[str, Callable[[], object]] = {"per_file_loop": lambda: per_file_loop(root)}
     for tool in TOOLS:
         contenders[tool] = lambda tool=tool: coreutils_single(root, tool)  # type: ignore[misc]
     for name in DIGESTS:
@@ -190,7 +190,7 @@ def main() -> None:
         "trio_seconds": round(trio, 3),
         "two_core_limit_seconds": round(limit, 3),
         "speedup_vs_trio": round(trio / ours, 2),
-        "speedup_vs_seed_per_file": round(best["seed_per_file"] / ours, 2),
+        "speedup_vs_per_file_loop": round(best["per_file_loop"] / ours, 2),
         "fraction_of_two_core_limit": round(limit / ours, 3),
         "work_ratio": round(singles / best["build_manifest_cpu"], 3),
         "cores_used": round(best["build_manifest_cpu"] / ours, 2),

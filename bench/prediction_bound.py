@@ -1,9 +1,10 @@
 """Prediction bound: how close the causal predictor is to smoothers that see the future.
 
-The accuracy goal of issue 5 asks for a MAPE of at most 7.5 % on a real history. This script
-measures, on the same scored rows and in the same run, what a predictor would score if it were
-allowed to look at builds *after* the one it predicts — a bound no causal method (one that uses
-only earlier builds, as a live coordinator must) is expected to beat:
+The accuracy target is a MAPE of at most 7.5 % on a real history (the one shipped in
+data/durations/); this script reports ours against it (``ours_mape``, ``mape_target``). It
+also measures, on the same scored rows and in the same run, what a predictor would score if
+it were allowed to look at builds *after* the one it predicts — a bound no causal method (one
+that uses only earlier builds, as a live coordinator must) is expected to beat:
 
 1. ``ours``: ``buildcoord.prediction`` replayed under the protocol (``predict evaluate``);
 2. ``jenkins``: the mean of the last 3 successful builds (the baseline);
@@ -37,7 +38,9 @@ from buildcoord.prediction.evaluation import ScoredRow, replay
 from buildcoord.prediction.history_file import History, HistoryRow, read_history
 from buildcoord.prediction.predictor import SUCCESS_RESULTS
 
-DEFAULT_FILE = Path("/work/shared/data/durations/gha_jobs.csv.gz")
+# Real GitHub Actions job durations shipped with the repository (data/durations/README.md).
+DEFAULT_FILE = Path(__file__).resolve().parents[1] / "data" / "durations" / "gha_jobs.csv.gz"
+MAPE_TARGET = 0.075
 QUICK_ROWS = 4000
 WINDOWS = (1, 2, 3, 4, 5, 7, 10, 15, 20, 40)
 
@@ -105,6 +108,7 @@ def measure(history: History) -> dict[str, object]:
         "scored": count,
         "ours_mape": statistics.fmean(ours),
         "ours_mdape": statistics.median(ours),
+        "mape_target": MAPE_TARGET,
         "jenkins_mape": statistics.fmean(jenkins),
         "two_sided_mape": {str(w): fixed[w] for w in WINDOWS},
         "two_sided_best_window": best_window,
@@ -134,7 +138,7 @@ def report(figures: dict[str, object]) -> str:
         "",
         "causal (uses only builds that started before):",
         f"  ours (buildcoord.prediction)           MAPE {pct('ours_mape')}"
-        f"   MdAPE {pct('ours_mdape')}",
+        f"   MdAPE {pct('ours_mdape')}   (target: MAPE {pct('mape_target').strip()} or less)",
         f"  Jenkins (mean of the last 3)           MAPE {pct('jenkins_mape')}",
         "",
         "non-causal references (see builds after the predicted one):",

@@ -9,7 +9,7 @@ repository. For each trial it queues a job, waits for its build to start, then
 
 and measures the seconds until the job is running on the other agent. The baseline, measured
 in the same run, is the time from queueing a job to its build starting on an idle agent.
-Targets (issue 3): kill ≤ 5 s, freeze ≤ 45 s. Progress goes to stderr; ``--json`` prints one
+Targets: kill ≤ 5 s, freeze ≤ 45 s. Progress goes to stderr; ``--json`` prints one
 JSON object of the figures on stdout.
 """
 

@@ -1,6 +1,6 @@
 """`serve --workers N`: HTTP jobs/s with 1 and 2 coordinator worker processes.
 
-Towards issue 2's HTTP target: one `buildcoord serve` process spends ~1.6 ms of CPU per job
+Towards the HTTP target of 600 jobs/s: one `buildcoord serve` process spends ~1.6 ms of CPU per job
 (two requests) and is bound by one core; several coordinators may share a database by design
 (every statement is a compare-and-set), and ``serve --workers N`` runs N of them on one
 listening socket. This starts ``serve --workers 1``, then ``--workers 2``, on a fresh
@@ -145,7 +145,7 @@ def main() -> int:
             f"{run['jobs_per_s']:,.0f} jobs/s ({run['jobs']} jobs)"
         )
     if "ratio_2_to_1" in figures:
-        print(f"2 workers : 1 worker = {figures['ratio_2_to_1']}   (issue 2 target: 600 jobs/s)")
+        print(f"2 workers : 1 worker = {figures['ratio_2_to_1']}   (target: 600 jobs/s)")
     start, end = figures["load_average_at_start"], figures["load_average_at_end"]
     print(f"load average at start {start}, end {end}")
     return 0

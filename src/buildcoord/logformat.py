@@ -1,4 +1,4 @@
-"""Render a job's structured log as the seed did: JSON, or Markdown with [i] [!] [X] [OK] marks."""
+"""Render a job's structured log: JSON, or Markdown with [i] [!] [X] [OK] marks."""
 
 from __future__ import annotations
 

@@ -527,7 +527,7 @@ class StatsRow:
 
 @dataclass(frozen=True, slots=True)
 class HistoryStats:
-    """The seed's statistics tables: by branch, server, hour of day (UTC) and weekday."""
+    """Finished builds counted by branch, server, hour of day (UTC) and weekday."""
 
     builds: int
     by_branch: tuple[StatsRow, ...]

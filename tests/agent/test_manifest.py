@@ -8,9 +8,9 @@ from pathlib import Path
 
 import pytest
 
+from buildcoord.artifacts.hashing import CHUNK_BYTES
+from buildcoord.artifacts.manifest import build_manifest
 from buildcoord.errors import InvalidInput
-from buildcoord.hashing import CHUNK_BYTES
-from buildcoord.manifest import build_manifest
 
 
 def test_each_file_has_its_size_md5_sha256_and_sha512(tmp_path: Path) -> None:

@@ -7,13 +7,13 @@ from pathlib import Path
 
 import pytest
 
-from buildcoord.cli.demo_builds import DemoBuilds, ensure_branch, queue_demo_builds, verdict
-from buildcoord.cli.fleet_status import FleetReader, PlainReport, ProcessView
-from buildcoord.cli.up import ensure_server
 from buildcoord.client import Client
-from buildcoord.demo.repository import BUILD_COMMAND, FEATURE, MAIN, ensure_demo_repository
 from buildcoord.errors import Unauthorized
 from buildcoord.models import ArtifactFile, server_label
+from buildcoord.up.demo.repository import BUILD_COMMAND, FEATURE, MAIN, ensure_demo_repository
+from buildcoord.up.demo_builds import DemoBuilds, ensure_branch, queue_demo_builds, verdict
+from buildcoord.up.run import ensure_server
+from buildcoord.up.status import FleetReader, PlainReport, ProcessView
 from inprocess import Connect
 
 TARBALL = ArtifactFile(path="greet-1.0.0.tar.gz", size=745, sha256="a" * 64)

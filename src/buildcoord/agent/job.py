@@ -27,10 +27,10 @@ from buildcoord.agent.joblog import JobLog
 from buildcoord.agent.lease import LeaseKeeper
 from buildcoord.agent.options import AgentOptions
 from buildcoord.agent.workspace import Workspace, WorkspaceError
+from buildcoord.artifacts.manifest import build_manifest
 from buildcoord.client import Client
 from buildcoord.errors import BuildcoordError, Unavailable
 from buildcoord.git import GitError
-from buildcoord.manifest import build_manifest
 from buildcoord.models import MAX_DURATION_SECONDS, ArtifactFile, Assignment
 
 log = logging.getLogger("buildcoord.agent")

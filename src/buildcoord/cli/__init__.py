@@ -80,8 +80,8 @@ LAZY_COMMANDS = {
     "db": "buildcoord.cli.db:db",
     "rollback": "buildcoord.cli.rollback:rollback",
     "artifacts": "buildcoord.cli.artifacts:artifacts",
-    "compare": "buildcoord.cli.compare:compare",
-    "predict": "buildcoord.cli.predict:predict",
+    "compare": "buildcoord.cli.comparisons:compare",
+    "predict": "buildcoord.cli.prediction:predict",
 }
 
 

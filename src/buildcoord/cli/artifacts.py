@@ -1,4 +1,4 @@
-"""buildcoord artifacts manifest|verify|export: local manifests (the seed's F8, done right).
+"""buildcoord artifacts manifest|verify|export: local manifests.
 
 The coordinator-side commands (list, pin, unpin, cleanup) join this group elsewhere; these
 work on local files only and need no coordinator.
@@ -16,10 +16,8 @@ from pathlib import Path
 
 import click
 
-from buildcoord.errors import InvalidInput
-from buildcoord.git import GitError, run_git
-from buildcoord.hashing import Progress
-from buildcoord.manifest import (
+from buildcoord.artifacts.hashing import Progress
+from buildcoord.artifacts.manifest import (
     PRESETS,
     Manifest,
     create_manifest,
@@ -27,6 +25,8 @@ from buildcoord.manifest import (
     select_patterns,
     verify_manifest,
 )
+from buildcoord.errors import InvalidInput
+from buildcoord.git import GitError, run_git
 
 # A server name used as a directory of the export repository: one plain path component.
 _SERVER_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]*")

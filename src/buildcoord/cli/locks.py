@@ -1,4 +1,4 @@
-"""buildcoord lock acquire|release|renew|list|recover (the seed's lock functions and F2)."""
+"""buildcoord lock acquire|release|renew|list|recover: named leases shared by the fleet."""
 
 from __future__ import annotations
 

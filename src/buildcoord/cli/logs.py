@@ -1,4 +1,4 @@
-"""buildcoord log show|tail|event|run: a job's structured log (the seed's F5)."""
+"""buildcoord log show|tail|event|run: a job's structured log."""
 
 from __future__ import annotations
 
@@ -85,7 +85,7 @@ def tail(job_id: int, follow: bool) -> None:
 )
 @click.option("--job", "job_id", type=int, help="Default: $BUILDCOORD_JOB_ID.")
 def event(message: str, level: str, job_id: int | None) -> None:
-    """Add an event to a job's log (the seed's log_event)."""
+    """Add an event to a job's log."""
     job, server, token = _job_from_environment(job_id)
     with get_context().client() as client:
         client.append_log(
@@ -101,7 +101,7 @@ def event(message: str, level: str, job_id: int | None) -> None:
 @click.argument("argv", nargs=-1, required=True, type=click.UNPROCESSED)
 @click.option("--job", "job_id", type=int, help="Default: $BUILDCOORD_JOB_ID.")
 def run(name: str, argv: tuple[str, ...], job_id: int | None) -> None:
-    """Run a step and record it (the seed's log_command): NAME -- ARGV...; exits with its code."""
+    """Run a step and record it: NAME -- ARGV...; exits with its code."""
     job, server, token = _job_from_environment(job_id)
     started = time.monotonic()
     try:

@@ -1,4 +1,4 @@
-"""buildcoord msg send|list|show|read|read-all|ack|archive|stats (F4 and the base scripts)."""
+"""buildcoord msg send|list|show|read|read-all|ack|archive|stats: messages between servers."""
 
 from __future__ import annotations
 
@@ -99,7 +99,7 @@ def show(message_id: int, reader: str | None, as_json: bool) -> None:
 @click.argument("message_id", type=int)
 @click.option("--for", "reader", help="Mark it read for this server only (default: everyone).")
 def read(message_id: int, reader: str | None) -> None:
-    """Mark one message read (the seed's mark-read)."""
+    """Mark one message read."""
     with get_context().client() as client:
         changed = client.mark_message_read(message_id, reader=reader)
     if changed:
@@ -111,7 +111,7 @@ def read(message_id: int, reader: str | None) -> None:
 @msg.command("read-all")
 @click.option("--for", "reader", help="Only messages to this server (and to all), for it.")
 def read_all(reader: str | None) -> None:
-    """Mark every unread message read (the seed's mark-all-read)."""
+    """Mark every unread message read."""
     with get_context().client() as client:
         count = client.mark_all_messages_read(reader=reader)
     click.echo(f"Marked {count} messages as read" + (f" for {reader}" if reader else ""))

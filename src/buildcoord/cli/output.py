@@ -20,7 +20,7 @@ def emit_json(value: Any) -> None:
 
 
 def stamp(moment: datetime | None) -> str:
-    """Format a time as the seed did: UTC ``YYYY-MM-DDTHH:MM:SSZ``."""
+    """Format a time in UTC as ``YYYY-MM-DDTHH:MM:SSZ``."""
     return "-" if moment is None else moment.strftime("%Y-%m-%dT%H:%M:%SZ")
 
 

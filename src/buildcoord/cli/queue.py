@@ -1,4 +1,4 @@
-"""buildcoord queue add|list|show|next|complete|cancel|retry (the seed's job_queue.sh)."""
+"""buildcoord queue add|list|show|next|complete|cancel|retry: the build queue."""
 
 from __future__ import annotations
 
@@ -168,7 +168,7 @@ def show(job_id: int, as_json: bool) -> None:
 @click.option("--server", required=True, help="The server taking the job.")
 @json_option
 def next_(server: str, as_json: bool) -> None:
-    """Claim the next eligible job for SERVER (the seed's get-next); exit 1 if none."""
+    """Claim the next eligible job for SERVER; exit 1 if none."""
     with get_context().client() as client:
         job = client.claim_job(server)
     if job is None:

@@ -1,4 +1,4 @@
-"""buildcoord rollback list|show|last-good|to|restore|cleanup (the seed's F10, working)."""
+"""buildcoord rollback list|show|last-good|to|restore|cleanup: back to a known good build."""
 
 from __future__ import annotations
 
@@ -11,11 +11,11 @@ from pathlib import Path
 import click
 
 from buildcoord import git
+from buildcoord.artifacts.manifest import Manifest, verify_manifest
 from buildcoord.cli.context import get_context, json_option
 from buildcoord.cli.orders import PENDING_EXIT, report_pending, wait_for_orders
 from buildcoord.cli.output import emit_json, stamp, table
 from buildcoord.errors import InvalidInput
-from buildcoord.manifest import Manifest, verify_manifest
 from buildcoord.models import GoodBuild
 
 

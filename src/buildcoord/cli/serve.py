@@ -17,11 +17,11 @@ import click
 
 from buildcoord.cli.context import get_context
 from buildcoord.config import Settings, load_settings
-from buildcoord.fleet import exit_text, parent_death_setter
 from buildcoord.services.coordinator import Coordinator
 from buildcoord.services.tokens import new_secret
 from buildcoord.store import Store
 from buildcoord.store.engine import default_home, default_url
+from buildcoord.up.fleet import exit_text, parent_death_setter
 
 
 def admin_token_file() -> Path:

@@ -152,8 +152,9 @@ def compare(scored: Sequence[ScoredRow]) -> Comparison:
     return Comparison(accuracy(scored), accuracy(scored, jenkins=True))
 
 
-# The goal of issue 5 on ../shared/data/durations/gha_jobs.csv.gz. The absolute figures are
-# specific to that file; "better than Jenkins per project" and the coverage band are not.
+# The accuracy goals, set on data/durations/gha_jobs.csv.gz (shipped with the repository).
+# The absolute figures are specific to that file; "better than Jenkins per project" and the
+# coverage band are not.
 GOAL_MAPE = 0.075
 GOAL_MDAPE = 0.043
 GOAL_COVERAGE = (0.78, 0.85)

@@ -48,7 +48,7 @@ from buildcoord.models import (
     BranchCheck,
     Principal,
 )
-from buildcoord.services import hooks
+from buildcoord.services import webhooks
 from buildcoord.services.authority import require_operator
 from buildcoord.services.branches import parse_schedule
 from buildcoord.services.messages import MessageService
@@ -87,8 +87,8 @@ class BranchWatch:
         self._lock = threading.Lock()
         self._last_poll: float | None = None
         self._thread: threading.Thread | None = None
-        # Webhooks being handled in this process (see web/routes/hooks.py).
-        self.push_slots = hooks.ReadSlots(settings.webhook_max_concurrent)
+        # Webhooks being handled in this process (see web/routes/webhooks.py).
+        self.push_slots = webhooks.ReadSlots(settings.webhook_max_concurrent)
 
     # -- what operators and webhooks call ------------------------------------------------
 
@@ -125,10 +125,10 @@ class BranchWatch:
         before (a replay). A pushed commit is queued only once the branch's repository shows
         it as the branch's tip (see _confirmed_push).
         """
-        hooks.verify_signature(self.settings.webhook_secret, body, signature)
+        webhooks.verify_signature(self.settings.webhook_secret, body, signature)
         if delivery is not None:
             self._record_delivery(delivery)
-        push = hooks.parse_push(body)
+        push = webhooks.parse_push(body)
         name = push.branch or "-"
         if push.branch is None:
             return BranchCheck(name, "ignored", detail="not a push to a branch")
@@ -137,8 +137,8 @@ class BranchWatch:
         branch = self.store.branches.find_branch(push.branch)
         if branch is None:
             return BranchCheck(name, "ignored", detail="no such branch is set up")
-        if not hooks.same_repository(branch.repo, push.repositories):
-            source = hooks.without_credentials(branch.repo)
+        if not webhooks.same_repository(branch.repo, push.repositories):
+            source = webhooks.without_credentials(branch.repo)
             return BranchCheck(name, "ignored", detail=f"{name} is set up from {source}")
         if not branch.enabled or not branch.auto_build:
             why = "disabled" if not branch.enabled else "auto-build is off"
@@ -184,7 +184,7 @@ class BranchWatch:
 
     def forget_old_deliveries(self) -> int:
         """Forget webhook deliveries older than a week; how many were forgotten."""
-        before = self.clock.now().timestamp() - hooks.DELIVERY_KEEP_SECONDS
+        before = self.clock.now().timestamp() - webhooks.DELIVERY_KEEP_SECONDS
         return self.store.webhook_deliveries.forget_deliveries(before=before)
 
     # -- the background pass -------------------------------------------------------------

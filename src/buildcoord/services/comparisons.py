@@ -3,9 +3,9 @@ compares their manifests by itself and records the verdict."""
 
 from __future__ import annotations
 
+from buildcoord.artifacts.comparison import compare_manifests
+from buildcoord.artifacts.manifest import Manifest
 from buildcoord.clock import Clock
-from buildcoord.comparison import compare_manifests
-from buildcoord.manifest import Manifest
 from buildcoord.models import SYSTEM, ComparisonRecord, Job, Principal
 from buildcoord.services.authority import require_reader
 from buildcoord.store import Store

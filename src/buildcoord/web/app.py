@@ -17,7 +17,6 @@ from buildcoord.web.routes import (
     agents,
     artifacts,
     branches,
-    hooks,
     jobs,
     locks,
     logs,
@@ -28,6 +27,7 @@ from buildcoord.web.routes import (
     servers,
     system,
     tokens,
+    webhooks,
 )
 
 
@@ -87,7 +87,7 @@ def create_app(
         artifacts,
         rollback,
         predict,
-        hooks,
+        webhooks,
     )
     for module in routers:
         app.include_router(module.router, prefix="/api/v1", responses=ERROR_RESPONSES)

@@ -1,4 +1,4 @@
-"""buildcoord compare A B | files | jobs: is a build reproducible (the seed's F9, done right)?
+"""buildcoord compare A B | files | jobs | latest | recorded: is a build reproducible?
 
 Exit status: 0 REPRODUCIBLE, 1 NOT REPRODUCIBLE, 2 an error (bad manifest, unknown job,
 usage). ``--report FILE.md`` is written whatever the verdict: the failures are the reports
@@ -14,17 +14,18 @@ from typing import Any
 
 import click
 
-from buildcoord.cli.artifacts import write_atomically
-from buildcoord.cli.context import get_context, json_option
-from buildcoord.comparison import (
+from buildcoord.artifacts.comparison import (
     Comparison,
     compare_manifests,
     deep_diff,
     render_markdown,
     render_text,
 )
-from buildcoord.errors import BuildcoordError, InvalidInput
-from buildcoord.manifest import Manifest, load_manifest
+from buildcoord.artifacts.manifest import Manifest, load_manifest
+from buildcoord.cli.artifacts import write_atomically
+from buildcoord.cli.context import get_context, json_option, split_list
+from buildcoord.cli.output import emit_json, stamp, table
+from buildcoord.errors import BuildcoordError, InvalidInput, NotFound
 
 ERROR_EXIT = 2
 
@@ -120,9 +121,6 @@ def jobs(job_a: int, job_b: int, report: Path | None, as_json: bool) -> None:
     conclude(comparison, report=report, as_json=as_json)
 
 
-# `compare latest BRANCH --servers build1,build2` and `compare recorded` join at the end.
-
-
 def job_manifest(client: Any, job_id: int) -> Manifest:
     """A job's manifest from the coordinator, with the job's server, branch and commit."""
     job = client.get_job(job_id)
@@ -171,7 +169,67 @@ def conclude(
     click.get_current_context().exit(0 if comparison.reproducible else 1)
 
 
-from buildcoord.cli.compare_fleet import latest, recorded  # noqa: E402
+@compare.command("latest")
+@click.argument("branch")
+@click.option(
+    "--servers",
+    required=True,
+    help="Two servers, comma-separated: each one's newest successful build of BRANCH.",
+)
+@_report_option
+@json_option
+def latest(branch: str, servers: str, report: Path | None, as_json: bool) -> None:
+    """Compare the newest successful builds of BRANCH on two servers."""
+    names = split_list(servers)
+    if len(names) != 2 or names[0] == names[1]:
+        raise InvalidInput(f"--servers needs two different servers, got {servers!r}")
+    with get_context().client() as client:
+        client.get_branch(branch)
+        picked = []
+        for name in names:
+            found = client.latest_artifact_set(branch, name)
+            if found is None:
+                raise NotFound(f"no successful build of {branch} with artifacts on {name}")
+            picked.append(job_manifest(client, found.job_id))
+    a, b = picked
+    comparison = compare_manifests(a, b, _label(a, names[0]), _label(b, names[1]))
+    conclude(comparison, report=report, as_json=as_json)
 
-compare.add_command(latest)
-compare.add_command(recorded)
+
+@compare.command("recorded")
+@click.option("--branch", help="Only this branch.")
+@click.option("--job", type=int, help="Only comparisons involving this job.")
+@json_option
+def recorded(branch: str | None, job: int | None, as_json: bool) -> None:
+    """The verdicts the coordinator recorded by itself when two servers built the same commit."""
+    with get_context().client() as client:
+        found = client.comparisons(branch=branch, job=job)
+    if as_json:
+        emit_json(found)
+        return
+    if not found:
+        click.echo("No comparisons recorded")
+        return
+    table(
+        ["ID", "BRANCH", "COMMIT", "JOBS", "VERDICT", "DIFFERENT", "ONLY IN ONE", "WHEN"],
+        [
+            [
+                item.id,
+                item.branch,
+                item.commit[:12],
+                f"{item.job_a} vs {item.job_b}",
+                "REPRODUCIBLE" if item.reproducible else "NOT REPRODUCIBLE",
+                item.summary.get("counts", {}).get("different", "-"),
+                _one_sided(item.summary),
+                stamp(item.created_at),
+            ]
+            for item in found
+        ],
+    )
+
+
+def _one_sided(summary: dict[str, object]) -> object:
+    counts = summary.get("counts")
+    if not isinstance(counts, dict):
+        return "-"
+    return int(counts.get("only_a", 0)) + int(counts.get("only_b", 0))

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from buildcoord.demo.repository import (
+from buildcoord.up.demo.repository import (
     FEATURE,
     MAIN,
     DemoError,

@@ -96,7 +96,7 @@ def _commit(work: Path, files: list[str], message: str, when: int) -> None:
 
 def _build(work: Path) -> None:
     """Make the repository in work: main from project/, feature/faster on top of it."""
-    shipped = resources.files("buildcoord.demo")
+    shipped = resources.files("buildcoord.up.demo")
     _git(["init", "--quiet", "--initial-branch", MAIN], work)
     for branch, folder, message, when in _COMMITS:
         if branch != MAIN:

@@ -1,6 +1,6 @@
 """The demo's proof of reproducibility: what two servers built from one commit, in lines.
 
-The comparison itself is ``buildcoord.comparison`` (the one the coordinator records by
+The comparison itself is ``buildcoord.artifacts.comparison`` (the one the coordinator records by
 itself when two servers build the same commit); this only words it for the demo's view.
 """
 
@@ -10,8 +10,8 @@ from collections.abc import Sequence
 from datetime import UTC, datetime
 from typing import Any
 
-from buildcoord.comparison import compare_manifests
-from buildcoord.manifest import Manifest
+from buildcoord.artifacts.comparison import compare_manifests
+from buildcoord.artifacts.manifest import Manifest
 from buildcoord.models import ArtifactFile
 
 

@@ -22,7 +22,7 @@ from gitrepos import commit, git, make_origin
 from inprocess import ADMIN_TOKEN, API, BASE_URL, StoreState, error_of
 
 SECRET = "webhook-secret-for-tests"
-HOOK = f"{API}/hooks/git"
+WEBHOOK = f"{API}/hooks/git"
 Headers = Mapping[str, str] | Mapping[bytes, bytes]
 
 
@@ -78,7 +78,7 @@ async def post(
     client: httpx.AsyncClient, body: Body, headers: Headers | None = None
 ) -> httpx.Response:
     """POST body to the webhook in chunks, with no Content-Length."""
-    return await client.post(HOOK, content=body.stream(), headers=headers or {})
+    return await client.post(WEBHOOK, content=body.stream(), headers=headers or {})
 
 
 def post_streamed(app: FastAPI, body: Body, headers: Headers | None = None) -> httpx.Response:
@@ -154,7 +154,7 @@ def test_a_payload_over_the_default_limit_of_one_mebibyte_is_refused(
     padding = b" " * (1024 * 1024)
     payload = push_payload("main", commit(origin)).replace(b"}", b"}" + padding, 1)
     before = store_state()
-    error_of(http.post(HOOK, content=payload, headers=signed(payload)), 413)
+    error_of(http.post(WEBHOOK, content=payload, headers=signed(payload)), 413)
     assert store_state() == before
 
 
@@ -189,12 +189,14 @@ def test_a_webhook_over_the_concurrent_limit_is_refused_at_once_with_retry_after
 
         transport = httpx.ASGITransport(app=app)
         async with httpx.AsyncClient(transport=transport, base_url=BASE_URL) as client:
-            first = asyncio.create_task(client.post(HOOK, content=slow(), headers=signed(payload)))
+            first = asyncio.create_task(
+                client.post(WEBHOOK, content=slow(), headers=signed(payload))
+            )
             await reading.wait()  # the first body is being read: it holds the only slot
             refused = await post(client, extra, signed(payload))
             release.set()
             accepted = await first
-            later = await client.post(HOOK, content=payload, headers=signed(payload))
+            later = await client.post(WEBHOOK, content=payload, headers=signed(payload))
             return refused, accepted, later
 
     refused, accepted, later = asyncio.run(scenario())
@@ -211,7 +213,7 @@ def test_a_push_of_a_commit_the_repository_does_not_have_is_ignored_and_queues_n
 ) -> None:
     operator.add_branch("main", repo=str(origin), command="make")
     payload = push_payload("main", "1" * 40)
-    response = http.post(HOOK, content=payload, headers=signed(payload))
+    response = http.post(WEBHOOK, content=payload, headers=signed(payload))
     assert response.status_code == 202, response.text
     assert response.json()["outcome"] == "ignored"
     assert "not the pushed commit" in response.json()["detail"]
@@ -225,7 +227,7 @@ def test_a_push_of_an_older_commit_than_the_tip_is_ignored(
     older = commit(origin)
     newer = commit(origin)
     late = push_payload("main", older)  # delivered after the push of newer
-    response = http.post(HOOK, content=late, headers=signed(late))
+    response = http.post(WEBHOOK, content=late, headers=signed(late))
     assert response.json()["outcome"] == "ignored"
     assert queued(operator, "main") == []
     assert git(origin, "rev-parse", "main") == newer
@@ -237,10 +239,10 @@ def test_a_replayed_delivery_is_refused_and_queues_nothing(
     operator.add_branch("main", repo=str(origin), command="make")
     first = push_payload("main", commit(origin))
     delivery = "72d3162e-cc78-11e3-81ab-4c9367dc0958"
-    assert http.post(HOOK, content=first, headers=signed(first, delivery)).status_code == 202
+    assert http.post(WEBHOOK, content=first, headers=signed(first, delivery)).status_code == 202
     second = push_payload("main", commit(origin))
     before = store_state()
-    message = error_of(http.post(HOOK, content=second, headers=signed(second, delivery)), 409)
+    message = error_of(http.post(WEBHOOK, content=second, headers=signed(second, delivery)), 409)
     assert delivery in message
     assert store_state() == before
 
@@ -251,8 +253,8 @@ def test_a_gitea_delivery_id_is_recorded_too(
     operator.add_branch("main", repo=str(origin), command="make")
     payload = push_payload("main", commit(origin))
     headers = {**signed(payload), "X-Gitea-Delivery": "d5a7f1c2-0001"}
-    assert http.post(HOOK, content=payload, headers=headers).status_code == 202
-    error_of(http.post(HOOK, content=payload, headers=headers), 409)
+    assert http.post(WEBHOOK, content=payload, headers=headers).status_code == 202
+    error_of(http.post(WEBHOOK, content=payload, headers=headers), 409)
 
 
 @pytest.mark.parametrize(

@@ -21,13 +21,13 @@ from datetime import UTC, datetime
 from pathlib import Path, PurePosixPath
 from typing import Any
 
+from buildcoord.artifacts.hashing import DIGESTS, ProgressCallback, hash_files
 from buildcoord.errors import InvalidInput
-from buildcoord.hashing import DIGESTS, ProgressCallback, hash_files
 from buildcoord.models import ArtifactFile
 
 MANIFEST_FORMAT = "buildcoord-manifest"
 MANIFEST_VERSION = 1
-# The seed's F8 selection, matched on file names at any depth.
+# Named selections of package files, matched on file names at any depth.
 PRESETS: dict[str, tuple[str, ...]] = {"packages": ("*.deb", "*.rpm", "*.tar.gz", "*.war")}
 
 

@@ -1,7 +1,7 @@
 """/api/v1/hooks/git: push webhooks from GitHub or Gitea (HMAC-signed, no bearer token).
 
 Anyone may post here, so what the headers alone condemn is refused before any byte of the
-body is read (see services/hooks.py), at most ``webhook_max_concurrent`` webhooks are handled
+body is read (see services/webhooks.py), at most ``webhook_max_concurrent`` webhooks are handled
 at once per process, and a body is refused as soon as it exceeds ``webhook_max_bytes``.
 """
 
@@ -11,10 +11,10 @@ from fastapi import APIRouter, HTTPException, Request, status
 from starlette.concurrency import run_in_threadpool
 
 from buildcoord.models import BranchCheck
-from buildcoord.services import hooks
+from buildcoord.services import webhooks
 from buildcoord.web.auth import Services
 
-router = APIRouter(prefix="/hooks", tags=["hooks"])
+router = APIRouter(prefix="/hooks", tags=["webhooks"])
 
 RETRY_AFTER_SECONDS = 5
 
@@ -26,9 +26,9 @@ async def git_push(request: Request, services: Services) -> BranchCheck:
     The signature covers the raw body, so the body is read as bytes, never re-serialised.
     """
     settings = services.settings
-    signature = request.headers.get(hooks.SIGNATURE_HEADER)
-    delivery = hooks.delivery_id(request.headers)
-    hooks.check_headers(settings.webhook_secret, signature, delivery)
+    signature = request.headers.get(webhooks.SIGNATURE_HEADER)
+    delivery = webhooks.delivery_id(request.headers)
+    webhooks.check_headers(settings.webhook_secret, signature, delivery)
     watch = services.branch_watch
     if not watch.push_slots.take():
         raise HTTPException(

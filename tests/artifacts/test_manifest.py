@@ -10,10 +10,9 @@ from pathlib import Path
 
 import pytest
 
-from buildcoord import hashing
-from buildcoord.errors import InvalidInput
-from buildcoord.hashing import Progress
-from buildcoord.manifest import (
+from buildcoord.artifacts import hashing
+from buildcoord.artifacts.hashing import Progress
+from buildcoord.artifacts.manifest import (
     Manifest,
     build_manifest,
     create_manifest,
@@ -22,6 +21,7 @@ from buildcoord.manifest import (
     select_patterns,
     verify_manifest,
 )
+from buildcoord.errors import InvalidInput
 
 MOMENT = datetime(2025, 11, 3, 12, 0, 0, tzinfo=UTC)
 

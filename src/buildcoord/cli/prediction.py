@@ -108,7 +108,7 @@ def recommend_command(branch: str, trigger: str | None, as_json: bool) -> None:
 @predict.command("stats")
 @json_option
 def stats_command(as_json: bool) -> None:
-    """Finished builds by branch, server, hour of day and weekday (UTC), as the seed showed."""
+    """Finished builds by branch, server, hour of day and weekday (UTC)."""
     with get_context().client() as client:
         stats = client.history_stats()
     if as_json:
@@ -254,7 +254,7 @@ def _print_report(evaluation: Evaluation) -> None:
         rows,
     )
     click.echo()
-    click.echo("Goal (issue 5, on gha_jobs.csv.gz):")
+    click.echo("Goals (targets set on the shipped history, data/durations/gha_jobs.csv.gz):")
     table(
         ("", "target", "measured", ""),
         [

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from buildcoord.comparison import (
+from buildcoord.artifacts.comparison import (
     compare_manifests,
     deep_diff,
     diffoscope_command,
@@ -21,7 +21,7 @@ from buildcoord.comparison import (
     render_text,
     signed_bytes,
 )
-from buildcoord.manifest import Manifest, create_manifest
+from buildcoord.artifacts.manifest import Manifest, create_manifest
 from buildcoord.models import ArtifactFile
 
 MOMENT = datetime(2025, 11, 3, 12, 0, 0, tzinfo=UTC)
@@ -225,7 +225,7 @@ def test_deep_diff_returns_diffoscopes_text_for_each_differing_file(tmp_path: Pa
 def test_deep_diff_says_when_diffoscope_is_not_installed(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr("buildcoord.comparison.diffoscope_command", lambda: None)
+    monkeypatch.setattr("buildcoord.artifacts.comparison.diffoscope_command", lambda: None)
     texts = deep_diff(tmp_path, tmp_path, ["x"])
     assert texts == {"x": "diffoscope is not installed (pip install diffoscope)"}
 

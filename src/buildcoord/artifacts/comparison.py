@@ -4,9 +4,9 @@ A bottom-layer module (it imports only manifest, models and errors), so that the
 compare local manifests and the coordinator can later compare two servers' builds and store
 the verdict (``Comparison.to_dict()``).
 
-What the seed's F9 got wrong and this does right: files are matched by relative path (not
-by bare name, which two directories may share), empty sets count 0, size differences carry
-their sign, and the report is produced whatever the verdict.
+Files are matched by relative path (not by bare name, which two directories may share), empty
+sets count 0, size differences carry their sign, and the report is produced whatever the
+verdict.
 """
 
 from __future__ import annotations
@@ -22,7 +22,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any, Literal
 
-from buildcoord.manifest import Manifest, check_relative_path
+from buildcoord.artifacts.manifest import Manifest, check_relative_path
 from buildcoord.models import ArtifactFile
 
 REPRODUCIBLE = "REPRODUCIBLE"

@@ -9,7 +9,7 @@ import sys
 import time
 from pathlib import Path
 
-from buildcoord.fleet import Child, ChildSpec, stop, tail
+from buildcoord.up.fleet import Child, ChildSpec, stop, tail
 
 
 class Ticks:
@@ -156,7 +156,7 @@ def test_a_child_dies_with_its_parent_even_on_kill_9(tmp_path: Path) -> None:
     program = (
         "import os, sys, time\n"
         "from pathlib import Path\n"
-        "from buildcoord.fleet import Child, ChildSpec\n"
+        "from buildcoord.up.fleet import Child, ChildSpec\n"
         "spec = ChildSpec('sleeper', ['sleep', '60'], dict(os.environ), Path(sys.argv[1]))\n"
         "child = Child(spec)\n"
         "child.start()\n"

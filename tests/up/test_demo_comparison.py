@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from buildcoord.demo.comparison import compare_builds
 from buildcoord.models import ArtifactFile
+from buildcoord.up.demo.comparison import compare_builds
 
 TAR = ArtifactFile(path="greet.tar.gz", size=10, sha256="a" * 64)
 DEB = ArtifactFile(path="greet.deb", size=20, sha256="b" * 64)

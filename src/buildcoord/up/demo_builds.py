@@ -10,12 +10,12 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass
 
-from buildcoord.cli.fleet_status import job_result
 from buildcoord.client import Client
-from buildcoord.demo.comparison import compare_builds, verdict_lines
-from buildcoord.demo.repository import BUILD_COMMAND, FEATURE, MAIN, DemoRepository
 from buildcoord.errors import NotFound
 from buildcoord.models import FINISHED_STATUSES, Job
+from buildcoord.up.demo.comparison import compare_builds, verdict_lines
+from buildcoord.up.demo.repository import BUILD_COMMAND, FEATURE, MAIN, DemoRepository
+from buildcoord.up.status import job_result
 
 
 @dataclass(frozen=True, slots=True)

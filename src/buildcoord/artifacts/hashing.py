@@ -47,11 +47,6 @@ class Progress:
 ProgressCallback = Callable[[Progress], None]
 
 
-def hash_file(relative: str, path: Path) -> ArtifactFile:
-    """Hash one regular file in a single read pass (all three digests per chunk)."""
-    return hash_files([(relative, path, path.stat().st_size)], workers=1)[0]
-
-
 def hash_files(
     files: Sequence[tuple[str, Path, int]],
     *,
