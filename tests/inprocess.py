@@ -62,6 +62,17 @@ def bearer(token: str) -> dict[str, str]:
     return {"Authorization": f"Bearer {token}"}
 
 
+def with_value(body: Any, value: object) -> Any:
+    """A request body template with every "VALUE" in it replaced by value."""
+    if body == "VALUE":
+        return value
+    if isinstance(body, dict):
+        return {key: with_value(item, value) for key, item in body.items()}
+    if isinstance(body, list):
+        return [with_value(item, value) for item in body]
+    return body
+
+
 def error_of(response: httpx.Response, status: int) -> str:
     """Assert response is an error of status with a ``{"error": "<one line>"}`` body; return it."""
     assert response.status_code == status, response.text

@@ -16,7 +16,15 @@ from starlette.testclient import TestClient
 from buildcoord import validation
 from buildcoord.client import Client
 from buildcoord.errors import InvalidInput
-from inprocess import ADMIN_TOKEN, API, RegisterAgent, StoreState, bearer, error_of
+from inprocess import (
+    ADMIN_TOKEN,
+    API,
+    RegisterAgent,
+    StoreState,
+    bearer,
+    error_of,
+    with_value,
+)
 
 OPERATOR = bearer(ADMIN_TOKEN)
 SHA256 = "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad"
@@ -228,17 +236,6 @@ LENGTHS: dict[str, tuple[str, str, str, dict[str, Any]]] = {
 }
 
 
-def _with(body: Any, value: str) -> Any:
-    """body with every "VALUE" replaced by value."""
-    if body == "VALUE":
-        return value
-    if isinstance(body, dict):
-        return {key: _with(item, value) for key, item in body.items()}
-    if isinstance(body, list):
-        return [_with(item, value) for item in body]
-    return body
-
-
 @pytest.fixture
 def running_job(operator: Client, register_agent: RegisterAgent) -> int:
     """A job running on build1 (its id)."""
@@ -251,7 +248,9 @@ def running_job(operator: Client, register_agent: RegisterAgent) -> int:
 
 def _send(http: TestClient, what: str, job: int, length: int) -> Any:
     _, _, path, body = LENGTHS[what]
-    return http.post(API + path.format(job=job), json=_with(body, "a" * length), headers=OPERATOR)
+    return http.post(
+        API + path.format(job=job), json=with_value(body, "a" * length), headers=OPERATOR
+    )
 
 
 @pytest.mark.parametrize("what", sorted(LENGTHS))

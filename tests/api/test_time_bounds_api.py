@@ -9,7 +9,15 @@ import pytest
 from starlette.testclient import TestClient
 
 from buildcoord.client import Client
-from inprocess import ADMIN_TOKEN, API, RegisterAgent, StoreState, bearer, error_of
+from inprocess import (
+    ADMIN_TOKEN,
+    API,
+    RegisterAgent,
+    StoreState,
+    bearer,
+    error_of,
+    with_value,
+)
 
 OPERATOR = bearer(ADMIN_TOKEN)
 WEEK = 7 * 24 * 3600
@@ -57,17 +65,6 @@ OUT_OF_BOUNDS = [
 ]
 
 
-def _with(body: Any, value: float) -> Any:
-    """body with every "VALUE" replaced by value."""
-    if body == "VALUE":
-        return value
-    if isinstance(body, dict):
-        return {key: _with(item, value) for key, item in body.items()}
-    if isinstance(body, list):
-        return [_with(item, value) for item in body]
-    return body
-
-
 @pytest.fixture
 def running_job(operator: Client, register_agent: RegisterAgent) -> int:
     """A job running on build1 (its id), and a lock named "held" held by ci."""
@@ -87,7 +84,7 @@ def test_a_time_or_duration_out_of_its_bounds_is_refused_and_changes_nothing(
     before = store_state()
 
     response = http.post(
-        API + path.format(job=running_job), json=_with(body, value), headers=OPERATOR
+        API + path.format(job=running_job), json=with_value(body, value), headers=OPERATOR
     )
 
     error_of(response, 422)
@@ -112,7 +109,7 @@ def test_a_time_or_duration_at_its_bound_is_accepted(
 ) -> None:
     path, body = REQUESTS[what]
     response = http.post(
-        API + path.format(job=running_job), json=_with(body, value), headers=OPERATOR
+        API + path.format(job=running_job), json=with_value(body, value), headers=OPERATOR
     )
     assert response.status_code in (200, 201), response.text
 
