@@ -119,7 +119,7 @@ class PredictionService:
 
     def _catch_up(self, predictor: Predictor) -> None:
         """Feed the builds other processes recorded since the last look (at most every 2 s)."""
-        now = time.monotonic()
+        now = self.clock.monotonic()
         if now - self._synced_at < SYNC_SECONDS:
             return
         self._synced_at = now
@@ -183,7 +183,7 @@ class PredictionService:
                     for record in self._pending:
                         self._feed(predictor, record)
                     self._predictor = predictor
-                    self._synced_at = time.monotonic()
+                    self._synced_at = self.clock.monotonic()
             finally:
                 with self._lock:
                     self._loading, self._pending = False, []

@@ -15,7 +15,6 @@ from __future__ import annotations
 import hashlib
 import secrets
 import threading
-import time
 
 from buildcoord import validation
 from buildcoord.clock import Clock
@@ -132,12 +131,12 @@ class TokenService:
         if entry is None:
             return None
         expires, generation, principal = entry
-        if generation != token_revocations.generation or expires <= time.monotonic():
+        if generation != token_revocations.generation or expires <= self.clock.monotonic():
             return None
         return principal
 
     def _remember(self, token_hash: str, principal: Principal, generation: int) -> None:
-        now = time.monotonic()
+        now = self.clock.monotonic()
         with self._lock:
             # A revocation that started after the read began may have hidden from it.
             if generation != token_revocations.generation:
