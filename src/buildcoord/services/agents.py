@@ -44,7 +44,7 @@ class AgentService:
         now = self.clock.now().timestamp()
         while True:
             # The server's labels are read in the claim's transaction (NotFound if none).
-            job = self.store.jobs.claim_for_server(
+            job = self.store.claim_job(
                 server,
                 now=now,
                 lease_seconds=self.settings.job_lease_seconds,
@@ -53,7 +53,7 @@ class AgentService:
             )
             if job is None:
                 return None
-            branch = self.store.branches.find_branch(job.branch)
+            branch = self.store.find_branch(job.branch)
             if branch is not None and branch.command is not None:
                 return Assignment(
                     job=job,
@@ -63,7 +63,7 @@ class AgentService:
                     retry_on_failure=branch.retry_on_failure,
                 )
             # The branch lost its command between the claim and now: give the job back.
-            self.store.jobs.complete_job(
+            self.store.complete_job(
                 job.id,
                 server=server,
                 fencing_token=job.fencing_token,
@@ -78,14 +78,14 @@ class AgentService:
     def open_session(self, server: str, *, by: Principal) -> str:
         """Record a connected agent; return the session id."""
         require_self_or_operator(by, server, "open an agent session")
-        self.store.servers.get_server(server)
+        self.store.get_server(server)
         session_id = secrets.token_hex(16)
-        self.store.sessions.open_session(session_id, server, now=self.clock.now().timestamp())
+        self.store.open_session(session_id, server, now=self.clock.now().timestamp())
         return session_id
 
     def close_session(self, session_id: str) -> None:
         """Record that a session's connection dropped."""
-        self.store.sessions.close_session(session_id, now=self.clock.now().timestamp())
+        self.store.close_session(session_id, now=self.clock.now().timestamp())
 
     def schedule_lost_agent_check(self) -> None:
         """Check for lost agents just after the grace, not at the next maintenance tick."""
@@ -106,8 +106,8 @@ class AgentService:
         now = self.clock.now().timestamp()
         before = now - self.settings.agent_reconnect_grace_seconds
         ended: list[Job] = []
-        for server in self.store.sessions.take_lost_servers(before=before, now=now):
-            ended += self.store.jobs.end_leases_of(
+        for server in self.store.take_lost_servers(before=before, now=now):
+            ended += self.store.end_job_leases_of(
                 server,
                 why="agent {server} disconnected",
                 now=now,
@@ -122,6 +122,6 @@ class AgentService:
         """Jobs leased to server that were cancelled after ``since`` (the agent must stop them)."""
         return [
             job
-            for job in self.store.jobs.list_jobs(statuses=["cancelled"], server=server, limit=50)
+            for job in self.store.list_jobs(statuses=["cancelled"], server=server, limit=50)
             if job.finished_at is not None and job.finished_at.timestamp() >= since
         ]

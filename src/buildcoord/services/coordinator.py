@@ -55,6 +55,6 @@ class Coordinator:
             self.tokens.install_admin_token(self.settings.admin_token)
         self.queue.apply_aging_policy()
         now = self.clock.now().timestamp()
-        self.store.jobs.extend_running_leases(
+        self.store.extend_job_leases(
             until=now + self.settings.job_lease_seconds, now=now, actor="system:startup"
         )

@@ -60,10 +60,10 @@ def step(coordinator: Coordinator) -> StepReport:
 def _archive_if_due(coordinator: Coordinator) -> tuple[int, int]:
     """(messages archived, webhook deliveries forgotten), or nothing done within the hour."""
     now = coordinator.clock.now().timestamp()
-    last = coordinator.store.settings.get_setting(_LAST_ARCHIVE_KEY)
+    last = coordinator.store.get_setting(_LAST_ARCHIVE_KEY)
     if last is not None and now - float(last) < ARCHIVE_EVERY_SECONDS:
         return 0, 0
-    coordinator.store.settings.put_setting(_LAST_ARCHIVE_KEY, repr(now))
+    coordinator.store.put_setting(_LAST_ARCHIVE_KEY, repr(now))
     return coordinator.messages.archive(), coordinator.branch_watch.forget_old_deliveries()
 
 

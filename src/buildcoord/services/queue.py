@@ -68,11 +68,11 @@ class QueueService:
 
     def apply_aging_policy(self) -> int:
         """Re-rank waiting jobs if the aging setting changed since the last start."""
-        stored = self.store.settings.get_setting(_AGING_KEY)
+        stored = self.store.get_setting(_AGING_KEY)
         if stored is not None and float(stored) == self.aging_seconds:
             return 0
-        count = self.store.jobs.rerank_queued(self.rank_of)
-        self.store.settings.put_setting(_AGING_KEY, repr(self.aging_seconds))
+        count = self.store.rerank_queued_jobs(self.rank_of)
+        self.store.put_setting(_AGING_KEY, repr(self.aging_seconds))
         return count
 
     def submit(
@@ -104,7 +104,7 @@ class QueueService:
             validation.commit_id(commit)
         dependencies = _dependency_ids(depends_on)
         wanted = validation.labels(labels)
-        setup = self.store.branches.find_branch(branch)
+        setup = self.store.find_branch(branch)
         if commit is None:
             if setup is None:
                 raise NotFound(
@@ -126,7 +126,7 @@ class QueueService:
             trigger=trigger,
         )
         now = self.clock.now().timestamp()
-        return self.store.jobs.submit_job(
+        return self.store.submit_job(
             new,
             now=now,
             rank=self.rank_of(new.priority, now),
@@ -137,7 +137,7 @@ class QueueService:
     def get(self, job_id: int, *, by: Principal) -> Job:
         """Return one job."""
         require_reader(by, "reading jobs")
-        return self.store.jobs.get_job(job_id)
+        return self.store.get_job(job_id)
 
     def list_jobs(
         self,
@@ -157,14 +157,12 @@ class QueueService:
         if not 1 <= limit <= 10_000:
             raise InvalidInput("limit must be from 1 to 10000")
         statuses = None if status in (None, "all") else [status]
-        return self.store.jobs.list_jobs(
-            statuses=statuses, branch=branch, server=server, limit=limit
-        )
+        return self.store.list_jobs(statuses=statuses, branch=branch, server=server, limit=limit)
 
     def claim_next(self, server: str, *, by: Principal) -> Job | None:
         """Lease the next job this server can run (labels, dependencies, priority, age)."""
         require_self_or_operator(by, server, "claim jobs")
-        return self.store.jobs.claim_for_server(
+        return self.store.claim_job(
             server,
             now=self.clock.now().timestamp(),
             lease_seconds=self.settings.job_lease_seconds,
@@ -174,7 +172,7 @@ class QueueService:
     def renew(self, job_id: int, *, server: str, fencing_token: int, by: Principal) -> Job:
         """Extend the lease of a job the caller holds."""
         require_self_or_operator(by, server, "renew leases")
-        return self.store.jobs.renew_lease(
+        return self.store.renew_job_lease(
             job_id,
             server=server,
             fencing_token=fencing_token,
@@ -226,7 +224,7 @@ class QueueService:
             manifest = artifact_manifest(manifest)
         if artifact_root is not None:
             validation.text(artifact_root, what="artifact directory", maximum=4096)
-        job = self.store.jobs.complete_job(
+        job = self.store.complete_job(
             job_id,
             server=server,
             fencing_token=fencing_token,
@@ -240,9 +238,9 @@ class QueueService:
         )
         run_finished_hooks(self.finished, job, artifact_root if manifest is not None else None)
         if job.status == "failed" and job.attempt < job.max_attempts:
-            setup = self.store.branches.find_branch(job.branch)
+            setup = self.store.find_branch(job.branch)
             if setup is not None and setup.retry_on_failure:
-                return self.store.jobs.retry_job(
+                return self.store.retry_job(
                     job.id,
                     rank_of=self.rank_of,
                     now=self.clock.now().timestamp(),
@@ -253,7 +251,7 @@ class QueueService:
     def cancel(self, job_id: int, *, reason: str | None = None, by: Principal) -> Job:
         """Cancel a job that has not finished."""
         require_operator(by, "cancelling a job")
-        job = self.store.jobs.cancel_job(
+        job = self.store.cancel_job(
             job_id, reason=reason, now=self.clock.now().timestamp(), actor=by.actor
         )
         if job.started_at is not None:  # it was running: a build that ended (history)
@@ -263,7 +261,7 @@ class QueueService:
     def retry(self, job_id: int, *, by: Principal) -> Job:
         """Queue a failed or cancelled job again as its next attempt."""
         require_operator(by, "retrying a job")
-        return self.store.jobs.retry_job(
+        return self.store.retry_job(
             job_id, rank_of=self.rank_of, now=self.clock.now().timestamp(), actor=by.actor
         )
 
@@ -273,9 +271,7 @@ class QueueService:
         A job failed on its last attempt runs the ``finished`` hooks; a requeued one does not
         (its attempt's start is no longer known: the store clears it when requeueing).
         """
-        changed = self.store.jobs.expire_leases(
-            now=self.clock.now().timestamp(), actor=SYSTEM.actor
-        )
+        changed = self.store.expire_job_leases(now=self.clock.now().timestamp(), actor=SYSTEM.actor)
         for job in changed:
             if job.status == "failed":
                 run_finished_hooks(self.finished, job, None)

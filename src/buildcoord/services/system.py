@@ -51,14 +51,14 @@ class SystemService:
                 self._refusal = self._probe(now)
                 self._probed_at = now
             refusal = self._refusal
-        database = self.store.engine.dialect.name
+        database = self.store.dialect
         if refusal is None:
             return Health("ok", database)
         return Health("degraded", database, f"the database refuses writes: {refusal}")
 
     def _probe(self, now: float) -> str | None:
         try:
-            self.store.settings.probe_write(_PROBE_KEY, repr(now))
+            self.store.probe_write(_PROBE_KEY, repr(now))
         except Unavailable as exc:
             return str(exc)
         return None
