@@ -15,7 +15,7 @@ from typing import Any
 from buildcoord.clock import Clock
 from buildcoord.config import Settings
 from buildcoord.errors import InvalidInput
-from buildcoord.models import SYSTEM, AgentOrder, ArtifactSet, Job, Principal
+from buildcoord.models import SYSTEM, AgentOrder, ArtifactFile, ArtifactSet, Job, Principal
 from buildcoord.services.authority import require_operator, require_reader
 from buildcoord.services.orders import OrderService
 from buildcoord.store import Store
@@ -77,6 +77,11 @@ class ArtifactService:
         """One job's artifact set."""
         require_reader(by, "reading artifacts")
         return self.store.get_artifact_set(job_id)
+
+    def manifest(self, job_id: int, *, by: Principal) -> list[ArtifactFile]:
+        """The artifact manifest a job's build reported, sorted by path."""
+        require_reader(by, "reading manifests")
+        return self.store.job_manifest(job_id)
 
     def latest(self, branch: str, server: str, *, by: Principal) -> ArtifactSet | None:
         """The newest successful build of branch on server that still has its artifacts."""

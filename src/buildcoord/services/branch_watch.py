@@ -443,12 +443,8 @@ class BranchWatch:
             if job.commit != previous or job.trigger != TRIGGER_PUSH:
                 continue
             with contextlib.suppress(Conflict):  # it started meanwhile: let it run
-                self.store.cancel_job(
-                    job.id,
-                    reason=f"superseded by {tip[:12]}",
-                    now=self.clock.now().timestamp(),
-                    actor=SYSTEM.actor,
-                    only_if_status="queued",
+                self.queue.cancel(
+                    job.id, reason=f"superseded by {tip[:12]}", only_if_queued=True, by=SYSTEM
                 )
 
 
