@@ -53,7 +53,7 @@ from buildcoord.store.webhook_deliveries import WebhookDeliveryStore
 
 
 class Store:
-    """Every table's SQL, sharing one engine."""
+    """Every table's SQL, sharing one engine; one method per operation the services call."""
 
     def __init__(self, engine: Engine) -> None:
         self.engine = engine
