@@ -3,14 +3,16 @@
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import Any
 
 import pytest
 
 from buildcoord.clock import FakeClock
 from buildcoord.errors import Forbidden
-from buildcoord.models import Principal
+from buildcoord.models import Job, Principal
 from buildcoord.services.coordinator import Coordinator
 from buildcoord.services.maintenance import step
+from buildcoord.store import Store
 
 RegisterServer = Callable[..., Principal]
 
@@ -41,6 +43,35 @@ def test_an_agent_claims_only_jobs_of_branches_with_a_build_command(
     assert {by_hand.id, unknown.id} & {
         job.id for job in coordinator.queue.list_jobs(status="running", by=operator)
     }
+
+
+def test_a_job_whose_branch_lost_its_command_at_claim_fails_and_is_finished_like_any_failure(
+    coordinator: Coordinator,
+    store: Store,
+    operator: Principal,
+    build1: Principal,
+    clock: FakeClock,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    coordinator.branches.add("main", repo="/srv/repo", command="make", by=operator)
+    job = coordinator.queue.submit("main", "abcdef1", by=operator)
+    claim = store.jobs.claim_for_server
+
+    def claim_then_lose_the_command(server: str, **options: Any) -> Job | None:
+        claimed = claim(server, **options)
+        now = clock.now().timestamp()
+        store.branches.update_branch("main", {"command": None}, now=now, actor="test")
+        return claimed
+
+    monkeypatch.setattr(store.jobs, "claim_for_server", claim_then_lose_the_command)
+
+    assert coordinator.agents.claim("build1", by=build1) is None
+    failed = coordinator.queue.get(job.id, by=operator)
+    assert failed.status == "failed"
+    assert "has no build command any more" in (failed.reason or "")
+    # The after-finish hooks ran, as for any failure: the attempt is in the build history.
+    [record] = store.history.recent_builds(10)
+    assert (record.job_id, record.result) == (job.id, "failed")
 
 
 def test_an_agent_may_not_claim_as_another_server(

@@ -13,7 +13,6 @@ from buildcoord.config import Settings
 from buildcoord.errors import InvalidInput, NotFound
 from buildcoord.models import Metrics, Principal
 from buildcoord.services import maintenance
-from buildcoord.services import prediction as prediction_service
 from buildcoord.services.coordinator import Coordinator
 from buildcoord.store import Store
 
@@ -383,13 +382,11 @@ def test_a_second_coordinator_learns_the_builds_the_first_recorded(
     store: Store,
     settings: Settings,
     clock: FakeClock,
-    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     other = Coordinator(store, settings, clock)  # a second coordinator (or serve worker)
     for _ in range(3):
         build(services, clock, "build1", 100)
     assert other.prediction.duration("main", by=OPERATOR).p50 == pytest.approx(100)
-    monkeypatch.setattr(prediction_service, "SYNC_SECONDS", 0.0)
     for _ in range(6):
         build(services, clock, "build1", 200)
 
@@ -424,12 +421,10 @@ def test_the_trigger_reaches_the_predictor_however_it_learnt_the_builds(
     store: Store,
     settings: Settings,
     clock: FakeClock,
-    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     caught_up = Coordinator(store, settings, clock)
     caught_up.prediction.forecast()  # loaded now, before any build: it learns by catching up
     schedule_and_push_builds(services, clock)
-    monkeypatch.setattr(prediction_service, "SYNC_SECONDS", 0.0)
     loaded = Coordinator(store, settings, clock)  # loads the history at its first question
 
     for coordinator in (services, caught_up, loaded):

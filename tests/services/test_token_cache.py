@@ -5,7 +5,6 @@ from __future__ import annotations
 import pytest
 from sqlalchemy import update
 
-import buildcoord.services.tokens as tokens_module
 from buildcoord.clock import FakeClock
 from buildcoord.config import Settings
 from buildcoord.errors import Unauthorized
@@ -17,23 +16,6 @@ from buildcoord.store.engine import write_transaction
 from buildcoord.store.events import token_revocations
 from buildcoord.store.schema import tokens
 from buildcoord.store.tokens import TokenStore
-
-
-class Monotonic:
-    """A stand-in for time.monotonic that moves only when told to."""
-
-    def __init__(self) -> None:
-        self.now = 1000.0
-
-    def __call__(self) -> float:
-        return self.now
-
-
-@pytest.fixture
-def monotonic(monkeypatch: pytest.MonkeyPatch) -> Monotonic:
-    fake = Monotonic()
-    monkeypatch.setattr(tokens_module.time, "monotonic", fake)
-    return fake
 
 
 @pytest.fixture
@@ -59,12 +41,12 @@ def _revoke_elsewhere(store: Store, secret: str) -> None:
 
 
 def test_it_reads_a_token_once_within_the_cache_time(
-    coordinator: Coordinator, operator: Principal, monotonic: Monotonic, lookups: list[str]
+    coordinator: Coordinator, operator: Principal, clock: FakeClock, lookups: list[str]
 ) -> None:
     issued = coordinator.tokens.create("ci", by=operator)
 
     first = coordinator.tokens.authenticate(issued.secret)
-    monotonic.now += AUTH_CACHE_SECONDS - 0.1
+    clock.advance(AUTH_CACHE_SECONDS - 0.1)
     again = coordinator.tokens.authenticate(issued.secret)
     cached = coordinator.tokens.cached(issued.secret)
 
@@ -76,7 +58,7 @@ def test_it_sees_a_revocation_by_another_coordinator_once_the_cache_time_is_over
     coordinator: Coordinator,
     store: Store,
     operator: Principal,
-    monotonic: Monotonic,
+    clock: FakeClock,
     lookups: list[str],
 ) -> None:
     issued = coordinator.tokens.create("ci", by=operator)
@@ -84,7 +66,7 @@ def test_it_sees_a_revocation_by_another_coordinator_once_the_cache_time_is_over
 
     _revoke_elsewhere(store, issued.secret)
     assert coordinator.tokens.authenticate(issued.secret).name == "ci"  # still cached
-    monotonic.now += AUTH_CACHE_SECONDS
+    clock.advance(AUTH_CACHE_SECONDS)
 
     assert coordinator.tokens.cached(issued.secret) is None
     with pytest.raises(Unauthorized, match="invalid or revoked token"):
@@ -93,7 +75,7 @@ def test_it_sees_a_revocation_by_another_coordinator_once_the_cache_time_is_over
 
 
 def test_a_revocation_through_this_process_takes_effect_at_once(
-    coordinator: Coordinator, operator: Principal, monotonic: Monotonic
+    coordinator: Coordinator, operator: Principal, clock: FakeClock
 ) -> None:
     issued = coordinator.tokens.create("ci", by=operator)
     other = coordinator.tokens.create("dashboard", kind="read", by=operator)
@@ -109,7 +91,7 @@ def test_a_revocation_through_this_process_takes_effect_at_once(
 
 
 def test_removing_a_server_ends_its_cached_agent_token_at_once(
-    coordinator: Coordinator, operator: Principal, monotonic: Monotonic
+    coordinator: Coordinator, operator: Principal, clock: FakeClock
 ) -> None:
     _, secret = coordinator.servers.register("build1", by=operator)
     assert coordinator.tokens.authenticate(secret).server == "build1"
@@ -121,7 +103,7 @@ def test_removing_a_server_ends_its_cached_agent_token_at_once(
 
 
 def test_rotating_the_admin_token_ends_the_old_one_for_every_coordinator_in_the_process(
-    store: Store, clock: FakeClock, monotonic: Monotonic
+    store: Store, clock: FakeClock
 ) -> None:
     old, new = "old-admin-token-0123456789", "new-admin-token-0123456789"
     first = Coordinator(store, Settings(admin_token=old), clock)
@@ -137,7 +119,7 @@ def test_rotating_the_admin_token_ends_the_old_one_for_every_coordinator_in_the_
 def test_it_does_not_cache_what_it_read_while_a_revocation_was_committing(
     coordinator: Coordinator,
     operator: Principal,
-    monotonic: Monotonic,
+    clock: FakeClock,
     monkeypatch: pytest.MonkeyPatch,
     lookups: list[str],
 ) -> None:
@@ -156,7 +138,7 @@ def test_it_does_not_cache_what_it_read_while_a_revocation_was_committing(
 
 
 def test_it_never_caches_an_unknown_token(
-    coordinator: Coordinator, operator: Principal, monotonic: Monotonic, lookups: list[str]
+    coordinator: Coordinator, operator: Principal, clock: FakeClock, lookups: list[str]
 ) -> None:
     with pytest.raises(Unauthorized):
         coordinator.tokens.authenticate("bc_not-a-real-token")

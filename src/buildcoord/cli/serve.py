@@ -17,6 +17,7 @@ import click
 
 from buildcoord.cli.context import get_context
 from buildcoord.config import Settings, load_settings
+from buildcoord.services import maintenance
 from buildcoord.services.coordinator import Coordinator
 from buildcoord.services.tokens import new_secret
 from buildcoord.store import Store
@@ -108,17 +109,13 @@ def _run_server(
     port: int | None = None,
     sockets: list[socket.socket] | None = None,
 ) -> None:
-    """Serve the API (and maintenance) in this process until a stop signal."""
+    """Serve the API, and run maintenance beside it, in this process until a stop signal."""
     import uvicorn
 
     from buildcoord.web.app import create_app
 
     server: uvicorn.Server | None = None
-    app = create_app(
-        coordinator,
-        run_maintenance=True,
-        shutting_down=lambda: server is not None and server.should_exit,
-    )
+    app = create_app(coordinator, shutting_down=lambda: server is not None and server.should_exit)
     config = uvicorn.Config(
         app,
         host=host or "127.0.0.1",
@@ -128,7 +125,11 @@ def _run_server(
         timeout_graceful_shutdown=2,
     )
     server = uvicorn.Server(config)
-    server.run(sockets=sockets)
+    stop_maintenance = maintenance.start(coordinator)
+    try:
+        server.run(sockets=sockets)
+    finally:
+        stop_maintenance()
 
 
 def _serve_worker(settings: Settings, log_level: str, fd: int) -> None:

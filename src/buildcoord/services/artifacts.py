@@ -15,7 +15,7 @@ from typing import Any
 from buildcoord.clock import Clock
 from buildcoord.config import Settings
 from buildcoord.errors import InvalidInput
-from buildcoord.models import SYSTEM, AgentOrder, ArtifactSet, Job, Principal
+from buildcoord.models import SYSTEM, AgentOrder, ArtifactFile, ArtifactSet, Job, Principal
 from buildcoord.services.authority import require_operator, require_reader
 from buildcoord.services.orders import OrderService
 from buildcoord.store import Store
@@ -54,7 +54,7 @@ class ArtifactService:
 
     def record(self, job: Job, root: str) -> ArtifactSet:
         """Record where a finished job's artifacts are kept on its agent."""
-        return self.store.artifact_sets.record_set(
+        return self.store.record_artifact_set(
             job.id, root, now=self.clock.now().timestamp(), actor=SYSTEM.actor
         )
 
@@ -69,27 +69,30 @@ class ArtifactService:
     ) -> list[ArtifactSet]:
         """Artifact sets, newest first."""
         require_reader(by, "reading artifacts")
-        return self.store.artifact_sets.list_sets(
+        return self.store.list_artifact_sets(
             server=server, branch=branch, include_removed=include_removed, limit=limit
         )
 
     def get(self, job_id: int, *, by: Principal) -> ArtifactSet:
         """One job's artifact set."""
         require_reader(by, "reading artifacts")
-        return self.store.artifact_sets.get_set(job_id)
+        return self.store.get_artifact_set(job_id)
+
+    def manifest(self, job_id: int, *, by: Principal) -> list[ArtifactFile]:
+        """The artifact manifest a job's build reported, sorted by path."""
+        require_reader(by, "reading manifests")
+        return self.store.job_manifest(job_id)
 
     def latest(self, branch: str, server: str, *, by: Principal) -> ArtifactSet | None:
         """The newest successful build of branch on server that still has its artifacts."""
         require_reader(by, "reading artifacts")
-        found = self.store.artifact_sets.list_sets(
-            server=server, branch=branch, succeeded=True, limit=1
-        )
+        found = self.store.list_artifact_sets(server=server, branch=branch, succeeded=True, limit=1)
         return found[0] if found else None
 
     def pin(self, job_id: int, pinned: bool, *, by: Principal) -> ArtifactSet:
         """Keep a build's artifacts whatever retention says (or stop keeping them)."""
         require_operator(by, "pinning artifacts")
-        return self.store.artifact_sets.set_pinned(
+        return self.store.set_artifacts_pinned(
             job_id, pinned, now=self.clock.now().timestamp(), actor=by.actor
         )
 
@@ -99,7 +102,7 @@ class ArtifactService:
         """The sets retention removes: past the newest ``keep`` per branch and server,
         never pinned, never a branch's last known good build."""
         groups: dict[tuple[str, str], list[ArtifactSet]] = defaultdict(list)
-        for item in self.store.artifact_sets.list_sets(server=server, branch=branch):
+        for item in self.store.list_artifact_sets(server=server, branch=branch):
             groups[(item.branch, item.server)].append(item)
         ordered = self._removal_ordered(server)
         doomed: list[ArtifactSet] = []
@@ -113,7 +116,7 @@ class ArtifactService:
 
     def _removal_ordered(self, server: str | None) -> set[int]:
         """Jobs whose removal an agent has been asked for and not yet reported."""
-        pending = self.store.orders.list_orders(server=server, status="pending", limit=10_000)
+        pending = self.store.list_orders(server=server, status="pending", limit=10_000)
         return {
             item["job_id"]
             for order in pending
@@ -171,6 +174,6 @@ class ArtifactService:
                 size = item.get("freed_bytes")
                 freed[item["job_id"]] = size if isinstance(size, int) and size >= 0 else 0
         if freed:
-            self.store.artifact_sets.mark_removed(
+            self.store.mark_artifacts_removed(
                 freed, now=self.clock.now().timestamp(), actor=f"agent:{order.server}"
             )

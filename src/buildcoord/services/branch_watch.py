@@ -103,7 +103,7 @@ class BranchWatch:
     def queue_all(self, *, by: Principal) -> list[BranchCheck]:
         """Queue the remote tip of every enabled branch unless that commit has a job already."""
         require_operator(by, "queueing every branch")
-        enabled = [branch for branch in self.store.branches.list_branches() if branch.enabled]
+        enabled = [branch for branch in self.store.list_branches() if branch.enabled]
         tips = self._read_tips(enabled)
         results = []
         for branch in enabled:
@@ -134,7 +134,7 @@ class BranchWatch:
             return BranchCheck(name, "ignored", detail="not a push to a branch")
         if push.deletes_branch:
             return BranchCheck(name, "ignored", detail="the push deleted the branch")
-        branch = self.store.branches.find_branch(push.branch)
+        branch = self.store.find_branch(push.branch)
         if branch is None:
             return BranchCheck(name, "ignored", detail="no such branch is set up")
         if not webhooks.same_repository(branch.repo, push.repositories):
@@ -157,7 +157,7 @@ class BranchWatch:
     def _record_delivery(self, delivery: str) -> None:
         """Remember an accepted delivery; Conflict when any coordinator accepted it before."""
         now = self.clock.now().timestamp()
-        if not self.store.webhook_deliveries.record_delivery(delivery, now=now):
+        if not self.store.record_webhook_delivery(delivery, now=now):
             raise Conflict(f"webhook delivery {delivery} was received before: a replay is refused")
 
     def _confirmed_push(self, branch: Branch, commit: str) -> BranchCheck:
@@ -185,7 +185,7 @@ class BranchWatch:
     def forget_old_deliveries(self) -> int:
         """Forget webhook deliveries older than a week; how many were forgotten."""
         before = self.clock.now().timestamp() - webhooks.DELIVERY_KEEP_SECONDS
-        return self.store.webhook_deliveries.forget_deliveries(before=before)
+        return self.store.forget_webhook_deliveries(before=before)
 
     # -- the background pass -------------------------------------------------------------
 
@@ -214,7 +214,7 @@ class BranchWatch:
             branch.enabled
             and branch.schedule
             and (branch.next_scheduled_at is None or branch.next_scheduled_at.timestamp() <= now)
-            for branch in self.store.branches.list_branches()
+            for branch in self.store.list_branches()
         )
 
     def start_if_due(self) -> bool:
@@ -271,7 +271,7 @@ class BranchWatch:
     def _run_schedules(self, now: float) -> list[BranchCheck]:
         """Queue the tip of each enabled branch whose schedule is due; set the next time."""
         due: list[Branch] = []
-        for branch in self.store.branches.list_branches():
+        for branch in self.store.list_branches():
             cron = parse_schedule(branch.schedule) if branch.enabled else None
             if cron is None:
                 continue
@@ -282,9 +282,7 @@ class BranchWatch:
             expected = None if current is None else current.timestamp()
             # Compare-and-set: of two coordinators, only one fires this run. A run missed
             # while no coordinator ran fires once, not once per missed time.
-            won = self.store.branches.advance_schedule(
-                branch.name, expected=expected, next_at=following
-            )
+            won = self.store.advance_schedule(branch.name, expected=expected, next_at=following)
             if won and current is not None:
                 due.append(branch)
         tips = self._read_tips(due)
@@ -303,10 +301,10 @@ class BranchWatch:
 
     def _auto_built(self, names: Sequence[str] | None) -> list[Branch]:
         if names is None:
-            found = self.store.branches.list_branches()
+            found = self.store.list_branches()
         else:
             # A name given twice is looked at once.
-            found = [self.store.branches.get_branch(name) for name in dict.fromkeys(names)]
+            found = [self.store.get_branch(name) for name in dict.fromkeys(names)]
         return [branch for branch in found if branch.enabled and branch.auto_build]
 
     def _check(self, chosen: list[Branch], *, quiet: float) -> list[BranchCheck]:
@@ -346,13 +344,13 @@ class BranchWatch:
         elif branch.name not in tips:
             error = f"branch {branch.name} does not exist in {branch.repo}"
         else:
-            self.store.branches.record_check_success(branch.name, now=now)
+            self.store.record_check_success(branch.name, now=now)
             return tips[branch.name]
         # A waiting tip that cannot be read now is looked at again after another quiet period,
         # not the next second; it is kept, not dropped: nothing may poll (branch_check_minutes
         # 0), and a push to a branch never read is built only while its tip waits.
         self._wait_again(branch.name, now)
-        if self.store.branches.record_check_failure(branch.name, error, now=now):
+        if self.store.record_check_failure(branch.name, error, now=now):
             self._alert(branch, error)
         return BranchCheck(branch.name, "failed", detail=error)
 
@@ -391,7 +389,7 @@ class BranchWatch:
                 # the quiet period must build it, as the push itself would have.
                 first_builds = name in self._waiting
         if branch.seen_commit is None and not first_builds:
-            self.store.branches.record_tip(name, expected=None, tip=tip, now=now)
+            self.store.record_tip(name, expected=None, tip=tip, now=now)
             return BranchCheck(name, "recorded", tip, detail="first tip seen: recorded, not built")
         if tip == branch.seen_commit:
             with self._lock:
@@ -431,9 +429,7 @@ class BranchWatch:
             result = BranchCheck(name, "queued", tip, job.id, why)
         previous = branch.seen_commit
         now = self.clock.now().timestamp()
-        moved = previous != tip and self.store.branches.record_tip(
-            name, expected=previous, tip=tip, now=now
-        )
+        moved = previous != tip and self.store.record_tip(name, expected=previous, tip=tip, now=now)
         if moved and result.outcome == "queued" and previous is not None:
             self._cancel_superseded(name, previous, tip)
         return result
@@ -443,16 +439,12 @@ class BranchWatch:
         build queued by hand or by a schedule was asked for as such: it stays)."""
         if not self.settings.cancel_superseded_builds:
             return
-        for job in self.store.jobs.list_jobs(statuses=["queued"], branch=name, limit=1000):
+        for job in self.store.list_jobs(statuses=["queued"], branch=name, limit=1000):
             if job.commit != previous or job.trigger != TRIGGER_PUSH:
                 continue
             with contextlib.suppress(Conflict):  # it started meanwhile: let it run
-                self.store.jobs.cancel_job(
-                    job.id,
-                    reason=f"superseded by {tip[:12]}",
-                    now=self.clock.now().timestamp(),
-                    actor=SYSTEM.actor,
-                    only_if_status="queued",
+                self.queue.cancel(
+                    job.id, reason=f"superseded by {tip[:12]}", only_if_queued=True, by=SYSTEM
                 )
 
 

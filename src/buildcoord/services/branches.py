@@ -78,7 +78,7 @@ class BranchService:
             if build_now:
                 raise
         now = self.clock.now()
-        branch = self.store.branches.add_branch(
+        branch = self.store.add_branch(
             name=name,
             repo=repo,
             command=command,
@@ -105,12 +105,12 @@ class BranchService:
     def get(self, name: str, *, by: Principal) -> Branch:
         """Show one branch."""
         require_reader(by, "reading branches")
-        return self.store.branches.get_branch(name)
+        return self.store.get_branch(name)
 
     def list_branches(self, *, by: Principal) -> list[Branch]:
         """List branches."""
         require_reader(by, "reading branches")
-        return self.store.branches.list_branches()
+        return self.store.list_branches()
 
     def update(
         self,
@@ -150,15 +150,15 @@ class BranchService:
                 None if cron is None else cron.next_after(now).timestamp()
             )
         elif enabled:
-            current = self.store.branches.get_branch(name)
+            current = self.store.get_branch(name)
             cron = parse_schedule(current.schedule) if not current.enabled else None
             if cron is not None:
                 changes["next_scheduled_at"] = cron.next_after(now).timestamp()
         if not changes:
-            return self.store.branches.get_branch(name)
-        return self.store.branches.update_branch(name, changes, now=now.timestamp(), actor=by.actor)
+            return self.store.get_branch(name)
+        return self.store.update_branch(name, changes, now=now.timestamp(), actor=by.actor)
 
     def remove(self, name: str, *, by: Principal) -> None:
         """Forget a branch."""
         require_operator(by, "removing a branch")
-        self.store.branches.remove_branch(name, now=self.clock.now().timestamp(), actor=by.actor)
+        self.store.remove_branch(name, now=self.clock.now().timestamp(), actor=by.actor)

@@ -21,7 +21,7 @@ class ComparisonService:
     def manifest_of(self, job: Job) -> Manifest:
         """A job's reported manifest as a document."""
         return Manifest(
-            files=self.store.artifacts.manifest(job.id),
+            files=self.store.job_manifest(job.id),
             created_at=job.finished_at or self.clock.now(),
             job=job.id,
             server=job.server,
@@ -33,7 +33,7 @@ class ComparisonService:
         """Compare a successful build with each other server's build of the same commit."""
         peers = [
             item
-            for item in self.store.artifact_sets.list_sets(
+            for item in self.store.list_artifact_sets(
                 branch=job.branch, commit=job.commit, succeeded=True, include_removed=True
             )
             if item.server != job.server and item.job_id != job.id
@@ -46,7 +46,7 @@ class ComparisonService:
         mine = self.manifest_of(job)
         recorded = []
         for peer_id in sorted(newest_per_server.values()):
-            peer = self.store.jobs.get_job(peer_id)
+            peer = self.store.get_job(peer_id)
             first, second = (
                 (self.manifest_of(peer), mine)
                 if peer.id < job.id
@@ -58,7 +58,7 @@ class ComparisonService:
                 first.server or f"job {first.job}",
                 second.server or f"job {second.job}",
             )
-            record = self.store.comparisons.record(
+            record = self.store.record_comparison(
                 job_a=first.job or 0,
                 job_b=second.job or 0,
                 branch=job.branch,
@@ -77,9 +77,9 @@ class ComparisonService:
     ) -> list[ComparisonRecord]:
         """Recorded verdicts, newest first."""
         require_reader(by, "reading comparisons")
-        return self.store.comparisons.list_comparisons(branch=branch, job=job)
+        return self.store.list_comparisons(branch=branch, job=job)
 
     def get(self, comparison_id: int, *, by: Principal) -> ComparisonRecord:
         """One recorded verdict."""
         require_reader(by, "reading comparisons")
-        return self.store.comparisons.get(comparison_id)
+        return self.store.get_comparison(comparison_id)

@@ -24,37 +24,38 @@ from buildcoord.store import Store
 
 
 class Coordinator:
-    """The services of one coordinator process."""
+    """The services of one coordinator process, wired together here and nowhere else."""
 
     def __init__(self, store: Store, settings: Settings, clock: Clock | None = None) -> None:
-        self.store = store
+        self.store = store  # for maintenance and tests; the web layer never reaches it
         self.settings = settings
-        self.clock = clock or SystemClock()
-        self.queue = QueueService(store, self.clock, settings)
-        self.locks = LockService(store, self.clock, settings)
-        self.messages = MessageService(store, self.clock, settings)
-        self.servers = ServerService(store, self.clock, settings)
-        self.tokens = TokenService(store, self.clock)
-        self.branches = BranchService(store, self.clock, self.queue)
-        self.logs = LogService(store, self.clock)
-        self.agents = AgentService(store, self.clock, settings, self.queue.finished)
-        self.orders = OrderService(store, self.clock)
-        self.artifacts = ArtifactService(store, self.clock, settings, self.orders)
-        self.rollback = RollbackService(store, self.clock, self.orders)
-        self.comparisons = ComparisonService(store, self.clock)
-        self.system = SystemService(store, self.clock)
-        self.branch_watch = BranchWatch(store, self.clock, settings, self.queue, self.messages)
+        self.clock = clock = clock or SystemClock()
+        self.locks = LockService(store, clock, settings)
+        self.messages = MessageService(store, clock, settings)
+        self.servers = ServerService(store, clock, settings)
+        self.tokens = TokenService(store, clock)
+        self.logs = LogService(store, clock)
+        self.orders = OrderService(store, clock)
+        self.artifacts = ArtifactService(store, clock, settings, self.orders)
+        self.rollback = RollbackService(store, clock, self.orders)
+        self.comparisons = ComparisonService(store, clock)
+        self.system = SystemService(store, clock)
+        self.prediction = PredictionService(store, clock, settings, self.servers)
         outcomes = BuildOutcomes(store, self.artifacts, self.rollback, self.comparisons)
-        self.queue.finished.append(outcomes.job_finished)
-        self.prediction = PredictionService(store, self.clock, settings, self.servers)
-        self.queue.finished.append(self.prediction.job_finished)
+        # Every job's transition goes through the queue; after each terminal one, these run.
+        self.queue = QueueService(
+            store,
+            clock,
+            settings,
+            finished=(outcomes.job_finished, self.prediction.job_finished),
+        )
+        self.agents = AgentService(store, clock, settings, self.queue)
+        self.branches = BranchService(store, clock, self.queue)
+        self.branch_watch = BranchWatch(store, clock, settings, self.queue, self.messages)
 
     def start(self) -> None:
-        """Prepare a freshly opened store: admin token, aging policy."""
+        """Prepare a freshly opened store: admin token, aging policy, running leases."""
         if self.settings.admin_token:
             self.tokens.install_admin_token(self.settings.admin_token)
         self.queue.apply_aging_policy()
-        now = self.clock.now().timestamp()
-        self.store.jobs.extend_running_leases(
-            until=now + self.settings.job_lease_seconds, now=now, actor="system:startup"
-        )
+        self.queue.extend_leases_at_start()

@@ -66,7 +66,7 @@ class LockService:
         seconds = self._ttl(ttl)
         if capacity is not None and not 1 <= capacity <= MAX_CAPACITY:
             raise InvalidInput(f"invalid capacity {capacity!r}: expected 1 to {MAX_CAPACITY}")
-        return self.store.locks.acquire_lock(
+        return self.store.acquire_lock(
             name,
             holder,
             ttl=seconds,
@@ -88,7 +88,7 @@ class LockService:
         lock_name(name)
         self._check_holder(holder, by)
         seconds = self._ttl(ttl)
-        return self.store.locks.renew_lock(
+        return self.store.renew_lock(
             name,
             holder,
             token=token,
@@ -114,7 +114,7 @@ class LockService:
             raise InvalidInput("name the holder whose lease to release (or force it)")
         if holder is not None:
             self._check_holder(holder, by)
-        return self.store.locks.release_lock(
+        return self.store.release_lock(
             name,
             holder,
             token=token,
@@ -126,11 +126,9 @@ class LockService:
     def list_locks(self, *, by: Principal) -> list[Lock]:
         """Return every lock and its holders."""
         require_reader(by, "reading locks")
-        return self.store.locks.list_locks(now=self.clock.now().timestamp())
+        return self.store.list_locks(now=self.clock.now().timestamp())
 
     def recover_expired(self, *, by: Principal = SYSTEM) -> list[ReleasedLock]:
         """Release expired leases, one system message per lease."""
         require_operator(by, "recovering locks")
-        return self.store.locks.recover_expired_locks(
-            now=self.clock.now().timestamp(), actor=by.actor
-        )
+        return self.store.recover_expired_locks(now=self.clock.now().timestamp(), actor=by.actor)

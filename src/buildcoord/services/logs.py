@@ -51,7 +51,7 @@ class LogService:
             raise InvalidInput(f"at most {BATCH_LIMIT} log entries per request")
         now = self.clock.now().timestamp()
         clean = [self._entry(raw, now) for raw in entries]
-        return self.store.logs.append_entries(
+        return self.store.append_log_entries(
             job_id, clean, server=server, fencing_token=fencing_token
         )
 
@@ -94,7 +94,7 @@ class LogService:
     def entries(self, job_id: int, *, after_id: int = 0, by: Principal) -> list[LogEntry]:
         """Read a job's log after a cursor."""
         require_reader(by, "reading job logs")
-        return self.store.logs.list_entries(job_id, after_id=after_id)
+        return self.store.list_log_entries(job_id, after_id=after_id)
 
 
 def _moment(at: object) -> float:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from buildcoord.services.coordinator import Coordinator
@@ -60,11 +61,29 @@ def step(coordinator: Coordinator) -> StepReport:
 def _archive_if_due(coordinator: Coordinator) -> tuple[int, int]:
     """(messages archived, webhook deliveries forgotten), or nothing done within the hour."""
     now = coordinator.clock.now().timestamp()
-    last = coordinator.store.settings.get_setting(_LAST_ARCHIVE_KEY)
+    last = coordinator.store.get_setting(_LAST_ARCHIVE_KEY)
     if last is not None and now - float(last) < ARCHIVE_EVERY_SECONDS:
         return 0, 0
-    coordinator.store.settings.put_setting(_LAST_ARCHIVE_KEY, repr(now))
+    coordinator.store.put_setting(_LAST_ARCHIVE_KEY, repr(now))
     return coordinator.messages.archive(), coordinator.branch_watch.forget_old_deliveries()
+
+
+def start(coordinator: Coordinator) -> Callable[[], None]:
+    """Run the maintenance loop in a thread of its own; return what stops it (and waits)."""
+    stop = threading.Event()
+    thread = threading.Thread(
+        target=run_until,
+        args=(coordinator, stop, coordinator.settings.maintenance_interval_seconds),
+        name="buildcoord-maintenance",
+        daemon=True,
+    )
+    thread.start()
+
+    def stop_and_wait() -> None:
+        stop.set()
+        thread.join(timeout=10)
+
+    return stop_and_wait
 
 
 def run_until(coordinator: Coordinator, stop: threading.Event, interval: float) -> None:

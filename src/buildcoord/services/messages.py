@@ -65,7 +65,7 @@ class MessageService:
             )
         validation.text(subject, what="subject", maximum=validation.SUBJECT_LIMIT)
         validation.text(body, what="body", maximum=validation.MESSAGE_BODY_LIMIT, required=False)
-        return self.store.messages.send_message(
+        return self.store.send_message(
             sender=sender,
             recipient=recipient,
             type=type,
@@ -80,7 +80,7 @@ class MessageService:
         """Return one message."""
         require_reader(by, "reading messages")
         who = self._as_reader(reader, by)
-        message = self.store.messages.get_message(message_id, reader=who)
+        message = self.store.get_message(message_id, reader=who)
         if who is not None and message.recipient not in (who, BROADCAST) and by.kind == "agent":
             raise Forbidden(f"message {message_id} is not addressed to {who}")
         return message
@@ -98,7 +98,7 @@ class MessageService:
         require_reader(by, "reading messages")
         if not 1 <= limit <= 10_000:
             raise InvalidInput("limit must be from 1 to 10000")
-        return self.store.messages.list_messages(
+        return self.store.list_messages(
             recipient=self._as_reader(recipient, by),
             unread_only=unread_only,
             archived=archived,
@@ -108,7 +108,7 @@ class MessageService:
     def mark_read(self, message_id: int, *, reader: str | None = None, by: Principal) -> bool:
         """Mark one message read for reader (default: for every recipient; an agent: itself)."""
         require_operator_or_agent(by, "marking messages read")
-        return self.store.messages.mark_read(
+        return self.store.mark_message_read(
             message_id,
             reader=self._as_reader(reader, by),
             now=self.clock.now().timestamp(),
@@ -118,7 +118,7 @@ class MessageService:
     def mark_all_read(self, *, reader: str | None = None, by: Principal) -> int:
         """Mark every unread message read, for one server or for everyone (an agent: itself)."""
         require_operator_or_agent(by, "marking messages read")
-        return self.store.messages.mark_all_read(
+        return self.store.mark_all_messages_read(
             reader=self._as_reader(reader, by), now=self.clock.now().timestamp(), actor=by.actor
         )
 
@@ -128,7 +128,7 @@ class MessageService:
         validation.server_name(server)
         if by.kind == "agent" and server != by.server:
             raise Forbidden(f"agent {by.server} may not acknowledge as {server}")
-        return self.store.messages.acknowledge(
+        return self.store.acknowledge_message(
             message_id, server=server, now=self.clock.now().timestamp(), actor=by.actor
         )
 
@@ -139,11 +139,9 @@ class MessageService:
         if not 0 <= age <= MAX_DAYS:
             raise InvalidInput(f"invalid days {age!r}: expected 0 to {MAX_DAYS:g}")
         now = self.clock.now().timestamp()
-        return self.store.messages.archive_read_before(
-            cutoff=now - age * 86400.0, now=now, actor=by.actor
-        )
+        return self.store.archive_read_messages(cutoff=now - age * 86400.0, now=now, actor=by.actor)
 
     def stats(self, *, by: Principal) -> MessageStats:
         """Count messages."""
         require_reader(by, "reading message statistics")
-        return self.store.messages.stats()
+        return self.store.message_stats()

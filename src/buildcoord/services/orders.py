@@ -33,18 +33,18 @@ class OrderService:
 
     def create(self, server: str, kind: str, params: dict[str, Any], *, actor: str) -> AgentOrder:
         """Queue an order for server's agent."""
-        return self.store.orders.create(
+        return self.store.create_order(
             server, kind, params, now=self.clock.now().timestamp(), actor=actor
         )
 
     def pending(self, server: str, *, by: Principal) -> list[AgentOrder]:
         """The orders server's agent has yet to carry out, oldest first."""
         require_self_or_operator(by, server, "read orders")
-        return self.store.orders.list_orders(server=server, status="pending")
+        return self.store.list_orders(server=server, status="pending")
 
     def has_pending(self, server: str) -> bool:
         """Whether server's agent has orders waiting."""
-        return self.store.orders.has_pending(server)
+        return self.store.has_pending_orders(server)
 
     def report(
         self,
@@ -62,7 +62,7 @@ class OrderService:
             raise InvalidInput(f"invalid order status {status!r}: expected done or failed")
         if status == "failed" and not error:
             raise InvalidInput("a failed order needs an error")
-        order = self.store.orders.finish(
+        order = self.store.finish_order(
             order_id,
             server=server,
             status=status,
@@ -79,11 +79,11 @@ class OrderService:
     def get(self, order_id: int, *, by: Principal) -> AgentOrder:
         """One order."""
         require_reader(by, "reading orders")
-        return self.store.orders.get(order_id)
+        return self.store.get_order(order_id)
 
     def list_orders(
         self, *, server: str | None = None, status: str | None = None, by: Principal
     ) -> list[AgentOrder]:
         """Orders, oldest first."""
         require_reader(by, "reading orders")
-        return self.store.orders.list_orders(server=server, status=status)
+        return self.store.list_orders(server=server, status=status)

@@ -35,7 +35,7 @@ class BuildOutcomes:
         if artifact_root is not None:
             count = self.artifacts.record(job, artifact_root).file_count
         if job.status == "succeeded":
-            branch = self.store.branches.find_branch(job.branch)
+            branch = self.store.find_branch(job.branch)
             if branch is not None:
                 self.rollback.record_success(job, count, branch)
         if artifact_root is not None:

@@ -98,7 +98,7 @@ class PredictionService:
 
     def record(self, job: Job) -> BuildRecord | None:
         """Record a finished attempt that had started (one row per attempt); feed the model."""
-        record = self.store.history.record_finished(job)
+        record = self.store.record_build(job)
         if record is not None:
             with self._lock:
                 if self._predictor is not None:
@@ -119,11 +119,11 @@ class PredictionService:
 
     def _catch_up(self, predictor: Predictor) -> None:
         """Feed the builds other processes recorded since the last look (at most every 2 s)."""
-        now = time.monotonic()
+        now = self.clock.monotonic()
         if now - self._synced_at < SYNC_SECONDS:
             return
         self._synced_at = now
-        records = self.store.history.finished_since(self._high_water - SYNC_MARGIN)
+        records = self.store.builds_finished_since(self._high_water - SYNC_MARGIN)
         with self._lock:
             for record in records:
                 self._feed(predictor, record)
@@ -172,7 +172,7 @@ class PredictionService:
             with self._lock:
                 self._loading, self._pending = True, []
             try:
-                records = self.store.history.recent_builds(LOAD_WINDOW)
+                records = self.store.recent_builds(LOAD_WINDOW)
                 predictor = Predictor()
                 predictor.observe_all(_finished(record) for record in records)
                 with self._lock:
@@ -183,7 +183,7 @@ class PredictionService:
                     for record in self._pending:
                         self._feed(predictor, record)
                     self._predictor = predictor
-                    self._synced_at = time.monotonic()
+                    self._synced_at = self.clock.monotonic()
             finally:
                 with self._lock:
                     self._loading, self._pending = False, []
@@ -209,10 +209,10 @@ class PredictionService:
     def _key_of(self, branch: str) -> str:
         """The build key a new build of branch would have; NotFound for an unknown branch."""
         validation.branch_name(branch)
-        setup = self.store.branches.find_branch(branch)
+        setup = self.store.find_branch(branch)
         if setup is not None:
             return build_key(branch, setup.command)
-        key = self.store.history.latest_key_of(branch)
+        key = self.store.latest_build_key(branch)
         if key is None:
             raise NotFound(
                 f"unknown branch {branch}: it is not set up and no build of it has finished"
@@ -236,7 +236,7 @@ class PredictionService:
             validation.trigger(trigger)
         key = self._key_of(branch)
         if server is not None:
-            self.store.servers.get_server(server)  # NotFound for an unknown server
+            self.store.get_server(server)  # NotFound for an unknown server
         with self._predictions() as predict:
             prediction = predict(key, branch, server, trigger)
         if prediction is None:
@@ -258,9 +258,9 @@ class PredictionService:
         """The queue simulated now; its ``predict`` may be used inside the block only."""
         now = self.clock.now()
         servers = self.servers.list_servers(by=_SYSTEM_READER)
-        running = self.store.jobs.list_jobs(statuses=["running"], limit=RUNNING_WINDOW)
-        queued = self.store.jobs.list_jobs(statuses=["queued"], limit=QUEUE_WINDOW)
-        setups = {setup.name: setup for setup in self.store.branches.list_branches()}
+        running = self.store.list_jobs(statuses=["running"], limit=RUNNING_WINDOW)
+        queued = self.store.list_jobs(statuses=["queued"], limit=QUEUE_WINDOW)
+        setups = {setup.name: setup for setup in self.store.list_branches()}
         with self._predictions() as predict:
             yield plan_queue(
                 now=now,
@@ -280,7 +280,7 @@ class PredictionService:
         if trigger is not None:
             validation.trigger(trigger)
         key = self._key_of(branch)
-        setup = self.store.branches.find_branch(branch)
+        setup = self.store.find_branch(branch)
         labels = setup.labels if setup is not None else ()
         with self._planned() as plan:
             choices = rank_servers(
@@ -298,7 +298,7 @@ class PredictionService:
     def stats(self, *, by: Principal) -> HistoryStats:
         """The seed's tables over recent history: by branch, server, hour and weekday (UTC)."""
         require_reader(by, "reading statistics")
-        records = self.store.history.recent_builds(STATS_WINDOW)
+        records = self.store.recent_builds(STATS_WINDOW)
         return HistoryStats(
             builds=len(records),
             by_branch=_table(records, lambda record: record.branch),

@@ -1,5 +1,13 @@
 """The job queue's rules: validation, priority aging, leases, who may touch which job.
 
+This service owns every transition of a job, whoever asks for it: submit, claim (plain, or
+with the build recipe an agent gets), renew, complete, cancel (an operator's, or a branch
+watch's of a superseded build), retry, lease expiry, the release of a lost agent's jobs and
+the lease extension at a coordinator's start. Every transition that ends a job (succeeded,
+failed or cancelled: by its agent, an operator, an expired lease, a lost agent or a branch
+that lost its build command) goes through one step, ``_finished``, which runs the
+after-finish hooks given to the constructor; each hook checks the status it cares about.
+
 Priority aging: a queued job's effective priority is ``priority - waited / aging``, so it
 rises one step per ``priority_aging_minutes`` of waiting. Ordering jobs by that value at any
 moment is the same as ordering them by ``queued_at + (priority - 1) * aging``, a number
@@ -22,6 +30,7 @@ from buildcoord.models import (
     SYSTEM,
     TRIGGER_MANUAL,
     ArtifactFile,
+    Assignment,
     Job,
     Principal,
 )
@@ -36,8 +45,8 @@ from buildcoord.store.job_rows import NewJob
 log = logging.getLogger("buildcoord.queue")
 
 # Called after a job finished: (the job, its artifact directory when it reported a manifest).
-# "Finished": completed, cancelled while running, or failed because its lease ended on the
-# last attempt; a hook checks the status it cares about.
+# "Finished": any terminal transition (succeeded, failed, cancelled, whatever ended it); a
+# hook checks the status it cares about.
 FinishedHook = Callable[[Job, str | None], None]
 
 # Far above any epoch second, so that with aging off priority always dominates queue time.
@@ -53,14 +62,21 @@ def claim_rank(priority: int, queued_at: float, aging_seconds: float) -> float:
 
 
 class QueueService:
-    """Submit, claim, renew, complete, cancel and retry jobs."""
+    """Every transition of a job: submit, claim, renew, complete, cancel, retry, expiry."""
 
-    def __init__(self, store: Store, clock: Clock, settings: Settings) -> None:
+    def __init__(
+        self,
+        store: Store,
+        clock: Clock,
+        settings: Settings,
+        *,
+        finished: Sequence[FinishedHook] = (),
+    ) -> None:
         self.store = store
         self.clock = clock
         self.settings = settings
         self.aging_seconds = max(0.0, settings.priority_aging_minutes * 60.0)
-        self.finished: list[FinishedHook] = []
+        self._hooks = tuple(finished)
 
     def rank_of(self, priority: int, queued_at: float) -> float:
         """Claim rank under the current aging policy."""
@@ -68,11 +84,11 @@ class QueueService:
 
     def apply_aging_policy(self) -> int:
         """Re-rank waiting jobs if the aging setting changed since the last start."""
-        stored = self.store.settings.get_setting(_AGING_KEY)
+        stored = self.store.get_setting(_AGING_KEY)
         if stored is not None and float(stored) == self.aging_seconds:
             return 0
-        count = self.store.jobs.rerank_queued(self.rank_of)
-        self.store.settings.put_setting(_AGING_KEY, repr(self.aging_seconds))
+        count = self.store.rerank_queued_jobs(self.rank_of)
+        self.store.put_setting(_AGING_KEY, repr(self.aging_seconds))
         return count
 
     def submit(
@@ -104,7 +120,7 @@ class QueueService:
             validation.commit_id(commit)
         dependencies = _dependency_ids(depends_on)
         wanted = validation.labels(labels)
-        setup = self.store.branches.find_branch(branch)
+        setup = self.store.find_branch(branch)
         if commit is None:
             if setup is None:
                 raise NotFound(
@@ -126,7 +142,7 @@ class QueueService:
             trigger=trigger,
         )
         now = self.clock.now().timestamp()
-        return self.store.jobs.submit_job(
+        return self.store.submit_job(
             new,
             now=now,
             rank=self.rank_of(new.priority, now),
@@ -137,7 +153,7 @@ class QueueService:
     def get(self, job_id: int, *, by: Principal) -> Job:
         """Return one job."""
         require_reader(by, "reading jobs")
-        return self.store.jobs.get_job(job_id)
+        return self.store.get_job(job_id)
 
     def list_jobs(
         self,
@@ -157,24 +173,63 @@ class QueueService:
         if not 1 <= limit <= 10_000:
             raise InvalidInput("limit must be from 1 to 10000")
         statuses = None if status in (None, "all") else [status]
-        return self.store.jobs.list_jobs(
-            statuses=statuses, branch=branch, server=server, limit=limit
-        )
+        return self.store.list_jobs(statuses=statuses, branch=branch, server=server, limit=limit)
 
     def claim_next(self, server: str, *, by: Principal) -> Job | None:
         """Lease the next job this server can run (labels, dependencies, priority, age)."""
         require_self_or_operator(by, server, "claim jobs")
-        return self.store.jobs.claim_for_server(
+        return self.store.claim_job(
             server,
             now=self.clock.now().timestamp(),
             lease_seconds=self.settings.job_lease_seconds,
             actor=by.actor,
         )
 
+    def claim_build(self, server: str, *, by: Principal) -> Assignment | None:
+        """Lease the next job this agent can build, with its branch's build recipe.
+
+        A job whose branch lost its build command between the claim and the read of the
+        recipe is failed (and finished like any failure), and the next one is claimed.
+        """
+        require_self_or_operator(by, server, "claim jobs")
+        now = self.clock.now().timestamp()
+        while True:
+            # The server's labels are read in the claim's transaction (NotFound if none).
+            job = self.store.claim_job(
+                server,
+                now=now,
+                lease_seconds=self.settings.job_lease_seconds,
+                actor=by.actor,
+                buildable_only=True,
+            )
+            if job is None:
+                return None
+            branch = self.store.find_branch(job.branch)
+            if branch is not None and branch.command is not None:
+                return Assignment(
+                    job=job,
+                    repo=branch.repo,
+                    command=branch.command,
+                    timeout_seconds=branch.timeout_seconds,
+                    retry_on_failure=branch.retry_on_failure,
+                )
+            failed = self.store.complete_job(
+                job.id,
+                server=server,
+                fencing_token=job.fencing_token,
+                status="failed",
+                exit_code=None,
+                duration=0.0,
+                reason=f"branch {job.branch} has no build command any more",
+                now=now,
+                actor=SYSTEM.actor,
+            )
+            self._finished(failed)
+
     def renew(self, job_id: int, *, server: str, fencing_token: int, by: Principal) -> Job:
         """Extend the lease of a job the caller holds."""
         require_self_or_operator(by, server, "renew leases")
-        return self.store.jobs.renew_lease(
+        return self.store.renew_job_lease(
             job_id,
             server=server,
             fencing_token=fencing_token,
@@ -226,7 +281,7 @@ class QueueService:
             manifest = artifact_manifest(manifest)
         if artifact_root is not None:
             validation.text(artifact_root, what="artifact directory", maximum=validation.PATH_LIMIT)
-        job = self.store.jobs.complete_job(
+        job = self.store.complete_job(
             job_id,
             server=server,
             fencing_token=fencing_token,
@@ -238,11 +293,11 @@ class QueueService:
             actor=by.actor,
             manifest=manifest,
         )
-        run_finished_hooks(self.finished, job, artifact_root if manifest is not None else None)
+        self._finished(job, artifact_root if manifest is not None else None)
         if job.status == "failed" and job.attempt < job.max_attempts:
-            setup = self.store.branches.find_branch(job.branch)
+            setup = self.store.find_branch(job.branch)
             if setup is not None and setup.retry_on_failure:
-                return self.store.jobs.retry_job(
+                return self.store.retry_job(
                     job.id,
                     rank_of=self.rank_of,
                     now=self.clock.now().timestamp(),
@@ -250,47 +305,86 @@ class QueueService:
                 )
         return job
 
-    def cancel(self, job_id: int, *, reason: str | None = None, by: Principal) -> Job:
-        """Cancel a job that has not finished."""
+    def cancel(
+        self,
+        job_id: int,
+        *,
+        reason: str | None = None,
+        only_if_queued: bool = False,
+        by: Principal,
+    ) -> Job:
+        """Cancel a job that has not finished.
+
+        only_if_queued: Conflict unless it still waits in the queue (a superseded build is
+        withdrawn only before it starts).
+        """
         require_operator(by, "cancelling a job")
         if reason is not None:
             validation.text(reason, what="reason", maximum=validation.REASON_LIMIT, required=False)
-        job = self.store.jobs.cancel_job(
-            job_id, reason=reason, now=self.clock.now().timestamp(), actor=by.actor
+        job = self.store.cancel_job(
+            job_id,
+            reason=reason,
+            now=self.clock.now().timestamp(),
+            actor=by.actor,
+            only_if_status="queued" if only_if_queued else None,
         )
-        if job.started_at is not None:  # it was running: a build that ended (history)
-            run_finished_hooks(self.finished, job, None)
-        return job
+        return self._finished(job)
 
     def retry(self, job_id: int, *, by: Principal) -> Job:
         """Queue a failed or cancelled job again as its next attempt."""
         require_operator(by, "retrying a job")
-        return self.store.jobs.retry_job(
+        return self.store.retry_job(
             job_id, rank_of=self.rank_of, now=self.clock.now().timestamp(), actor=by.actor
         )
 
     def expire_leases(self) -> list[Job]:
-        """Maintenance: requeue or fail running jobs whose lease ran out.
+        """Maintenance: requeue or fail running jobs whose lease ran out."""
+        changed = self.store.expire_job_leases(now=self.clock.now().timestamp(), actor=SYSTEM.actor)
+        return self._leases_ended(changed)
 
-        A job failed on its last attempt runs the ``finished`` hooks; a requeued one does not
-        (its attempt's start is no longer known: the store clears it when requeueing).
-        """
-        changed = self.store.jobs.expire_leases(
-            now=self.clock.now().timestamp(), actor=SYSTEM.actor
+    def release_lost_agent(self, server: str) -> list[Job]:
+        """End the leases of an agent that is gone: requeue its jobs, or fail them."""
+        ended = self.store.end_job_leases_of(
+            server,
+            why="agent {server} disconnected",
+            now=self.clock.now().timestamp(),
+            actor=SYSTEM.actor,
         )
-        for job in changed:
+        return self._leases_ended(ended)
+
+    def extend_leases_at_start(self) -> int:
+        """Give every running job one lease period from now (a coordinator start).
+
+        Agents could not renew while no coordinator ran, so they get time to come back.
+        """
+        now = self.clock.now().timestamp()
+        return self.store.extend_job_leases(
+            until=now + self.settings.job_lease_seconds, now=now, actor="system:startup"
+        )
+
+    def _leases_ended(self, jobs: list[Job]) -> list[Job]:
+        """Finish those of jobs whose ended lease failed them (the last attempt).
+
+        A requeued one is not finished: its attempt's start is no longer known (the store
+        clears it when requeueing).
+        """
+        for job in jobs:
             if job.status == "failed":
-                run_finished_hooks(self.finished, job, None)
-        return changed
+                self._finished(job)
+        return jobs
 
+    def _finished(self, job: Job, artifact_root: str | None = None) -> Job:
+        """The one step after every terminal transition: run each after-finish hook.
 
-def run_finished_hooks(hooks: Sequence[FinishedHook], job: Job, artifact_root: str | None) -> None:
-    """Run every after-finish hook; one that fails is logged and the others still run."""
-    for hook in hooks:
-        try:
-            hook(job, artifact_root)
-        except Exception:  # the job is finished and recorded; a hook must not undo that
-            log.exception("job %d: after-finish hook failed", job.id)
+        A hook that fails is logged and the others still run: the job is finished and
+        recorded, and a hook must not undo that.
+        """
+        for hook in self._hooks:
+            try:
+                hook(job, artifact_root)
+            except Exception:
+                log.exception("job %d: after-finish hook failed", job.id)
+        return job
 
 
 def _dependency_ids(values: Sequence[int]) -> tuple[int, ...]:

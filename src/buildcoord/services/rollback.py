@@ -75,10 +75,10 @@ class RollbackService:
         """Register a successful build; order its tag when the branch wants one."""
         finished = job.finished_at or self.clock.now()
         if branch is None:
-            branch = self.store.branches.find_branch(job.branch)
+            branch = self.store.find_branch(job.branch)
         want_tag = branch is not None and branch.tag_on_success and job.server is not None
         message = tag_message(job, artifact_count) if want_tag else None
-        good = self.store.rollback.record_success(
+        good = self.store.record_good_build(
             job_id=job.id,
             branch=job.branch,
             commit=job.commit,
@@ -111,19 +111,19 @@ class RollbackService:
         """Successful builds (newest first), with their tags."""
         require_reader(by, "reading the rollback registry")
         if branch is not None:
-            self.store.branches.get_branch(branch)
-        return self.store.rollback.list_good(branch=branch, limit=limit)
+            self.store.get_branch(branch)
+        return self.store.list_good_builds(branch=branch, limit=limit)
 
     def show(self, tag: str, *, by: Principal) -> GoodBuild:
         """One tag's registry entry."""
         require_reader(by, "reading the rollback registry")
-        return self.store.rollback.by_tag(tag)
+        return self.store.good_build_by_tag(tag)
 
     def last_good(self, branch: str, *, by: Principal) -> GoodBuild:
         """The branch's last known good build."""
         require_reader(by, "reading the rollback registry")
-        self.store.branches.get_branch(branch)
-        good = self.store.rollback.last_good(branch)
+        self.store.get_branch(branch)
+        good = self.store.last_good_build(branch)
         if good is None:
             raise NotFound(f"no successful build recorded for branch {branch}")
         return good
@@ -136,19 +136,19 @@ class RollbackService:
         if isinstance(keep, bool) or not isinstance(keep, int) or not 1 <= keep <= MAX_KEEP:
             raise InvalidInput(f"invalid --keep {keep!r}: expected 1 to {MAX_KEEP}")
         if branch is not None:
-            self.store.branches.get_branch(branch)
+            self.store.get_branch(branch)
         per_branch: dict[str, list[GoodBuild]] = defaultdict(list)
-        for good in self.store.rollback.list_good(branch=branch, tagged_only=True, limit=None):
+        for good in self.store.list_good_builds(branch=branch, tagged_only=True, limit=None):
             per_branch[good.branch].append(good)
         removals = [good for goods in per_branch.values() for good in goods[keep:]]
         if dry_run:
             return TagCleanup(keep, True, removals)
         by_server: dict[tuple[str, str], list[str]] = defaultdict(list)
-        repos = {b.name: b.repo for b in self.store.branches.list_branches()}
+        repos = {b.name: b.repo for b in self.store.list_branches()}
         for good in removals:
             if good.tag_state in ("pending", "failed") or good.branch not in repos:
                 # Never written (or the branch is gone): nothing to delete in a repository.
-                self.store.rollback.mark_removed(
+                self.store.mark_tags_removed(
                     [good.tag or ""], now=self.clock.now().timestamp(), actor=by.actor
                 )
                 continue
@@ -170,7 +170,7 @@ class RollbackService:
         return TagCleanup(keep, False, removals, orders)
 
     def _push_setting(self, branch: str | None) -> bool:
-        found = None if branch is None else self.store.branches.find_branch(branch)
+        found = None if branch is None else self.store.find_branch(branch)
         return True if found is None else found.push_tags
 
     def _tagged(self, order: AgentOrder) -> None:
@@ -178,7 +178,7 @@ class RollbackService:
         job_id = order.params.get("job_id")
         if not isinstance(job_id, int):
             return
-        self.store.rollback.tag_outcome(
+        self.store.record_tag_outcome(
             job_id,
             written=order.status == "done",
             pushed=bool(result.get("pushed")),
@@ -191,6 +191,6 @@ class RollbackService:
         deleted = (order.result or {}).get("deleted", [])
         tags = [tag for tag in deleted if isinstance(tag, str)]
         if tags:
-            self.store.rollback.mark_removed(
+            self.store.mark_tags_removed(
                 tags, now=self.clock.now().timestamp(), actor=f"agent:{order.server}"
             )

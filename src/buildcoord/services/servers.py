@@ -41,7 +41,7 @@ class ServerService:
         if name in ("all", "system", "*"):
             raise InvalidInput(f"{name!r} is reserved and cannot name a server")
         secret = new_secret()
-        record = self.store.servers.register_server(
+        record = self.store.register_server(
             name,
             validation.server_labels(labels),
             token_hash=hash_secret(secret),
@@ -75,7 +75,7 @@ class ServerService:
             raise InvalidInput(
                 f"invalid metric uptime_seconds={uptime!r}: at most {MAX_UPTIME_SECONDS:g}"
             )
-        record = self.store.servers.record_heartbeat(
+        record = self.store.record_heartbeat(
             name,
             metrics=figures,
             agent_version=agent_version,
@@ -83,25 +83,23 @@ class ServerService:
             now=self.clock.now().timestamp(),
             actor=by.actor,
         )
-        return self._server(record, self.store.jobs.running_jobs_by_server())
+        return self._server(record, self.store.running_jobs_by_server())
 
     def get(self, name: str, *, by: Principal) -> Server:
         """Return one server with its live status."""
         require_reader(by, "reading servers")
-        return self._server(
-            self.store.servers.get_server(name), self.store.jobs.running_jobs_by_server()
-        )
+        return self._server(self.store.get_server(name), self.store.running_jobs_by_server())
 
     def list_servers(self, *, by: Principal) -> list[Server]:
         """Return every server with its live status."""
         require_reader(by, "reading servers")
-        running = self.store.jobs.running_jobs_by_server()
-        return [self._server(record, running) for record in self.store.servers.list_servers()]
+        running = self.store.running_jobs_by_server()
+        return [self._server(record, running) for record in self.store.list_servers()]
 
     def remove(self, name: str, *, by: Principal) -> None:
         """Forget a server and revoke its agent token."""
         require_operator(by, "removing a server")
-        self.store.servers.remove_server(name, now=self.clock.now().timestamp(), actor=by.actor)
+        self.store.remove_server(name, now=self.clock.now().timestamp(), actor=by.actor)
 
     def liveness(self, last_heartbeat_at: float | None, now: float) -> ServerStatus:
         """Online, stale (3 missed heartbeats) or offline (no heartbeat for 5 minutes)."""
@@ -118,9 +116,9 @@ class ServerService:
         """Maintenance: record every server whose liveness changed; return (name, from, to)."""
         now = self.clock.now().timestamp()
         changes: list[tuple[str, str, str]] = []
-        for record in self.store.servers.list_servers():
+        for record in self.store.list_servers():
             status = self.liveness(record.last_heartbeat_at, now)
-            if status != record.recorded_status and self.store.servers.record_status(
+            if status != record.recorded_status and self.store.record_server_status(
                 record.name,
                 expected=record.recorded_status,
                 status=status,

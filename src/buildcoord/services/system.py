@@ -13,6 +13,8 @@ from dataclasses import dataclass
 
 from buildcoord.clock import Clock
 from buildcoord.errors import Unavailable
+from buildcoord.models import Event, Principal
+from buildcoord.services.authority import require_reader
 from buildcoord.store import Store
 
 PROBE_EVERY_SECONDS = 5.0
@@ -34,7 +36,7 @@ class Health:
 
 
 class SystemService:
-    """The health check."""
+    """The health check and the audit trail."""
 
     def __init__(self, store: Store, clock: Clock) -> None:
         self.store = store
@@ -51,14 +53,21 @@ class SystemService:
                 self._refusal = self._probe(now)
                 self._probed_at = now
             refusal = self._refusal
-        database = self.store.engine.dialect.name
+        database = self.store.dialect
         if refusal is None:
             return Health("ok", database)
         return Health("degraded", database, f"the database refuses writes: {refusal}")
 
+    def events(
+        self, *, subject: str | None = None, after_id: int = 0, limit: int = 100, by: Principal
+    ) -> list[Event]:
+        """Read the audit trail in order, optionally for one subject, after a cursor."""
+        require_reader(by, "reading events")
+        return self.store.list_events(subject=subject, after_id=after_id, limit=limit)
+
     def _probe(self, now: float) -> str | None:
         try:
-            self.store.settings.probe_write(_PROBE_KEY, repr(now))
+            self.store.probe_write(_PROBE_KEY, repr(now))
         except Unavailable as exc:
             return str(exc)
         return None

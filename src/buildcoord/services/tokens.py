@@ -15,7 +15,6 @@ from __future__ import annotations
 import hashlib
 import secrets
 import threading
-import time
 
 from buildcoord import validation
 from buildcoord.clock import Clock
@@ -70,7 +69,7 @@ class TokenService:
         if known is not None:
             return known
         generation = token_revocations.generation
-        token = self.store.tokens.find_live_token(token_hash)
+        token = self.store.find_live_token(token_hash)
         if token is None:
             raise Unauthorized("invalid or revoked token")
         principal = Principal(kind=token.kind, name=token.name, server=token.server)
@@ -93,7 +92,7 @@ class TokenService:
     def _signing_key(self) -> str:
         """The key build tokens are signed with, made on first use."""
         if self._build_key is None:
-            self._build_key = self.store.settings.get_or_create_setting(
+            self._build_key = self.store.get_or_create_setting(
                 build_tokens.KEY_SETTING, build_tokens.new_key()
             )
         return self._build_key
@@ -105,7 +104,7 @@ class TokenService:
         none can be valid anyway.
         """
         if self._build_key is None:
-            self._build_key = self.store.settings.get_setting(build_tokens.KEY_SETTING)
+            self._build_key = self.store.get_setting(build_tokens.KEY_SETTING)
         return self._build_key
 
     def issue_build_token(
@@ -117,7 +116,7 @@ class TokenService:
         nothing else (see services/build_tokens.py).
         """
         require_self_or_operator(by, server, "get build tokens")
-        job = self.store.jobs.get_job(job_id)
+        job = self.store.get_job(job_id)
         if job.status != "running" or job.server != server:
             raise Conflict(f"job {job_id} is not running on {server}")
         if job.fencing_token != fencing_token:
@@ -132,12 +131,12 @@ class TokenService:
         if entry is None:
             return None
         expires, generation, principal = entry
-        if generation != token_revocations.generation or expires <= time.monotonic():
+        if generation != token_revocations.generation or expires <= self.clock.monotonic():
             return None
         return principal
 
     def _remember(self, token_hash: str, principal: Principal, generation: int) -> None:
-        now = time.monotonic()
+        now = self.clock.monotonic()
         with self._lock:
             # A revocation that started after the read began may have hidden from it.
             if generation != token_revocations.generation:
@@ -162,7 +161,7 @@ class TokenService:
                 "'servers add')"
             )
         secret = new_secret()
-        token = self.store.tokens.create_token(
+        token = self.store.create_token(
             name=name,
             kind=kind,
             server=None,
@@ -175,19 +174,15 @@ class TokenService:
     def list_tokens(self, *, by: Principal) -> list[Token]:
         """Return every token record."""
         require_operator(by, "listing tokens")
-        return self.store.tokens.list_tokens()
+        return self.store.list_tokens()
 
     def revoke(self, token_id: int, *, by: Principal) -> Token:
         """Revoke a token."""
         require_operator(by, "revoking tokens")
-        return self.store.tokens.revoke_token(
-            token_id, now=self.clock.now().timestamp(), actor=by.actor
-        )
+        return self.store.revoke_token(token_id, now=self.clock.now().timestamp(), actor=by.actor)
 
     def install_admin_token(self, secret: str) -> None:
         """Make BUILDCOORD_ADMIN_TOKEN a live operator token."""
         if len(secret) < 16:
             raise InvalidInput("BUILDCOORD_ADMIN_TOKEN must be at least 16 characters")
-        self.store.tokens.install_bootstrap_token(
-            hash_secret(secret), now=self.clock.now().timestamp()
-        )
+        self.store.install_bootstrap_token(hash_secret(secret), now=self.clock.now().timestamp())

@@ -1,15 +1,15 @@
-"""The FastAPI application: routers under /api/v1, error mapping, optional maintenance loop."""
+"""The FastAPI application: routers under /api/v1 and error mapping, over one Coordinator.
+
+The maintenance loop is not the app's: ``serve`` runs it beside the app (cli/serve.py).
+"""
 
 from __future__ import annotations
 
-import threading
-from collections.abc import AsyncIterator, Callable
-from contextlib import asynccontextmanager
+from collections.abc import Callable
 
 from fastapi import FastAPI
 
 from buildcoord import __version__
-from buildcoord.services import maintenance
 from buildcoord.services.coordinator import Coordinator
 from buildcoord.web.errors import ERROR_RESPONSES, install_error_handlers
 from buildcoord.web.guard import BodyLimits, RequestGuard
@@ -34,32 +34,13 @@ from buildcoord.web.routes import (
 def create_app(
     coordinator: Coordinator,
     *,
-    run_maintenance: bool = False,
     shutting_down: Callable[[], bool] | None = None,
 ) -> FastAPI:
-    """Build the app around one Coordinator; serve runs the maintenance loop inside it.
+    """Build the app around one Coordinator.
 
     ``shutting_down`` tells open agent sessions that the coordinator itself is stopping,
     so their closing is not taken for lost agents.
     """
-
-    @asynccontextmanager
-    async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
-        stop = threading.Event()
-        thread = None
-        if run_maintenance:
-            thread = threading.Thread(
-                target=maintenance.run_until,
-                args=(coordinator, stop, coordinator.settings.maintenance_interval_seconds),
-                name="buildcoord-maintenance",
-                daemon=True,
-            )
-            thread.start()
-        yield
-        stop.set()
-        if thread is not None:
-            thread.join(timeout=10)
-
     settings = coordinator.settings
     # The API's description is public by default: it says nothing the source does not, and
     # client authors need it. `api_docs = false` hides /docs, /redoc and /openapi.json.
@@ -67,7 +48,6 @@ def create_app(
         title="buildcoord",
         version=__version__,
         description="Coordinate builds across a fleet of build servers.",
-        lifespan=lifespan,
         openapi_url="/openapi.json" if settings.api_docs else None,
     )
     app.state.coordinator = coordinator

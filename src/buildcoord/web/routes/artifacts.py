@@ -1,11 +1,12 @@
-"""/api/v1/artifacts: builds' artifacts kept on agents, pins and cleanup; comparisons."""
+"""/api/v1/artifacts: builds' artifacts kept on agents, pins and cleanup; job manifests;
+comparisons."""
 
 from __future__ import annotations
 
 from fastapi import APIRouter, Query, Response
 from pydantic import TypeAdapter
 
-from buildcoord.models import ArtifactSet, ComparisonRecord
+from buildcoord.models import ArtifactFile, ArtifactSet, ComparisonRecord
 from buildcoord.web.auth import Caller, Services
 from buildcoord.web.schemas import ArtifactCleanupOut, CleanupIn, JobFilter, RowId
 
@@ -77,6 +78,12 @@ def pin(job_id: RowId, services: Services, caller: Caller) -> ArtifactSet:
 def unpin(job_id: RowId, services: Services, caller: Caller) -> ArtifactSet:
     """Let retention remove a build's artifacts again."""
     return services.artifacts.pin(job_id, False, by=caller)
+
+
+@router.get("/jobs/{job_id}/manifest")
+def manifest(job_id: RowId, services: Services, caller: Caller) -> list[ArtifactFile]:
+    """The artifact manifest the build reported."""
+    return services.artifacts.manifest(job_id, by=caller)
 
 
 @router.get("/comparisons")

@@ -1,11 +1,10 @@
-"""/api/v1/jobs/{id}/log and /api/v1/jobs/{id}/manifest: what a build said and produced."""
+"""/api/v1/jobs/{id}/log: what a build said."""
 
 from __future__ import annotations
 
 from fastapi import APIRouter
 
-from buildcoord.models import ArtifactFile, LogEntry
-from buildcoord.services.authority import require_reader
+from buildcoord.models import LogEntry
 from buildcoord.web.auth import Caller, LogWriter, Services
 from buildcoord.web.schemas import Count, Cursor, LogIn, RowId
 
@@ -26,10 +25,3 @@ def append(job_id: RowId, body: LogIn, services: Services, caller: LogWriter) ->
 def entries(job_id: RowId, services: Services, caller: Caller, after: Cursor = 0) -> list[LogEntry]:
     """Read a job's log entries after a cursor (entry id)."""
     return services.logs.entries(job_id, after_id=after, by=caller)
-
-
-@router.get("/manifest")
-def manifest(job_id: RowId, services: Services, caller: Caller) -> list[ArtifactFile]:
-    """The artifact manifest the build reported."""
-    require_reader(caller, "reading manifests")
-    return services.store.artifacts.manifest(job_id)

@@ -10,7 +10,7 @@ from fastapi.responses import JSONResponse
 from buildcoord import __version__
 from buildcoord.models import Event
 from buildcoord.services import maintenance
-from buildcoord.services.authority import require_operator, require_reader
+from buildcoord.services.authority import require_operator
 from buildcoord.services.maintenance import StepReport
 from buildcoord.web.auth import Caller, Services
 from buildcoord.web.schemas import Cursor, limit_query
@@ -41,9 +41,8 @@ def events(
     limit: int = limit_query(100, 1000),
 ) -> list[Event]:
     """Read the audit trail in order, optionally for one subject, after a cursor."""
-    require_reader(caller, "reading events")
-    return services.store.events.list_events(
-        subject=subject, after_id=after, limit=max(1, min(limit, 1000))
+    return services.system.events(
+        subject=subject, after_id=after, limit=max(1, min(limit, 1000)), by=caller
     )
 
 
