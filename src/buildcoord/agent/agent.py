@@ -73,11 +73,6 @@ class Agent:
         """Whether the agent claims no more jobs."""
         return self._stop_requests >= 1
 
-    @property
-    def aborting(self) -> bool:
-        """Whether the current build is to be cancelled."""
-        return self._stop_requests >= 2
-
     # -- life cycle ----------------------------------------------------------------------------
 
     def start(self) -> None:

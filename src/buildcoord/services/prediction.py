@@ -16,7 +16,7 @@ import logging
 import statistics
 import threading
 import time
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 
 from buildcoord import validation
@@ -129,14 +129,6 @@ class PredictionService:
                 self._feed(predictor, record)
             horizon = self._high_water - SYNC_MARGIN
             self._seen = {key: at for key, at in self._seen.items() if at >= horizon}
-
-    def record_all(self, jobs: Iterable[Job]) -> None:
-        """Record those of ``jobs`` that finished (lease expiry, lost agents)."""
-        for job in jobs:
-            try:
-                self.record(job)
-            except Exception:  # the jobs changed state already; history must not undo that
-                log.exception("job %d: recording its build history failed", job.id)
 
     # -- the model ------------------------------------------------------------------------
 
