@@ -8,10 +8,10 @@ from collections.abc import AsyncIterator
 
 from fastapi import APIRouter, Request, Response
 from fastapi.responses import StreamingResponse
-from pydantic import TypeAdapter
 from starlette.concurrency import run_in_threadpool
 
 from buildcoord.models import Assignment
+from buildcoord.web import responses
 from buildcoord.web.auth import Caller, Services
 
 router = APIRouter(prefix="/agents/{server}", tags=["agents"])
@@ -19,18 +19,10 @@ router = APIRouter(prefix="/agents/{server}", tags=["agents"])
 KEEPALIVE_SECONDS = 1.0
 
 
-_ASSIGNMENT = TypeAdapter(Assignment)
-
-
 @router.post("/claim", response_model=Assignment, responses={204: {"description": "no work"}})
 def claim(server: str, services: Services, caller: Caller) -> Response:
     """Lease the next job this agent can build; 204 when there is none."""
-    assignment = services.agents.claim(server, by=caller)
-    if assignment is None:
-        return Response(status_code=204)
-    # Serialised here, once: the same bytes as FastAPI's rendering of response_model.
-    body = _ASSIGNMENT.dump_json(assignment, by_alias=True)
-    return Response(body, media_type="application/json")
+    return responses.record_or_no_content(services.agents.claim(server, by=caller))
 
 
 @router.get("/session")

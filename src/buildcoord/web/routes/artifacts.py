@@ -4,15 +4,13 @@ comparisons."""
 from __future__ import annotations
 
 from fastapi import APIRouter, Query, Response
-from pydantic import TypeAdapter
 
 from buildcoord.models import ArtifactFile, ArtifactSet, ComparisonRecord
+from buildcoord.web import responses
 from buildcoord.web.auth import Caller, Services
 from buildcoord.web.schemas import ArtifactCleanupOut, CleanupIn, JobFilter, RowId
 
 router = APIRouter(tags=["artifacts"])
-
-_SET = TypeAdapter(ArtifactSet)
 
 
 @router.get("/artifacts")
@@ -37,10 +35,7 @@ def list_sets(
 )
 def latest(services: Services, caller: Caller, branch: str, server: str) -> Response:
     """The newest successful build of a branch on a server that still has its artifacts."""
-    found = services.artifacts.latest(branch, server, by=caller)
-    if found is None:
-        return Response(status_code=204)
-    return Response(_SET.dump_json(found), media_type="application/json")
+    return responses.record_or_no_content(services.artifacts.latest(branch, server, by=caller))
 
 
 @router.post("/artifacts/cleanup")

@@ -2,12 +2,10 @@
 
 from __future__ import annotations
 
-import json
-
 from fastapi import APIRouter, Response, status
-from pydantic import TypeAdapter
 
 from buildcoord.models import ArtifactFile, Job, JobForecast
+from buildcoord.web import responses
 from buildcoord.web.auth import Caller, Services
 from buildcoord.web.schemas import (
     BuildTokenIn,
@@ -22,18 +20,6 @@ from buildcoord.web.schemas import (
 )
 
 router = APIRouter(prefix="/jobs", tags=["queue"])
-
-_JOB = TypeAdapter(Job)
-_FORECAST = TypeAdapter(JobForecast)
-
-
-def job_response(job: Job) -> Response:
-    """The job as JSON, serialised once, in the thread that made it.
-
-    FastAPI would validate a returned Job again (in a thread-pool hop) and then serialise
-    it; the body is the same bytes as FastAPI's own rendering of response_model=Job.
-    """
-    return Response(_JOB.dump_json(job, by_alias=True), media_type="application/json")
 
 
 @router.post("", status_code=status.HTTP_201_CREATED)
@@ -73,18 +59,18 @@ def list_jobs(
         forecasts = services.prediction.forecast()
     items = []
     for job in found:
-        item = _JOB.dump_python(job, mode="json", by_alias=True)
+        item = responses.plain(job)
         known = forecasts.get(job.id)
-        item["forecast"] = None if known is None else _FORECAST.dump_python(known, mode="json")
+        item["forecast"] = None if known is None else responses.plain(known)
         items.append(item)
-    return Response(json.dumps(items), media_type="application/json")
+    return responses.rows(items)
 
 
 @router.post("/claim", response_model=Job, responses={204: {"description": "nothing to claim"}})
 def claim(body: ClaimIn, services: Services, caller: Caller) -> Response:
     """Lease the next job this server can run; 204 when there is none."""
     job = services.queue.claim_next(body.server, by=caller)
-    return Response(status_code=204) if job is None else job_response(job)
+    return responses.record_or_no_content(job)
 
 
 @router.get("/{job_id}")
@@ -129,7 +115,7 @@ def complete(job_id: RowId, body: CompleteIn, services: Services, caller: Caller
         artifact_root=body.artifact_root,
         by=caller,
     )
-    return job_response(job)
+    return responses.record(job)
 
 
 @router.post("/{job_id}/cancel")
