@@ -4,7 +4,7 @@ Every figure is printed next to a baseline measured in the same run on the same 
 
 1. a bare SQL claim + complete loop written with the driver alone (sqlite3 in WAL with
    synchronous=NORMAL; psycopg 3) on a minimal jobs table;
-2. the store (``Store.jobs.claim_next_job`` + ``complete_job``) with 1, 2 and 4 claimer
+2. the store (``claim_next_job`` below + ``Store.jobs.complete_job``) with 1, 2 and 4 claimer
    processes, each with its own Store on the same database;
 3. the HTTP API of a real ``buildcoord serve`` subprocess on a loopback port, with 1, 2 and 4
    client processes claiming and completing as agents do, against GET /api/v1/health with
@@ -47,6 +47,7 @@ import http.client
 import importlib.metadata
 import importlib.util
 import json
+import logging
 import multiprocessing
 import os
 import platform
@@ -69,12 +70,15 @@ from typing import Any
 
 import psycopg
 from psycopg import sql as pgsql
-from sqlalchemy import Engine, bindparam, event, func, insert, select, text, update
+from sqlalchemy import Engine, bindparam, func, insert, select, text, update
 
 from buildcoord.client import Client
+from buildcoord.models import Job, matched_labels
 from buildcoord.services.queue import claim_rank
 from buildcoord.store import Store
-from buildcoord.store.engine import write_transaction
+from buildcoord.store import job_queries as queries
+from buildcoord.store.engine import DRIVER_LOG_FORMAT, driver_transaction, write_transaction
+from buildcoord.store.job_leases import claim_first
 from buildcoord.store.schema import job_dependencies, jobs
 
 ROOT = _BENCH_DIR.parent
@@ -111,6 +115,26 @@ FULL = Sizes(5.0, 1.0, 200_000, 100_000, 20_000, 2_000)
 def log(message: str) -> None:
     """Progress goes to stderr: stdout carries only the result."""
     print(message, file=sys.stderr, flush=True)
+
+
+def claim_next_job(
+    store: Store,
+    server: str,
+    server_labels: frozenset[str],
+    *,
+    now: float,
+    lease_seconds: float,
+    actor: str,
+) -> Job | None:
+    """The store's claim (JobStore.claim_for_server) for a server whose labels are given.
+
+    The benchmark's claimers are no registered servers, so their labels are not read from
+    the servers table; the rest is the store's own claim, in one driver transaction.
+    """
+    with driver_transaction(store.engine) as db:
+        first = db.run(queries.CANDIDATES[False], (queries.CLAIM_BATCH,))
+        labels = matched_labels(server, server_labels, ())
+        return claim_first(db, first, server, labels, now, lease_seconds, actor, False)
 
 
 # -- worker processes -------------------------------------------------------------------------
@@ -329,8 +353,8 @@ def task_store(
     for _ in range(limit):
         if time.time() >= deadline:
             break
-        job = store.jobs.claim_next_job(
-            server, frozenset(), now=time.time(), lease_seconds=LEASE_SECONDS, actor=actor
+        job = claim_next_job(
+            store, server, frozenset(), now=time.time(), lease_seconds=LEASE_SECONDS, actor=actor
         )
         if job is None:
             drained = True
@@ -1148,21 +1172,27 @@ def _default_stack() -> str:
 def _capture_claim_query(store: Store) -> tuple[str, Any]:
     """Run one real claim and return the SQL and parameters its candidate SELECT sent.
 
-    With a listener on the engine, the store runs this claim through SQLAlchemy instead of
-    straight on the driver's cursor: the same SQL text and parameters, now visible here.
+    With SQL logging on, the store's driver logs each statement it runs with its parameters.
     """
     captured: list[tuple[str, Any]] = []
 
-    def listener(
-        _conn: Any, _cursor: Any, statement: str, parameters: Any, _ctx: Any, _many: bool
-    ) -> None:
-        words = statement.split()
-        if words and words[0].upper() == "SELECT" and "rank" in statement and not captured:
-            captured.append((statement, parameters))
+    class Collect(logging.Handler):
+        def emit(self, record: logging.LogRecord) -> None:
+            if record.msg != DRIVER_LOG_FORMAT or not isinstance(record.args, tuple):
+                return
+            statement, parameters = record.args
+            words = str(statement).split()
+            if words and words[0].upper() == "SELECT" and "rank" in statement and not captured:
+                captured.append((str(statement), tuple(parameters)))
 
-    event.listen(store.engine, "before_cursor_execute", listener)
+    logger = logging.getLogger("sqlalchemy.engine.Engine")
+    handler, level, propagate = Collect(), logger.level, logger.propagate
+    logger.addHandler(handler)
+    logger.setLevel(logging.INFO)
+    logger.propagate = False
     try:
-        job = store.jobs.claim_next_job(
+        job = claim_next_job(
+            store,
             "bench-latency",
             frozenset({"linux"}),
             now=time.time(),
@@ -1170,7 +1200,9 @@ def _capture_claim_query(store: Store) -> tuple[str, Any]:
             actor="agent:bench-latency",
         )
     finally:
-        event.remove(store.engine, "before_cursor_execute", listener)
+        logger.removeHandler(handler)
+        logger.setLevel(level)
+        logger.propagate = propagate
     if job is not None:
         _complete(store, job.id, job.fencing_token)
     if not captured:
@@ -1223,15 +1255,25 @@ def measure_latency(store: Store, claims: int) -> dict[str, Any]:
     complete_times: list[float] = []
     labels = frozenset({"linux"})
     for _ in range(20):  # warm-up
-        job = store.jobs.claim_next_job(
-            "bench-latency", labels, now=time.time(), lease_seconds=LEASE_SECONDS, actor="bench"
+        job = claim_next_job(
+            store,
+            "bench-latency",
+            labels,
+            now=time.time(),
+            lease_seconds=LEASE_SECONDS,
+            actor="bench",
         )
         if job is not None:
             _complete(store, job.id, job.fencing_token)
     for _ in range(claims):
         started = time.perf_counter()
-        job = store.jobs.claim_next_job(
-            "bench-latency", labels, now=time.time(), lease_seconds=LEASE_SECONDS, actor="bench"
+        job = claim_next_job(
+            store,
+            "bench-latency",
+            labels,
+            now=time.time(),
+            lease_seconds=LEASE_SECONDS,
+            actor="bench",
         )
         claimed = time.perf_counter()
         if job is None:

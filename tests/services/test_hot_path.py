@@ -1,8 +1,8 @@
 """The claim/complete hot path: prebuilt SQL on the driver's cursor.
 
-It must write exactly what the same statements write through SQLAlchemy (the path taken when
-something listens to the engine), roll back as one transaction, and never hand out a pooled
-PostgreSQL connection the server has closed (there is no pool_pre_ping any more).
+It must write exactly the same with SQL logging on (the driver logs its own statements), roll
+back as one transaction, and never hand out a pooled PostgreSQL connection the server has
+closed (there is no pool_pre_ping any more).
 """
 
 from __future__ import annotations
@@ -17,7 +17,7 @@ from typing import Any
 
 import psycopg
 import pytest
-from sqlalchemy import Engine, event, insert, select
+from sqlalchemy import Engine, insert, select
 from sqlalchemy.exc import OperationalError
 
 import buildcoord.store.engine as engine_module
@@ -30,8 +30,9 @@ from buildcoord.services import maintenance
 from buildcoord.services.coordinator import Coordinator
 from buildcoord.store import Store
 from buildcoord.store.engine import read_transaction, write_transaction
-from buildcoord.store.job_statements import CLAIM, CLAIM_RECORDING, COMPLETE
+from buildcoord.store.job_queries import CLAIM, CLAIM_RECORDING, COMPLETE
 from buildcoord.store.schema import jobs, metadata
+from sql_log import logged_statements
 
 from .conftest import StoreState
 
@@ -142,21 +143,20 @@ def _scenario(store: Store) -> list[tuple[str, Any]]:
     return results
 
 
-def test_the_driver_path_writes_what_the_same_sql_writes_through_sqlalchemy(
+def test_the_driver_path_writes_the_same_with_sql_logging_on_and_logs_its_statements(
     new_store: NewStore,
 ) -> None:
     direct = new_store()
     watched = new_store()
-    sent: list[str] = []
-    # A listener on the engine sends the hot path through SQLAlchemy's own execution.
-    event.listen(watched.engine, "before_cursor_execute", lambda *args: sent.append(args[2]))
 
     direct_results = _scenario(direct)
-    watched_results = _scenario(watched)
+    with logged_statements(watched.engine) as logged:
+        watched_results = _scenario(watched)
+    sent = [statement for statement, _parameters in logged]
 
     assert direct_results == watched_results
     assert _table_rows(direct.engine) == _table_rows(watched.engine)
-    # ... which did go through the listener: the claim's lease and its event.
+    # ... and the driver logged what it ran: the claim's lease and its event.
     assert any("UPDATE jobs SET status = 'running'" in statement for statement in sent)
     assert any("INSERT INTO events" in statement for statement in sent)
 
@@ -175,7 +175,7 @@ def test_a_failure_after_the_claims_update_rolls_the_whole_claim_back(
         raise RuntimeError("the row could not be read")
 
     # The claim reads its row after the UPDATE (and its event).
-    monkeypatch.setattr(job_leases_module, "job_from_values", broken)
+    monkeypatch.setattr(job_leases_module, "job_from_row", broken)
     with pytest.raises(RuntimeError, match="could not be read"):
         coordinator.queue.claim_next("build1", by=agent)
 

@@ -30,7 +30,8 @@ def stamp_of(tag: str | None) -> datetime:
 
 def tag_stamp(coordinator: Coordinator, job: Job) -> datetime:
     """The UTC second of the success tag the registry holds for a job."""
-    good = coordinator.store.rollback.by_job(job.id)
+    registry = coordinator.store.rollback.list_good(include_removed=True, limit=None)
+    good = next((entry for entry in registry if entry.job_id == job.id), None)
     assert good is not None
     return stamp_of(good.tag)
 

@@ -9,9 +9,10 @@ from sqlalchemy import Connection, Engine, Row, delete, func, insert, select, up
 
 from buildcoord.errors import NotFound
 from buildcoord.models import ArtifactFile, ArtifactSet
-from buildcoord.store.engine import read_transaction, write_transaction
+from buildcoord.store import job_queries as queries
+from buildcoord.store.engine import Driver, read_transaction, write_transaction
 from buildcoord.store.events import append_event
-from buildcoord.store.schema import artifact_sets, artifacts, good_builds, jobs
+from buildcoord.store.schema import artifact_sets, artifacts, good_builds
 from buildcoord.store.timestamps import from_epoch, from_epoch_or_none
 
 
@@ -49,7 +50,7 @@ class ArtifactStore:
     def manifest(self, job_id: int) -> list[ArtifactFile]:
         """Return a job's manifest, sorted by path."""
         with read_transaction(self.engine) as conn:
-            if conn.execute(select(jobs.c.id).where(jobs.c.id == job_id)).first() is None:
+            if Driver.within(conn).run(queries.JOB_EXISTS, (job_id,)).fetchone() is None:
                 raise NotFound(f"job {job_id} does not exist")
             rows = conn.execute(
                 select(artifacts).where(artifacts.c.job_id == job_id).order_by(artifacts.c.path)
@@ -109,13 +110,10 @@ class ArtifactSetStore:
     def record_set(self, job_id: int, root: str, *, now: float, actor: str) -> ArtifactSet:
         """Record (or refresh) where a finished job's artifacts are, from its manifest rows."""
         with write_transaction(self.engine) as conn:
-            job = conn.execute(
-                select(jobs.c.server, jobs.c.branch, jobs.c.commit, jobs.c.status).where(
-                    jobs.c.id == job_id
-                )
-            ).one_or_none()
+            job = Driver.within(conn).run(queries.JOB_ORIGIN, (job_id,)).fetchone()
             if job is None:
                 raise NotFound(f"job {job_id} does not exist")
+            server, branch, commit, status = job
             count, total = conn.execute(
                 select(func.count(), func.coalesce(func.sum(artifacts.c.size), 0)).where(
                     artifacts.c.job_id == job_id
@@ -127,13 +125,13 @@ class ArtifactSetStore:
             conn.execute(delete(artifact_sets).where(artifact_sets.c.job_id == job_id))
             values = {
                 "job_id": job_id,
-                "server": job.server or "",
-                "branch": job.branch,
-                "commit": job.commit,
+                "server": server or "",
+                "branch": branch,
+                "commit": commit,
                 "root": root,
                 "file_count": int(count),
                 "total_bytes": int(total),
-                "succeeded": job.status == "succeeded",
+                "succeeded": status == "succeeded",
                 "created_at": now,
                 "pinned": bool(pinned),
                 "removed_at": None,
@@ -149,7 +147,7 @@ class ArtifactSetStore:
                 subject=f"job:{job_id}",
                 after={"server": values["server"], "files": count, "bytes": int(total)},
             )
-            return set_from_row(record, last_good_jobs(conn, job.branch))
+            return set_from_row(record, last_good_jobs(conn, branch))
 
     def get_set(self, job_id: int) -> ArtifactSet:
         """One job's artifact set, or NotFound."""

@@ -3,51 +3,160 @@
 Also the poller's state per branch (the tip it last saw, when it looked, what went wrong, when
 the schedule next fires). Each change of that state is a compare-and-set, so two pollers (two
 threads, or two coordinators on one PostgreSQL) never both act on the same observation.
+
+Its statements are prebuilt SQL on the driver's cursor, like the job tables' (job_queries):
+every successful build reads its branch (find_branch), and through SQLAlchemy Core that read
+cost about 130 µs against 15 µs on the driver (SQLite, in process). One style for the table.
 """
 
 from __future__ import annotations
 
-from types import SimpleNamespace
+from collections.abc import Sequence
+from functools import cache
 from typing import Any
 
-from sqlalchemy import Engine, Row, delete, insert, select, update
+from sqlalchemy import Engine
 
-from buildcoord.errors import Conflict, NotFound
+from buildcoord.errors import Conflict, InvalidInput, NotFound
 from buildcoord.models import Branch
-from buildcoord.store.engine import driver_read, read_transaction, sql, write_transaction
-from buildcoord.store.events import append_event
-from buildcoord.store.schema import branches
+from buildcoord.store.engine import Driver, Sql, driver_read, driver_transaction, sql
+from buildcoord.store.events import record_event
 from buildcoord.store.timestamps import from_epoch, from_epoch_or_none
 
-# The one-branch read every finished job and every agent claim makes: prebuilt, on the driver.
-_COLUMNS = [column.name for column in branches.c]
-_FIND = sql(
-    "SELECT " + ", ".join(f'"{name}"' for name in _COLUMNS) + " FROM branches WHERE name = ?"
+COLUMNS = (
+    "name",
+    "repo",
+    "command",
+    "priority",
+    "labels",
+    "timeout_seconds",
+    "retry_on_failure",
+    "created_at",
+    "updated_at",
+    "tag_on_success",
+    "push_tags",
+    "auto_build",
+    "schedule",
+    "enabled",
+    "seen_commit",
+    "checked_at",
+    "check_error",
+    "next_scheduled_at",
+)
+"""The branches table's columns, in the order branch_from_row reads them."""
+
+_SWITCHES = frozenset({"retry_on_failure", "tag_on_success", "push_tags", "auto_build", "enabled"})
+"""The boolean columns (SQLite stores them as 0 and 1)."""
+
+_SELECT = f"SELECT {', '.join(COLUMNS)} FROM branches"
+
+# One branch by name.
+FIND = sql(f"{_SELECT} WHERE name = ?")
+
+# Every branch, by name.
+LIST = sql(f"{_SELECT} ORDER BY name")
+
+# A new branch (every column, in COLUMNS order).
+INSERT = sql(
+    f"INSERT INTO branches ({', '.join(COLUMNS)}) VALUES ({', '.join('?' * len(COLUMNS))})"
 )
 
+# Forget a branch (its jobs stay).
+DELETE = sql("DELETE FROM branches WHERE name = ?")
 
-def branch_from_row(row: Row[Any] | SimpleNamespace) -> Branch:
-    """Build a Branch from a row of the branches table."""
+# Move seen_commit from an expected tip (or from none) to a new one. Parameters: tip,
+# checked_at, name[, expected].
+RECORD_TIP = {
+    True: sql(
+        "UPDATE branches SET seen_commit = ?, checked_at = ? WHERE name = ? AND seen_commit IS NULL"
+    ),
+    False: sql(
+        "UPDATE branches SET seen_commit = ?, checked_at = ? WHERE name = ? AND seen_commit = ?"
+    ),
+}
+
+_CHECK = "UPDATE branches SET check_error = ?, checked_at = ? WHERE name = ?"
+
+# Set the check's outcome only where a streak turns: by ``failing`` (a failure after none, or
+# a success after failures). Parameters: check_error, checked_at, name.
+CHECK_TURNS = {
+    True: sql(f"{_CHECK} AND check_error IS NULL"),
+    False: sql(f"{_CHECK} AND check_error IS NOT NULL"),
+}
+
+# Set the check's outcome. Parameters: check_error, checked_at, name.
+CHECK = sql(_CHECK)
+
+# Move next_scheduled_at from an expected time (or from none). Parameters: next_at, name[,
+# expected].
+ADVANCE_SCHEDULE = {
+    True: sql(
+        "UPDATE branches SET next_scheduled_at = ? WHERE name = ? AND next_scheduled_at IS NULL"
+    ),
+    False: sql(
+        "UPDATE branches SET next_scheduled_at = ? WHERE name = ? AND next_scheduled_at = ?"
+    ),
+}
+
+
+@cache
+def update_columns(columns: tuple[str, ...]) -> Sql:
+    """Set the named columns and updated_at. Parameters: *values, updated_at, name."""
+    unknown = set(columns) - set(COLUMNS)
+    if unknown or "name" in columns:
+        raise InvalidInput(f"not a branch setting: {', '.join(sorted(unknown or {'name'}))}")
+    assignments = ", ".join(f"{column} = ?" for column in (*columns, "updated_at"))
+    return sql(f"UPDATE branches SET {assignments} WHERE name = ?")
+
+
+def branch_from_row(row: Sequence[Any]) -> Branch:
+    """Build a Branch from a row of the branches table (COLUMNS, in order)."""
+    (
+        name,
+        repo,
+        command,
+        priority,
+        labels,
+        timeout_seconds,
+        retry_on_failure,
+        created_at,
+        updated_at,
+        tag_on_success,
+        push_tags,
+        auto_build,
+        schedule,
+        enabled,
+        seen_commit,
+        checked_at,
+        check_error,
+        next_scheduled_at,
+    ) = row
     return Branch(
-        name=row.name,
-        repo=row.repo,
-        command=row.command,
-        priority=row.priority,
-        labels=tuple(label for label in row.labels.split(",") if label),
-        timeout_seconds=row.timeout_seconds,
-        retry_on_failure=bool(row.retry_on_failure),
-        created_at=from_epoch(row.created_at),
-        updated_at=from_epoch(row.updated_at),
-        tag_on_success=bool(row.tag_on_success),
-        push_tags=bool(row.push_tags),
-        auto_build=bool(row.auto_build),
-        schedule=row.schedule,
-        enabled=bool(row.enabled),
-        seen_commit=row.seen_commit,
-        checked_at=from_epoch_or_none(row.checked_at),
-        check_error=row.check_error,
-        next_scheduled_at=from_epoch_or_none(row.next_scheduled_at),
+        name=name,
+        repo=repo,
+        command=command,
+        priority=priority,
+        labels=tuple(label for label in labels.split(",") if label),
+        timeout_seconds=timeout_seconds,
+        retry_on_failure=bool(retry_on_failure),
+        created_at=from_epoch(created_at),
+        updated_at=from_epoch(updated_at),
+        tag_on_success=bool(tag_on_success),
+        push_tags=bool(push_tags),
+        auto_build=bool(auto_build),
+        schedule=schedule,
+        enabled=bool(enabled),
+        seen_commit=seen_commit,
+        checked_at=from_epoch_or_none(checked_at),
+        check_error=check_error,
+        next_scheduled_at=from_epoch_or_none(next_scheduled_at),
     )
+
+
+def _find(db: Driver, name: str) -> Sequence[Any] | None:
+    """One branch's row, or None."""
+    row: Sequence[Any] | None = db.run(FIND, (name,)).fetchone()
+    return row
 
 
 class BranchStore:
@@ -77,34 +186,32 @@ class BranchStore:
         actor: str,
     ) -> Branch:
         """Insert a branch; Conflict if it exists."""
-        with write_transaction(self.engine) as conn:
-            if conn.execute(select(branches.c.name).where(branches.c.name == name)).first():
+        row = (
+            name,
+            repo,
+            command,
+            priority,
+            ",".join(labels),
+            timeout_seconds,
+            retry_on_failure,
+            now,
+            now,
+            tag_on_success,
+            push_tags,
+            auto_build,
+            schedule,
+            enabled,
+            seen_commit,
+            None if seen_commit is None else now,
+            None,
+            next_scheduled_at,
+        )
+        with driver_transaction(self.engine) as db:
+            if _find(db, name) is not None:
                 raise Conflict(f"branch {name} already exists")
-            row = conn.execute(
-                insert(branches)
-                .values(
-                    name=name,
-                    repo=repo,
-                    command=command,
-                    priority=priority,
-                    labels=",".join(labels),
-                    timeout_seconds=timeout_seconds,
-                    retry_on_failure=retry_on_failure,
-                    tag_on_success=tag_on_success,
-                    push_tags=push_tags,
-                    auto_build=auto_build,
-                    schedule=schedule,
-                    enabled=enabled,
-                    seen_commit=seen_commit,
-                    checked_at=None if seen_commit is None else now,
-                    next_scheduled_at=next_scheduled_at,
-                    created_at=now,
-                    updated_at=now,
-                )
-                .returning(*branches.c)
-            ).one()
-            append_event(
-                conn,
+            db.run(INSERT, row)
+            record_event(
+                db,
                 at=now,
                 actor=actor,
                 kind="branch.added",
@@ -119,81 +226,69 @@ class BranchStore:
                     "seen_commit": seen_commit,
                 },
             )
-            return branch_from_row(row)
+        return branch_from_row(row)
 
     def get_branch(self, name: str) -> Branch:
         """Return one branch or raise NotFound."""
-        with read_transaction(self.engine) as conn:
-            row = conn.execute(select(branches).where(branches.c.name == name)).one_or_none()
-        if row is None:
+        found = self.find_branch(name)
+        if found is None:
             raise NotFound(f"branch {name} is not set up (add it with 'buildcoord branches add')")
-        return branch_from_row(row)
+        return found
 
     def find_branch(self, name: str) -> Branch | None:
         """Return one branch or None."""
         with driver_read(self.engine) as db:
-            row = db.run(_FIND, (name,)).fetchone()
-        return (
-            None
-            if row is None
-            else branch_from_row(SimpleNamespace(**dict(zip(_COLUMNS, row, strict=True))))
-        )
+            row = _find(db, name)
+        return None if row is None else branch_from_row(row)
 
     def list_branches(self) -> list[Branch]:
         """Return every branch by name."""
-        with read_transaction(self.engine) as conn:
-            rows = conn.execute(select(branches).order_by(branches.c.name)).all()
+        with driver_read(self.engine) as db:
+            rows = db.run(LIST).fetchall()
         return [branch_from_row(row) for row in rows]
 
     def update_branch(
         self, name: str, changes: dict[str, Any], *, now: float, actor: str
     ) -> Branch:
         """Change some of a branch's settings (columns named in changes)."""
-        with write_transaction(self.engine) as conn:
-            before = conn.execute(select(branches).where(branches.c.name == name)).one_or_none()
+        columns = tuple(changes)
+        statement = update_columns(columns)
+        with driver_transaction(self.engine) as db:
+            before = _find(db, name)
             if before is None:
                 raise NotFound(f"branch {name} is not set up")
-            row = conn.execute(
-                update(branches)
-                .where(branches.c.name == name)
-                .values(**changes, updated_at=now)
-                .returning(*branches.c)
-            ).one()
-            append_event(
-                conn,
+            old = dict(zip(COLUMNS, before, strict=True))
+            db.run(statement, (*changes.values(), now, name))
+            row = _find(db, name)
+            assert row is not None  # updated in this transaction
+            record_event(
+                db,
                 at=now,
                 actor=actor,
                 kind="branch.updated",
                 subject=f"branch:{name}",
-                before={key: getattr(before, key) for key in changes},
+                before={key: bool(old[key]) if key in _SWITCHES else old[key] for key in columns},
                 after=changes,
             )
-            return branch_from_row(row)
+        return branch_from_row(row)
 
     def remove_branch(self, name: str, *, now: float, actor: str) -> None:
         """Delete a branch (its jobs stay; agents no longer claim its queued ones)."""
-        with write_transaction(self.engine) as conn:
-            if not conn.execute(delete(branches).where(branches.c.name == name)).rowcount:
+        with driver_transaction(self.engine) as db:
+            if not db.run(DELETE, (name,)).rowcount:
                 raise NotFound(f"branch {name} is not set up")
-            append_event(conn, at=now, actor=actor, kind="branch.removed", subject=f"branch:{name}")
+            record_event(db, at=now, actor=actor, kind="branch.removed", subject=f"branch:{name}")
 
     # -- the poller's state ------------------------------------------------------------------
 
     def record_tip(self, name: str, *, expected: str | None, tip: str, now: float) -> bool:
         """Move seen_commit from expected to tip; False when another poller moved it first."""
-        seen = branches.c.seen_commit
-        with write_transaction(self.engine) as conn:
-            changed = conn.execute(
-                update(branches)
-                .where(
-                    branches.c.name == name,
-                    seen.is_(None) if expected is None else seen == expected,
-                )
-                .values(seen_commit=tip, checked_at=now)
-            ).rowcount
+        params = (tip, now, name) if expected is None else (tip, now, name, expected)
+        with driver_transaction(self.engine) as db:
+            changed = db.run(RECORD_TIP[expected is None], params).rowcount
             if changed:
-                append_event(
-                    conn,
+                record_event(
+                    db,
                     at=now,
                     actor="system:branches",
                     kind="branch.tip_seen",
@@ -205,37 +300,20 @@ class BranchStore:
 
     def record_check_success(self, name: str, *, now: float) -> bool:
         """Note a successful look at the repository; True when it ends a failure streak."""
-        return self._record_check(
-            name,
-            streak_edge=branches.c.check_error.is_not(None),
-            error=None,
-            kind="branch.check_recovered",
-            now=now,
-        )
+        return self._record_check(name, error=None, kind="branch.check_recovered", now=now)
 
     def record_check_failure(self, name: str, error: str, *, now: float) -> bool:
         """Note a failed look; True only for the first failure of a streak (alert once)."""
-        return self._record_check(
-            name,
-            streak_edge=branches.c.check_error.is_(None),
-            error=error,
-            kind="branch.check_failed",
-            now=now,
-        )
+        return self._record_check(name, error=error, kind="branch.check_failed", now=now)
 
-    def _record_check(
-        self, name: str, *, streak_edge: Any, error: str | None, kind: str, now: float
-    ) -> bool:
+    def _record_check(self, name: str, *, error: str | None, kind: str, now: float) -> bool:
         """Set check_error and checked_at; an event (and True) only where a streak turns."""
-        with write_transaction(self.engine) as conn:
-            turned = conn.execute(
-                update(branches)
-                .where(branches.c.name == name, streak_edge)
-                .values(check_error=error, checked_at=now)
-            ).rowcount
+        params = (error, now, name)
+        with driver_transaction(self.engine) as db:
+            turned = db.run(CHECK_TURNS[error is not None], params).rowcount
             if turned:
-                append_event(
-                    conn,
+                record_event(
+                    db,
                     at=now,
                     actor="system:branches",
                     kind=kind,
@@ -243,23 +321,11 @@ class BranchStore:
                     after=None if error is None else {"error": error},
                 )
             else:
-                conn.execute(
-                    update(branches)
-                    .where(branches.c.name == name)
-                    .values(check_error=error, checked_at=now)
-                )
+                db.run(CHECK, params)
             return bool(turned)
 
     def advance_schedule(self, name: str, *, expected: float | None, next_at: float | None) -> bool:
         """Move next_scheduled_at from expected to next_at; False when another poller did."""
-        column = branches.c.next_scheduled_at
-        with write_transaction(self.engine) as conn:
-            changed = conn.execute(
-                update(branches)
-                .where(
-                    branches.c.name == name,
-                    column.is_(None) if expected is None else column == expected,
-                )
-                .values(next_scheduled_at=next_at)
-            ).rowcount
-            return bool(changed)
+        params = (next_at, name) if expected is None else (next_at, name, expected)
+        with driver_transaction(self.engine) as db:
+            return bool(db.run(ADVANCE_SCHEDULE[expected is None], params).rowcount)

@@ -1,7 +1,8 @@
 """Engines and transactions: URL handling, SQLite pragmas, and the write/read transaction split.
 
-The hot paths (claim, complete) run prebuilt SQL on the driver's own cursor through
-``driver_transaction``; everything else goes through SQLAlchemy Core.
+Two kinds of table, one way each: the job tables (jobs, job_dependencies, events) run the
+prebuilt statements of job_queries on the driver's own cursor (``Driver``); every other table
+goes through SQLAlchemy Core (``write_transaction``/``read_transaction``).
 """
 
 from __future__ import annotations
@@ -205,10 +206,12 @@ def read_transaction(engine: Engine) -> Iterator[Connection]:
 
 # -- prebuilt SQL straight on the driver ---------------------------------------------------------
 #
-# The hot paths (claim, complete, their events) send prebuilt SQL text to the DBAPI cursor:
-# per statement, SQLAlchemy's execution machinery cost several times what SQLite takes to run
-# it. Each transaction is still one pooled connection, one BEGIN and one COMMIT, and errors
-# still surface as SQLAlchemy's exceptions (so a dead database still answers 503).
+# The job tables (store/job_queries.py) send prebuilt SQL text to the DBAPI cursor: per
+# statement, SQLAlchemy's execution machinery cost several times what SQLite takes to run it.
+# Each transaction is still one pooled connection, one BEGIN and one COMMIT, and errors still
+# surface as SQLAlchemy's exceptions (so a dead database still answers 503). When SQLAlchemy's
+# SQL logging is on (``echo``, or the ``sqlalchemy.engine`` logger at INFO), the driver logs
+# each statement and its parameters to the same logger.
 
 
 @dataclass(frozen=True, slots=True)
@@ -231,7 +234,7 @@ def sql(statement: str, *, postgresql: str | None = None) -> Sql:
 
 
 class Rows(Protocol):
-    """What a statement gives back: a DBAPI cursor, or SQLAlchemy's CursorResult."""
+    """What a statement gives back: the DBAPI cursor."""
 
     @property
     def rowcount(self) -> int: ...
@@ -243,29 +246,38 @@ class Rows(Protocol):
     def __iter__(self) -> Iterator[Any]: ...
 
 
-class Driver:
-    """Runs prebuilt statements inside one transaction, on the driver's cursor when it can.
+DRIVER_LOG_FORMAT = "%s\n[prebuilt] %r"
+"""How the driver logs a statement: its text, then its parameters (``record.args``)."""
 
-    ``Driver.on(conn)`` runs them through an SQLAlchemy connection instead (``exec_driver_sql``):
-    in a transaction that also uses Core statements, or when the engine is instrumented.
+
+class Driver:
+    """Runs prebuilt statements on one DBAPI cursor, inside a transaction someone else owns.
+
+    ``driver_transaction``/``driver_read`` open the transaction on a pooled connection of its
+    own; ``Driver.within(conn)`` joins the transaction of an SQLAlchemy write_transaction (the
+    same DBAPI connection), for work that also writes tables kept on SQLAlchemy Core.
     """
 
-    __slots__ = ("_conn", "_cursor", "_engine", "postgresql")
+    __slots__ = ("_conn", "_cursor", "_engine", "_log", "postgresql")
 
-    def __init__(self, engine: Engine, cursor: DBAPICursor | None, conn: Connection | None) -> None:
+    def __init__(self, engine: Engine, cursor: DBAPICursor, conn: Connection | None) -> None:
         self._engine = engine
         self._cursor = cursor
         self._conn = conn
         self.postgresql = engine.dialect.name != "sqlite"
+        logger = engine.logger
+        self._log = logger if logger.isEnabledFor(logging.INFO) else None
 
     @classmethod
-    def on(cls, conn: Connection) -> Driver:
-        """Run statements through an open SQLAlchemy connection, inside its transaction."""
-        return cls(conn.engine, None, conn)
+    def within(cls, conn: Connection) -> Driver:
+        """Run statements on the DBAPI connection under an open SQLAlchemy transaction."""
+        raw = conn.connection.dbapi_connection
+        assert raw is not None  # a connection inside its transaction
+        return cls(conn.engine, raw.cursor(), conn)
 
     @property
     def connection(self) -> Connection | None:
-        """The SQLAlchemy connection, when statements go through one."""
+        """The SQLAlchemy connection whose transaction this joined, if any."""
         return self._conn
 
     def run(self, statement: Sql, params: Sequence[Any] = ()) -> Rows:
@@ -273,10 +285,9 @@ class Driver:
         text = statement.postgresql if self.postgresql else statement.sqlite
         if not text:
             raise RuntimeError(f"a PostgreSQL-only statement run on SQLite: {statement}")
-        if self._conn is not None:
-            return self._conn.exec_driver_sql(text, tuple(params))
+        if self._log is not None:
+            self._log.info(DRIVER_LOG_FORMAT, text, self._shown(params))
         cursor = self._cursor
-        assert cursor is not None
         try:
             cursor.execute(text, params)
         except self._engine.dialect.loaded_dbapi.Error as error:
@@ -284,13 +295,23 @@ class Driver:
             raise _wrapped(self._engine, error, text, params, lost=lost) from error
         return cast(Rows, cursor)  # sqlite3 and psycopg cursors iterate over their rows
 
+    def run_many(self, statement: Sql, rows: Sequence[Sequence[Any]]) -> None:
+        """Execute one statement once per parameter row (``executemany``)."""
+        if not rows:
+            return
+        text = statement.postgresql if self.postgresql else statement.sqlite
+        if self._log is not None:
+            self._log.info(DRIVER_LOG_FORMAT, text, self._shown(rows))
+        cursor = self._cursor
+        try:
+            cursor.executemany(text, rows)
+        except self._engine.dialect.loaded_dbapi.Error as error:
+            lost = _lost(self._engine, error, cursor)
+            raise _wrapped(self._engine, error, text, rows, lost=lost) from error
 
-def _instrumented(engine: Engine) -> bool:
-    """Whether something watches this engine's statements (event listeners, SQL logging)."""
-    events = engine.dispatch
-    return bool(events.before_cursor_execute or events.after_cursor_execute) or (
-        engine.logger.isEnabledFor(logging.INFO)
-    )
+    def _shown(self, params: Any) -> Any:
+        """The parameters as the log shows them (hidden when the engine hides them)."""
+        return "(parameters hidden)" if self._engine.hide_parameters else params
 
 
 def _lost(engine: Engine, error: Any, cursor: DBAPICursor) -> bool:
@@ -320,10 +341,6 @@ def driver_transaction(engine: Engine) -> Iterator[Driver]:
     It commits on success and rolls back on any exception. Driver errors are raised as
     SQLAlchemy's exceptions; a connection the driver reports lost is discarded, not pooled.
     """
-    if _instrumented(engine):
-        with write_transaction(engine) as conn:
-            yield Driver.on(conn)
-        return
     with _driver(engine, write=True) as driver:
         yield driver
 
@@ -331,10 +348,6 @@ def driver_transaction(engine: Engine) -> Iterator[Driver]:
 @contextmanager
 def driver_read(engine: Engine) -> Iterator[Driver]:
     """Run prebuilt reads on one pooled connection (no write lock; ended by a rollback)."""
-    if _instrumented(engine):
-        with read_transaction(engine) as conn:
-            yield Driver.on(conn)
-        return
     with _driver(engine, write=False) as driver:
         yield driver
 

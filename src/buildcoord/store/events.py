@@ -1,4 +1,8 @@
-"""The append-only event log: every state change writes one row here in its own transaction."""
+"""The append-only event log: every state change writes one row here in its own transaction.
+
+The events table is one of the job tables: its statements are in job_queries and run on the
+driver's cursor, in a driver transaction or inside an SQLAlchemy one (``append_event``).
+"""
 
 from __future__ import annotations
 
@@ -6,17 +10,12 @@ import json
 import threading
 from typing import Any
 
-from sqlalchemy import Connection, Engine, select
+from sqlalchemy import Connection, Engine
 
 from buildcoord.models import Event
-from buildcoord.store.engine import Driver, after_commit, read_transaction, sql
-from buildcoord.store.schema import events
+from buildcoord.store import job_queries as queries
+from buildcoord.store.engine import Driver, after_commit, driver_read
 from buildcoord.store.timestamps import from_epoch
-
-# One event row, built once: building an insert() per event cost more than running it.
-# "before" and "after" are quoted: both are SQL keywords. Parameters: event_values(...).
-EVENT_TABLE = 'events (at, actor, kind, subject, "before", "after")'
-APPEND_EVENT = sql(f"INSERT INTO {EVENT_TABLE} VALUES (?, ?, ?, ?, ?, ?)")
 
 # json.dumps(value, sort_keys=True), without building an encoder per call.
 _to_json = json.JSONEncoder(sort_keys=True).encode
@@ -65,7 +64,13 @@ def append_event(
 ) -> None:
     """Append one event inside the caller's write_transaction."""
     record_event(
-        Driver.on(conn), at=at, actor=actor, kind=kind, subject=subject, before=before, after=after
+        Driver.within(conn),
+        at=at,
+        actor=actor,
+        kind=kind,
+        subject=subject,
+        before=before,
+        after=after,
     )
     if kind in Revocations.KINDS:
         token_revocations.bump()
@@ -83,7 +88,7 @@ def record_event(
     after: dict[str, Any] | None = None,
 ) -> None:
     """Append one event inside the transaction a Driver runs."""
-    db.run(APPEND_EVENT, event_values(at, actor, kind, subject, before, after))
+    db.run(queries.APPEND_EVENT, event_values(at, actor, kind, subject, before, after))
 
 
 def event_values(
@@ -94,7 +99,7 @@ def event_values(
     before: dict[str, Any] | None,
     after: dict[str, Any] | None,
 ) -> tuple[Any, ...]:
-    """The parameters of APPEND_EVENT, in EVENT_TABLE's column order (JSON, sorted keys)."""
+    """The parameters of job_queries.APPEND_EVENT, in its column order (JSON, sorted keys)."""
     return (
         at,
         actor,
@@ -115,20 +120,20 @@ class EventStore:
         self, *, subject: str | None = None, after_id: int = 0, limit: int = 100
     ) -> list[Event]:
         """Return events in append order, optionally for one subject, after a cursor."""
-        query = select(events).where(events.c.id > after_id).order_by(events.c.id).limit(limit)
-        if subject is not None:
-            query = query.where(events.c.subject == subject)
-        with read_transaction(self.engine) as conn:
-            rows = conn.execute(query).all()
+        with driver_read(self.engine) as db:
+            if subject is None:
+                rows = db.run(queries.LIST_EVENTS, (after_id, limit)).fetchall()
+            else:
+                rows = db.run(queries.LIST_SUBJECT_EVENTS, (after_id, subject, limit)).fetchall()
         return [
             Event(
-                id=row.id,
-                at=from_epoch(row.at),
-                actor=row.actor,
-                kind=row.kind,
-                subject=row.subject,
-                before=None if row.before is None else json.loads(row.before),
-                after=None if row.after is None else json.loads(row.after),
+                id=event_id,
+                at=from_epoch(at),
+                actor=actor,
+                kind=kind,
+                subject=about,
+                before=None if before is None else json.loads(before),
+                after=None if after is None else json.loads(after),
             )
-            for row in rows
+            for event_id, at, actor, kind, about, before, after in rows
         ]

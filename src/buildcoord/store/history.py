@@ -1,30 +1,58 @@
-"""Build history: one row per finished attempt of a job, read by prediction and statistics."""
+"""Build history: one row per finished attempt of a job, read by prediction and statistics.
+
+Its statements are prebuilt SQL on the driver's cursor, like the job tables' (job_queries):
+every finished job records its attempt here, and through SQLAlchemy Core that record cost
+about 480 µs a completion against 80 µs on the driver (SQLite, in process), which took a
+quarter off the HTTP API's jobs/s in bench/queue.py. One style for the whole table.
+"""
 
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Sequence
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import Engine, Row, select
+from sqlalchemy import Engine
 
 from buildcoord.models import BuildRecord, Job
-from buildcoord.store.engine import driver_transaction, read_transaction, sql
-from buildcoord.store.schema import build_history
+from buildcoord.store.engine import driver_read, driver_transaction, sql
 from buildcoord.store.timestamps import from_epoch
 
-# The command the branch builds with now (NULL: no branch set up, or one without a command).
-_BRANCH_COMMAND = sql("SELECT command FROM branches WHERE name = ?")
+RESULTS = frozenset({"succeeded", "failed", "cancelled"})
 
-# One finished attempt; recording it twice (a hook run again) keeps the first.
-_RECORD = sql(
-    'INSERT INTO build_history (job_id, attempt, branch, build_key, server, "commit", '
-    "queued_at, started_at, finished_at, duration, queue_wait, result, hour_of_day, "
-    'day_of_week, "trigger") VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) '
-    "ON CONFLICT (job_id, attempt) DO NOTHING"
+_COLUMNS = (
+    'job_id, attempt, branch, build_key, server, "commit", queued_at, started_at, finished_at,'
+    ' duration, queue_wait, result, hour_of_day, day_of_week, "trigger"'
+)
+"""The columns of a record, in the order record_from_row reads them."""
+
+# The command the branch builds with now (no row: no such branch; NULL: no command).
+BRANCH_COMMAND = sql("SELECT command FROM branches WHERE name = ?")
+
+# One finished attempt (_COLUMNS in order); recording it twice (a hook run again) keeps the
+# first, and returns no row.
+RECORD = sql(
+    f"INSERT INTO build_history ({_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+    " ON CONFLICT (job_id, attempt) DO NOTHING RETURNING job_id"
 )
 
-RESULTS = frozenset({"succeeded", "failed", "cancelled"})
+# The most recently finished records, newest first. Parameters: limit.
+RECENT = sql(
+    f"SELECT {_COLUMNS} FROM build_history"
+    " ORDER BY finished_at DESC, job_id DESC, attempt DESC LIMIT ?"
+)
+
+# Records finished at or after a time, in the order they finished. Parameters: since, limit.
+FINISHED_SINCE = sql(
+    f"SELECT {_COLUMNS} FROM build_history WHERE finished_at >= ?"
+    " ORDER BY finished_at, job_id, attempt LIMIT ?"
+)
+
+# The build key of a branch's most recently started build.
+LATEST_KEY = sql(
+    "SELECT build_key FROM build_history WHERE branch = ? ORDER BY started_at DESC LIMIT 1"
+)
 
 
 def build_key(branch: str, command: str | None) -> str:
@@ -32,24 +60,41 @@ def build_key(branch: str, command: str | None) -> str:
     return hashlib.sha256(f"{branch}\0{command or ''}".encode()).hexdigest()
 
 
-def record_from_row(row: Row[Any]) -> BuildRecord:
-    """Build a BuildRecord from a row of build_history."""
+def record_from_row(row: Sequence[Any]) -> BuildRecord:
+    """Build a BuildRecord from a row of build_history's columns, in table (_COLUMNS) order."""
+    (
+        job_id,
+        attempt,
+        branch,
+        key,
+        server,
+        commit,
+        queued_at,
+        started_at,
+        finished_at,
+        duration,
+        queue_wait,
+        result,
+        hour_of_day,
+        day_of_week,
+        trigger,
+    ) = row
     return BuildRecord(
-        job_id=row.job_id,
-        attempt=row.attempt,
-        branch=row.branch,
-        build_key=row.build_key,
-        server=row.server,
-        commit=row.commit,
-        queued_at=from_epoch(row.queued_at),
-        started_at=from_epoch(row.started_at),
-        finished_at=from_epoch(row.finished_at),
-        duration=row.duration,
-        queue_wait=row.queue_wait,
-        result=row.result,
-        hour_of_day=row.hour_of_day,
-        day_of_week=row.day_of_week,
-        trigger=row.trigger,
+        job_id=job_id,
+        attempt=attempt,
+        branch=branch,
+        build_key=key,
+        server=server,
+        commit=commit,
+        queued_at=from_epoch(queued_at),
+        started_at=from_epoch(started_at),
+        finished_at=from_epoch(finished_at),
+        duration=duration,
+        queue_wait=queue_wait,
+        result=result,
+        hour_of_day=hour_of_day,
+        day_of_week=day_of_week,
+        trigger=trigger,
     )
 
 
@@ -74,7 +119,7 @@ class HistoryStore:
         queued = job.queued_at.timestamp()
         start = datetime.fromtimestamp(started, UTC)
         with driver_transaction(self.engine) as db:
-            found = db.run(_BRANCH_COMMAND, (job.branch,)).fetchone()
+            found = db.run(BRANCH_COMMAND, (job.branch,)).fetchone()
             key = build_key(job.branch, None if found is None else found[0])
             values = (
                 job.id,
@@ -93,7 +138,7 @@ class HistoryStore:
                 start.weekday(),
                 job.trigger,
             )
-            if db.run(_RECORD, values).rowcount == 0:
+            if db.run(RECORD, values).fetchone() is None:
                 return None
         return BuildRecord(
             job_id=job.id,
@@ -115,36 +160,18 @@ class HistoryStore:
 
     def recent_builds(self, limit: int) -> list[BuildRecord]:
         """The ``limit`` most recently finished builds, oldest first (the order they finished)."""
-        table = build_history
-        newest = (
-            select(table)
-            .order_by(table.c.finished_at.desc(), table.c.job_id.desc(), table.c.attempt.desc())
-            .limit(limit)
-        )
-        with read_transaction(self.engine) as conn:
-            rows = conn.execute(newest).all()
+        with driver_read(self.engine) as db:
+            rows = db.run(RECENT, (limit,)).fetchall()
         return [record_from_row(row) for row in reversed(rows)]
 
     def finished_since(self, since: float, limit: int = 10_000) -> list[BuildRecord]:
         """Builds that finished at or after ``since``, in the order they finished."""
-        table = build_history
-        query = (
-            select(table)
-            .where(table.c.finished_at >= since)
-            .order_by(table.c.finished_at, table.c.job_id, table.c.attempt)
-            .limit(limit)
-        )
-        with read_transaction(self.engine) as conn:
-            rows = conn.execute(query).all()
+        with driver_read(self.engine) as db:
+            rows = db.run(FINISHED_SINCE, (since, limit)).fetchall()
         return [record_from_row(row) for row in rows]
 
     def latest_key_of(self, branch: str) -> str | None:
         """The build key of a branch's most recently started build, or None if it has none."""
-        query = (
-            select(build_history.c.build_key)
-            .where(build_history.c.branch == branch)
-            .order_by(build_history.c.started_at.desc())
-            .limit(1)
-        )
-        with read_transaction(self.engine) as conn:
-            return conn.execute(query).scalar_one_or_none()
+        with driver_read(self.engine) as db:
+            found = db.run(LATEST_KEY, (branch,)).fetchone()
+        return None if found is None else str(found[0])

@@ -1,6 +1,6 @@
 """Job leases: the claim, its completion event, refused holder writes, ending lost leases.
 
-Functions over the caller's transaction; ``JobStore`` opens it. A claim pages through the
+Functions over the caller's Driver transaction; ``JobStore`` opens it. A claim pages through the
 claimable jobs in rank order for the first one the server's labels allow, and leases it with
 a compare-and-set that bumps the fencing token.
 """
@@ -10,24 +10,15 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 from typing import Any, NoReturn
 
-from sqlalchemy import Connection, select, update
 from sqlalchemy.exc import NoResultFound
 
 from buildcoord.errors import Conflict, NotFound
 from buildcoord.models import Job
-from buildcoord.store.engine import Driver
-from buildcoord.store.events import APPEND_EVENT, append_event, event_values
+from buildcoord.store import job_queries as queries
+from buildcoord.store.engine import Driver, Sql
+from buildcoord.store.events import event_values, record_event
 from buildcoord.store.job_dependencies import after_finish
-from buildcoord.store.job_rows import job_from_row, job_from_values, snapshot
-from buildcoord.store.job_statements import (
-    BUILDABLE_BRANCHES,
-    CANDIDATES,
-    CLAIM,
-    CLAIM_BATCH,
-    CLAIM_RECORDING,
-    LEASE_STATE,
-)
-from buildcoord.store.schema import jobs
+from buildcoord.store.job_rows import job_from_row, snapshot
 
 
 def claim_first(
@@ -44,7 +35,7 @@ def claim_first(
     buildable = None
     if buildable_only:
         first = list(first)  # read the page before the cursor runs another statement
-        buildable = frozenset(name for (name,) in db.run(BUILDABLE_BRANCHES).fetchall())
+        buildable = frozenset(name for (name,) in db.run(queries.BUILDABLE_BRANCHES).fetchall())
         if not buildable:
             return None
     candidate = _find_claimable(db, first, server_labels, buildable)
@@ -62,16 +53,16 @@ def claim_first(
     event = event_values(now, actor, "job.claimed", f"job:{job_id}", {"status": "queued"}, expected)
     lease = (server, now + lease_seconds, now, job_id)
     if db.postgresql:
-        values = db.run(CLAIM_RECORDING, (*lease, *event)).fetchone()
+        values = db.run(queries.CLAIM_RECORDING, (*lease, *event)).fetchone()
     else:
-        values = db.run(CLAIM, lease).fetchone()
+        values = db.run(queries.CLAIM, lease).fetchone()
     if values is None:
         raise NoResultFound("No row was found when one was required")
-    job = job_from_values(values)
+    job = job_from_row(values)
     if snapshot(job) | {"attempt": job.attempt} != expected:
         raise RuntimeError(f"job {job_id} changed while this claim held it")
     if not db.postgresql:
-        db.run(APPEND_EVENT, event)
+        db.run(queries.APPEND_EVENT, event)
     return job
 
 
@@ -94,10 +85,12 @@ def _find_claimable(
                 continue
             if not labels or set(labels.split(",")) <= server_labels:
                 return row
-        if seen < CLAIM_BATCH or last is None:
+        if seen < queries.CLAIM_BATCH or last is None:
             return None
         last_id, last_rank = last[0], last[1]
-        rows = db.run(CANDIDATES[True], (last_rank, last_rank, last_id, CLAIM_BATCH))
+        rows = db.run(
+            queries.CANDIDATES[True], (last_rank, last_rank, last_id, queries.CLAIM_BATCH)
+        )
 
 
 def completion_event(
@@ -120,10 +113,10 @@ def completion_event(
 
 def refuse(db: Driver, job_id: int, server: str | None, fencing_token: int | None) -> NoReturn:
     """Explain why a lease-holder write matched no row, as NotFound or Conflict."""
-    found = db.run(LEASE_STATE, (job_id,)).fetchone()
+    found = db.run(queries.LEASE_STATE, (job_id,)).fetchone()
     if found is None:
         raise NotFound(f"job {job_id} does not exist")
-    status, holder, current_token = found
+    status, holder, current_token, _attempt = found
     if status != "running":
         raise Conflict(f"job {job_id} is {status}, not running")
     if server is not None and holder != server:
@@ -135,58 +128,36 @@ def refuse(db: Driver, job_id: int, server: str | None, fencing_token: int | Non
 
 
 def end_leases(
-    conn: Connection, condition: Any, *, why: str, kind: str, now: float, actor: str
+    db: Driver, running: Sql, params: Sequence[Any], *, why: str, kind: str, now: float, actor: str
 ) -> list[Job]:
-    """Requeue (attempt + 1) or fail every running job that matches ``condition``.
+    """Requeue (attempt + 1) or fail every running job that the ``running`` statement reads.
 
     ``why`` is the reason, with ``{server}`` for the lost holder; ``kind`` the event's kind.
     """
     changed: list[Job] = []
-    ended = conn.execute(
-        select(jobs)
-        .where(jobs.c.status == "running", condition)
-        .order_by(jobs.c.id)
-        .with_for_update(skip_locked=True)
-    ).all()
-    for current in ended:
-        where = (
-            jobs.c.id == current.id,
-            jobs.c.status == "running",
-            jobs.c.fencing_token == current.fencing_token,
-        )
+    for current in [job_from_row(row) for row in db.run(running, params).fetchall()]:
         lost = why.format(server=current.server)
+        tries = f"{current.attempt} of {current.max_attempts}"
+        lease = (current.id, current.fencing_token)
         if current.attempt < current.max_attempts:
-            values: dict[str, Any] = {
-                "status": "queued",
-                "attempt": current.attempt + 1,
-                "server": None,
-                "lease_expires_at": None,
-                "started_at": None,
-                "reason": f"{lost} (attempt {current.attempt} of {current.max_attempts}); requeued",
-            }
+            reason = f"{lost} (attempt {tries}); requeued"
+            row = db.run(queries.REQUEUE_LOST, (current.attempt + 1, reason, *lease)).fetchone()
         else:
-            values = {
-                "status": "failed",
-                "lease_expires_at": None,
-                "finished_at": now,
-                "reason": f"{lost} on the last attempt "
-                f"({current.attempt} of {current.max_attempts})",
-            }
-        row = conn.execute(
-            update(jobs).where(*where).values(**values).returning(*jobs.c)
-        ).one_or_none()
+            reason = f"{lost} on the last attempt ({tries})"
+            row = db.run(queries.FAIL_LOST, (now, reason, *lease)).fetchone()
         if row is None:
             continue
-        append_event(
-            conn,
+        job = job_from_row(row)
+        record_event(
+            db,
             at=now,
             actor=actor,
             kind=kind,
             subject=f"job:{current.id}",
             before=snapshot(current) | {"attempt": current.attempt},
-            after={"status": row.status, "attempt": row.attempt, "reason": row.reason},
+            after={"status": job.status, "attempt": job.attempt, "reason": job.reason},
         )
-        if row.status == "failed":
-            after_finish(conn, row, now=now, actor=actor)
-        changed.append(job_from_row(row))
+        if job.status == "failed":
+            after_finish(db, job, now=now, actor=actor)
+        changed.append(job)
     return changed

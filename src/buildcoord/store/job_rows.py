@@ -6,8 +6,6 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import Row
-
 from buildcoord.models import Job
 from buildcoord.store.timestamps import from_epoch, from_epoch_or_none
 
@@ -41,36 +39,8 @@ def split_labels(text: str) -> tuple[str, ...]:
     return tuple(part for part in text.split(",") if part)
 
 
-def job_from_row(row: Row[Any]) -> Job:
-    """Build a Job from a row of the jobs table."""
-    return Job(
-        id=row.id,
-        branch=row.branch,
-        commit=row.commit,
-        priority=row.priority,
-        status=row.status,
-        attempt=row.attempt,
-        max_attempts=row.max_attempts,
-        depends_on=split_ints(row.depends_on),
-        labels=split_labels(row.labels),
-        pending_dependencies=row.pending_deps,
-        server=row.server,
-        fencing_token=row.fencing_token,
-        lease_expires_at=from_epoch_or_none(row.lease_expires_at),
-        blocked_reason=row.blocked_reason,
-        reason=row.reason,
-        created_at=from_epoch(row.created_at),
-        queued_at=from_epoch(row.queued_at),
-        started_at=from_epoch_or_none(row.started_at),
-        finished_at=from_epoch_or_none(row.finished_at),
-        exit_code=row.exit_code,
-        duration=row.duration,
-        trigger=row.trigger,
-    )
-
-
-def job_from_values(values: Sequence[Any]) -> Job:
-    """Build a Job from a prebuilt statement's row (job_statements' job columns, in order)."""
+def job_from_row(values: Sequence[Any]) -> Job:
+    """Build a Job from a row of job_queries.JOB_COLUMNS (in that order)."""
     (
         job_id,
         branch,
@@ -121,6 +91,6 @@ def job_from_values(values: Sequence[Any]) -> Job:
     )
 
 
-def snapshot(row: Row[Any] | Job) -> dict[str, Any]:
+def snapshot(job: Job) -> dict[str, Any]:
     """A job's lease state as events record it: status, server and fencing token."""
-    return {"status": row.status, "server": row.server, "fencing_token": row.fencing_token}
+    return {"status": job.status, "server": job.server, "fencing_token": job.fencing_token}

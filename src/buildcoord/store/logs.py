@@ -10,8 +10,9 @@ from sqlalchemy import Engine, insert, select
 
 from buildcoord.errors import Conflict, NotFound
 from buildcoord.models import LogEntry
-from buildcoord.store.engine import read_transaction, write_transaction
-from buildcoord.store.schema import job_logs, jobs
+from buildcoord.store import job_queries as queries
+from buildcoord.store.engine import Driver, read_transaction, write_transaction
+from buildcoord.store.schema import job_logs
 from buildcoord.store.timestamps import from_epoch
 
 
@@ -37,21 +38,18 @@ class LogStore:
         Log lines are not events: the log is itself the record.
         """
         with write_transaction(self.engine) as conn:
-            job = conn.execute(
-                select(jobs.c.status, jobs.c.server, jobs.c.fencing_token, jobs.c.attempt).where(
-                    jobs.c.id == job_id
-                )
-            ).one_or_none()
+            job = Driver.within(conn).run(queries.LEASE_STATE, (job_id,)).fetchone()
             if job is None:
                 raise NotFound(f"job {job_id} does not exist")
-            if server is not None and (job.server != server or job.status != "running"):
+            status, holder, current_token, attempt = job
+            if server is not None and (holder != server or status != "running"):
                 raise Conflict(f"job {job_id} is not running on {server}")
-            if fencing_token is not None and job.status != "running":
+            if fencing_token is not None and status != "running":
                 raise Conflict(f"job {job_id} is not running")
-            if fencing_token is not None and job.fencing_token != fencing_token:
+            if fencing_token is not None and current_token != fencing_token:
                 raise Conflict(
                     f"stale fencing token {fencing_token} for job {job_id}: "
-                    f"the current lease has token {job.fencing_token}"
+                    f"the current lease has token {current_token}"
                 )
             if entries:
                 conn.execute(
@@ -59,7 +57,7 @@ class LogStore:
                     [
                         {
                             "job_id": job_id,
-                            "attempt": job.attempt,
+                            "attempt": attempt,
                             "at": entry["at"],
                             "kind": entry["kind"],
                             "level": entry["level"],
@@ -76,7 +74,7 @@ class LogStore:
     def list_entries(self, job_id: int, *, after_id: int = 0, limit: int = 5000) -> list[LogEntry]:
         """Return a job's log entries in order, after a cursor."""
         with read_transaction(self.engine) as conn:
-            if conn.execute(select(jobs.c.id).where(jobs.c.id == job_id)).first() is None:
+            if Driver.within(conn).run(queries.JOB_EXISTS, (job_id,)).fetchone() is None:
                 raise NotFound(f"job {job_id} does not exist")
             rows = conn.execute(
                 select(job_logs)

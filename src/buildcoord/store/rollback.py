@@ -4,6 +4,11 @@ A success's tag names a UTC second: its finish, or the next second whose tag is 
 free second is looked up and taken in the transaction that records the success, never
 before it: looked up earlier, two successes of one second (two coordinator threads, or two
 coordinators) would pick the same name and the second insert would lose its record.
+
+Recording a success (record_success) is prebuilt SQL on the driver's cursor: every successful
+build of a set-up branch records one, and through SQLAlchemy Core a write transaction cost
+about 480 µs against 80 µs on the driver (SQLite, in process). The registry's other
+operations, off that path, are SQLAlchemy Core.
 """
 
 from __future__ import annotations
@@ -222,14 +227,6 @@ class RollbackStore:
         if row is None:
             raise NotFound(f"tag {tag} is not in the rollback registry")
         return good_build_from_row(row)
-
-    def by_job(self, job_id: int) -> GoodBuild | None:
-        """The registry entry of one job, if it has one."""
-        with read_transaction(self.engine) as conn:
-            row = conn.execute(
-                select(good_builds).where(good_builds.c.job_id == job_id)
-            ).one_or_none()
-        return None if row is None else good_build_from_row(row)
 
     def last_good(self, branch: str) -> GoodBuild | None:
         """The branch's newest successful build whose tag was not removed."""

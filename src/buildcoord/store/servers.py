@@ -9,9 +9,10 @@ from typing import Any
 from sqlalchemy import Connection, Engine, Row, delete, insert, select, update
 
 from buildcoord.errors import Conflict, NotFound
-from buildcoord.store.engine import read_transaction, write_transaction
+from buildcoord.store import job_queries as queries
+from buildcoord.store.engine import Driver, read_transaction, write_transaction
 from buildcoord.store.events import append_event
-from buildcoord.store.schema import jobs, servers, tokens
+from buildcoord.store.schema import servers, tokens
 
 
 @dataclass(frozen=True, slots=True)
@@ -169,11 +170,8 @@ class ServerStore:
         """Delete a server and revoke its tokens; refused while it runs jobs."""
         with write_transaction(self.engine) as conn:
             self._row(conn, name)
-            running = list(
-                conn.execute(
-                    select(jobs.c.id).where(jobs.c.server == name, jobs.c.status == "running")
-                ).scalars()
-            )
+            found = Driver.within(conn).run(queries.RUNNING_ON_SERVER, (name,)).fetchall()
+            running = [job_id for (job_id,) in found]
             if running:
                 ids = ", ".join(str(job_id) for job_id in running)
                 raise Conflict(

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from sqlalchemy import Engine, func, insert, select, update
 
-from buildcoord.store.engine import read_transaction, write_transaction
+from buildcoord.store.engine import write_transaction
 from buildcoord.store.schema import agent_sessions
 
 
@@ -67,14 +67,3 @@ class SessionStore:
                 if taken:
                     lost.append(server)
             return lost
-
-    def connected_servers(self) -> list[str]:
-        """Servers with a session that has not dropped."""
-        with read_transaction(self.engine) as conn:
-            return list(
-                conn.execute(
-                    select(agent_sessions.c.server)
-                    .where(agent_sessions.c.disconnected_at.is_(None))
-                    .distinct()
-                ).scalars()
-            )

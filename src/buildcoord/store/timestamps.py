@@ -14,11 +14,6 @@ _FIRST = -62_135_596_800.0  # 0001-01-01T00:00:00Z
 _LAST = 253_402_300_799.0  # 9999-12-31T23:59:59Z
 
 
-def to_epoch(moment: datetime) -> float:
-    """Return epoch seconds for an aware datetime."""
-    return moment.timestamp()
-
-
 def from_epoch(seconds: float) -> datetime:
     """Return the UTC datetime for epoch seconds, clamped into the years 1 to 9999."""
     if not _FIRST <= seconds <= _LAST:

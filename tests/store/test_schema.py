@@ -11,7 +11,7 @@ from typing import Any
 from alembic import command
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
-from sqlalchemy import Connection, Engine, event, insert, inspect
+from sqlalchemy import Engine, insert, inspect
 
 from buildcoord.clock import FakeClock
 from buildcoord.config import Settings
@@ -22,6 +22,7 @@ from buildcoord.store import Store
 from buildcoord.store.engine import make_engine, write_transaction
 from buildcoord.store.migrate import alembic_config, current_revision, upgrade
 from buildcoord.store.schema import build_history, job_dependencies, jobs, metadata
+from sql_log import logged_statements
 
 CLAIM_INDEX = "ix_jobs_claim_order"
 LABELLED = 40
@@ -251,18 +252,11 @@ def _fill_realistic_queue(store: Store, clock: FakeClock) -> None:
 
 @contextmanager
 def _captured_claim_queries(engine: Engine) -> Iterator[list[tuple[str, Any]]]:
-    """Collect the SELECTs that read claimable jobs in claim order."""
-    captured: list[tuple[str, Any]] = []
-
-    def capture(conn: Connection, cursor: Any, statement: str, parameters: Any, *args: Any) -> None:
-        if CLAIM_ORDER.search(statement):
-            captured.append((statement, parameters))
-
-    event.listen(engine, "before_cursor_execute", capture)
-    try:
+    """Collect the SELECTs that read claimable jobs in claim order (from the SQL log)."""
+    with logged_statements(engine) as logged:
+        captured: list[tuple[str, Any]] = []
         yield captured
-    finally:
-        event.remove(engine, "before_cursor_execute", capture)
+    captured.extend(entry for entry in logged if CLAIM_ORDER.search(entry[0]))
 
 
 def _plan(engine: Engine, statement: str, parameters: Any) -> str:
