@@ -6,7 +6,8 @@ import click
 
 from buildcoord.cli.context import get_context, json_option
 from buildcoord.cli.orders import PENDING_EXIT, report_pending, wait_for_orders
-from buildcoord.cli.output import emit_json, human_bytes, stamp, table
+from buildcoord.cli.output import emit_json, stamp, table
+from buildcoord.units import human_bytes
 
 
 @click.command("list")

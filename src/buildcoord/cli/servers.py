@@ -5,8 +5,9 @@ from __future__ import annotations
 import click
 
 from buildcoord.cli.context import get_context, json_option, split_list
-from buildcoord.cli.output import emit_json, human_bytes, stamp, table
+from buildcoord.cli.output import emit_json, stamp, table
 from buildcoord.models import Server, server_label
+from buildcoord.units import human_bytes
 
 
 @click.group()

@@ -9,12 +9,12 @@ from __future__ import annotations
 from buildcoord.client.agents import AgentEndpoints
 from buildcoord.client.artifacts import ArtifactEndpoints
 from buildcoord.client.branches import BranchEndpoints
-from buildcoord.client.jobs import JobEndpoints
 from buildcoord.client.locks import LockEndpoints
 from buildcoord.client.logs import LogEndpoints
 from buildcoord.client.messages import MessageEndpoints
 from buildcoord.client.orders import OrderEndpoints
-from buildcoord.client.predict import PredictEndpoints
+from buildcoord.client.prediction import PredictionEndpoints
+from buildcoord.client.queue import QueueEndpoints
 from buildcoord.client.rollback import RollbackEndpoints
 from buildcoord.client.servers import ServerEndpoints
 from buildcoord.client.system import SystemEndpoints
@@ -23,8 +23,8 @@ from buildcoord.client.tokens import TokenEndpoints
 
 class Client(
     ServerEndpoints,
-    JobEndpoints,
-    PredictEndpoints,
+    QueueEndpoints,
+    PredictionEndpoints,
     LockEndpoints,
     MessageEndpoints,
     TokenEndpoints,

@@ -288,7 +288,7 @@ class PredictionService:
         return Recommendation(branch=branch, server=best, choices=tuple(choices))
 
     def stats(self, *, by: Principal) -> HistoryStats:
-        """The seed's tables over recent history: by branch, server, hour and weekday (UTC)."""
+        """Statistics over recent history: by branch, server, hour and weekday (UTC)."""
         require_reader(by, "reading statistics")
         records = self.store.recent_builds(STATS_WINDOW)
         return HistoryStats(

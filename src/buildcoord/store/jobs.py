@@ -239,7 +239,7 @@ class JobStore:
         artifacts table is on SQLAlchemy Core, so that transaction is Core's, joined here).
 
         ``server``/``fencing_token`` of None means an operator completes whichever lease
-        is current (the seed's ``job_queue.sh complete``); the event records who did it.
+        is current (as the legacy ``job_queue.sh complete`` did); the event records who did it.
         """
         if status not in ("succeeded", "failed"):
             raise InvalidInput(f"status must be succeeded or failed, not {status!r}")

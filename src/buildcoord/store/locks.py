@@ -21,7 +21,10 @@ RECOVERY_SUBJECT = "Lock timeout recovery"
 
 
 def recovery_body(name: str, holder: str) -> str:
-    """The system message text for a released expired lease (the seed's wording)."""
+    """The system message text for a released expired lease.
+
+    The legacy scripts' wording, kept because users search their messages for it.
+    """
     return f"Released expired lock '{name}' that was held by {holder}"
 
 

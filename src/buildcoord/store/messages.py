@@ -28,7 +28,7 @@ from buildcoord.store.events import append_event
 from buildcoord.store.schema import message_acks, message_reads, messages, servers
 from buildcoord.store.timestamps import from_epoch, from_epoch_or_none
 
-# error > warning > request > info, as the seed's read_messages.sh ranks them.
+# error > warning > request > info: the order the legacy read_messages.sh showed them in.
 TYPE_RANK = case({"error": 0, "warning": 1, "request": 2}, value=messages.c.type, else_=3)
 
 

@@ -19,10 +19,10 @@ from rich.live import Live
 from rich.table import Table
 from rich.text import Text
 
-from buildcoord.cli.output import human_bytes
 from buildcoord.client import Client
 from buildcoord.errors import BuildcoordError
 from buildcoord.models import FINISHED_STATUSES, ArtifactFile, Job, LogEntry, Server
+from buildcoord.units import human_bytes
 
 STATUS_STYLES = {
     "online": "green",

@@ -17,12 +17,12 @@ from buildcoord.web.routes import (
     agents,
     artifacts,
     branches,
-    jobs,
     locks,
     logs,
     messages,
     orders,
-    predict,
+    prediction,
+    queue,
     rollback,
     servers,
     system,
@@ -54,7 +54,7 @@ def create_app(
     app.state.shutting_down = shutting_down or (lambda: False)
     install_error_handlers(app)
     routers = (
-        jobs,
+        queue,
         logs,
         servers,
         agents,
@@ -66,7 +66,7 @@ def create_app(
         orders,
         artifacts,
         rollback,
-        predict,
+        prediction,
         webhooks,
     )
     for module in routers:

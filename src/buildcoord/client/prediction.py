@@ -6,7 +6,7 @@ from buildcoord.client.transport import Transport
 from buildcoord.models import DurationEstimate, HistoryStats, Recommendation
 
 
-class PredictEndpoints(Transport):
+class PredictionEndpoints(Transport):
     """Predictions from the build history."""
 
     def predict_duration(

@@ -10,7 +10,7 @@ from buildcoord.client.transport import Transport
 from buildcoord.models import ArtifactFile, ForecastJob, Job, JobForecast
 
 
-class JobEndpoints(Transport):
+class QueueEndpoints(Transport):
     """The job queue: submit, list, claim, renew, build tokens, complete, cancel, retry."""
 
     def submit_job(
