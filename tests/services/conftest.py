@@ -85,3 +85,15 @@ def store_state(store: Store) -> StoreState:
         return state
 
     return read_all
+
+
+@pytest.fixture
+def build1(register_server: RegisterServer) -> Principal:
+    """The agent of a registered server build1, without labels."""
+    return register_server("build1")
+
+
+@pytest.fixture
+def build2(register_server: RegisterServer) -> Principal:
+    """The agent of a second registered server build2, without labels."""
+    return register_server("build2")

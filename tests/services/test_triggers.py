@@ -21,7 +21,7 @@ from buildcoord.store.engine import make_engine, write_transaction
 from buildcoord.store.migrate import upgrade
 from gitrepos import commit, make_origin
 
-from .conftest import RegisterServer, StoreState
+from .conftest import StoreState
 
 COMMIT = "0123456789abcdef0123456789abcdef01234567"
 SECRET = "webhook-secret-for-tests"
@@ -39,12 +39,6 @@ def settings() -> Settings:
 def origin(tmp_path: Path) -> Path:
     """A repository with one commit on main."""
     return make_origin(tmp_path / "origin")
-
-
-@pytest.fixture
-def build1(register_server: RegisterServer) -> Principal:
-    """The agent of a registered server."""
-    return register_server("build1")
 
 
 def triggers_of(coordinator: Coordinator, branch: str = "main") -> list[str | None]:
