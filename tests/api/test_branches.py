@@ -16,7 +16,8 @@ from buildcoord.client import Client
 from buildcoord.config import Settings
 from buildcoord.errors import Forbidden
 from gitrepos import commit, git, make_origin
-from inprocess import ADMIN_TOKEN, API, StoreState, bearer, error_of
+from inprocess import ADMIN_TOKEN, API, bearer, error_of
+from store_rows import StoreState
 
 SECRET = "webhook-secret-for-tests"
 

@@ -16,7 +16,8 @@ from buildcoord.config import Settings
 from buildcoord.services.coordinator import Coordinator
 from buildcoord.store import Store
 from buildcoord.web.app import create_app
-from inprocess import ADMIN_TOKEN, API, BASE_URL, RegisterAgent, StoreState, bearer, error_of
+from inprocess import ADMIN_TOKEN, API, BASE_URL, RegisterAgent, bearer, error_of
+from store_rows import StoreState
 
 OPERATOR = bearer(ADMIN_TOKEN)
 JOB = {"branch": "main", "commit": "abc1234"}

@@ -19,7 +19,8 @@ from starlette.testclient import TestClient
 from buildcoord.client import Client
 from buildcoord.config import Settings
 from gitrepos import commit, git, make_origin
-from inprocess import ADMIN_TOKEN, API, BASE_URL, StoreState, error_of
+from inprocess import ADMIN_TOKEN, API, BASE_URL, error_of
+from store_rows import StoreState
 
 SECRET = "webhook-secret-for-tests"
 WEBHOOK = f"{API}/hooks/git"

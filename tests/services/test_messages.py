@@ -11,8 +11,7 @@ from buildcoord.errors import Conflict, Forbidden, InvalidInput
 from buildcoord.models import Message, MessageStats, Principal
 from buildcoord.services.coordinator import Coordinator
 from buildcoord.store import Store
-
-from .conftest import StoreState
+from store_rows import StoreState
 
 DAY = 24 * 3600
 

@@ -11,8 +11,8 @@ from buildcoord.errors import InvalidInput
 from buildcoord.models import Principal
 from buildcoord.services.coordinator import Coordinator
 from buildcoord.store import Store
+from store_rows import StoreState
 
-from .conftest import StoreState
 from .queue_helpers import claim, finish, submit
 
 BAD_PRIORITIES: list[Any] = [

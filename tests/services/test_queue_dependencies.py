@@ -8,8 +8,8 @@ from buildcoord.errors import NotFound
 from buildcoord.models import Principal
 from buildcoord.services.coordinator import Coordinator
 from buildcoord.store import Store
+from store_rows import StoreState
 
-from .conftest import StoreState
 from .queue_helpers import claim, claim_and_finish, claim_id, finish, submit
 
 

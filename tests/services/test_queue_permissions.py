@@ -10,8 +10,8 @@ from buildcoord.errors import Forbidden, NotFound
 from buildcoord.models import Principal
 from buildcoord.services.coordinator import Coordinator
 from buildcoord.store import Store
+from store_rows import StoreState
 
-from .conftest import StoreState
 from .queue_helpers import claim, finish, submit
 
 

@@ -20,8 +20,7 @@ from buildcoord.store import Store
 from buildcoord.store.engine import make_engine, write_transaction
 from buildcoord.store.migrate import upgrade
 from gitrepos import commit, make_origin
-
-from .conftest import StoreState
+from store_rows import StoreState
 
 COMMIT = "0123456789abcdef0123456789abcdef01234567"
 SECRET = "webhook-secret-for-tests"
