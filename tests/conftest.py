@@ -1,5 +1,5 @@
-"""Shared fixtures: database URLs for every backend, the store, the clock and the operator used
-on every floor, and checks that required backends ran."""
+"""Shared fixtures: database URLs for every backend; the store, the clock, the operator and an
+origin repository used on every floor; and checks that required backends ran."""
 
 from __future__ import annotations
 
@@ -15,6 +15,7 @@ import postgres_cluster
 from buildcoord.clock import FakeClock
 from buildcoord.models import Principal
 from buildcoord.store import Store
+from gitrepos import make_origin
 from postgres_cluster import PostgresServer
 from store_rows import StoreState, state_of
 
@@ -59,8 +60,6 @@ def db_url(request: pytest.FixtureRequest) -> str:
 @pytest.fixture(scope="session")
 def migrated_sqlite_file(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A SQLite file migrated once per session, copied for each test instead of migrating."""
-    from buildcoord.store import Store
-
     path = tmp_path_factory.mktemp("template") / "buildcoord.db"
     Store.open(f"sqlite:///{path}").close()  # the last close checkpoints the WAL into the file
     return path
@@ -69,8 +68,6 @@ def migrated_sqlite_file(tmp_path_factory: pytest.TempPathFactory) -> Path:
 @pytest.fixture(scope="session")
 def migrated_postgres_database(postgres_server: PostgresServer) -> Iterator[str]:
     """One PostgreSQL database migrated once per session; tests get it emptied."""
-    from buildcoord.store import Store
-
     with postgres_server.fresh_database() as url:
         Store.open(url).close()
         yield url
@@ -147,6 +144,12 @@ def operator() -> Principal:
     (tests/inprocess.py): the same person, seen over HTTP.
     """
     return Principal("operator", "admin")
+
+
+@pytest.fixture
+def origin(tmp_path: Path) -> Path:
+    """A git repository with one commit on main, for branches to be set up from."""
+    return make_origin(tmp_path / "origin")
 
 
 @pytest.hookimpl(tryfirst=True)  # before `-m` deselects

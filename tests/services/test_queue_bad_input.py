@@ -54,32 +54,31 @@ BAD_DEPENDENCIES: list[Any] = [0, -3, True, "1", 1.0]
 BAD_LABELS = ["has space", "a,b", "-x", "é"]
 
 
-def test_it_refuses_a_priority_outside_one_to_ten_and_changes_nothing(
+@pytest.mark.parametrize(
+    ("field", "values", "message"),
+    [
+        pytest.param("priority", BAD_PRIORITIES, "priority", id="priority_outside_one_to_ten"),
+        pytest.param("branch", BAD_BRANCHES, "branch name", id="branch_name_git_rejects"),
+        pytest.param("commit", BAD_COMMITS, "invalid commit", id="commit_not_7_to_40_hex_digits"),
+        pytest.param(
+            "labels", [[label] for label in BAD_LABELS], "invalid label", id="malformed_label"
+        ),
+    ],
+)
+def test_it_refuses_a_bad_field_of_a_new_job_and_changes_nothing(
     coordinator: Coordinator,
     operator: Principal,
     store_state: StoreState,
     subtests: pytest.Subtests,
+    field: str,
+    values: list[Any],
+    message: str,
 ) -> None:
     before = store_state()
 
-    for priority in BAD_PRIORITIES:
-        with subtests.test(priority=priority), pytest.raises(InvalidInput, match="priority"):
-            submit(coordinator, operator, priority=priority)
-
-    assert store_state() == before
-
-
-def test_it_refuses_a_branch_name_git_rejects_and_changes_nothing(
-    coordinator: Coordinator,
-    operator: Principal,
-    store_state: StoreState,
-    subtests: pytest.Subtests,
-) -> None:
-    before = store_state()
-
-    for branch in BAD_BRANCHES:
-        with subtests.test(branch=branch), pytest.raises(InvalidInput, match="branch name"):
-            submit(coordinator, operator, branch=branch)
+    for value in values:
+        with subtests.test(**{field: value}), pytest.raises(InvalidInput, match=message):
+            submit(coordinator, operator, **{field: value})
 
     assert store_state() == before
 
@@ -90,21 +89,6 @@ def test_it_accepts_a_branch_name_git_accepts(
     for branch in GOOD_BRANCHES:
         with subtests.test(branch=branch):
             assert submit(coordinator, operator, branch=branch).branch == branch
-
-
-def test_it_refuses_a_commit_that_is_not_7_to_40_hex_digits_and_changes_nothing(
-    coordinator: Coordinator,
-    operator: Principal,
-    store_state: StoreState,
-    subtests: pytest.Subtests,
-) -> None:
-    before = store_state()
-
-    for commit in BAD_COMMITS:
-        with subtests.test(commit=commit), pytest.raises(InvalidInput, match="invalid commit"):
-            submit(coordinator, operator, commit=commit)
-
-    assert store_state() == before
 
 
 def test_it_accepts_commits_of_7_and_40_hex_digits_and_stores_them_in_lower_case(
@@ -126,21 +110,6 @@ def test_it_refuses_a_dependency_that_is_not_a_job_id_and_changes_nothing(
     for dependency in BAD_DEPENDENCIES:
         with subtests.test(dependency=dependency), pytest.raises(InvalidInput, match="dependency"):
             submit(coordinator, operator, depends_on=[dependency])
-
-    assert store_state() == before
-
-
-def test_it_refuses_a_malformed_label_and_changes_nothing(
-    coordinator: Coordinator,
-    operator: Principal,
-    store_state: StoreState,
-    subtests: pytest.Subtests,
-) -> None:
-    before = store_state()
-
-    for label in BAD_LABELS:
-        with subtests.test(label=label), pytest.raises(InvalidInput, match="invalid label"):
-            submit(coordinator, operator, labels=[label])
 
     assert store_state() == before
 
