@@ -1,4 +1,5 @@
-"""Shared fixtures: database URLs for every backend, and checks that required backends ran."""
+"""Shared fixtures: database URLs for every backend; the store, the clock, the operator and an
+origin repository used on every floor; and checks that required backends ran."""
 
 from __future__ import annotations
 
@@ -11,7 +12,12 @@ from pathlib import Path
 import pytest
 
 import postgres_cluster
+from buildcoord.clock import FakeClock
+from buildcoord.models import Principal
+from buildcoord.store import Store
+from gitrepos import make_origin
 from postgres_cluster import PostgresServer
+from store_rows import StoreState, state_of
 
 # --- database fixtures -------------------------------------------------------------------------
 
@@ -54,8 +60,6 @@ def db_url(request: pytest.FixtureRequest) -> str:
 @pytest.fixture(scope="session")
 def migrated_sqlite_file(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A SQLite file migrated once per session, copied for each test instead of migrating."""
-    from buildcoord.store import Store
-
     path = tmp_path_factory.mktemp("template") / "buildcoord.db"
     Store.open(f"sqlite:///{path}").close()  # the last close checkpoints the WAL into the file
     return path
@@ -64,8 +68,6 @@ def migrated_sqlite_file(tmp_path_factory: pytest.TempPathFactory) -> Path:
 @pytest.fixture(scope="session")
 def migrated_postgres_database(postgres_server: PostgresServer) -> Iterator[str]:
     """One PostgreSQL database migrated once per session; tests get it emptied."""
-    from buildcoord.store import Store
-
     with postgres_server.fresh_database() as url:
         Store.open(url).close()
         yield url
@@ -107,6 +109,47 @@ def migrated_db_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
     url: str = request.getfixturevalue("migrated_postgres_database")
     _empty_postgres_tables(url)
     return url
+
+
+# --- the store, the clock and the operator -----------------------------------------------------
+
+
+@pytest.fixture
+def store(migrated_db_url: str) -> Iterator[Store]:
+    """A migrated store on an empty database of each backend."""
+    opened = Store.open(migrated_db_url)  # still checks that the schema is current
+    try:
+        yield opened
+    finally:
+        opened.close()
+
+
+@pytest.fixture
+def store_state(store: Store) -> StoreState:
+    """Read every row of every table, to prove that a refused action changed nothing."""
+    return lambda: state_of(store)
+
+
+@pytest.fixture
+def clock() -> FakeClock:
+    """A clock that moves only when a test advances it."""
+    return FakeClock()
+
+
+@pytest.fixture
+def operator() -> Principal:
+    """The operator, allowed to administer everything, as the services see it.
+
+    The API, CLI and agent floors override it with a Client holding the admin token
+    (tests/inprocess.py): the same person, seen over HTTP.
+    """
+    return Principal("operator", "admin")
+
+
+@pytest.fixture
+def origin(tmp_path: Path) -> Path:
+    """A git repository with one commit on main, for branches to be set up from."""
+    return make_origin(tmp_path / "origin")
 
 
 @pytest.hookimpl(tryfirst=True)  # before `-m` deselects

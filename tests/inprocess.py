@@ -1,7 +1,9 @@
 """The real coordinator in process, for API and CLI tests: real store, fake clock, no sockets.
 
-tests/api/conftest.py and tests/cli/conftest.py import these fixtures; the types and helpers
-here are imported by the tests themselves.
+tests/api/conftest.py, tests/cli/conftest.py and tests/agent/conftest.py import these fixtures;
+the types and helpers here are imported by the tests themselves. The store, its state and the
+clock come from tests/conftest.py, as on every floor; ``operator`` here overrides the root's
+Principal with a Client holding the admin token.
 """
 
 from __future__ import annotations
@@ -17,7 +19,6 @@ import httpx
 import pytest
 from click.testing import CliRunner
 from fastapi import FastAPI
-from sqlalchemy import select
 from starlette.exceptions import StarletteDeprecationWarning
 
 from buildcoord.cli import cli
@@ -26,9 +27,8 @@ from buildcoord.clock import FakeClock
 from buildcoord.config import Settings
 from buildcoord.services.coordinator import Coordinator
 from buildcoord.store import Store
-from buildcoord.store.engine import read_transaction
-from buildcoord.store.schema import metadata
 from buildcoord.web.app import create_app
+from store_rows import state_of  # noqa: F401 - bench/fuzz_api.py imports it from here
 
 with warnings.catch_warnings():
     # Starlette asks for httpx2, but buildcoord's Client is typed on httpx and must get an
@@ -42,7 +42,6 @@ API = "/api/v1"
 SQLITE_PREFIX = "sqlite:///"
 
 Connect = Callable[[str | None], Client]
-StoreState = Callable[[], dict[str, list[tuple[Any, ...]]]]
 
 
 @dataclass(frozen=True)
@@ -89,25 +88,9 @@ def error_of(response: httpx.Response, status: int) -> str:
 
 
 @pytest.fixture
-def clock() -> FakeClock:
-    """A clock that moves only when a test advances it."""
-    return FakeClock()
-
-
-@pytest.fixture
 def settings() -> Settings:
     """Default settings with a known admin token."""
     return Settings(admin_token=ADMIN_TOKEN)
-
-
-@pytest.fixture
-def store(migrated_db_url: str) -> Iterator[Store]:
-    """A migrated store on an empty database of each backend."""
-    opened = Store.open(migrated_db_url)  # still checks that the schema is current
-    try:
-        yield opened
-    finally:
-        opened.close()
 
 
 @pytest.fixture
@@ -159,24 +142,6 @@ def register_agent(operator: Client, connect: Connect) -> RegisterAgent:
         return Agent(name=name, token=token, client=connect(token))
 
     return register
-
-
-@pytest.fixture
-def store_state(store: Store) -> StoreState:
-    """Read every row of every table, to prove that a refused request changed nothing."""
-
-    return lambda: state_of(store)
-
-
-def state_of(store: Store) -> dict[str, list[tuple[Any, ...]]]:
-    """Every row of every table, in key order."""
-    state: dict[str, list[tuple[Any, ...]]] = {}
-    with read_transaction(store.engine) as conn:
-        for table in metadata.sorted_tables:
-            order = list(table.primary_key.columns) or list(table.columns)
-            rows = conn.execute(select(table).order_by(*order)).all()
-            state[table.name] = [tuple(row) for row in rows]
-    return state
 
 
 # --- the command line -------------------------------------------------------------------------

@@ -127,8 +127,9 @@ def test_marked():
 
 def run_inner_session(tmp_path: Path, require: str, *args: str) -> subprocess.CompletedProcess[str]:
     """Run a tiny pytest session that uses this directory's conftest."""
-    shutil.copy(TESTS_DIR / "conftest.py", tmp_path / "conftest.py")
-    shutil.copy(TESTS_DIR / "postgres_cluster.py", tmp_path / "postgres_cluster.py")
+    # The conftest and the modules it imports.
+    for name in ("conftest.py", "postgres_cluster.py", "gitrepos.py", "store_rows.py"):
+        shutil.copy(TESTS_DIR / name, tmp_path / name)
     (tmp_path / "pyproject.toml").write_text(INNER_PYPROJECT)
     (tmp_path / "test_inner.py").write_text(textwrap.dedent(INNER_TESTS))
     env = {**os.environ, "BUILDCOORD_REQUIRE_POSTGRES": require}

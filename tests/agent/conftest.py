@@ -26,14 +26,12 @@ from buildcoord.models import Job
 from inprocess import (  # noqa: F401 - fixtures are found by name
     RegisterAgent,
     app,
-    clock,
     connect,
     coordinator,
     operator,
     register_agent,
     run_cli,
     settings,
-    store,
 )
 
 MakeAgent = Callable[..., Agent]

@@ -4,14 +4,11 @@ from __future__ import annotations
 
 from inprocess import (  # noqa: F401 - fixtures are found by name
     app,
-    clock,
     connect,
     coordinator,
     http,
     operator,
     register_agent,
     settings,
-    store,
-    store_state,
 )
 from seeded import reseed, world  # noqa: F401 - fixtures are found by name

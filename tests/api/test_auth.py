@@ -11,7 +11,8 @@ from buildcoord.client import Client
 from buildcoord.store import Store
 from buildcoord.store.engine import read_transaction
 from buildcoord.store.schema import tokens
-from inprocess import ADMIN_TOKEN, API, RegisterAgent, StoreState, bearer, error_of
+from inprocess import ADMIN_TOKEN, API, RegisterAgent, bearer, error_of
+from store_rows import StoreState
 
 JOB = {"branch": "main", "commit": "abc1234"}
 

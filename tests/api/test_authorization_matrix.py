@@ -34,8 +34,9 @@ import pytest
 from fastapi import FastAPI
 from starlette.testclient import TestClient
 
-from inprocess import ADMIN_TOKEN, API, StoreState, bearer
+from inprocess import ADMIN_TOKEN, API, bearer
 from seeded import BRANCH, COMMIT, Restore, Seat, World
+from store_rows import StoreState
 
 PUBLIC = {
     "GET /api/v1/health": "a liveness probe: it answers without a token and changes nothing",

@@ -10,9 +10,9 @@ import os
 
 from fastapi import FastAPI
 
-from inprocess import StoreState
 from openapi_fuzz import fuzz
 from seeded import Restore, World
+from store_rows import StoreState
 
 EXAMPLES = int(os.environ.get("BUILDCOORD_FUZZ_EXAMPLES", "25"))
 

@@ -20,11 +20,11 @@ from inprocess import (
     ADMIN_TOKEN,
     API,
     RegisterAgent,
-    StoreState,
     bearer,
     error_of,
     with_value,
 )
+from store_rows import StoreState
 
 OPERATOR = bearer(ADMIN_TOKEN)
 SHA256 = "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad"

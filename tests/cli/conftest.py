@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from inprocess import (  # noqa: F401 - fixtures are found by name
     app,
-    clock,
     connect,
     coordinator,
     http,
@@ -12,6 +11,4 @@ from inprocess import (  # noqa: F401 - fixtures are found by name
     register_agent,
     run_cli,
     settings,
-    store,
-    store_state,
 )

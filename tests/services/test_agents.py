@@ -17,12 +17,6 @@ from buildcoord.store import Store
 RegisterServer = Callable[..., Principal]
 
 
-@pytest.fixture
-def build1(register_server: RegisterServer) -> Principal:
-    """An agent principal for build1."""
-    return register_server("build1")
-
-
 def test_an_agent_claims_only_jobs_of_branches_with_a_build_command(
     coordinator: Coordinator, operator: Principal, build1: Principal
 ) -> None:

@@ -22,13 +22,7 @@ from buildcoord.models import BROADCAST, BranchCheck, Principal
 from buildcoord.services import maintenance
 from buildcoord.services.coordinator import Coordinator
 from buildcoord.store import Store
-from gitrepos import commit, git, make_origin
-
-
-@pytest.fixture
-def origin(tmp_path: Path) -> Path:
-    """A repository with one commit on main."""
-    return make_origin(tmp_path / "origin")
+from gitrepos import commit, git
 
 
 @pytest.fixture

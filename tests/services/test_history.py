@@ -17,8 +17,6 @@ from buildcoord.store.engine import read_transaction
 from buildcoord.store.history import build_key, record_from_row
 from buildcoord.store.schema import build_history
 
-from .conftest import RegisterServer
-
 COMMIT = "0123456789abcdef0123456789abcdef01234567"
 
 
@@ -27,12 +25,6 @@ def history(store: Store) -> list[BuildRecord]:
     query = select(build_history).order_by(build_history.c.job_id, build_history.c.attempt)
     with read_transaction(store.engine) as conn:
         return [record_from_row(row) for row in conn.execute(query)]
-
-
-@pytest.fixture
-def build1(register_server: RegisterServer) -> Principal:
-    """The agent of a registered server."""
-    return register_server("build1")
 
 
 def start(coordinator: Coordinator, operator: Principal, agent: Principal) -> int:

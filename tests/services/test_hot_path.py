@@ -33,8 +33,7 @@ from buildcoord.store.engine import read_transaction, write_transaction
 from buildcoord.store.job_queries import CLAIM, CLAIM_RECORDING, COMPLETE
 from buildcoord.store.schema import jobs, metadata
 from sql_log import logged_statements
-
-from .conftest import StoreState
+from store_rows import StoreState
 
 COMMIT = "0123456789abcdef0123456789abcdef01234567"
 OPERATOR = Principal("operator", "admin")

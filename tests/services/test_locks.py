@@ -10,8 +10,9 @@ from buildcoord.errors import Conflict, Forbidden, InvalidInput, NotFound
 from buildcoord.models import Message, Principal
 from buildcoord.services.coordinator import Coordinator
 from buildcoord.store import Store
+from store_rows import StoreState
 
-from .conftest import RegisterServer, StoreState
+from .conftest import RegisterServer
 
 TTL = Settings().lock_ttl_seconds
 

@@ -11,22 +11,9 @@ from buildcoord.errors import Conflict, Forbidden, InvalidInput
 from buildcoord.models import Message, MessageStats, Principal
 from buildcoord.services.coordinator import Coordinator
 from buildcoord.store import Store
-
-from .conftest import RegisterServer, StoreState
+from store_rows import StoreState
 
 DAY = 24 * 3600
-
-
-@pytest.fixture
-def build1(register_server: RegisterServer) -> Principal:
-    """The agent of server build1."""
-    return register_server("build1")
-
-
-@pytest.fixture
-def build2(register_server: RegisterServer) -> Principal:
-    """The agent of server build2."""
-    return register_server("build2")
 
 
 def send(coordinator: Coordinator, by: Principal, **fields: Any) -> Message:

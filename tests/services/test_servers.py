@@ -10,8 +10,9 @@ from buildcoord.errors import Conflict, Forbidden, InvalidInput, NotFound, Unaut
 from buildcoord.models import Metrics, Principal
 from buildcoord.services.coordinator import Coordinator
 from buildcoord.store import Store
+from store_rows import StoreState
 
-from .conftest import RegisterServer, StoreState
+from .conftest import RegisterServer
 
 METRICS = Metrics(
     cpu_percent=12.5,

@@ -11,8 +11,9 @@ import pytest
 from buildcoord.errors import InvalidInput
 from buildcoord.models import Metrics, Principal
 from buildcoord.services.coordinator import Coordinator
+from store_rows import StoreState
 
-from .conftest import RegisterServer, StoreState
+from .conftest import RegisterServer
 
 Call = Callable[[Coordinator, Principal, int], object]
 

@@ -19,9 +19,8 @@ from buildcoord.services.coordinator import Coordinator
 from buildcoord.store import Store
 from buildcoord.store.engine import make_engine, write_transaction
 from buildcoord.store.migrate import upgrade
-from gitrepos import commit, make_origin
-
-from .conftest import RegisterServer, StoreState
+from gitrepos import commit
+from store_rows import StoreState
 
 COMMIT = "0123456789abcdef0123456789abcdef01234567"
 SECRET = "webhook-secret-for-tests"
@@ -33,18 +32,6 @@ GOOD_TRIGGERS = ["a", "pull_request", "merge-queue", "ci2", "x" * 32]
 def settings() -> Settings:
     """Polling every 5 minutes, no quiet period (a new tip is queued at once), webhooks on."""
     return Settings(branch_check_minutes=5.0, branch_quiet_seconds=0.0, webhook_secret=SECRET)
-
-
-@pytest.fixture
-def origin(tmp_path: Path) -> Path:
-    """A repository with one commit on main."""
-    return make_origin(tmp_path / "origin")
-
-
-@pytest.fixture
-def build1(register_server: RegisterServer) -> Principal:
-    """The agent of a registered server."""
-    return register_server("build1")
 
 
 def triggers_of(coordinator: Coordinator, branch: str = "main") -> list[str | None]:

@@ -9,7 +9,8 @@ from starlette.testclient import TestClient
 
 from buildcoord.client import Client
 from buildcoord.clock import FakeClock
-from inprocess import ADMIN_TOKEN, API, RegisterAgent, StoreState, bearer, error_of
+from inprocess import ADMIN_TOKEN, API, RegisterAgent, bearer, error_of
+from store_rows import StoreState
 
 OPERATOR = bearer(ADMIN_TOKEN)
 METRICS: dict[str, Any] = {
@@ -207,6 +208,10 @@ def test_an_unknown_server_gets_404_and_changes_nothing(
         pytest.param({"memory_used_bytes": 1.5}, id="fractional-bytes"),
         pytest.param({"cpu_percent": "12"}, id="string-cpu"),
         pytest.param({"temperature": 40}, id="unknown-metric"),
+        pytest.param({"memory_used_bytes": 2**63}, id="bytes-beyond-64-bits"),
+        pytest.param({"disk_free_bytes": -1}, id="negative-bytes"),
+        pytest.param({"cpu_percent": 10**400}, id="cpu-beyond-a-float"),
+        pytest.param({"load_1m": -0.5}, id="negative-load"),
     ],
 )
 def test_a_heartbeat_with_a_bad_metric_gets_422_and_changes_nothing(

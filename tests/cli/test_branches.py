@@ -4,17 +4,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import pytest
-
 from buildcoord.client import Client
-from gitrepos import commit, git, make_origin
+from gitrepos import commit, git
 from inprocess import RunCli
-
-
-@pytest.fixture
-def origin(tmp_path: Path) -> Path:
-    """A repository with one commit on main."""
-    return make_origin(tmp_path / "origin")
 
 
 def test_branches_add_records_the_tip_and_builds_nothing(

@@ -8,7 +8,8 @@ import pytest
 from starlette.testclient import TestClient
 
 from buildcoord.client import Client
-from inprocess import ADMIN_TOKEN, API, RegisterAgent, StoreState, bearer, error_of
+from inprocess import ADMIN_TOKEN, API, RegisterAgent, bearer, error_of
+from store_rows import StoreState
 
 OPERATOR = bearer(ADMIN_TOKEN)
 HEALTH = f"{API}/health"

@@ -10,7 +10,8 @@ from starlette.testclient import TestClient
 from buildcoord.client import Client
 from buildcoord.clock import FakeClock
 from buildcoord.models import Message
-from inprocess import ADMIN_TOKEN, API, RegisterAgent, StoreState, bearer, error_of
+from inprocess import ADMIN_TOKEN, API, RegisterAgent, bearer, error_of
+from store_rows import StoreState
 
 OPERATOR = bearer(ADMIN_TOKEN)
 MESSAGE: dict[str, Any] = {"sender": "build1", "recipient": "build2", "subject": "hello"}

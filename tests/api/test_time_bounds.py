@@ -13,11 +13,11 @@ from inprocess import (
     ADMIN_TOKEN,
     API,
     RegisterAgent,
-    StoreState,
     bearer,
     error_of,
     with_value,
 )
+from store_rows import StoreState
 
 OPERATOR = bearer(ADMIN_TOKEN)
 WEEK = 7 * 24 * 3600

@@ -11,7 +11,8 @@ from starlette.testclient import TestClient
 from buildcoord.client import Client
 from buildcoord.clock import FakeClock
 from buildcoord.models import Job
-from inprocess import ADMIN_TOKEN, API, Agent, RegisterAgent, StoreState, bearer, error_of
+from inprocess import ADMIN_TOKEN, API, Agent, RegisterAgent, bearer, error_of
+from store_rows import StoreState
 
 OPERATOR = bearer(ADMIN_TOKEN)
 JOB: dict[str, Any] = {"branch": "main", "commit": "abc1234"}

@@ -14,7 +14,8 @@ from buildcoord.models import Job
 from buildcoord.services.coordinator import Coordinator
 from buildcoord.store import Store
 from buildcoord.web.app import create_app
-from inprocess import API, BASE_URL, Agent, RegisterAgent, StoreState, bearer, error_of
+from inprocess import API, BASE_URL, Agent, RegisterAgent, bearer, error_of
+from store_rows import StoreState
 
 LINE = {"entries": [{"kind": "output", "message": "compiling"}]}
 

@@ -7,7 +7,8 @@ from starlette.testclient import TestClient
 from buildcoord.client import Client
 from buildcoord.clock import FakeClock
 from buildcoord.models import Metrics
-from inprocess import ADMIN_TOKEN, API, RegisterAgent, StoreState, bearer, error_of
+from inprocess import ADMIN_TOKEN, API, RegisterAgent, bearer, error_of
+from store_rows import StoreState
 
 OPERATOR = bearer(ADMIN_TOKEN)
 

@@ -4,9 +4,6 @@ replayed deliveries, and pushes of commits the repository does not have."""
 from __future__ import annotations
 
 import asyncio
-import hashlib
-import hmac
-import json
 from collections.abc import AsyncIterator, Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -18,46 +15,20 @@ from starlette.testclient import TestClient
 
 from buildcoord.client import Client
 from buildcoord.config import Settings
-from gitrepos import commit, git, make_origin
-from inprocess import ADMIN_TOKEN, API, BASE_URL, StoreState, error_of
+from gitrepos import commit, git
+from inprocess import ADMIN_TOKEN, BASE_URL, error_of
+from store_rows import StoreState
 
-SECRET = "webhook-secret-for-tests"
-WEBHOOK = f"{API}/hooks/git"
-Headers = Mapping[str, str] | Mapping[bytes, bytes]
+from .push_webhook import WEBHOOK, push_payload, queued, signed, webhook_settings
 
 
 @pytest.fixture
 def settings() -> Settings:
     """Settings with a webhook secret and no quiet period (a push is queued at once)."""
-    return Settings(admin_token=ADMIN_TOKEN, webhook_secret=SECRET, branch_quiet_seconds=0.0)
+    return webhook_settings()
 
 
-@pytest.fixture
-def origin(tmp_path: Path) -> Path:
-    """A repository with one commit on main."""
-    return make_origin(tmp_path / "origin")
-
-
-def push_payload(branch: str, after: str) -> bytes:
-    """A GitHub-style push payload of a repository set up as a local path."""
-    url = "https://git.example.invalid/o/r.git"
-    return json.dumps(
-        {"ref": f"refs/heads/{branch}", "after": after, "repository": {"clone_url": url}}
-    ).encode()
-
-
-def signed(body: bytes, delivery: str | None = None) -> dict[str, str]:
-    """The X-Hub-Signature-256 header (and a delivery id) GitHub sends."""
-    digest = hmac.new(SECRET.encode(), body, hashlib.sha256).hexdigest()
-    headers = {"X-Hub-Signature-256": f"sha256={digest}", "Content-Type": "application/json"}
-    if delivery is not None:
-        headers["X-GitHub-Delivery"] = delivery
-    return headers
-
-
-def queued(operator: Client, branch: str) -> list[str]:
-    """Commits of the branch's jobs, oldest first."""
-    return [job.commit for job in reversed(operator.list_jobs(branch=branch))]
+Headers = Mapping[str, str] | Mapping[bytes, bytes]
 
 
 @dataclass
@@ -126,14 +97,7 @@ def test_a_push_without_a_well_formed_signature_is_refused_before_the_body_is_re
 
 @pytest.mark.parametrize(
     "settings",
-    [
-        Settings(
-            admin_token=ADMIN_TOKEN,
-            webhook_secret=SECRET,
-            branch_quiet_seconds=0.0,
-            webhook_max_bytes=4096,
-        )
-    ],
+    [webhook_settings(webhook_max_bytes=4096)],
 )
 def test_a_streamed_payload_over_webhook_max_bytes_is_refused_while_it_is_read(
     app: FastAPI, operator: Client, origin: Path, store_state: StoreState
@@ -160,14 +124,7 @@ def test_a_payload_over_the_default_limit_of_one_mebibyte_is_refused(
 
 @pytest.mark.parametrize(
     "settings",
-    [
-        Settings(
-            admin_token=ADMIN_TOKEN,
-            webhook_secret=SECRET,
-            branch_quiet_seconds=0.0,
-            webhook_max_concurrent=1,
-        )
-    ],
+    [webhook_settings(webhook_max_concurrent=1)],
 )
 def test_a_webhook_over_the_concurrent_limit_is_refused_at_once_with_retry_after(
     app: FastAPI, operator: Client, origin: Path
@@ -239,10 +196,15 @@ def test_a_replayed_delivery_is_refused_and_queues_nothing(
     operator.add_branch("main", repo=str(origin), command="make")
     first = push_payload("main", commit(origin))
     delivery = "72d3162e-cc78-11e3-81ab-4c9367dc0958"
-    assert http.post(WEBHOOK, content=first, headers=signed(first, delivery)).status_code == 202
+    assert (
+        http.post(WEBHOOK, content=first, headers=signed(first, delivery=delivery)).status_code
+        == 202
+    )
     second = push_payload("main", commit(origin))
     before = store_state()
-    message = error_of(http.post(WEBHOOK, content=second, headers=signed(second, delivery)), 409)
+    message = error_of(
+        http.post(WEBHOOK, content=second, headers=signed(second, delivery=delivery)), 409
+    )
     assert delivery in message
     assert store_state() == before
 

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import hashlib
-import hmac
 import json
 from collections.abc import Callable
 from pathlib import Path
@@ -15,22 +13,17 @@ from starlette.testclient import TestClient
 from buildcoord.client import Client
 from buildcoord.config import Settings
 from buildcoord.errors import Forbidden
-from gitrepos import commit, git, make_origin
-from inprocess import ADMIN_TOKEN, API, StoreState, bearer, error_of
+from gitrepos import commit, git
+from inprocess import ADMIN_TOKEN, API, bearer, error_of
+from store_rows import StoreState
 
-SECRET = "webhook-secret-for-tests"
+from .push_webhook import WEBHOOK, push_payload, queued, signed, webhook_settings
 
 
 @pytest.fixture
 def settings() -> Settings:
     """Settings with a webhook secret and no quiet period (a push is queued at once)."""
-    return Settings(admin_token=ADMIN_TOKEN, webhook_secret=SECRET, branch_quiet_seconds=0.0)
-
-
-@pytest.fixture
-def origin(tmp_path: Path) -> Path:
-    """A repository with one commit on main."""
-    return make_origin(tmp_path / "origin")
+    return webhook_settings()
 
 
 @pytest.fixture
@@ -46,37 +39,14 @@ def serve_origin_as(monkeypatch: pytest.MonkeyPatch, origin: Path) -> Callable[[
     return serve
 
 
-def push_payload(branch: str, after: str, url: str = "https://git.example.com/o/r.git") -> bytes:
-    """A GitHub-style push payload."""
-    return json.dumps(
-        {
-            "ref": f"refs/heads/{branch}",
-            "before": "0" * 40,
-            "after": after,
-            "repository": {"full_name": "o/r", "clone_url": url, "html_url": url[:-4]},
-        }
-    ).encode()
-
-
-def signed(body: bytes, secret: str = SECRET) -> dict[str, str]:
-    """The X-Hub-Signature-256 header GitHub and Gitea send."""
-    digest = hmac.new(secret.encode(), body, hashlib.sha256).hexdigest()
-    return {"X-Hub-Signature-256": f"sha256={digest}", "Content-Type": "application/json"}
-
-
-def queued(operator: Client, branch: str) -> list[str]:
-    """Commits of the branch's jobs, oldest first."""
-    return [job.commit for job in reversed(operator.list_jobs(branch=branch))]
-
-
 def test_a_signed_push_queues_the_pushed_commit_once(
     http: TestClient, operator: Client, origin: Path
 ) -> None:
     operator.add_branch("main", repo=str(origin), command="make")
     new = commit(origin)
     body = push_payload("main", new)
-    first = http.post(f"{API}/hooks/git", content=body, headers=signed(body))
-    again = http.post(f"{API}/hooks/git", content=body, headers=signed(body))
+    first = http.post(WEBHOOK, content=body, headers=signed(body))
+    again = http.post(WEBHOOK, content=body, headers=signed(body))
     assert first.status_code == 202, first.text
     assert (first.json()["outcome"], first.json()["commit"]) == ("queued", new)
     assert again.json()["outcome"] == "unchanged"
@@ -88,7 +58,7 @@ def test_a_signed_push_queues_a_job_triggered_by_push(
 ) -> None:
     operator.add_branch("main", repo=str(origin), command="make")
     body = push_payload("main", commit(origin))
-    response = http.post(f"{API}/hooks/git", content=body, headers=signed(body))
+    response = http.post(WEBHOOK, content=body, headers=signed(body))
     assert response.status_code == 202, response.text
     assert operator.get_job(response.json()["job_id"]).trigger == "push"
 
@@ -114,7 +84,7 @@ def test_a_push_without_a_valid_signature_is_refused_and_queues_nothing(
     body = push_payload("main", commit(origin))
     before = store_state()
     sent = signed(body, "another-secret") if isinstance(headers, str) else headers
-    response = http.post(f"{API}/hooks/git", content=body, headers=sent)
+    response = http.post(WEBHOOK, content=body, headers=sent)
     assert "Signature" in error_of(response, 401) or "signature" in response.text
     assert store_state() == before
 
@@ -126,7 +96,7 @@ def test_a_signature_over_a_different_body_is_refused(
     new = commit(origin)
     headers = signed(push_payload("main", new))
     tampered = push_payload("main", new).replace(b"main", b"evil")
-    error_of(http.post(f"{API}/hooks/git", content=tampered, headers=headers), 401)
+    error_of(http.post(WEBHOOK, content=tampered, headers=headers), 401)
     assert queued(operator, "main") == []
 
 
@@ -136,7 +106,7 @@ def test_the_webhook_needs_no_bearer_token_but_ignores_one(
     operator.add_branch("main", repo=str(origin), command="make")
     body = push_payload("main", commit(origin))
     headers = {**signed(body), **bearer("not-a-token")}
-    assert http.post(f"{API}/hooks/git", content=body, headers=headers).status_code == 202
+    assert http.post(WEBHOOK, content=body, headers=headers).status_code == 202
 
 
 @pytest.mark.parametrize(
@@ -157,7 +127,7 @@ def test_pushes_that_build_nothing_are_accepted_and_ignored(
 ) -> None:
     operator.add_branch("main", repo=str(origin), command="make")
     body = payload(commit(origin))
-    response = http.post(f"{API}/hooks/git", content=body, headers=signed(body))
+    response = http.post(WEBHOOK, content=body, headers=signed(body))
     assert response.status_code == 202, response.text
     assert response.json()["outcome"] == "ignored"
     assert detail in response.json()["detail"]
@@ -169,7 +139,7 @@ def test_a_push_to_a_disabled_branch_is_ignored(
 ) -> None:
     operator.add_branch("main", repo=str(origin), command="make", enabled=False)
     body = push_payload("main", commit(origin))
-    response = http.post(f"{API}/hooks/git", content=body, headers=signed(body))
+    response = http.post(WEBHOOK, content=body, headers=signed(body))
     assert response.json()["outcome"] == "ignored"
     assert queued(operator, "main") == []
 
@@ -181,16 +151,16 @@ def test_a_push_from_another_repository_does_not_build_a_branch_set_up_from_a_ur
     operator.add_branch("main", repo="https://git.example.invalid/mine.git", command="make")
     new = commit(origin)
     body = push_payload("main", new, url="https://git.example.invalid/theirs.git")
-    response = http.post(f"{API}/hooks/git", content=body, headers=signed(body))
+    response = http.post(WEBHOOK, content=body, headers=signed(body))
     assert response.json()["outcome"] == "ignored"
     mine = push_payload("main", new, url="https://git.example.invalid/mine.git")
-    response = http.post(f"{API}/hooks/git", content=mine, headers=signed(mine))
+    response = http.post(WEBHOOK, content=mine, headers=signed(mine))
     assert response.json()["outcome"] == "queued"
 
 
 def test_a_payload_that_is_not_json_is_refused(http: TestClient) -> None:
     body = b"not json"
-    error_of(http.post(f"{API}/hooks/git", content=body, headers=signed(body)), 422)
+    error_of(http.post(WEBHOOK, content=body, headers=signed(body)), 422)
 
 
 def test_branch_settings_are_set_and_shown(operator: Client, origin: Path) -> None:
@@ -228,16 +198,14 @@ def test_check_updates_needs_an_operator(connect: Any, operator: Client) -> None
         connect(issued.secret).check_branch_updates()
 
 
-@pytest.mark.parametrize(
-    "settings", [Settings(admin_token=ADMIN_TOKEN, webhook_secret=SECRET, branch_quiet_seconds=15)]
-)
+@pytest.mark.parametrize("settings", [webhook_settings(branch_quiet_seconds=15)])
 def test_pushes_in_a_burst_are_queued_once_the_branch_is_quiet(
     http: TestClient, operator: Client, origin: Path, coordinator: Any, clock: Any
 ) -> None:
     operator.add_branch("main", repo=str(origin), command="make")
     for _ in range(3):
         body = push_payload("main", commit(origin))
-        response = http.post(f"{API}/hooks/git", content=body, headers=signed(body))
+        response = http.post(WEBHOOK, content=body, headers=signed(body))
         assert response.json()["outcome"] == "waiting"
         clock.advance(5)
     newest = git(origin, "rev-parse", "main")
@@ -246,9 +214,7 @@ def test_pushes_in_a_burst_are_queued_once_the_branch_is_quiet(
     assert queued(operator, "main") == [newest]
 
 
-@pytest.mark.parametrize(
-    "settings", [Settings(admin_token=ADMIN_TOKEN, webhook_secret=SECRET, branch_quiet_seconds=15)]
-)
+@pytest.mark.parametrize("settings", [webhook_settings(branch_quiet_seconds=15)])
 def test_a_push_to_a_branch_whose_tip_was_never_read_is_built_after_the_quiet_period(
     http: TestClient,
     operator: Client,
@@ -263,7 +229,7 @@ def test_a_push_to_a_branch_whose_tip_was_never_read_is_built_after_the_quiet_pe
     moved.rename(origin)
     new = commit(origin)
     body = push_payload("main", new)
-    response = http.post(f"{API}/hooks/git", content=body, headers=signed(body))
+    response = http.post(WEBHOOK, content=body, headers=signed(body))
     assert response.json()["outcome"] == "waiting"
     clock.advance(15)
     assert [(c.outcome, c.commit) for c in coordinator.branch_watch.step()] == [("queued", new)]
@@ -301,7 +267,7 @@ def test_a_push_builds_a_branch_set_up_from_another_url_of_the_same_repository(
     operator.add_branch("main", repo=repo, command="m")
     new = commit(origin)
     body = push_payload("main", new, url=pushed)
-    response = http.post(f"{API}/hooks/git", content=body, headers=signed(body))
+    response = http.post(WEBHOOK, content=body, headers=signed(body))
     assert (response.json()["outcome"], response.json()["commit"]) == ("queued", new)
 
 
@@ -318,7 +284,7 @@ def test_a_push_of_a_same_named_repository_on_another_host_builds_nothing(
 ) -> None:
     operator.add_branch("main", repo=repo, command="m")
     body = push_payload("main", "1" * 40, url=pushed)
-    response = http.post(f"{API}/hooks/git", content=body, headers=signed(body))
+    response = http.post(WEBHOOK, content=body, headers=signed(body))
     assert response.json()["outcome"] == "ignored"
     assert queued(operator, "main") == []
 
@@ -331,9 +297,9 @@ def test_a_push_builds_a_branch_set_up_from_its_repository_url_with_credentials(
     operator.add_branch("main", repo="https://builder:s3cret@git.example.invalid/o/r", command="m")
     new = commit(origin)
     body = push_payload("main", new, url=url)
-    response = http.post(f"{API}/hooks/git", content=body, headers=signed(body))
+    response = http.post(WEBHOOK, content=body, headers=signed(body))
     assert (response.json()["outcome"], response.json()["commit"]) == ("queued", new)
     other = push_payload("main", "2" * 40, url="https://git.example.invalid/o/other.git")
-    response = http.post(f"{API}/hooks/git", content=other, headers=signed(other))
+    response = http.post(WEBHOOK, content=other, headers=signed(other))
     assert response.json()["outcome"] == "ignored"
     assert "s3cret" not in response.text

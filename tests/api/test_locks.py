@@ -9,7 +9,8 @@ from starlette.testclient import TestClient
 
 from buildcoord.client import Client
 from buildcoord.clock import FakeClock
-from inprocess import ADMIN_TOKEN, API, RegisterAgent, StoreState, bearer, error_of
+from inprocess import ADMIN_TOKEN, API, RegisterAgent, bearer, error_of
+from store_rows import StoreState
 
 OPERATOR = bearer(ADMIN_TOKEN)
 
