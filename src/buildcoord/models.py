@@ -138,6 +138,15 @@ class Server:
 
 
 @dataclass(frozen=True, slots=True)
+class ClaimableJob:
+    """A job an agent's claim could take now, as the coordinator tells idle agents of it."""
+
+    id: int
+    rank: float
+    labels: frozenset[str]  # a server must have all of them (``Server.matched_labels``)
+
+
+@dataclass(frozen=True, slots=True)
 class LockHolder:
     """One lease on a lock."""
 

@@ -13,6 +13,7 @@ second also cancels the current build, which is then reported as failed.
 from __future__ import annotations
 
 import logging
+import random
 import threading
 import time
 from collections import deque
@@ -55,8 +56,13 @@ class Agent:
         self._labels_sent = options.labels is None
         self._unreachable = False
         self.orders = OrderRunner(client, self.name, self.workspace)
+        self._work = threading.Event()  # the coordinator told of work (or the session opened)
         self._session = SessionKeeper(
-            client, self.name, self._on_cancel, on_orders=self.orders.wake.set
+            client,
+            self.name,
+            self._on_cancel,
+            on_orders=self.orders.wake.set,
+            on_work=self._work.set,
         )
         self._heartbeat = threading.Thread(
             target=self._heartbeat_loop, name="buildcoord-heartbeat", daemon=True
@@ -139,10 +145,25 @@ class Agent:
             self.close()
 
     def _idle(self) -> None:
-        # Sliced, so that a stop request is noticed within a slice, not a whole poll.
-        until = time.monotonic() + self.options.poll_interval
+        """Wait until there may be work: told over the session, or the next poll is due.
+
+        With its session open the agent is told when a job it can build is queued, and polls
+        only every ``safety_poll_interval`` (±20 %, so that a fleet started together does
+        not poll together), in case a message was lost. Without a session it polls every
+        ``poll_interval``. Waits in slices, so that a stop request (which cannot set an
+        Event: it runs in a signal handler) is noticed within 0.1 s.
+        """
+        if self._session.connected.is_set():
+            wait = self.options.safety_poll_interval * random.uniform(0.8, 1.2)
+        else:
+            wait = self.options.poll_interval
+        until = time.monotonic() + wait
         while not self.draining and time.monotonic() < until:
-            time.sleep(min(0.1, self.options.poll_interval))
+            if self._work.wait(min(0.1, wait)):
+                break
+            if not self._session.connected.is_set() and wait > self.options.poll_interval:
+                break  # the session dropped: fall back to polling
+        self._work.clear()
 
     def close(self) -> None:
         """Stop the threads, close the session and let go of the work directory."""

@@ -15,7 +15,8 @@ class AgentOptions:
     workdir: Path
     labels: tuple[str, ...] | None = None  # reported; None: keep those reported before
     lease_seconds: float = 30.0  # the lease the agent plans with (the coordinator's may be shorter)
-    poll_interval: float = 0.5  # claim polling when idle
+    poll_interval: float = 0.5  # claim polling when idle without a session (coordinator away)
+    safety_poll_interval: float = 30.0  # with a session, work is told; this covers a lost message
     heartbeat_interval: float = 5.0
     cancel_grace: float = 10.0  # SIGTERM to SIGKILL when a build is cancelled or times out
     report_patience: float = 300.0  # how long to retry a result while the coordinator is down

@@ -1,5 +1,6 @@
 """The agent's live session: an event stream held open so that the coordinator notices a dead
-agent within seconds (the stream drops) and can tell a live one to cancel a build.
+agent within seconds (the stream drops) and can tell a live one of work to claim, a build to
+cancel, or orders to carry out.
 
 When the stream drops, the agent reconnects after 0.2 s, 0.5 s, 1 s, then every second:
 the coordinator requeues an agent's jobs when it has not come back within its grace (3 s),
@@ -33,11 +34,13 @@ class SessionKeeper:
         server: str,
         on_cancel: OnCancel,
         on_orders: Callable[[], None] | None = None,
+        on_work: Callable[[], None] | None = None,
     ) -> None:
         self.client = client
         self.server = server
         self.on_cancel = on_cancel
         self.on_orders = on_orders
+        self.on_work = on_work  # a job to claim may be waiting: also on every (re)connect
         self.connected = threading.Event()
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._loop, name="buildcoord-session", daemon=True)
@@ -47,7 +50,7 @@ class SessionKeeper:
         self._thread.start()
 
     def stop(self, timeout: float = 3.0) -> None:
-        """Close the session (it notices within a keepalive, about a second)."""
+        """Close the session (its thread notices at the next event or keepalive, within 5 s)."""
         self._stop.set()
         if self._thread.is_alive():
             self._thread.join(timeout)
@@ -77,6 +80,10 @@ class SessionKeeper:
                 if not self.connected.is_set():
                     log.info("session with the coordinator open")
                 self.connected.set()
+                if self.on_work is not None:  # work queued while it was away is told no more
+                    self.on_work()
+            elif event == "work" and self.on_work is not None:
+                self.on_work()
             elif event == "cancel" and isinstance(data.get("job_id"), int):
                 reason = data.get("reason")
                 self.on_cancel(data["job_id"], reason if isinstance(reason, str) else None)

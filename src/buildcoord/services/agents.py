@@ -72,11 +72,3 @@ class AgentService:
         for server in self.store.take_lost_servers(before=before, now=now):
             ended += self.queue.release_lost_agent(server)
         return ended
-
-    def cancelled_jobs(self, server: str, *, since: float) -> list[Job]:
-        """Jobs leased to server that were cancelled after ``since`` (the agent must stop them)."""
-        return [
-            job
-            for job in self.store.list_jobs(statuses=["cancelled"], server=server, limit=50)
-            if job.finished_at is not None and job.finished_at.timestamp() >= since
-        ]

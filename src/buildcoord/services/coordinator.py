@@ -4,11 +4,13 @@ from __future__ import annotations
 
 from buildcoord.clock import Clock, SystemClock
 from buildcoord.config import Settings
+from buildcoord.services.agent_sessions import AgentSessions
 from buildcoord.services.agents import AgentService
 from buildcoord.services.artifacts import ArtifactService
 from buildcoord.services.branch_watch import BranchWatch
 from buildcoord.services.branches import BranchService
 from buildcoord.services.comparisons import ComparisonService
+from buildcoord.services.feed import ChangeFeed
 from buildcoord.services.locks import LockService
 from buildcoord.services.logs import LogService
 from buildcoord.services.messages import MessageService
@@ -50,6 +52,9 @@ class Coordinator:
             finished=(outcomes.job_finished, self.prediction.job_finished),
         )
         self.agents = AgentService(store, clock, settings, self.queue)
+        # One reader of the event log per process; the live sessions hear from it.
+        self.feed = ChangeFeed(store, clock)
+        self.sessions = AgentSessions(store, clock, self.feed)
         self.branches = BranchService(store, clock, self.queue)
         self.branch_watch = BranchWatch(store, clock, settings, self.queue, self.messages)
 

@@ -42,10 +42,6 @@ class OrderService:
         require_self_or_operator(by, server, "read orders")
         return self.store.list_orders(server=server, status="pending")
 
-    def has_pending(self, server: str) -> bool:
-        """Whether server's agent has orders waiting."""
-        return self.store.has_pending_orders(server)
-
     def report(
         self,
         server: str,

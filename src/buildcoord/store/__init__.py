@@ -8,7 +8,7 @@ tables' SQL; tests may reach them, services do not.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from typing import Any
 
 from sqlalchemy import Engine
@@ -19,6 +19,7 @@ from buildcoord.models import (
     ArtifactSet,
     Branch,
     BuildRecord,
+    ClaimableJob,
     ComparisonRecord,
     Event,
     GoodBuild,
@@ -34,7 +35,7 @@ from buildcoord.models import (
 from buildcoord.store.artifacts import ArtifactSetStore, ArtifactStore
 from buildcoord.store.branches import BranchStore
 from buildcoord.store.comparisons import ComparisonStore
-from buildcoord.store.engine import checkpoint_wal, make_engine
+from buildcoord.store.engine import checkpoint_wal, event_commits, make_engine
 from buildcoord.store.events import EventStore
 from buildcoord.store.history import HistoryStore
 from buildcoord.store.job_rows import NewJob
@@ -253,6 +254,23 @@ class Store:
     ) -> list[Event]:
         """Return events in append order, optionally for one subject, after a cursor."""
         return self.events.list_events(subject=subject, after_id=after_id, limit=limit)
+
+    def last_event_id(self) -> int:
+        """The newest event's id; 0 when the log is empty."""
+        return self.events.last_event_id()
+
+    def on_event_commits(self, callback: Callable[[], None]) -> Callable[[], None]:
+        """Call ``callback`` after every commit in this process that may have appended events
+        (quick, never raising); return what stops it."""
+        return event_commits.add(callback)
+
+    def claimable_jobs(self, job_ids: Iterable[int]) -> list[ClaimableJob]:
+        """Those of job_ids an agent's claim could take now, with the labels they require."""
+        return self.jobs.claimable(job_ids)
+
+    def claim_labels(self, server: str) -> frozenset[str]:
+        """The labels a server's claims match against; NotFound for no such server."""
+        return self.jobs.claim_labels(server)
 
     # -- history -----------------------------------------------------------------------------
 
@@ -736,7 +754,7 @@ class Store:
         return self.orders.list_orders(server=server, status=status, limit=limit)
 
     def has_pending_orders(self, server: str) -> bool:
-        """Whether the agent has orders to carry out (cheap: the session asks every second)."""
+        """Whether the agent has orders to carry out (asked once when its session opens)."""
         return self.orders.has_pending(server)
 
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 import logging
 import os
 import select
+import threading
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -192,9 +193,48 @@ def write_transaction(engine: Engine) -> Iterator[Connection]:
 _AFTER_COMMIT = "buildcoord.after_commit"
 
 
+class CommitListeners:
+    """Callbacks run after this process commits a transaction that may have appended events.
+
+    They wake the change feed (services/feed.py) at once, rather than at its next look. A
+    callback must be quick and must not raise (it runs on the committing thread).
+    """
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._callbacks: tuple[Callable[[], None], ...] = ()
+
+    def add(self, callback: Callable[[], None]) -> Callable[[], None]:
+        """Run callback after each such commit; return what stops it."""
+        with self._lock:
+            self._callbacks = (*self._callbacks, callback)
+
+        def remove() -> None:
+            with self._lock:
+                kept = list(self._callbacks)
+                if callback in kept:
+                    kept.remove(callback)
+                self._callbacks = tuple(kept)
+
+        return remove
+
+    def fire(self) -> None:
+        """Call every callback (after a commit)."""
+        for callback in self._callbacks:
+            callback()
+
+
+event_commits = CommitListeners()
+"""Commits in this process that may have appended events: every driver write transaction (the
+job tables, events, orders) and every Core write transaction that appended an event."""
+
+
 def after_commit(conn: Connection, callback: Callable[[], None]) -> None:
-    """Call ``callback`` when the write_transaction conn runs commits (never if it rolls back)."""
-    conn.info.setdefault(_AFTER_COMMIT, []).append(callback)
+    """Call ``callback`` once when the write_transaction conn runs commits (never if it rolls
+    back), however often it is registered."""
+    callbacks = conn.info.setdefault(_AFTER_COMMIT, [])
+    if callback not in callbacks:
+        callbacks.append(callback)
 
 
 @contextmanager
@@ -376,6 +416,8 @@ def _driver(engine: Engine, *, write: bool) -> Iterator[Driver]:
             except dbapi_error as error:
                 lost = _lost(engine, error, cursor)
                 raise _wrapped(engine, error, "COMMIT", None, lost=lost) from error
+            if write:
+                event_commits.fire()
         except BaseException as failure:
             lost = isinstance(failure, DBAPIError) and failure.connection_invalidated
             if not lost:

@@ -14,7 +14,7 @@ from sqlalchemy import Connection, Engine
 
 from buildcoord.models import Event
 from buildcoord.store import job_queries as queries
-from buildcoord.store.engine import Driver, after_commit, driver_read
+from buildcoord.store.engine import Driver, after_commit, driver_read, event_commits
 from buildcoord.store.timestamps import from_epoch
 
 # json.dumps(value, sort_keys=True), without building an encoder per call.
@@ -75,6 +75,7 @@ def append_event(
     if kind in Revocations.KINDS:
         token_revocations.bump()
         after_commit(conn, token_revocations.bump)
+    after_commit(conn, event_commits.fire)
 
 
 def record_event(
@@ -115,6 +116,11 @@ class EventStore:
 
     def __init__(self, engine: Engine) -> None:
         self.engine = engine
+
+    def last_event_id(self) -> int:
+        """The newest event's id; 0 when the log is empty."""
+        with driver_read(self.engine) as db:
+            return int(db.run(queries.LAST_EVENT_ID).fetchone()[0])
 
     def list_events(
         self, *, subject: str | None = None, after_id: int = 0, limit: int = 100

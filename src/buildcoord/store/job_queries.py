@@ -66,6 +66,8 @@ _EVENT_READ = 'SELECT id, at, actor, kind, subject, "before", "after" FROM event
 LIST_EVENTS = sql(f"{_EVENT_READ} ORDER BY id LIMIT ?")
 # One subject's events after a cursor, in append order; parameters: after_id, subject, limit.
 LIST_SUBJECT_EVENTS = sql(f"{_EVENT_READ} AND subject = ? ORDER BY id LIMIT ?")
+# The newest event's id, 0 for an empty log: where a change feed starts following.
+LAST_EVENT_ID = sql("SELECT COALESCE(MAX(id), 0) FROM events")
 
 # -- reading jobs -------------------------------------------------------------------------------
 
@@ -154,6 +156,13 @@ SERVER_LABELS = sql("SELECT labels, reported_labels FROM servers WHERE name = ?"
 
 # Branches agents can build (they have a build command); agent claims skip the others.
 BUILDABLE_BRANCHES = sql("SELECT name FROM branches WHERE command IS NOT NULL")
+
+# One job, if a claim could take it now (queued, no dependency pending): what an agent must
+# match to be told about it. Parameters: id.
+CLAIMABLE_JOB = sql(
+    "SELECT id, rank, labels, branch FROM jobs WHERE id = ? AND status = 'queued'"
+    " AND pending_deps = 0"
+)
 
 # What a claim reads of each candidate, and the lease columns it sets, after "UPDATE jobs SET".
 _CANDIDATE_COLUMNS = "id, rank, labels, branch, attempt, fencing_token"

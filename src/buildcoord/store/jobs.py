@@ -16,7 +16,13 @@ from typing import Any
 from sqlalchemy import Engine
 
 from buildcoord.errors import CommitKnown, Conflict, InvalidInput, NotFound
-from buildcoord.models import FINISHED_STATUSES, ArtifactFile, Job, matched_labels
+from buildcoord.models import (
+    FINISHED_STATUSES,
+    ArtifactFile,
+    ClaimableJob,
+    Job,
+    matched_labels,
+)
 from buildcoord.store import job_queries as queries
 from buildcoord.store.artifacts import replace_manifest
 from buildcoord.store.engine import Driver, driver_read, driver_transaction, write_transaction
@@ -104,6 +110,31 @@ class JobStore:
         return result
 
     # -- submit ------------------------------------------------------------------------------
+
+    def claimable(self, job_ids: Iterable[int]) -> list[ClaimableJob]:
+        """Those of ``job_ids`` an agent's claim could take now, with the labels it must have.
+
+        The same rules as an agent's claim: queued, no dependency pending, of a branch with a
+        build command. One primary-key read per job, in one read transaction.
+        """
+        found: list[ClaimableJob] = []
+        with driver_read(self.engine) as db:
+            buildable = {name for (name,) in db.run(queries.BUILDABLE_BRANCHES).fetchall()}
+            for job_id in job_ids:
+                row = db.run(queries.CLAIMABLE_JOB, (job_id,)).fetchone()
+                if row is not None and row[3] in buildable:
+                    found.append(
+                        ClaimableJob(id=row[0], rank=row[1], labels=frozenset(split_labels(row[2])))
+                    )
+        return found
+
+    def claim_labels(self, server: str) -> frozenset[str]:
+        """The labels a server's claims match jobs against; NotFound for no such server."""
+        with driver_read(self.engine) as db:
+            found = db.run(queries.SERVER_LABELS, (server,)).fetchone()
+        if found is None:
+            raise NotFound(f"server {server} does not exist")
+        return matched_labels(server, split_labels(found[0]), split_labels(found[1]))
 
     def submit_job(
         self, new: NewJob, *, now: float, rank: float, actor: str, once_per_commit: bool = False

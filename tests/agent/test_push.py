@@ -1,0 +1,72 @@
+"""Idle agents are told of work over their session instead of polling for it.
+
+The agents here poll so rarely (once a minute) that only the push can explain a claim
+within seconds; the safety poll is shown by losing the push on purpose.
+"""
+
+from __future__ import annotations
+
+import time
+
+import pytest
+
+from buildcoord.client import Client
+
+from .conftest import Background, MakeAgent, SourceRepo, wait_for
+
+pytestmark = pytest.mark.timeout(60)
+
+RARELY = 60.0  # a poll interval no test waits for
+
+
+def test_an_idle_agent_claims_a_queued_job_when_told_without_polling(
+    operator: Client, make_agent: MakeAgent, source: SourceRepo
+) -> None:
+    operator.add_branch("main", repo=source.url, command="echo built")
+    agent = make_agent(poll_interval=RARELY, safety_poll_interval=RARELY)
+    running = Background(agent.run)
+    wait_for(agent._session.connected.is_set, what="the session to open")
+    time.sleep(0.3)  # the agent's claim at connect found nothing: it is idle now
+
+    queued = time.monotonic()
+    job = operator.submit_job("main")
+
+    wait_for(lambda: operator.get_job(job.id).status == "succeeded", what="the build")
+    assert time.monotonic() - queued < 5.0
+    agent.request_stop()
+    running.result(timeout=10)
+
+
+def test_a_lost_push_is_covered_by_the_safety_poll(
+    operator: Client, make_agent: MakeAgent, source: SourceRepo
+) -> None:
+    operator.add_branch("main", repo=source.url, command="echo built")
+    agent = make_agent(poll_interval=RARELY, safety_poll_interval=1.0)
+    running = Background(agent.run)
+    wait_for(agent._session.connected.is_set, what="the session to open")
+    agent._session.on_work = None  # every `work` message from now on is lost
+
+    job = operator.submit_job("main")
+
+    wait_for(
+        lambda: operator.get_job(job.id).status == "succeeded",
+        timeout=5.0,
+        what="the safety poll to claim the job",
+    )
+    agent.request_stop()
+    running.result(timeout=10)
+
+
+def test_without_its_session_an_agent_polls_at_its_poll_interval(
+    operator: Client, make_agent: MakeAgent, source: SourceRepo
+) -> None:
+    operator.add_branch("main", repo=source.url, command="echo built")
+    agent = make_agent(poll_interval=0.05, safety_poll_interval=RARELY)
+    agent._session.start = lambda: None  # type: ignore[method-assign]  # never connects
+
+    running = Background(agent.run)
+    job = operator.submit_job("main")
+
+    wait_for(lambda: operator.get_job(job.id).status == "succeeded", what="the poll to claim")
+    agent.request_stop()
+    running.result(timeout=10)
