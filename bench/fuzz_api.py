@@ -49,9 +49,10 @@ from buildcoord.config import Settings
 from buildcoord.services.coordinator import Coordinator
 from buildcoord.store import Store
 from buildcoord.web.app import create_app
-from inprocess import ADMIN_TOKEN, BASE_URL, state_of
+from inprocess import ADMIN_TOKEN, BASE_URL
 from openapi_fuzz import fuzz
 from seeded import dump, restore, seed_world
+from store_rows import state_of
 
 with warnings.catch_warnings():
     warnings.simplefilter("ignore", StarletteDeprecationWarning)

@@ -28,7 +28,6 @@ from buildcoord.config import Settings
 from buildcoord.services.coordinator import Coordinator
 from buildcoord.store import Store
 from buildcoord.web.app import create_app
-from store_rows import state_of  # noqa: F401 - bench/fuzz_api.py imports it from here
 
 with warnings.catch_warnings():
     # Starlette asks for httpx2, but buildcoord's Client is typed on httpx and must get an
