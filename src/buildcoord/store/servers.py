@@ -81,7 +81,8 @@ _RUNNING_JOBS = (
 )
 
 # The usual heartbeat: a server recorded online, reporting no labels or the ones it reported
-# before, has nothing to record but the heartbeat itself. No row: not such a server.
+# before, has nothing to record but the heartbeat itself. No row: a status flip, new labels
+# or no such server, which _record_changes handles.
 _ONLINE_HEARTBEAT = (
     update(servers)
     .where(
