@@ -7,7 +7,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
 
-from sqlalchemy import Engine
+from sqlalchemy import Engine, event
 
 from buildcoord.store.engine import DRIVER_LOG_FORMAT
 
@@ -36,3 +36,27 @@ def logged_statements(engine: Engine) -> Iterator[list[tuple[str, Any]]]:
         logger.removeHandler(handler)
         logger.setLevel(level)
         logger.propagate = propagate
+
+
+@contextmanager
+def executed_statements(engine: Engine) -> Iterator[list[str]]:
+    """Collect the text of every statement sent to the database, through either lane.
+
+    SQLAlchemy Core's statements (and the BEGIN IMMEDIATE its SQLite transactions send) are
+    seen as cursor executions; the driver lane's prebuilt ones through its SQL log. A commit
+    or rollback is no statement here (the DBAPI ends the transaction).
+    """
+    texts: list[str] = []
+
+    def core(
+        _conn: Any, _cursor: Any, statement: str, _params: Any, _context: Any, _many: bool
+    ) -> None:
+        texts.append(statement)
+
+    event.listen(engine, "before_cursor_execute", core)
+    try:
+        with logged_statements(engine) as prebuilt:
+            yield texts
+        texts.extend(statement for statement, _ in prebuilt)
+    finally:
+        event.remove(engine, "before_cursor_execute", core)

@@ -10,6 +10,7 @@ from buildcoord.errors import Conflict, Forbidden, InvalidInput, NotFound, Unaut
 from buildcoord.models import Metrics, Principal
 from buildcoord.services.coordinator import Coordinator
 from buildcoord.store import Store
+from sql_log import executed_statements
 from store_rows import StoreState
 
 from .conftest import RegisterServer
@@ -345,6 +346,68 @@ def test_it_records_no_event_for_a_heartbeat_of_a_server_already_online(
     heartbeat(coordinator, build1)
 
     assert event_kinds(store, "build1") == ["server.registered", "server.online"]
+
+
+def test_an_online_servers_heartbeat_is_one_statement(
+    coordinator: Coordinator, store: Store, clock: FakeClock, register_server: RegisterServer
+) -> None:
+    build1 = register_server("build1", labels=["os=debian"])
+    coordinator.servers.heartbeat("build1", metrics=METRICS, labels=["mvn"], by=build1)
+    clock.advance(5)
+
+    with executed_statements(store.engine) as unlabelled:
+        heartbeat(coordinator, build1)
+    with executed_statements(store.engine) as same_labels:
+        coordinator.servers.heartbeat("build1", metrics=METRICS, labels=["mvn"], by=build1)
+
+    for statements in (unlabelled, same_labels):
+        sent = [text for text in statements if text != "BEGIN IMMEDIATE"]
+        assert len(sent) == 1
+        assert sent[0].startswith("UPDATE servers")
+
+
+def test_a_heartbeat_answers_the_server_as_a_read_of_it_does(
+    coordinator: Coordinator, operator: Principal, register_server: RegisterServer
+) -> None:
+    build1 = register_server("build1", labels=["os=debian"])
+    register_server("build2")
+    jobs = [coordinator.queue.submit("main", COMMIT[::-1], by=operator) for _ in range(2)]
+    coordinator.queue.submit("other", COMMIT, labels=["server=build2"], by=operator)
+    for _ in jobs:
+        assert coordinator.queue.claim_next("build1", by=build1) is not None
+    assert coordinator.queue.claim_next("build2", by=operator) is not None
+
+    coming_online = coordinator.servers.heartbeat(
+        "build1", metrics=METRICS, labels=["mvn"], by=build1
+    )
+    assert coming_online == coordinator.servers.get("build1", by=operator)
+    already_online = coordinator.servers.heartbeat("build1", metrics=Metrics(), by=build1)
+    assert already_online == coordinator.servers.get("build1", by=operator)
+
+    assert already_online.running_jobs == tuple(job.id for job in jobs)
+    assert (already_online.status, already_online.reported_labels) == ("busy", ("mvn",))
+
+
+def test_it_records_changed_reported_labels_of_a_server_already_online_as_an_event(
+    coordinator: Coordinator, store: Store, register_server: RegisterServer
+) -> None:
+    build1 = register_server("build1")
+    coordinator.servers.heartbeat("build1", metrics=METRICS, labels=["mvn"], by=build1)
+    coordinator.servers.heartbeat("build1", metrics=METRICS, labels=["mvn"], by=build1)
+
+    coordinator.servers.heartbeat("build1", metrics=METRICS, labels=["jdk"], by=build1)
+
+    assert event_kinds(store, "build1") == [
+        "server.registered",
+        "server.labels_reported",
+        "server.online",
+        "server.labels_reported",
+    ]
+    changed = store.events.list_events(subject="server:build1")[-1]
+    assert (changed.before, changed.after) == (
+        {"reported_labels": ["mvn"]},
+        {"reported_labels": ["jdk"]},
+    )
 
 
 # -- remove ---------------------------------------------------------------------------------------

@@ -28,6 +28,7 @@ from buildcoord.agent.orders import OrderRunner
 from buildcoord.agent.session import SessionKeeper
 from buildcoord.agent.workspace import Workspace
 from buildcoord.client import Client
+from buildcoord.client.transport import connection_lost
 from buildcoord.errors import BuildcoordError, Forbidden, InvalidInput, NotFound, Unauthorized
 
 log = logging.getLogger("buildcoord.agent")
@@ -244,10 +245,14 @@ class Agent:
         # Labels go with the first heartbeat only: they do not change while the agent runs,
         # and a heartbeat without labels keeps those reported before.
         labels = None if self._labels_sent else self.options.labels
-        self.client.heartbeat(
-            self.name,
-            system_metrics(self.workspace.root),
-            agent_version=__version__,
-            labels=labels,
-        )
+        metrics = system_metrics(self.workspace.root)
+        for attempt in (1, 2):
+            try:
+                self.client.heartbeat(self.name, metrics, agent_version=__version__, labels=labels)
+                break
+            except BuildcoordError as exc:
+                # A heartbeat is idempotent: one lost with its connection (the server closed
+                # the kept-alive connection as it went out) is sent again at once, once.
+                if attempt == 2 or not connection_lost(exc):
+                    raise
         self._labels_sent = True

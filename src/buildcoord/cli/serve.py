@@ -24,6 +24,14 @@ from buildcoord.store import Store
 from buildcoord.store.engine import default_home, default_url
 from buildcoord.up.fleet import exit_text, parent_death_setter
 
+KEEP_ALIVE_SECONDS = 75
+"""How long the server keeps an idle HTTP connection open (uvicorn's default: 5 s).
+
+Well above an agent's heartbeat interval (5 s), so that an agent's kept-alive connection is
+still open at its next heartbeat: closed after exactly the interval, the server would often
+close it just as the heartbeat goes out, and the heartbeat would be lost.
+"""
+
 
 def admin_token_file() -> Path:
     """Where serve keeps a generated admin token when none is configured."""
@@ -123,6 +131,7 @@ def _run_server(
         log_level=log_level,
         # Agent sessions are endless streams: do not wait for them to end on shutdown.
         timeout_graceful_shutdown=2,
+        timeout_keep_alive=KEEP_ALIVE_SECONDS,
     )
     server = uvicorn.Server(config)
     stop_maintenance = maintenance.start(coordinator)

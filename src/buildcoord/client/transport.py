@@ -30,6 +30,24 @@ _BY_STATUS: dict[int, type[BuildcoordError]] = {
 }
 _ADAPTERS: dict[Any, TypeAdapter[Any]] = {}
 
+# The transport errors of a connection closed or reset before an answer came (the server
+# closing a kept-alive connection as the request went out, or a refused reconnect).
+_CONNECTION_LOST = (
+    httpx.RemoteProtocolError,
+    httpx.ReadError,
+    httpx.WriteError,
+    httpx.ConnectError,
+)
+
+
+def connection_lost(error: BaseException) -> bool:
+    """Whether a request failed with Unavailable because its connection was closed or reset.
+
+    No answer came, so a request that is safe to repeat (idempotent) may be sent again at
+    once. An error answer of the server (even 503) is not a lost connection.
+    """
+    return isinstance(error, Unavailable) and isinstance(error.__cause__, _CONNECTION_LOST)
+
 
 class Transport:
     """Sends requests to one coordinator's /api/v1 with one bearer token.

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import asdict, fields
 from typing import Any
 
@@ -75,7 +75,7 @@ class ServerService:
             raise InvalidInput(
                 f"invalid metric uptime_seconds={uptime!r}: at most {MAX_UPTIME_SECONDS:g}"
             )
-        record = self.store.record_heartbeat(
+        record, running = self.store.record_heartbeat(
             name,
             metrics=figures,
             agent_version=agent_version,
@@ -83,7 +83,7 @@ class ServerService:
             now=self.clock.now().timestamp(),
             actor=by.actor,
         )
-        return self._server(record, self.store.running_jobs_by_server())
+        return self._server(record, {name: running})
 
     def get(self, name: str, *, by: Principal) -> Server:
         """Return one server with its live status."""
@@ -128,7 +128,7 @@ class ServerService:
                 changes.append((record.name, record.recorded_status, status))
         return changes
 
-    def _server(self, record: ServerRecord, running: dict[str, list[int]]) -> Server:
+    def _server(self, record: ServerRecord, running: Mapping[str, Sequence[int]]) -> Server:
         now = self.clock.now().timestamp()
         status: ServerStatus = self.liveness(record.last_heartbeat_at, now)
         jobs: tuple[int, ...] = tuple(running.get(record.name, ()))

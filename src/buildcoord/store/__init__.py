@@ -411,8 +411,9 @@ class Store:
         labels: tuple[str, ...] | None,
         now: float,
         actor: str,
-    ) -> ServerRecord:
-        """Store a heartbeat, and the labels it reports unless None (the operator's stay)."""
+    ) -> tuple[ServerRecord, tuple[int, ...]]:
+        """Store a heartbeat, and the labels it reports unless None (the operator's stay);
+        return the server and the ids of its running jobs."""
         return self.servers.record_heartbeat(
             name, metrics=metrics, agent_version=agent_version, labels=labels, now=now, actor=actor
         )

@@ -32,13 +32,7 @@ def claim_first(
     buildable_only: bool,
 ) -> Job | None:
     """Lease the first claimable candidate, starting from the first page ``first``."""
-    buildable = None
-    if buildable_only:
-        first = list(first)  # read the page before the cursor runs another statement
-        buildable = frozenset(name for (name,) in db.run(queries.BUILDABLE_BRANCHES).fetchall())
-        if not buildable:
-            return None
-    candidate = _find_claimable(db, first, server_labels, buildable)
+    candidate = find_claimable(db, first, server_labels, buildable_only)
     if candidate is None:
         return None
     job_id, attempt, fencing_token = candidate[0], candidate[4], candidate[5]
@@ -64,6 +58,28 @@ def claim_first(
     if not db.postgresql:
         db.run(queries.APPEND_EVENT, event)
     return job
+
+
+def find_claimable(
+    db: Driver,
+    first: Iterable[Sequence[Any]],
+    server_labels: frozenset[str],
+    buildable_only: bool,
+) -> Sequence[Any] | None:
+    """The first candidate (a CANDIDATES row) the server may take, from the first page on.
+
+    Only reads: a claim runs it first in a read transaction (SQLite) to take the write lock
+    only when there is something to claim, then again under the lock to lease.
+    """
+    buildable = None
+    if buildable_only:
+        first = list(first)  # read the page before the cursor runs another statement
+        if not first:
+            return None
+        buildable = frozenset(name for (name,) in db.run(queries.BUILDABLE_BRANCHES).fetchall())
+        if not buildable:
+            return None
+    return _find_claimable(db, first, server_labels, buildable)
 
 
 def _find_claimable(

@@ -1,10 +1,11 @@
 """Job queue storage: submit, claim, lease, complete, cancel, retry, expire — each one transaction.
 
 Every transition is a compare-and-set (``UPDATE ... WHERE <expected state>`` checked by row
-count). Claims read candidates with ``FOR UPDATE SKIP LOCKED`` on PostgreSQL; on SQLite the
-whole write transaction runs under ``BEGIN IMMEDIATE``. The job tables run prebuilt SQL on the
-driver's cursor (engine.Driver): every statement is in job_queries, row conversion in job_rows,
-the claim and lease endings in job_leases, and the dependency graph in job_dependencies.
+count). Claims read candidates with ``FOR UPDATE SKIP LOCKED`` on PostgreSQL; on SQLite a
+claim's write transaction runs under ``BEGIN IMMEDIATE``, once a read found something to
+claim. The job tables run prebuilt SQL on the driver's cursor (engine.Driver): every statement
+is in job_queries, row conversion in job_rows, the claim and lease endings in job_leases, and
+the dependency graph in job_dependencies.
 """
 
 from __future__ import annotations
@@ -25,7 +26,13 @@ from buildcoord.models import (
 )
 from buildcoord.store import job_queries as queries
 from buildcoord.store.artifacts import replace_manifest
-from buildcoord.store.engine import Driver, driver_read, driver_transaction, write_transaction
+from buildcoord.store.engine import (
+    Driver,
+    driver_read,
+    driver_transaction,
+    is_sqlite,
+    write_transaction,
+)
 from buildcoord.store.events import record_event
 from buildcoord.store.job_dependencies import (
     after_finish,
@@ -34,7 +41,13 @@ from buildcoord.store.job_dependencies import (
     lock_dependencies,
     unblock_dependents,
 )
-from buildcoord.store.job_leases import claim_first, completion_event, end_leases, refuse
+from buildcoord.store.job_leases import (
+    claim_first,
+    completion_event,
+    end_leases,
+    find_claimable,
+    refuse,
+)
 from buildcoord.store.job_rows import NewJob, job_from_row, join_values, snapshot, split_labels
 
 RankFunction = Callable[[int, float], float]
@@ -53,6 +66,29 @@ def _refuse_known_commit(db: Driver, branch: str, commit: str) -> None:
             job_id=job_id,
             job_status=status,
         )
+
+
+def _labels_and_candidates(
+    db: Driver, server: str
+) -> tuple[frozenset[str], Iterable[Sequence[Any]]]:
+    """A claim's start: the server's matched labels and the first page of candidates.
+
+    Raises NotFound when there is no such server.
+    """
+    first: Iterable[Sequence[Any]]
+    found: Sequence[Any] | None
+    if db.postgresql:
+        rows = db.run(queries.LABELS_AND_CANDIDATES, (queries.CLAIM_BATCH, server)).fetchall()
+        found = rows[0][:2] if rows else None
+        first = [row[2:] for row in rows if row[2] is not None]
+    else:
+        found = db.run(queries.SERVER_LABELS, (server,)).fetchone()
+        first = () if found is None else db.run(queries.CANDIDATES[False], (queries.CLAIM_BATCH,))
+    if found is None:
+        raise NotFound(f"server {server} does not exist")
+    operator_labels, reported_labels = found
+    labels = matched_labels(server, split_labels(operator_labels), split_labels(reported_labels))
+    return labels, first
 
 
 def _get(db: Driver, job_id: int) -> Job:
@@ -207,29 +243,21 @@ class JobStore:
         reported ones and its own ``server=<name>`` (models.matched_labels). ``buildable_only``
         (agents) skips jobs of branches without a build command: those stay for a person to
         claim by hand. Raises NotFound when there is no such server.
+
+        On SQLite a claim first looks in a read transaction and returns None there when
+        nothing can be claimed, so idle agents' claims never queue for the one write lock;
+        only when a candidate exists does it take the lock and look again (another claim
+        may have taken it meanwhile). PostgreSQL needs no such read: its one transaction
+        locks only the candidates it returns (FOR UPDATE SKIP LOCKED) and, when there is
+        none, writes nothing.
         """
+        if is_sqlite(self.engine):
+            with driver_read(self.engine) as db:
+                labels, first = _labels_and_candidates(db, server)
+                if find_claimable(db, first, labels, buildable_only) is None:
+                    return None
         with driver_transaction(self.engine) as db:
-            first: Iterable[Sequence[Any]]
-            found: Sequence[Any] | None
-            if db.postgresql:
-                rows = db.run(
-                    queries.LABELS_AND_CANDIDATES, (queries.CLAIM_BATCH, server)
-                ).fetchall()
-                found = rows[0][:2] if rows else None
-                first = [row[2:] for row in rows if row[2] is not None]
-            else:
-                found = db.run(queries.SERVER_LABELS, (server,)).fetchone()
-                first = (
-                    ()
-                    if found is None
-                    else db.run(queries.CANDIDATES[False], (queries.CLAIM_BATCH,))
-                )
-            if found is None:
-                raise NotFound(f"server {server} does not exist")
-            operator_labels, reported_labels = found
-            labels = matched_labels(
-                server, split_labels(operator_labels), split_labels(reported_labels)
-            )
+            labels, first = _labels_and_candidates(db, server)
             return claim_first(db, first, server, labels, now, lease_seconds, actor, buildable_only)
 
     def renew_lease(

@@ -1,4 +1,10 @@
-"""Build servers: registration (with their agent token), heartbeats, recorded status flips."""
+"""Build servers: registration (with their agent token), heartbeats, recorded status flips.
+
+A heartbeat is the most frequent write of an idle fleet (every agent, every few seconds), so
+the usual one, from a server already recorded online whose reported labels did not change,
+is one statement: a conditional UPDATE that returns the row and the server's running jobs.
+Only when it matches no row does the heartbeat read the row and record what changed.
+"""
 
 from __future__ import annotations
 
@@ -6,13 +12,26 @@ import json
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import Connection, Engine, Row, delete, insert, select, update
+from sqlalchemy import (
+    Connection,
+    Engine,
+    Row,
+    String,
+    Text,
+    bindparam,
+    cast,
+    delete,
+    func,
+    insert,
+    select,
+    update,
+)
 
 from buildcoord.errors import Conflict, NotFound
 from buildcoord.store import job_queries as queries
 from buildcoord.store.engine import Driver, read_transaction, write_transaction
 from buildcoord.store.events import append_event
-from buildcoord.store.schema import servers, tokens
+from buildcoord.store.schema import jobs, servers, tokens
 
 
 @dataclass(frozen=True, slots=True)
@@ -44,6 +63,41 @@ def _record(row: Row[Any]) -> ServerRecord:
         metrics=None if row.metrics is None else json.loads(row.metrics),
         agent_version=row.agent_version,
     )
+
+
+def _running_ids(text: str | None) -> tuple[int, ...]:
+    """The ids of _RUNNING_JOBS's comma-joined text, in id order."""
+    return tuple(sorted(int(job_id) for job_id in text.split(","))) if text else ()
+
+
+# The running jobs of the server a statement returns, as one comma-joined text (group_concat,
+# string_agg): a heartbeat's answer says what the server runs without a second statement.
+_RUNNING_JOBS = (
+    select(func.aggregate_strings(cast(jobs.c.id, String), ","))
+    .where(jobs.c.server == servers.c.name, jobs.c.status == "running")
+    .correlate(servers)
+    .scalar_subquery()
+    .label("running_jobs")
+)
+
+# The usual heartbeat: a server recorded online, reporting no labels or the ones it reported
+# before, has nothing to record but the heartbeat itself. No row: a status flip, new labels
+# or no such server, which _record_changes handles.
+_ONLINE_HEARTBEAT = (
+    update(servers)
+    .where(
+        servers.c.name == bindparam("server_name"),
+        servers.c.recorded_status == "online",
+        servers.c.reported_labels
+        == func.coalesce(bindparam("same_labels", type_=Text), servers.c.reported_labels),
+    )
+    .values(
+        last_heartbeat_at=bindparam("heartbeat_at"),
+        metrics=bindparam("heartbeat_metrics"),
+        agent_version=bindparam("heartbeat_version"),
+    )
+    .returning(*servers.c, _RUNNING_JOBS)
+)
 
 
 class ServerStore:
@@ -105,44 +159,80 @@ class ServerStore:
         labels: tuple[str, ...] | None,
         now: float,
         actor: str,
-    ) -> ServerRecord:
+    ) -> tuple[ServerRecord, tuple[int, ...]]:
         """Store a heartbeat, and the labels it reports unless None (the operator's stay).
 
-        A change of reported labels, and a server coming back from stale/offline, are
-        recorded as events.
+        Returns the server and the ids of its running jobs. A change of reported labels, and
+        a server coming back from stale/offline, are recorded as events.
         """
+        metrics_text = json.dumps(metrics, sort_keys=True)
+        reported = None if labels is None else ",".join(labels)
         with write_transaction(self.engine) as conn:
-            current = self._row(conn, name)
-            values: dict[str, Any] = {
-                "last_heartbeat_at": now,
-                "metrics": json.dumps(metrics, sort_keys=True),
-                "agent_version": agent_version,
-                "recorded_status": "online",
-            }
-            if labels is not None:
-                values["reported_labels"] = ",".join(labels)
-            conn.execute(update(servers).where(servers.c.name == name).values(**values))
-            if labels is not None and ",".join(labels) != current.reported_labels:
-                append_event(
-                    conn,
-                    at=now,
-                    actor=actor,
-                    kind="server.labels_reported",
-                    subject=f"server:{name}",
-                    before={"reported_labels": list(_labels(current.reported_labels))},
-                    after={"reported_labels": list(labels)},
+            row = conn.execute(
+                _ONLINE_HEARTBEAT,
+                {
+                    "server_name": name,
+                    "same_labels": reported,
+                    "heartbeat_at": now,
+                    "heartbeat_metrics": metrics_text,
+                    "heartbeat_version": agent_version,
+                },
+            ).one_or_none()
+            if row is None:
+                row = self._record_changes(
+                    conn, name, metrics_text, agent_version, reported, now=now, actor=actor
                 )
-            if current.recorded_status != "online":
-                append_event(
-                    conn,
-                    at=now,
-                    actor=actor,
-                    kind="server.online",
-                    subject=f"server:{name}",
-                    before={"status": current.recorded_status},
-                    after={"status": "online"},
-                )
-            return _record(self._row(conn, name))
+            return _record(row), _running_ids(row.running_jobs)
+
+    def _record_changes(
+        self,
+        conn: Connection,
+        name: str,
+        metrics: str,
+        agent_version: str | None,
+        reported: str | None,
+        *,
+        now: float,
+        actor: str,
+    ) -> Row[Any]:
+        """A heartbeat that flips the recorded status or the reported labels: store it and
+        record the change as events; return the row with its running jobs (_RUNNING_JOBS)."""
+        current = self._row(conn, name)
+        values: dict[str, Any] = {
+            "last_heartbeat_at": now,
+            "metrics": metrics,
+            "agent_version": agent_version,
+            "recorded_status": "online",
+        }
+        if reported is not None:
+            values["reported_labels"] = reported
+        row = conn.execute(
+            update(servers)
+            .where(servers.c.name == name)
+            .values(**values)
+            .returning(*servers.c, _RUNNING_JOBS)
+        ).one()
+        if reported is not None and reported != current.reported_labels:
+            append_event(
+                conn,
+                at=now,
+                actor=actor,
+                kind="server.labels_reported",
+                subject=f"server:{name}",
+                before={"reported_labels": list(_labels(current.reported_labels))},
+                after={"reported_labels": list(_labels(reported))},
+            )
+        if current.recorded_status != "online":
+            append_event(
+                conn,
+                at=now,
+                actor=actor,
+                kind="server.online",
+                subject=f"server:{name}",
+                before={"status": current.recorded_status},
+                after={"status": "online"},
+            )
+        return row
 
     def record_status(
         self, name: str, *, expected: str, status: str, now: float, actor: str

@@ -1,0 +1,49 @@
+"""A real `serve` keeps an idle kept-alive connection open past an agent's heartbeat interval."""
+
+from __future__ import annotations
+
+import http.client
+import select
+import socket
+import time
+from pathlib import Path
+
+import pytest
+
+from live_fleet import live_fleet
+
+pytestmark = [pytest.mark.timeout(120), pytest.mark.slow]
+
+HEARTBEAT_INTERVAL = 5.0  # the agent's default (agent/options.py)
+
+
+def _closed_by_peer(sock: socket.socket) -> bool:
+    """Whether the other end closed the connection (end-of-file waiting to be read)."""
+    readable, _, _ = select.select([sock], [], [], 0)
+    return bool(readable) and sock.recv(1, socket.MSG_PEEK) == b""
+
+
+@pytest.mark.parametrize("workers", ["1", "2"])
+def test_an_idle_connection_outlives_the_heartbeat_interval(tmp_path: Path, workers: str) -> None:
+    with live_fleet(tmp_path / "fleet", workers=workers) as fleet:
+        connection = http.client.HTTPConnection("127.0.0.1", fleet.port, timeout=10)
+        try:
+            connection.request("GET", "/api/v1/health")
+            first = connection.getresponse()
+            first.read()
+            assert first.status == 200
+            sock = connection.sock
+            assert sock is not None
+            local = sock.getsockname()
+
+            time.sleep(HEARTBEAT_INTERVAL + 1.5)
+
+            assert not _closed_by_peer(sock)
+            connection.request("GET", "/api/v1/health")
+            second = connection.getresponse()
+            second.read()
+            assert second.status == 200
+            assert connection.sock is sock
+            assert sock.getsockname() == local
+        finally:
+            connection.close()
