@@ -6,7 +6,7 @@ returns models, never rows. The sub-stores (``store.jobs``, ``store.branches``â€
 tables' SQL; tests may reach them, services do not.
 
 An operation that is exactly one sub-store method is declared in one line,
-``claim_job = Delegate("jobs", JobStore.claim_for_server)`` (store/facade.py): its parameters,
+``claim_job = delegate("jobs", JobStore.claim_for_server)`` (store/facade.py): its parameters,
 return type and docstring are the method's own, written once, in the sub-store.
 """
 
@@ -21,7 +21,7 @@ from buildcoord.store.branches import BranchStore
 from buildcoord.store.comparisons import ComparisonStore
 from buildcoord.store.engine import checkpoint_wal, event_commits, make_engine
 from buildcoord.store.events import EventStore
-from buildcoord.store.facade import Delegate
+from buildcoord.store.facade import delegate
 from buildcoord.store.history import HistoryStore
 from buildcoord.store.jobs import JobStore
 from buildcoord.store.locks import LockStore
@@ -83,35 +83,35 @@ class Store:
 
     # -- jobs --------------------------------------------------------------------------------
 
-    submit_job = Delegate("jobs", JobStore.submit_job)
-    get_job = Delegate("jobs", JobStore.get_job)
-    list_jobs = Delegate("jobs", JobStore.list_jobs)
-    running_jobs_by_server = Delegate("jobs", JobStore.running_jobs_by_server)
-    rerank_queued_jobs = Delegate("jobs", JobStore.rerank_queued)
-    claim_job = Delegate("jobs", JobStore.claim_for_server)
-    renew_job_lease = Delegate("jobs", JobStore.renew_lease)
-    complete_job = Delegate("jobs", JobStore.complete_job)
-    cancel_job = Delegate("jobs", JobStore.cancel_job)
-    retry_job = Delegate("jobs", JobStore.retry_job)
-    expire_job_leases = Delegate("jobs", JobStore.expire_leases)
-    end_job_leases_of = Delegate("jobs", JobStore.end_leases_of)
-    extend_job_leases = Delegate("jobs", JobStore.extend_running_leases)
-    claimable_jobs = Delegate("jobs", JobStore.claimable)
-    claim_labels = Delegate("jobs", JobStore.claim_labels)
+    submit_job = delegate("jobs", JobStore.submit_job)
+    get_job = delegate("jobs", JobStore.get_job)
+    list_jobs = delegate("jobs", JobStore.list_jobs)
+    running_jobs_by_server = delegate("jobs", JobStore.running_jobs_by_server)
+    rerank_queued_jobs = delegate("jobs", JobStore.rerank_queued)
+    claim_job = delegate("jobs", JobStore.claim_for_server)
+    renew_job_lease = delegate("jobs", JobStore.renew_lease)
+    complete_job = delegate("jobs", JobStore.complete_job)
+    cancel_job = delegate("jobs", JobStore.cancel_job)
+    retry_job = delegate("jobs", JobStore.retry_job)
+    expire_job_leases = delegate("jobs", JobStore.expire_leases)
+    end_job_leases_of = delegate("jobs", JobStore.end_leases_of)
+    extend_job_leases = delegate("jobs", JobStore.extend_running_leases)
+    claimable_jobs = delegate("jobs", JobStore.claimable)
+    claim_labels = delegate("jobs", JobStore.claim_labels)
 
     # -- logs --------------------------------------------------------------------------------
 
-    append_log_entries = Delegate("logs", LogStore.append_entries)
-    list_log_entries = Delegate("logs", LogStore.list_entries)
+    append_log_entries = delegate("logs", LogStore.append_entries)
+    list_log_entries = delegate("logs", LogStore.list_entries)
 
     # -- artifacts ---------------------------------------------------------------------------
 
-    job_manifest = Delegate("artifacts", ArtifactStore.manifest)
+    job_manifest = delegate("artifacts", ArtifactStore.manifest)
 
     # -- events ------------------------------------------------------------------------------
 
-    list_events = Delegate("events", EventStore.list_events)
-    last_event_id = Delegate("events", EventStore.last_event_id)
+    list_events = delegate("events", EventStore.list_events)
+    last_event_id = delegate("events", EventStore.last_event_id)
 
     def on_event_commits(self, callback: Callable[[], None]) -> Callable[[], None]:
         """Call ``callback`` after every commit in this process that may have appended events
@@ -120,110 +120,110 @@ class Store:
 
     # -- history -----------------------------------------------------------------------------
 
-    record_build = Delegate("history", HistoryStore.record_finished)
-    recent_builds = Delegate("history", HistoryStore.recent_builds)
-    builds_finished_since = Delegate("history", HistoryStore.finished_since)
-    latest_build_key = Delegate("history", HistoryStore.latest_key_of)
+    record_build = delegate("history", HistoryStore.record_finished)
+    recent_builds = delegate("history", HistoryStore.recent_builds)
+    builds_finished_since = delegate("history", HistoryStore.finished_since)
+    latest_build_key = delegate("history", HistoryStore.latest_key_of)
 
     # -- branches ----------------------------------------------------------------------------
 
-    find_branch = Delegate("branches", BranchStore.find_branch)
-    get_branch = Delegate("branches", BranchStore.get_branch)
-    list_branches = Delegate("branches", BranchStore.list_branches)
-    add_branch = Delegate("branches", BranchStore.add_branch)
-    update_branch = Delegate("branches", BranchStore.update_branch)
-    remove_branch = Delegate("branches", BranchStore.remove_branch)
-    record_tip = Delegate("branches", BranchStore.record_tip)
-    record_check_success = Delegate("branches", BranchStore.record_check_success)
-    record_check_failure = Delegate("branches", BranchStore.record_check_failure)
-    advance_schedule = Delegate("branches", BranchStore.advance_schedule)
+    find_branch = delegate("branches", BranchStore.find_branch)
+    get_branch = delegate("branches", BranchStore.get_branch)
+    list_branches = delegate("branches", BranchStore.list_branches)
+    add_branch = delegate("branches", BranchStore.add_branch)
+    update_branch = delegate("branches", BranchStore.update_branch)
+    remove_branch = delegate("branches", BranchStore.remove_branch)
+    record_tip = delegate("branches", BranchStore.record_tip)
+    record_check_success = delegate("branches", BranchStore.record_check_success)
+    record_check_failure = delegate("branches", BranchStore.record_check_failure)
+    advance_schedule = delegate("branches", BranchStore.advance_schedule)
 
     # -- webhook deliveries ------------------------------------------------------------------
 
-    record_webhook_delivery = Delegate("webhook_deliveries", WebhookDeliveryStore.record_delivery)
-    forget_webhook_deliveries = Delegate(
+    record_webhook_delivery = delegate("webhook_deliveries", WebhookDeliveryStore.record_delivery)
+    forget_webhook_deliveries = delegate(
         "webhook_deliveries", WebhookDeliveryStore.forget_deliveries
     )
 
     # -- servers -----------------------------------------------------------------------------
 
-    get_server = Delegate("servers", ServerStore.get_server)
-    list_servers = Delegate("servers", ServerStore.list_servers)
-    register_server = Delegate("servers", ServerStore.register_server)
-    remove_server = Delegate("servers", ServerStore.remove_server)
-    record_heartbeat = Delegate("servers", ServerStore.record_heartbeat)
-    record_server_status = Delegate("servers", ServerStore.record_status)
+    get_server = delegate("servers", ServerStore.get_server)
+    list_servers = delegate("servers", ServerStore.list_servers)
+    register_server = delegate("servers", ServerStore.register_server)
+    remove_server = delegate("servers", ServerStore.remove_server)
+    record_heartbeat = delegate("servers", ServerStore.record_heartbeat)
+    record_server_status = delegate("servers", ServerStore.record_status)
 
     # -- sessions ----------------------------------------------------------------------------
 
-    open_session = Delegate("sessions", SessionStore.open_session)
-    close_session = Delegate("sessions", SessionStore.close_session)
-    take_lost_servers = Delegate("sessions", SessionStore.take_lost_servers)
+    open_session = delegate("sessions", SessionStore.open_session)
+    close_session = delegate("sessions", SessionStore.close_session)
+    take_lost_servers = delegate("sessions", SessionStore.take_lost_servers)
 
     # -- tokens ------------------------------------------------------------------------------
 
-    create_token = Delegate("tokens", TokenStore.create_token)
-    list_tokens = Delegate("tokens", TokenStore.list_tokens)
-    revoke_token = Delegate("tokens", TokenStore.revoke_token)
-    find_live_token = Delegate("tokens", TokenStore.find_live_token)
-    install_bootstrap_token = Delegate("tokens", TokenStore.install_bootstrap_token)
+    create_token = delegate("tokens", TokenStore.create_token)
+    list_tokens = delegate("tokens", TokenStore.list_tokens)
+    revoke_token = delegate("tokens", TokenStore.revoke_token)
+    find_live_token = delegate("tokens", TokenStore.find_live_token)
+    install_bootstrap_token = delegate("tokens", TokenStore.install_bootstrap_token)
 
     # -- settings ----------------------------------------------------------------------------
 
-    get_setting = Delegate("settings", SettingStore.get_setting)
-    put_setting = Delegate("settings", SettingStore.put_setting)
-    get_or_create_setting = Delegate("settings", SettingStore.get_or_create_setting)
-    probe_write = Delegate("settings", SettingStore.probe_write)
+    get_setting = delegate("settings", SettingStore.get_setting)
+    put_setting = delegate("settings", SettingStore.put_setting)
+    get_or_create_setting = delegate("settings", SettingStore.get_or_create_setting)
+    probe_write = delegate("settings", SettingStore.probe_write)
 
     # -- locks -------------------------------------------------------------------------------
 
-    acquire_lock = Delegate("locks", LockStore.acquire_lock)
-    renew_lock = Delegate("locks", LockStore.renew_lock)
-    release_lock = Delegate("locks", LockStore.release_lock)
-    list_locks = Delegate("locks", LockStore.list_locks)
-    recover_expired_locks = Delegate("locks", LockStore.recover_expired_locks)
+    acquire_lock = delegate("locks", LockStore.acquire_lock)
+    renew_lock = delegate("locks", LockStore.renew_lock)
+    release_lock = delegate("locks", LockStore.release_lock)
+    list_locks = delegate("locks", LockStore.list_locks)
+    recover_expired_locks = delegate("locks", LockStore.recover_expired_locks)
 
     # -- messages ----------------------------------------------------------------------------
 
-    send_message = Delegate("messages", MessageStore.send_message)
-    get_message = Delegate("messages", MessageStore.get_message)
-    list_messages = Delegate("messages", MessageStore.list_messages)
-    mark_message_read = Delegate("messages", MessageStore.mark_read)
-    mark_all_messages_read = Delegate("messages", MessageStore.mark_all_read)
-    acknowledge_message = Delegate("messages", MessageStore.acknowledge)
-    archive_read_messages = Delegate("messages", MessageStore.archive_read_before)
-    message_stats = Delegate("messages", MessageStore.stats)
+    send_message = delegate("messages", MessageStore.send_message)
+    get_message = delegate("messages", MessageStore.get_message)
+    list_messages = delegate("messages", MessageStore.list_messages)
+    mark_message_read = delegate("messages", MessageStore.mark_read)
+    mark_all_messages_read = delegate("messages", MessageStore.mark_all_read)
+    acknowledge_message = delegate("messages", MessageStore.acknowledge)
+    archive_read_messages = delegate("messages", MessageStore.archive_read_before)
+    message_stats = delegate("messages", MessageStore.stats)
 
     # -- artifact sets -----------------------------------------------------------------------
 
-    record_artifact_set = Delegate("artifact_sets", ArtifactSetStore.record_set)
-    get_artifact_set = Delegate("artifact_sets", ArtifactSetStore.get_set)
-    list_artifact_sets = Delegate("artifact_sets", ArtifactSetStore.list_sets)
-    set_artifacts_pinned = Delegate("artifact_sets", ArtifactSetStore.set_pinned)
-    mark_artifacts_removed = Delegate("artifact_sets", ArtifactSetStore.mark_removed)
+    record_artifact_set = delegate("artifact_sets", ArtifactSetStore.record_set)
+    get_artifact_set = delegate("artifact_sets", ArtifactSetStore.get_set)
+    list_artifact_sets = delegate("artifact_sets", ArtifactSetStore.list_sets)
+    set_artifacts_pinned = delegate("artifact_sets", ArtifactSetStore.set_pinned)
+    mark_artifacts_removed = delegate("artifact_sets", ArtifactSetStore.mark_removed)
 
     # -- rollback ----------------------------------------------------------------------------
 
-    record_good_build = Delegate("rollback", RollbackStore.record_success)
-    record_tag_outcome = Delegate("rollback", RollbackStore.tag_outcome)
-    mark_tags_removed = Delegate("rollback", RollbackStore.mark_removed)
-    list_good_builds = Delegate("rollback", RollbackStore.list_good)
-    last_good_build = Delegate("rollback", RollbackStore.last_good)
-    good_build_by_tag = Delegate("rollback", RollbackStore.by_tag)
+    record_good_build = delegate("rollback", RollbackStore.record_success)
+    record_tag_outcome = delegate("rollback", RollbackStore.tag_outcome)
+    mark_tags_removed = delegate("rollback", RollbackStore.mark_removed)
+    list_good_builds = delegate("rollback", RollbackStore.list_good)
+    last_good_build = delegate("rollback", RollbackStore.last_good)
+    good_build_by_tag = delegate("rollback", RollbackStore.by_tag)
 
     # -- comparisons -------------------------------------------------------------------------
 
-    record_comparison = Delegate("comparisons", ComparisonStore.record)
-    get_comparison = Delegate("comparisons", ComparisonStore.get)
-    list_comparisons = Delegate("comparisons", ComparisonStore.list_comparisons)
+    record_comparison = delegate("comparisons", ComparisonStore.record)
+    get_comparison = delegate("comparisons", ComparisonStore.get)
+    list_comparisons = delegate("comparisons", ComparisonStore.list_comparisons)
 
     # -- orders ------------------------------------------------------------------------------
 
-    create_order = Delegate("orders", OrderStore.create)
-    get_order = Delegate("orders", OrderStore.get)
-    finish_order = Delegate("orders", OrderStore.finish)
-    list_orders = Delegate("orders", OrderStore.list_orders)
-    has_pending_orders = Delegate("orders", OrderStore.has_pending)
+    create_order = delegate("orders", OrderStore.create)
+    get_order = delegate("orders", OrderStore.get)
+    finish_order = delegate("orders", OrderStore.finish)
+    list_orders = delegate("orders", OrderStore.list_orders)
+    has_pending_orders = delegate("orders", OrderStore.has_pending)
 
 
 __all__ = ["Store", "upgrade"]
