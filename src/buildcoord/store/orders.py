@@ -118,7 +118,7 @@ class OrderStore:
         return [order_from_row(row) for row in rows]
 
     def has_pending(self, server: str) -> bool:
-        """Whether the agent has orders to carry out (cheap: the session asks every second)."""
+        """Whether the agent has orders to carry out (asked once when its session opens)."""
         with driver_read(self.engine) as db:
             return db.run(HAS_PENDING, (server,)).fetchone() is not None
 
