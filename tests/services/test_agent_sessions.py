@@ -16,8 +16,9 @@ import pytest
 
 from buildcoord.clock import FakeClock
 from buildcoord.config import Settings
+from buildcoord.errors import Conflict
 from buildcoord.models import Principal
-from buildcoord.services.agent_sessions import TELL_HOLD_SECONDS, LiveSession
+from buildcoord.services.agent_sessions import SESSIONS_PER_SERVER, TELL_HOLD_SECONDS, LiveSession
 from buildcoord.services.coordinator import Coordinator
 from buildcoord.store import Store
 
@@ -291,3 +292,23 @@ def test_a_job_queued_through_another_coordinator_is_told_within_a_second(
         assert time.monotonic() - started < 1.0
     finally:
         other_store.close()
+
+
+def test_a_server_holding_too_many_live_sessions_is_refused_another(
+    coordinator: Coordinator,
+    operator: Principal,
+    register_server: RegisterServer,
+    join: Join,
+    main_branch: str,
+) -> None:
+    register_server("build1")
+    inboxes = [join("build1")[1] for _ in range(SESSIONS_PER_SERVER)]
+
+    with pytest.raises(Conflict, match="already holds 4 live sessions"):
+        join("build1")
+
+    job = coordinator.queue.submit(main_branch, "abcdef1", by=operator)
+    deadline = time.monotonic() + 5
+    while not any(inbox.of("work") for inbox in inboxes) and time.monotonic() < deadline:
+        time.sleep(0.02)
+    assert [data for inbox in inboxes for data in inbox.of("work")] == [{"job_id": job.id}]

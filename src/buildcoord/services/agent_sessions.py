@@ -26,6 +26,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from buildcoord.clock import Clock
+from buildcoord.errors import Conflict
 from buildcoord.models import Event
 from buildcoord.services.feed import ChangeFeed
 from buildcoord.store import Store
@@ -40,6 +41,10 @@ TELL_HOLD_SECONDS = 1.0
 
 PENDING_LIMIT = 10_000
 """The most unclaimed jobs followed for telling; beyond, agents' safety polls find them."""
+
+SESSIONS_PER_SERVER = 4
+"""The most live sessions one server may hold in a process: an agent has one, and one more
+for a moment while it reconnects; a client opening streams in a loop is refused."""
 
 CANCEL_LOOKBACK_SECONDS = 600.0
 """At a session's start, cancels of the server's jobs this recent are told again (the agent
@@ -102,7 +107,13 @@ class AgentSessions:
         """
         session = LiveSession(server, deliver, self.store.claim_labels(server))
         with self._lock:
-            self._state.sessions.setdefault(server, []).append(session)
+            held = self._state.sessions.setdefault(server, [])
+            if len(held) >= SESSIONS_PER_SERVER:
+                raise Conflict(
+                    f"server {server} already holds {len(held)} live sessions"
+                    f" (at most {SESSIONS_PER_SERVER})"
+                )
+            held.append(session)
             if self._unsubscribe is None:
                 self._unsubscribe = self.feed.subscribe(self._on_events)
         since = now - CANCEL_LOOKBACK_SECONDS

@@ -58,7 +58,11 @@ async def session(server: str, request: Request, services: Services, caller: Cal
             loop.call_soon_threadsafe(offer, (name, data))
 
     opened = services.clock.now().timestamp()
-    live = await run_in_threadpool(services.sessions.join, server, deliver, now=opened)
+    try:
+        live = await run_in_threadpool(services.sessions.join, server, deliver, now=opened)
+    except BaseException:
+        services.agents.close_session(session_id)
+        raise
 
     async def stream() -> AsyncIterator[str]:
         try:
