@@ -1,10 +1,10 @@
 """Orders: work the coordinator asks of one agent beside builds (cleanup, git tags).
 
 Its statements are prebuilt SQL on the driver's cursor, like the job tables' (job_queries):
-every successful build of a set-up branch orders its tag, and every agent session asks for
-pending orders each second; through SQLAlchemy Core a write transaction cost about 480 µs
-against 80 µs on the driver, a read 130 µs against 15 µs (SQLite, in process). One style for
-the whole table.
+every successful build of a set-up branch orders its tag (through SQLAlchemy Core a write
+transaction cost about 480 µs against 80 µs on the driver, a read 130 µs against 15 µs:
+SQLite, in process). Creating an order appends ``order.created``, which the change feed tells
+the agent's live session. One style for the whole table.
 """
 
 from __future__ import annotations
