@@ -6,10 +6,11 @@ agent token; then N simulated agents run in one asyncio event loop per load-gene
 and do what ``buildcoord agent`` does, request for request:
 
 * at start: a heartbeat, the branch list (worktree pruning), the session stream, the orders;
-* while idle: the session stream held open (``hello``, ``cancel``, ``orders`` events and a
-  keepalive comment every second; reconnecting after 0.2, 0.5, 1 s when it drops), a heartbeat
-  with system metrics every heartbeat interval, a claim every poll interval, the orders every
-  half minute (and whenever the session says there are some);
+* while idle: the session stream held open (``hello``, ``work``, ``cancel``, ``orders`` events
+  and a keepalive comment every few seconds; reconnecting after 0.2, 0.5, 1 s when it drops), a
+  heartbeat with system metrics every heartbeat interval, a claim when the session tells of
+  work (and at the safety poll, 30 s with jitter; every poll interval while the session is
+  down), the orders when the session says there are some (and every ten minutes anyway);
 * on a job: a build token, the job's log, the completion with its fencing token, the branch
   list again, at once (no build runs).
 
@@ -53,6 +54,7 @@ import json
 import math
 import multiprocessing
 import os
+import random
 import re
 import resource
 import secrets
@@ -75,7 +77,7 @@ from buildcoord.agent import orders as agent_orders
 from buildcoord.agent import session as agent_session
 from buildcoord.agent.metrics import prime_cpu_counter, system_metrics
 from buildcoord.agent.options import AgentOptions
-from buildcoord.client import Client
+from buildcoord.client import Client, transport
 from buildcoord.client.transport import Transport
 from buildcoord.web.routes import agents as agent_routes
 
@@ -91,17 +93,20 @@ _SPEC.loader.exec_module(bq)
 # Timings: the agent's own defaults (AgentOptions, the modules' constants), imported.
 _DEFAULTS = AgentOptions(name="bench", workdir=Path("."))
 HEARTBEAT_INTERVAL = _DEFAULTS.heartbeat_interval  # agent.py Agent._heartbeat_loop
-POLL_INTERVAL = _DEFAULTS.poll_interval  # agent.py Agent._idle, between empty claims
+POLL_INTERVAL = _DEFAULTS.poll_interval  # agent.py Agent._idle, without a session
+SAFETY_POLL_INTERVAL = _DEFAULTS.safety_poll_interval  # agent.py Agent._idle, with a session
+SAFETY_POLL_JITTER = (0.8, 1.2)  # agent.py Agent._idle: random.uniform(0.8, 1.2)
 LEASE_SECONDS = _DEFAULTS.lease_seconds  # job.py / lease.py: renew every lease/3
 RENEW_INTERVAL = LEASE_SECONDS / 3  # lease.py LeaseKeeper.interval
-ORDERS_POLL_SECONDS = agent_orders.POLL_SECONDS  # orders.py OrderRunner._loop
+ORDERS_POLL_SECONDS = agent_orders.POLL_SECONDS  # orders.py OrderRunner.poll_seconds, no session
+ORDERS_SESSION_POLL_SECONDS = agent_orders.SESSION_POLL_SECONDS  # the same, with a session
 RECONNECT_DELAYS = agent_session.RECONNECT_DELAYS  # session.py SessionKeeper._loop
 KEEPALIVE_SECONDS = agent_routes.KEEPALIVE_SECONDS  # web/routes/agents.py session stream
 REQUEST_TIMEOUT = float(  # client/transport.py Transport(timeout=...): the agent's Client
     Transport.__init__.__kwdefaults__["timeout"]  # type: ignore[index]
 )
 SESSION_READ_TIMEOUT = 15.0  # client/agents.py session_events: httpx.Timeout(10.0, read=15.0)
-KEEPALIVE_EXPIRY = 5.0  # httpx's default pool: an idle connection is dropped after 5 s
+KEEPALIVE_EXPIRY = transport.KEEPALIVE_EXPIRY  # client/transport.py: the agent's pool
 BUILD_SECONDS = 0.0  # no build runs; > 0 would hold each job, renewing its lease meanwhile
 assert agent_joblog.MAX_REQUEST >= 4  # the job's events below go in one log request
 
@@ -230,6 +235,19 @@ class Request:
             path = path.replace(old, new)
             body = body.replace(old.encode(), new.encode())
         return Request(self.method, path, body, self.headers)
+
+
+class SessionLink:
+    """What the agent's step loop knows of its session (session.py SessionKeeper.connected and
+    agent.py Agent._work): whether it is open, whether work was told, and a drop to wake on."""
+
+    def __init__(self) -> None:
+        self.connected = asyncio.Event()
+        self.work = asyncio.Event()
+        self.lost = asyncio.Event()  # set (and replaced) each time the session drops
+
+    async def dropped(self) -> None:
+        await self.lost.wait()
 
 
 class _Recorded(Exception):
@@ -519,6 +537,7 @@ class LoadGenerator:
         self.session_drops = 0
         self.cancel_events = 0
         self.order_events = 0
+        self.work_events = 0
         self.submit_skipped = 0
         self.orders_done: Counter[str] = Counter()
         self.lags: list[float] = []
@@ -607,20 +626,21 @@ class LoadGenerator:
         await self.call("branches", http, requests["branches"])  # Agent.prune_worktrees
         wake_orders = asyncio.Event()
         wake_orders.set()  # OrderRunner.start
+        link = SessionLink()
         # Agent.close: the session and the heartbeats end only when the last job is reported
         # (else the coordinator would take that job back while it is being finished).
         closed = asyncio.Event()
 
         async def run_then_close() -> None:
             try:
-                await self.steps(http, server, requests)
+                await self.steps(http, server, requests, link)
             finally:
                 closed.set()
 
         await asyncio.gather(
-            self.session(http, requests["session"], wake_orders, closed),
+            self.session(http, requests["session"], wake_orders, link, closed),
             self.heartbeats(http, requests["heartbeat"], closed),
-            self.orders(http, server, requests["orders"], wake_orders),
+            self.orders(http, server, requests["orders"], wake_orders, link),
             run_then_close(),
         )
 
@@ -635,12 +655,19 @@ class LoadGenerator:
             await self.call("heartbeat", http, request)
 
     async def orders(
-        self, http: AgentHTTP, server: str, request: Request, wake: asyncio.Event
+        self,
+        http: AgentHTTP,
+        server: str,
+        request: Request,
+        wake: asyncio.Event,
+        link: SessionLink,
     ) -> None:
-        """orders.py OrderRunner._loop: fetch when woken or every half minute."""
+        """orders.py OrderRunner._loop: fetch when woken, else every ten minutes with a session
+        and every half minute without one (OrderRunner.poll_seconds)."""
         while self.running():
+            poll = ORDERS_SESSION_POLL_SECONDS if link.connected.is_set() else ORDERS_POLL_SECONDS
             with contextlib.suppress(TimeoutError):
-                async with asyncio.timeout(self.until_end(ORDERS_POLL_SECONDS)):
+                async with asyncio.timeout(self.until_end(poll)):
                     await wake.wait()
             wake.clear()
             if not self.running():
@@ -671,18 +698,36 @@ class LoadGenerator:
         )
         await self.call("report_order", http, report)
 
-    async def steps(self, http: AgentHTTP, server: str, requests: dict[str, Request]) -> None:
-        """agent.py Agent.run: step() (claim; on a job, run it) or sleep the poll interval."""
+    async def steps(
+        self, http: AgentHTTP, server: str, requests: dict[str, Request], link: SessionLink
+    ) -> None:
+        """agent.py Agent.run: step() (claim; on a job, run it) or wait as Agent._idle does."""
         while self.running():
             granted_at = time.monotonic()  # agent.py Agent.step: before the claim is sent
             answer = await self.call("claim", http, requests["claim"])
             if answer is None or answer[0] == 204:
-                await asyncio.sleep(POLL_INTERVAL)
+                await self.idle(link)
                 continue
             job = json.loads(answer[1])["job"]
             self.claimed.setdefault(int(job["id"]), time.monotonic())
             await self.job(http, server, int(job["id"]), int(job["fencing_token"]), granted_at)
             await self.call("branches", http, requests["branches"])  # Agent.step's prune
+
+    async def idle(self, link: SessionLink) -> None:
+        """agent.py Agent._idle: with a session, wait to be told of work (or the safety poll,
+        jittered); without one, the poll interval; a session that drops ends the wait."""
+        if not link.connected.is_set():
+            await asyncio.sleep(POLL_INTERVAL)
+            link.work.clear()
+            return
+        wait = SAFETY_POLL_INTERVAL * random.uniform(*SAFETY_POLL_JITTER)
+        waiters = [asyncio.ensure_future(link.work.wait()), asyncio.ensure_future(link.dropped())]
+        try:
+            await asyncio.wait(waiters, timeout=self.until_end(wait), return_when="FIRST_COMPLETED")
+        finally:
+            for waiter in waiters:
+                waiter.cancel()
+        link.work.clear()
 
     async def job(
         self, http: AgentHTTP, server: str, job_id: int, fencing: int, granted_at: float
@@ -717,7 +762,12 @@ class LoadGenerator:
             due = sent + RENEW_INTERVAL
 
     async def session(
-        self, http: AgentHTTP, request: Request, wake_orders: asyncio.Event, closed: asyncio.Event
+        self,
+        http: AgentHTTP,
+        request: Request,
+        wake_orders: asyncio.Event,
+        link: SessionLink,
+        closed: asyncio.Event,
     ) -> None:
         """session.py SessionKeeper._loop and _listen; the longest keepalive gap is kept."""
         failures = 0
@@ -740,6 +790,11 @@ class LoadGenerator:
                         elif line.startswith("data:"):
                             if event == "hello":
                                 connected = True
+                                link.connected.set()
+                                link.work.set()  # session.py: on_work at every (re)connect
+                            elif event == "work":
+                                self.work_events += 1
+                                link.work.set()
                             elif event == "cancel":
                                 self.cancel_events += 1
                             elif event == "orders":
@@ -755,6 +810,9 @@ class LoadGenerator:
                     self.error(f"session: {exc}", time.monotonic())
                 except (OSError, asyncio.IncompleteReadError, ValueError, httpx.HTTPError) as exc:
                     self.error(f"session: {type(exc).__name__}", time.monotonic())
+                link.connected.clear()
+                link.lost.set()
+                link.lost = asyncio.Event()
                 if self.in_window(time.monotonic()):
                     self.session_drops += 1
                 if connected:
@@ -862,6 +920,7 @@ class LoadGenerator:
             "session_drops": self.session_drops,
             "cancel_events": self.cancel_events,
             "order_events": self.order_events,
+            "work_events": self.work_events,
             "submit_skipped": self.submit_skipped,
             "orders_done": dict(self.orders_done),
             "cpu_percent": 100.0 * (cpu_end - cpu_start) / window,
@@ -1140,6 +1199,7 @@ def summarize(
             "session_drops",
             "cancel_events",
             "order_events",
+            "work_events",
             "submit_skipped",
             "unfinished_tasks",
         ):
@@ -1164,6 +1224,7 @@ def summarize(
             "keepalive_gap_max_ms": None if not gaps else max(gaps) * 1000.0,
             "cancel_events": sums["cancel_events"],
             "order_events": sums["order_events"],
+            "work_events": sums["work_events"],
         },
         "queue_to_claim": {
             "submitted_in_window": len(submitted),
@@ -1378,7 +1439,9 @@ def main(argv: list[str] | None = None) -> int:
         "protocol": {
             "heartbeat_interval": HEARTBEAT_INTERVAL,
             "poll_interval": POLL_INTERVAL,
+            "safety_poll_interval": SAFETY_POLL_INTERVAL,
             "orders_poll_seconds": ORDERS_POLL_SECONDS,
+            "orders_session_poll_seconds": ORDERS_SESSION_POLL_SECONDS,
             "keepalive_seconds": KEEPALIVE_SECONDS,
             "reconnect_delays": list(RECONNECT_DELAYS),
             "request_timeout": REQUEST_TIMEOUT,

@@ -10,6 +10,7 @@ import time
 
 import pytest
 
+from buildcoord.agent import orders
 from buildcoord.client import Client
 
 from .conftest import Background, MakeAgent, SourceRepo, wait_for
@@ -70,3 +71,15 @@ def test_without_its_session_an_agent_polls_at_its_poll_interval(
     wait_for(lambda: operator.get_job(job.id).status == "succeeded", what="the poll to claim")
     agent.request_stop()
     running.result(timeout=10)
+
+
+def test_orders_are_polled_every_ten_minutes_with_a_session_and_every_half_minute_without(
+    make_agent: MakeAgent,
+) -> None:
+    agent = make_agent()
+    assert agent.orders.session_open is agent._session.connected
+
+    agent._session.connected.clear()
+    assert agent.orders.poll_seconds() == orders.POLL_SECONDS == 30.0
+    agent._session.connected.set()
+    assert agent.orders.poll_seconds() == orders.SESSION_POLL_SECONDS == 600.0

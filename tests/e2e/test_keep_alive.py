@@ -10,11 +10,14 @@ from pathlib import Path
 
 import pytest
 
+from buildcoord.agent.options import AgentOptions
+from buildcoord.cli import serve
+from buildcoord.client import transport
 from live_fleet import live_fleet
 
 pytestmark = [pytest.mark.timeout(120), pytest.mark.slow]
 
-HEARTBEAT_INTERVAL = 5.0  # the agent's default (agent/options.py)
+HEARTBEAT_INTERVAL = AgentOptions(name="x", workdir=Path(".")).heartbeat_interval
 
 
 def _closed_by_peer(sock: socket.socket) -> bool:
@@ -47,3 +50,19 @@ def test_an_idle_connection_outlives_the_heartbeat_interval(tmp_path: Path, work
             assert sock.getsockname() == local
         finally:
             connection.close()
+
+
+def test_the_agent_client_reuses_its_connection_after_a_heartbeat_interval(
+    tmp_path: Path,
+) -> None:
+    assert HEARTBEAT_INTERVAL < transport.KEEPALIVE_EXPIRY < serve.KEEP_ALIVE_SECONDS
+    with live_fleet(tmp_path / "fleet") as fleet, fleet.client() as client:
+        first = client.http.get("health")
+        first.raise_for_status()
+        before = first.extensions["network_stream"].get_extra_info("client_addr")
+
+        time.sleep(HEARTBEAT_INTERVAL + 1.5)
+
+        second = client.http.get("health")
+        second.raise_for_status()
+        assert second.extensions["network_stream"].get_extra_info("client_addr") == before

@@ -56,15 +56,12 @@ class Agent:
         self._cancelled: deque[int] = deque(maxlen=100)
         self._labels_sent = options.labels is None
         self._unreachable = False
-        self.orders = OrderRunner(client, self.name, self.workspace)
         self._work = threading.Event()  # the coordinator told of work (or the session opened)
-        self._session = SessionKeeper(
-            client,
-            self.name,
-            self._on_cancel,
-            on_orders=self.orders.wake.set,
-            on_work=self._work.set,
+        self._session = SessionKeeper(client, self.name, self._on_cancel, on_work=self._work.set)
+        self.orders = OrderRunner(
+            client, self.name, self.workspace, session_open=self._session.connected
         )
+        self._session.on_orders = self.orders.wake.set
         self._heartbeat = threading.Thread(
             target=self._heartbeat_loop, name="buildcoord-heartbeat", daemon=True
         )

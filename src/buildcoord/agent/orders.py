@@ -1,9 +1,11 @@
 """Orders from the coordinator beside builds: remove old artifacts, write and delete tags.
 
-A thread fetches the agent's pending orders when the session says there are some (and every
-half minute anyway), carries each out and reports it once. Removal never touches a path
-outside this agent's artifacts root: the coordinator names build directories, and each must
-be ``<artifacts root>/<branch dir>/<job id>`` exactly, a real directory, not a symlink.
+A thread fetches the agent's pending orders when the session says there are some (the
+coordinator also says so when the session opens), and polls only as a safety net: every ten
+minutes while the session is open, every half minute while it is not. It carries each order
+out and reports it once. Removal never touches a path outside this agent's artifacts root:
+the coordinator names build directories, and each must be
+``<artifacts root>/<branch dir>/<job id>`` exactly, a real directory, not a symlink.
 """
 
 from __future__ import annotations
@@ -24,16 +26,24 @@ from buildcoord.models import AgentOrder
 
 log = logging.getLogger("buildcoord.agent")
 
-POLL_SECONDS = 30.0
+POLL_SECONDS = 30.0  # without a session: nobody tells the agent of new orders
+SESSION_POLL_SECONDS = 600.0  # with one: only in case a message was lost
 
 
 class OrderRunner:
     """Carries out this agent's orders on a thread of its own."""
 
-    def __init__(self, client: Client, server: str, workspace: Workspace) -> None:
+    def __init__(
+        self,
+        client: Client,
+        server: str,
+        workspace: Workspace,
+        session_open: threading.Event | None = None,
+    ) -> None:
         self.client = client
         self.server = server
         self.workspace = workspace
+        self.session_open = session_open or threading.Event()
         self.wake = threading.Event()
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._loop, name="buildcoord-orders", daemon=True)
@@ -52,7 +62,7 @@ class OrderRunner:
 
     def _loop(self) -> None:
         while not self._stop.is_set():
-            self.wake.wait(POLL_SECONDS)
+            self.wake.wait(self.poll_seconds())
             self.wake.clear()
             if self._stop.is_set():
                 return
@@ -62,6 +72,10 @@ class OrderRunner:
                 log.warning("cannot fetch orders: %s", exc)
             except Exception:
                 log.exception("orders failed")
+
+    def poll_seconds(self) -> float:
+        """How long to wait for a wake-up before fetching anyway."""
+        return SESSION_POLL_SECONDS if self.session_open.is_set() else POLL_SECONDS
 
     def run_pending(self) -> int:
         """Carry out every pending order; return how many were reported."""

@@ -19,6 +19,11 @@ from buildcoord.errors import (
 
 T = TypeVar("T")
 
+# An idle pooled connection is kept this long (httpx's default is 5 s, the agent's heartbeat
+# interval: every heartbeat would open a new connection). Below serve's keep-alive (75 s,
+# cli/serve.py KEEP_ALIVE_SECONDS), so that the client, not the server, closes an idle one.
+KEEPALIVE_EXPIRY = 60.0
+
 _BY_STATUS: dict[int, type[BuildcoordError]] = {
     401: Unauthorized,
     403: Forbidden,
@@ -68,7 +73,10 @@ class Transport:
         headers = {"Authorization": f"Bearer {token}"} if token else {}
         self.base_url = base_url.rstrip("/")
         if http is None:
-            http = httpx.Client(timeout=timeout, transport=transport)
+            limits = httpx.Limits(
+                max_connections=100, max_keepalive_connections=20, keepalive_expiry=KEEPALIVE_EXPIRY
+            )
+            http = httpx.Client(timeout=timeout, transport=transport, limits=limits)
         http.base_url = httpx.URL(self.base_url + "/api/v1/")
         http.headers.update(headers)
         self.http = http
