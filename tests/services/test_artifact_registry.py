@@ -233,3 +233,37 @@ def test_many_successes_within_seconds_each_get_a_tag_in_the_documented_format(
     assert all(
         tag is not None and len(tag) == len("build-success-main-20261126T000000Z") for tag in tags
     )
+
+
+def test_the_artifact_list_marks_the_newest_success_of_each_branch_as_last_good(
+    coordinator: Coordinator,
+    operator: Principal,
+    register_server: RegisterServer,
+    clock: FakeClock,
+    build: Build,
+) -> None:
+    coordinator.branches.add("dev", repo="/nowhere", command="make", by=operator)
+    agent = register_server("build2")
+
+    def build_dev(status: str) -> Job:
+        job = coordinator.queue.submit("dev", COMMIT, by=operator)
+        claimed = coordinator.queue.claim_next("build2", by=agent)
+        assert claimed is not None
+        clock.advance(1)
+        return coordinator.queue.complete(
+            job.id,
+            status=status,
+            server="build2",
+            fencing_token=claimed.fencing_token,
+            manifest=files("dev"),
+            artifact_root=f"/work/build2/artifacts/dev/{job.id}",
+            by=agent,
+        )
+
+    main = [build(), build(), build(status="failed")]
+    dev = [build_dev("succeeded"), build_dev("failed")]
+
+    listed = coordinator.artifacts.list_sets(by=operator)
+    assert {item.job_id for item in listed if item.last_good} == {main[1].id, dev[0].id}
+    assert coordinator.artifacts.get(main[0].id, by=operator).last_good is False
+    assert coordinator.artifacts.get(dev[0].id, by=operator).last_good is True

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from sqlalchemy import Connection, Engine, Row, delete, func, insert, select, update
+from sqlalchemy import Connection, Engine, Row, Select, delete, func, insert, select, update
 
 from buildcoord.errors import NotFound
 from buildcoord.models import ArtifactFile, ArtifactSet
@@ -89,16 +89,27 @@ def set_from_row(row: Row[Any], last_good: frozenset[int] = frozenset()) -> Arti
 
 
 def last_good_jobs(conn: Connection, branch: str | None = None) -> frozenset[int]:
-    """The job of each branch's newest successful build whose tag was not removed."""
-    query = (
-        select(good_builds.c.branch, good_builds.c.job_id)
-        .where(good_builds.c.tag_state != "removed")
-        .order_by(good_builds.c.succeeded_at, good_builds.c.job_id)
-    )
+    """The job of each branch's newest successful build whose tag was not removed.
+
+    One index walk per branch (``ix_good_builds_branch``): runs on every finished build, so it
+    must not read a branch's whole history.
+    """
+
+    def newest_of(name: Any) -> Select[Any]:
+        return (
+            select(good_builds.c.job_id)
+            .where(good_builds.c.branch == name, good_builds.c.tag_state != "removed")
+            .order_by(good_builds.c.succeeded_at.desc(), good_builds.c.job_id.desc())
+            .limit(1)
+        )
+
     if branch is not None:
-        query = query.where(good_builds.c.branch == branch)
-    newest = {row.branch: row.job_id for row in conn.execute(query)}
-    return frozenset(newest.values())
+        found = conn.execute(newest_of(branch)).scalar_one_or_none()
+        return frozenset() if found is None else frozenset((found,))
+    branches = select(good_builds.c.branch).distinct().subquery()
+    newest = newest_of(branches.c.branch).correlate(branches).scalar_subquery()
+    jobs = conn.execute(select(newest).select_from(branches)).scalars()
+    return frozenset(job for job in jobs if job is not None)
 
 
 class ArtifactSetStore:
