@@ -1,19 +1,25 @@
-"""Authentication is cached for a moment; a revocation through this process ends it at once."""
+"""Authentication is cached for a moment; a revocation through this process ends it at once.
+
+While the process's change feed follows the event log, an entry lasts longer, and a
+revocation made anywhere ends it as soon as the feed reads the revocation's event."""
 
 from __future__ import annotations
 
+import time
+from collections.abc import Callable, Iterator
+
 import pytest
-from sqlalchemy import update
+from sqlalchemy import select, update
 
 from buildcoord.clock import FakeClock
 from buildcoord.config import Settings
 from buildcoord.errors import Unauthorized
 from buildcoord.models import Principal
 from buildcoord.services.coordinator import Coordinator
-from buildcoord.services.tokens import AUTH_CACHE_SECONDS, hash_secret
+from buildcoord.services.tokens import AUTH_CACHE_SECONDS, FOLLOWED_CACHE_SECONDS, hash_secret
 from buildcoord.store import Store
-from buildcoord.store.engine import write_transaction
-from buildcoord.store.events import token_revocations
+from buildcoord.store.engine import Driver, write_transaction
+from buildcoord.store.events import record_event, token_revocations
 from buildcoord.store.schema import tokens
 from buildcoord.store.tokens import TokenStore
 
@@ -38,6 +44,43 @@ def _revoke_elsewhere(store: Store, secret: str) -> None:
         conn.execute(
             update(tokens).where(tokens.c.token_hash == hash_secret(secret)).values(revoked_at=1.0)
         )
+
+
+@pytest.fixture
+def following(coordinator: Coordinator) -> Iterator[Callable[[], None]]:
+    """Keep the coordinator's change feed following; the returned call waits for a new look."""
+    stop = coordinator.feed.subscribe(lambda events: None)
+
+    def looked() -> None:
+        before = time.monotonic()
+        while not coordinator.feed.following():
+            assert time.monotonic() - before < 5.0, "the feed did not look"
+            time.sleep(0.01)
+
+    looked()
+    yield looked
+    stop()
+
+
+def _revoke_elsewhere_with_its_event(store: Store, secret: str) -> None:
+    """Revoke as another coordinator would, with the event it appends (nothing bumped here)."""
+    with write_transaction(store.engine) as conn:
+        token_id = conn.execute(
+            select(tokens.c.id).where(tokens.c.token_hash == hash_secret(secret))
+        ).scalar_one()
+        conn.execute(update(tokens).where(tokens.c.id == token_id).values(revoked_at=1.0))
+        record_event(
+            Driver.within(conn),
+            at=1.0,
+            actor="operator elsewhere",
+            kind="token.revoked",
+            subject=f"token:{token_id}",
+        )
+
+
+def _advance_past_the_short_cache(clock: FakeClock, looked: Callable[[], None]) -> None:
+    clock.advance(AUTH_CACHE_SECONDS + 10)
+    looked()  # the feed's last look is now fresh on the advanced clock
 
 
 def test_it_reads_a_token_once_within_the_cache_time(
@@ -148,3 +191,74 @@ def test_it_never_caches_an_unknown_token(
     assert len(lookups) == 2
     assert coordinator.tokens.cached("bc_not-a-real-token") is None
     assert coordinator.tokens.cached(None) is None
+
+
+def test_while_the_feed_follows_a_token_stays_cached_until_the_feed_reads_a_revocation(
+    coordinator: Coordinator,
+    store: Store,
+    operator: Principal,
+    clock: FakeClock,
+    lookups: list[str],
+    following: Callable[[], None],
+) -> None:
+    issued = coordinator.tokens.create("ci", by=operator)
+    coordinator.tokens.authenticate(issued.secret)
+    _advance_past_the_short_cache(clock, following)
+
+    assert coordinator.tokens.authenticate(issued.secret).name == "ci"
+    assert len(lookups) == 1
+    generation = token_revocations.generation
+    _revoke_elsewhere_with_its_event(store, issued.secret)
+    assert token_revocations.generation == generation  # nothing in this process knew
+
+    deadline = time.monotonic() + 5.0
+    while coordinator.tokens.cached(issued.secret) is not None:
+        assert time.monotonic() < deadline, "the feed never ended the cached token"
+        time.sleep(0.01)
+    with pytest.raises(Unauthorized, match="invalid or revoked token"):
+        coordinator.tokens.authenticate(issued.secret)
+
+
+def test_a_followed_entry_ends_after_the_longer_cache_time(
+    coordinator: Coordinator,
+    operator: Principal,
+    clock: FakeClock,
+    lookups: list[str],
+    following: Callable[[], None],
+) -> None:
+    issued = coordinator.tokens.create("ci", by=operator)
+    coordinator.tokens.authenticate(issued.secret)
+
+    clock.advance(FOLLOWED_CACHE_SECONDS)
+    following()
+
+    assert coordinator.tokens.cached(issued.secret) is None
+    coordinator.tokens.authenticate(issued.secret)
+    assert len(lookups) == 2
+
+
+def test_an_entry_read_before_the_feed_restarted_gets_only_the_short_cache_time(
+    coordinator: Coordinator, operator: Principal, clock: FakeClock
+) -> None:
+    issued = coordinator.tokens.create("ci", by=operator)
+    stop = coordinator.feed.subscribe(lambda events: None)
+    deadline = time.monotonic() + 5.0
+    while not coordinator.feed.following():
+        assert time.monotonic() < deadline
+        time.sleep(0.01)
+    coordinator.tokens.authenticate(issued.secret)
+    stop()
+    while coordinator.feed.running:  # a revocation elsewhere now would go unseen here
+        assert time.monotonic() < deadline
+        time.sleep(0.01)
+
+    stop = coordinator.feed.subscribe(lambda events: None)
+    try:
+        clock.advance(AUTH_CACHE_SECONDS + 1)
+        while not coordinator.feed.following():
+            assert time.monotonic() < deadline
+            time.sleep(0.01)
+
+        assert coordinator.tokens.cached(issued.secret) is None
+    finally:
+        stop()

@@ -35,7 +35,10 @@ class Coordinator:
         self.locks = LockService(store, clock, settings)
         self.messages = MessageService(store, clock, settings)
         self.servers = ServerService(store, clock, settings)
-        self.tokens = TokenService(store, clock)
+        # One reader of the event log per process; live sessions hear from it, and the
+        # token cache trusts its entries longer while it follows.
+        self.feed = ChangeFeed(store, clock)
+        self.tokens = TokenService(store, clock, feed=self.feed)
         self.logs = LogService(store, clock)
         self.orders = OrderService(store, clock)
         self.artifacts = ArtifactService(store, clock, settings, self.orders)
@@ -52,8 +55,6 @@ class Coordinator:
             finished=(outcomes.job_finished, self.prediction.job_finished),
         )
         self.agents = AgentService(store, clock, settings, self.queue)
-        # One reader of the event log per process; the live sessions hear from it.
-        self.feed = ChangeFeed(store, clock)
         self.sessions = AgentSessions(store, clock, self.feed)
         self.branches = BranchService(store, clock, self.queue)
         self.branch_watch = BranchWatch(store, clock, settings, self.queue, self.messages)

@@ -9,6 +9,10 @@ a PostgreSQL, or ``serve --workers N`` sharing SQLite, see each other within tha
 only while someone subscribes; each look is one indexed read, whatever the number of
 subscribers.
 
+The reader also moves ``token_revocations`` when it reads a revocation (another process's
+included), and says when it last looked (``following``): the token cache trusts an entry
+longer while the reader follows, since a revocation anywhere then reaches it within a look.
+
 Event ids are handed out when a row is inserted, not when its transaction commits: on
 PostgreSQL a reader can see id 12 before id 11 commits. The reader therefore remembers the
 ids it has delivered above its cursor and waits up to ``GAP_SECONDS`` for a hole to fill
@@ -24,6 +28,7 @@ from collections.abc import Callable, Sequence
 from buildcoord.clock import Clock
 from buildcoord.models import Event
 from buildcoord.store import Store
+from buildcoord.store.events import Revocations, token_revocations
 
 log = logging.getLogger("buildcoord.feed")
 
@@ -35,6 +40,9 @@ GAP_SECONDS = 2.0
 
 BATCH = 500
 """The most events one look reads."""
+
+FRESH_SECONDS = 2.0
+"""A reader that has not finished a look for this long is not following (a lost database)."""
 
 RETRY_SECONDS = 1.0
 """How long the reader waits after a failed read (a lost database) before the next look."""
@@ -59,6 +67,8 @@ class ChangeFeed:
         self._cursor = 0  # every event up to here was delivered
         self._above: set[int] = set()  # delivered ids above the cursor (past a hole)
         self._hole_since: float | None = None
+        self.epoch = 0  # counts the reader's starts: a restart skips what happened meanwhile
+        self._looked_at: float | None = None  # monotonic time of the last look that succeeded
 
     def subscribe(self, subscriber: Subscriber) -> Callable[[], None]:
         """Deliver every event appended from now on to ``subscriber``; return what stops it.
@@ -71,6 +81,8 @@ class ChangeFeed:
                 self._cursor = self.store.last_event_id()
                 self._above.clear()
                 self._hole_since = None
+                self._looked_at = None
+                self.epoch += 1
                 self._thread = threading.Thread(
                     target=self._run, name="buildcoord-feed", daemon=True
                 )
@@ -91,6 +103,15 @@ class ChangeFeed:
         """Whether the reader thread is following the log."""
         return self._thread is not None
 
+    def following(self) -> bool:
+        """Whether the reader is running and finished a look within ``FRESH_SECONDS``."""
+        looked = self._looked_at
+        return (
+            self._thread is not None
+            and looked is not None
+            and self.clock.monotonic() - looked < FRESH_SECONDS
+        )
+
     def _run(self) -> None:
         stop_listening = self.store.on_event_commits(self._wake.set)
         try:
@@ -102,6 +123,9 @@ class ChangeFeed:
                         return
                 try:
                     events = self._look()
+                    if any(event.kind in Revocations.KINDS for event in events):
+                        token_revocations.bump()
+                    self._looked_at = self.clock.monotonic()
                 except Exception:  # a lost database: the next look catches up
                     log.exception("change feed: reading the event log failed")
                     self._wake.wait(RETRY_SECONDS)

@@ -4,7 +4,9 @@ Authentication is cached in process for ``AUTH_CACHE_SECONDS`` (keyed by the tok
 live tokens only), so that a busy agent's requests do not each read the tokens table. A
 revocation made through this process (revoking a token, removing a server, rotating the
 admin token) drops the cache at once; one made by another coordinator on the same database
-takes effect here within AUTH_CACHE_SECONDS.
+takes effect here within AUTH_CACHE_SECONDS, or, while this process's change feed follows the
+event log (whenever an agent session is open), as soon as the feed reads the revocation's
+event (a tenth of a second) — the entry is then trusted up to FOLLOWED_CACHE_SECONDS.
 
 Build tokens (``bcb_…``, see services/build_tokens.py) are checked by their mac alone, with
 the key read once per process; they are never cached and never read the tokens table.
@@ -22,11 +24,18 @@ from buildcoord.errors import Conflict, InvalidInput, Unauthorized
 from buildcoord.models import IssuedToken, Principal, Token
 from buildcoord.services import build_tokens
 from buildcoord.services.authority import require_operator, require_self_or_operator
+from buildcoord.services.feed import ChangeFeed
 from buildcoord.store import Store
 from buildcoord.store.events import token_revocations
 
 PREFIX = "bc_"
 AUTH_CACHE_SECONDS = 2.0
+"""How long an authenticated token is trusted without reading it again."""
+
+FOLLOWED_CACHE_SECONDS = 60.0
+"""How long, while this process's change feed follows the event log: a revocation anywhere
+(another coordinator, another worker) then ends the entry within a look of the feed, not by
+age. Idle agents send a heartbeat every 5 s: with only the 2 s above, each one read its token."""
 _CACHE_LIMIT = 10_000  # entries; expired ones are dropped when the cache is this full
 
 
@@ -44,13 +53,20 @@ class TokenService:
     """Create, list, revoke tokens and authenticate requests."""
 
     def __init__(
-        self, store: Store, clock: Clock, *, cache_seconds: float = AUTH_CACHE_SECONDS
+        self,
+        store: Store,
+        clock: Clock,
+        *,
+        cache_seconds: float = AUTH_CACHE_SECONDS,
+        feed: ChangeFeed | None = None,
     ) -> None:
         self.store = store
         self.clock = clock
         self.cache_seconds = cache_seconds
-        # token hash -> (monotonic expiry, revocation generation when read, principal)
-        self._cache: dict[str, tuple[float, int, Principal]] = {}
+        self.feed = feed
+        # token hash -> (monotonic time read, revocation generation when read, the feed's
+        # epoch if it was following then, principal)
+        self._cache: dict[str, tuple[float, int, int | None, Principal]] = {}
         self._lock = threading.Lock()
         self._build_key: str | None = None
 
@@ -69,12 +85,13 @@ class TokenService:
         if known is not None:
             return known
         generation = token_revocations.generation
+        epoch = self._following_epoch()
         token = self.store.find_live_token(token_hash)
         if token is None:
             raise Unauthorized("invalid or revoked token")
         principal = Principal(kind=token.kind, name=token.name, server=token.server)
         if self.cache_seconds > 0:
-            self._remember(token_hash, principal, generation)
+            self._remember(token_hash, principal, generation, epoch)
         return principal
 
     def cached(self, secret: str | None) -> Principal | None:
@@ -126,17 +143,33 @@ class TokenService:
             )
         return build_tokens.sign(self._signing_key(), job_id, fencing_token)
 
+    def _following_epoch(self) -> int | None:
+        """The feed's epoch if it follows the event log now (else None)."""
+        feed = self.feed
+        return feed.epoch if feed is not None and feed.following() else None
+
     def _cached(self, token_hash: str) -> Principal | None:
+        """A cached principal: within ``cache_seconds``, or within ``FOLLOWED_CACHE_SECONDS``
+        if the feed followed the log when the token was read and has not stopped since (a
+        restarted feed skips what happened while it was stopped)."""
         entry = self._cache.get(token_hash)
         if entry is None:
             return None
-        expires, generation, principal = entry
-        if generation != token_revocations.generation or expires <= self.clock.monotonic():
+        read_at, generation, epoch, principal = entry
+        if generation != token_revocations.generation:
             return None
-        return principal
+        age = self.clock.monotonic() - read_at
+        if age < self.cache_seconds:
+            return principal
+        if epoch is not None and age < FOLLOWED_CACHE_SECONDS and self._following_epoch() == epoch:
+            return principal
+        return None
 
-    def _remember(self, token_hash: str, principal: Principal, generation: int) -> None:
+    def _remember(
+        self, token_hash: str, principal: Principal, generation: int, epoch: int | None
+    ) -> None:
         now = self.clock.monotonic()
+        longest = max(self.cache_seconds, FOLLOWED_CACHE_SECONDS)
         with self._lock:
             # A revocation that started after the read began may have hidden from it.
             if generation != token_revocations.generation:
@@ -146,10 +179,10 @@ class TokenService:
                 self._cache = {
                     key: entry
                     for key, entry in self._cache.items()
-                    if entry[0] > now and entry[1] == current
+                    if entry[0] + longest > now and entry[1] == current
                 }
             if len(self._cache) < _CACHE_LIMIT:
-                self._cache[token_hash] = (now + self.cache_seconds, generation, principal)
+                self._cache[token_hash] = (now, generation, epoch, principal)
 
     def create(self, name: str, *, kind: str = "operator", by: Principal) -> IssuedToken:
         """Create an operator or read-only token."""
