@@ -375,13 +375,15 @@ def _wrapped(
 
 
 @contextmanager
-def driver_transaction(engine: Engine) -> Iterator[Driver]:
+def driver_transaction(engine: Engine, *, appends_events: bool = True) -> Iterator[Driver]:
     """Run one write transaction of prebuilt statements (BEGIN IMMEDIATE on SQLite).
 
     It commits on success and rolls back on any exception. Driver errors are raised as
     SQLAlchemy's exceptions; a connection the driver reports lost is discarded, not pooled.
+    The commit wakes the change feed (``event_commits``) unless the caller says that the
+    transaction appends no event (``appends_events=False``: a heartbeat).
     """
-    with _driver(engine, write=True) as driver:
+    with _driver(engine, write=True, announce=appends_events) as driver:
         yield driver
 
 
@@ -393,7 +395,7 @@ def driver_read(engine: Engine) -> Iterator[Driver]:
 
 
 @contextmanager
-def _driver(engine: Engine, *, write: bool) -> Iterator[Driver]:
+def _driver(engine: Engine, *, write: bool, announce: bool = True) -> Iterator[Driver]:
     dbapi_error = engine.dialect.loaded_dbapi.Error
     try:
         pooled = engine.raw_connection()
@@ -416,7 +418,7 @@ def _driver(engine: Engine, *, write: bool) -> Iterator[Driver]:
             except dbapi_error as error:
                 lost = _lost(engine, error, cursor)
                 raise _wrapped(engine, error, "COMMIT", None, lost=lost) from error
-            if write:
+            if write and announce:
                 event_commits.fire()
         except BaseException as failure:
             lost = isinstance(failure, DBAPIError) and failure.connection_invalidated
