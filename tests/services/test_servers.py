@@ -336,6 +336,36 @@ def test_it_records_each_status_flip_once_as_an_event(
     )
 
 
+def test_maintenance_reads_only_the_servers_whose_status_is_due_to_change(
+    coordinator: Coordinator,
+    store: Store,
+    clock: FakeClock,
+    settings: Settings,
+    register_server: RegisterServer,
+) -> None:
+    agents = {name: register_server(name) for name in ("build1", "build2", "build3")}
+    register_server("never")  # registered, no heartbeat: offline, as recorded
+    for name, agent in agents.items():
+        heartbeat(coordinator, agent, name)
+    clock.advance(settings.stale_after_seconds)
+    heartbeat(coordinator, agents["build1"], "build1")
+    now = clock.now().timestamp()
+
+    due = store.servers_off_their_status(
+        stale_before=now - settings.stale_after_seconds,
+        offline_before=now - settings.offline_after_seconds,
+    )
+
+    assert [(name, recorded) for name, recorded, _ in due] == [
+        ("build2", "online"),
+        ("build3", "online"),
+    ]
+    assert coordinator.servers.record_status_changes() == [
+        ("build2", "online", "stale"),
+        ("build3", "online", "stale"),
+    ]
+
+
 def test_it_records_no_event_for_a_heartbeat_of_a_server_already_online(
     coordinator: Coordinator, store: Store, clock: FakeClock, register_server: RegisterServer
 ) -> None:

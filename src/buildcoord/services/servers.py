@@ -116,16 +116,16 @@ class ServerService:
         """Maintenance: record every server whose liveness changed; return (name, from, to)."""
         now = self.clock.now().timestamp()
         changes: list[tuple[str, str, str]] = []
-        for record in self.store.list_servers():
-            status = self.liveness(record.last_heartbeat_at, now)
-            if status != record.recorded_status and self.store.record_server_status(
-                record.name,
-                expected=record.recorded_status,
-                status=status,
-                now=now,
-                actor=SYSTEM.actor,
+        due = self.store.servers_off_their_status(
+            stale_before=now - self.settings.stale_after_seconds,
+            offline_before=now - self.settings.offline_after_seconds,
+        )
+        for name, recorded, heartbeat_at in due:
+            status = self.liveness(heartbeat_at, now)
+            if status != recorded and self.store.record_server_status(
+                name, expected=recorded, status=status, now=now, actor=SYSTEM.actor
             ):
-                changes.append((record.name, record.recorded_status, status))
+                changes.append((name, recorded, status))
         return changes
 
     def _server(self, record: ServerRecord, running: Mapping[str, Sequence[int]]) -> Server:

@@ -149,6 +149,7 @@ class Store:
 
     get_server = delegate("servers", ServerStore.get_server)
     list_servers = delegate("servers", ServerStore.list_servers)
+    servers_off_their_status = delegate("servers", ServerStore.servers_off_their_status)
     register_server = delegate("servers", ServerStore.register_server)
     remove_server = delegate("servers", ServerStore.remove_server)
     record_heartbeat = delegate("servers", ServerStore.record_heartbeat)

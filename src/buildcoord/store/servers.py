@@ -29,6 +29,7 @@ from buildcoord.errors import Conflict, NotFound
 from buildcoord.store import job_queries as queries
 from buildcoord.store.engine import (
     Driver,
+    driver_read,
     driver_transaction,
     read_transaction,
     sql,
@@ -108,6 +109,13 @@ _ONLINE_HEARTBEAT = sql(
 )
 
 
+_OFF_THEIR_STATUS = sql(
+    "SELECT name, recorded_status, last_heartbeat_at FROM servers WHERE recorded_status <>"
+    " CASE WHEN last_heartbeat_at IS NULL OR last_heartbeat_at <= ? THEN 'offline'"
+    " WHEN last_heartbeat_at <= ? THEN 'stale' ELSE 'online' END ORDER BY name"
+)
+
+
 class _HeartbeatRow(NamedTuple):
     """A row of _ONLINE_HEARTBEAT, read by name as _record reads a Core row."""
 
@@ -171,6 +179,17 @@ class ServerStore:
         """Return every server by name."""
         with read_transaction(self.engine) as conn:
             return [_record(row) for row in conn.execute(select(servers).order_by(servers.c.name))]
+
+    def servers_off_their_status(
+        self, *, stale_before: float, offline_before: float
+    ) -> list[tuple[str, str, float | None]]:
+        """(name, recorded status, last heartbeat) of each server whose recorded status is not
+        what its last heartbeat says now: offline with none or none since ``offline_before``,
+        stale with none since ``stale_before``, else online. Maintenance asks every second:
+        one scan, no metrics read, whatever the size of the fleet."""
+        with driver_read(self.engine) as db:
+            rows = db.run(_OFF_THEIR_STATUS, (offline_before, stale_before)).fetchall()
+        return [(name, status, heartbeat_at) for name, status, heartbeat_at in rows]
 
     def record_heartbeat(
         self,
