@@ -198,7 +198,7 @@ class ArtifactSetStore:
             query = query.limit(limit)
         with read_transaction(self.engine) as conn:
             rows = conn.execute(query).all()
-            good = last_good_jobs(conn)
+            good = last_good_jobs(conn, branch) if rows else frozenset()
         return [set_from_row(row, good) for row in rows]
 
     def set_pinned(self, job_id: int, pinned: bool, *, now: float, actor: str) -> ArtifactSet:
