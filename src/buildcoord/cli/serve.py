@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import logging
 import os
 import signal
@@ -25,6 +26,7 @@ from buildcoord.store.engine import default_home, default_url
 from buildcoord.up.fleet import exit_text, parent_death_setter
 
 KEEP_ALIVE_SECONDS = 75
+GC_THRESHOLDS = (50_000, 20, 100)  # Python's: (700, 10, 10); see _quiet_garbage_collector
 """How long the server keeps an idle HTTP connection open (uvicorn's default: 5 s).
 
 Well above an agent's heartbeat interval (5 s), so that an agent's kept-alive connection is
@@ -134,11 +136,30 @@ def _run_server(
         timeout_keep_alive=KEEP_ALIVE_SECONDS,
     )
     server = uvicorn.Server(config)
+    _quiet_garbage_collector()
     stop_maintenance = maintenance.start(coordinator)
     try:
         server.run(sockets=sockets)
     finally:
         stop_maintenance()
+
+
+def _quiet_garbage_collector() -> None:
+    """Keep Python's full garbage collections from stalling every request for a quarter second.
+
+    Measured with 1,000 idle agents (bench/fleet.py, gc.callbacks timing each collection): a
+    full (generation 2) collection ran every few seconds, took 120-300 ms and freed nothing,
+    and every request waiting on the event loop waited with it: heartbeat p99 0.36-1.1 s.
+    What the process holds after start-up (modules, the schema, the routes) is moved out of
+    the collector's sight (gc.freeze), a young collection runs after 50,000 new container
+    objects instead of 700, and older generations are looked at 20 and 100 times more
+    rarely: no full collection in a 20 s window, young ones of 20-90 ms a few times in it,
+    heartbeat p99 30-38 ms. Reference counting still frees nearly everything at once; the
+    collector only breaks cycles, which a request makes few of.
+    """
+    gc.collect()
+    gc.freeze()
+    gc.set_threshold(*GC_THRESHOLDS)
 
 
 def _serve_worker(settings: Settings, log_level: str, fd: int) -> None:
