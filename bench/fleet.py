@@ -836,12 +836,15 @@ class LoadGenerator:
         pending: set[asyncio.Task[None]] = set()
         interval = 1.0 / plan.jobs_per_second
         total = int((plan.window_end - plan.start_at) * plan.jobs_per_second)
+        # A commit of its own per job and per window: a window must not build commits an
+        # earlier window built on other servers (that would add comparisons to its work).
+        prefix = secrets.token_hex(4)
         for number in range(total):
             await asyncio.sleep(max(0.0, plan.start_at + number * interval - time.monotonic()))
             if len(pending) >= SUBMIT_IN_FLIGHT:
                 self.submit_skipped += 1
                 continue
-            commit = f"{number:040x}"
+            commit = f"{prefix}{number:032x}"
             job = Request(
                 request.method,
                 request.path,
