@@ -664,14 +664,19 @@ class LoadGenerator:
     ) -> None:
         """orders.py OrderRunner._loop: fetch when woken, else every ten minutes with a session
         and every half minute without one (OrderRunner.poll_seconds)."""
+        fetched = time.monotonic()
         while self.running():
-            poll = ORDERS_SESSION_POLL_SECONDS if link.connected.is_set() else ORDERS_POLL_SECONDS
+            woken = False  # waits in slices: the due time follows the session, as there
             with contextlib.suppress(TimeoutError):
-                async with asyncio.timeout(self.until_end(poll)):
-                    await wake.wait()
-            wake.clear()
+                async with asyncio.timeout(self.until_end(agent_orders.WAIT_SLICE_SECONDS)):
+                    woken = await wake.wait()
             if not self.running():
                 return
+            poll = ORDERS_SESSION_POLL_SECONDS if link.connected.is_set() else ORDERS_POLL_SECONDS
+            if not woken and time.monotonic() - fetched < poll:
+                continue
+            wake.clear()
+            fetched = time.monotonic()
             answer = await self.call("orders", http, request)
             for order in [] if answer is None else json.loads(answer[1] or b"[]"):
                 await self.report_order(http, server, order)

@@ -83,3 +83,26 @@ def test_orders_are_polled_every_ten_minutes_with_a_session_and_every_half_minut
     assert agent.orders.poll_seconds() == orders.POLL_SECONDS == 30.0
     agent._session.connected.set()
     assert agent.orders.poll_seconds() == orders.SESSION_POLL_SECONDS == 600.0
+
+
+def test_an_agent_whose_session_opens_after_start_does_not_poll_orders_at_the_short_interval(
+    make_agent: MakeAgent, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(orders, "POLL_SECONDS", 1.0)  # without a session
+    monkeypatch.setattr(orders, "WAIT_SLICE_SECONDS", 0.05)
+    agent = make_agent()
+    fetches: list[float] = []
+    fetch = agent.client.pending_orders
+
+    def counted(server: str) -> object:
+        fetches.append(time.monotonic())
+        return fetch(server)
+
+    monkeypatch.setattr(agent.client, "pending_orders", counted)
+    agent.orders.start()  # fetches once at start, then waits the short interval
+    wait_for(lambda: fetches, what="the fetch at start")
+    agent._session.connected.set()  # the session opens during that wait
+
+    time.sleep(2.5)  # past the short interval: the wait now runs to the session's ten minutes
+    agent.orders.stop()
+    assert len(fetches) == 1

@@ -15,6 +15,7 @@ import os
 import shutil
 import stat
 import threading
+import time
 from pathlib import Path
 from typing import Any
 
@@ -28,6 +29,7 @@ log = logging.getLogger("buildcoord.agent")
 
 POLL_SECONDS = 30.0  # without a session: nobody tells the agent of new orders
 SESSION_POLL_SECONDS = 600.0  # with one: only in case a message was lost
+WAIT_SLICE_SECONDS = 1.0  # how often the wait looks whether the session opened or closed
 
 
 class OrderRunner:
@@ -61,11 +63,17 @@ class OrderRunner:
             self._thread.join(timeout)
 
     def _loop(self) -> None:
+        fetched = time.monotonic()
         while not self._stop.is_set():
-            self.wake.wait(self.poll_seconds())
-            self.wake.clear()
+            # In slices: the due time follows the session (open: ten minutes, else half a
+            # minute), so a session that opens after the wait began lengthens it.
+            woken = self.wake.wait(WAIT_SLICE_SECONDS)
             if self._stop.is_set():
                 return
+            if not woken and time.monotonic() - fetched < self.poll_seconds():
+                continue
+            self.wake.clear()
+            fetched = time.monotonic()
             try:
                 self.run_pending()
             except BuildcoordError as exc:
