@@ -46,16 +46,21 @@ def _revoke_elsewhere(store: Store, secret: str) -> None:
         )
 
 
+def _wait_until(condition: Callable[[], bool], what: str) -> None:
+    """Poll condition for up to 5 s (the feed looks every 0.1 s)."""
+    deadline = time.monotonic() + 5.0
+    while not condition():
+        assert time.monotonic() < deadline, f"timed out waiting for {what}"
+        time.sleep(0.01)
+
+
 @pytest.fixture
 def following(coordinator: Coordinator) -> Iterator[Callable[[], None]]:
     """Keep the coordinator's change feed following; the returned call waits for a new look."""
     stop = coordinator.feed.subscribe(lambda events: None)
 
     def looked() -> None:
-        before = time.monotonic()
-        while not coordinator.feed.following():
-            assert time.monotonic() - before < 5.0, "the feed did not look"
-            time.sleep(0.01)
+        _wait_until(coordinator.feed.following, "the feed to look")
 
     looked()
     yield looked
@@ -242,22 +247,16 @@ def test_an_entry_read_before_the_feed_restarted_gets_only_the_short_cache_time(
 ) -> None:
     issued = coordinator.tokens.create("ci", by=operator)
     stop = coordinator.feed.subscribe(lambda events: None)
-    deadline = time.monotonic() + 5.0
-    while not coordinator.feed.following():
-        assert time.monotonic() < deadline
-        time.sleep(0.01)
+    _wait_until(coordinator.feed.following, "the feed to look")
     coordinator.tokens.authenticate(issued.secret)
     stop()
-    while coordinator.feed.running:  # a revocation elsewhere now would go unseen here
-        assert time.monotonic() < deadline
-        time.sleep(0.01)
+    # a revocation elsewhere now would go unseen here
+    _wait_until(lambda: not coordinator.feed.running, "the feed to stop")
 
     stop = coordinator.feed.subscribe(lambda events: None)
     try:
         clock.advance(AUTH_CACHE_SECONDS + 1)
-        while not coordinator.feed.following():
-            assert time.monotonic() < deadline
-            time.sleep(0.01)
+        _wait_until(coordinator.feed.following, "the restarted feed to look")
 
         assert coordinator.tokens.cached(issued.secret) is None
     finally:
