@@ -2,17 +2,23 @@
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Callable
 from typing import Any
+from unittest.mock import ANY
 
 import pytest
+from sqlalchemy import select
 
+import buildcoord.services.agents as agents_module
 from buildcoord.clock import FakeClock
 from buildcoord.errors import Forbidden
 from buildcoord.models import Job, Principal
+from buildcoord.services.agents import LOST_CHECK_SLACK_SECONDS, SESSION_HISTORY_SECONDS
 from buildcoord.services.coordinator import Coordinator
 from buildcoord.services.maintenance import step
 from buildcoord.store import Store
+from buildcoord.store.schema import agent_sessions
 
 RegisterServer = Callable[..., Principal]
 
@@ -129,6 +135,86 @@ def test_a_dropped_session_is_acted_on_once(
     coordinator.agents.open_session("build1", by=build1)
     assert coordinator.agents.claim("build1", by=build1) is not None
     assert coordinator.agents.release_lost_agents() == []
+
+
+def test_many_coordinators_checking_a_burst_of_drops_at_once_act_on_each_drop_once(
+    coordinator: Coordinator,
+    store: Store,
+    operator: Principal,
+    register_server: RegisterServer,
+    clock: FakeClock,
+) -> None:
+    names = [f"burst{i}" for i in range(12)]
+    for name in names:
+        agent = register_server(name)
+        coordinator.agents.close_session(coordinator.agents.open_session(name, by=agent))
+    clock.advance(10.0)
+    now = clock.now().timestamp()
+    found: list[list[str]] = []
+    start = threading.Barrier(6)
+
+    def check() -> None:
+        start.wait()
+        found.append(store.take_lost_servers(before=now - 3.0, now=now))
+
+    threads = [threading.Thread(target=check) for _ in range(6)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=30)
+
+    taken = [name for each in found for name in each]
+    assert len(found) == 6
+    assert sorted(taken) == sorted(names)  # every lost server once, by whichever check got it
+
+
+def test_a_reconnected_agents_earlier_drop_is_never_acted_on_later(
+    coordinator: Coordinator, operator: Principal, build1: Principal, clock: FakeClock
+) -> None:
+    job_id = running_job(coordinator, operator, build1)
+    coordinator.agents.close_session(coordinator.agents.open_session("build1", by=build1))
+    current = coordinator.agents.open_session("build1", by=build1)
+    clock.advance(10.0)
+    assert coordinator.agents.release_lost_agents() == []
+    # The current session drops: that drop, and only it, ends the agent's leases.
+    coordinator.agents.close_session(current)
+    clock.advance(10.0)
+    assert [job.id for job in coordinator.agents.release_lost_agents()] == [job_id]
+    assert coordinator.agents.release_lost_agents() == []
+
+
+def test_sessions_that_ended_over_a_day_ago_are_forgotten_and_open_ones_kept(
+    coordinator: Coordinator, store: Store, build1: Principal, clock: FakeClock
+) -> None:
+    coordinator.agents.close_session(coordinator.agents.open_session("build1", by=build1))
+    coordinator.agents.open_session("build1", by=build1)  # still open, a day later
+    clock.advance(SESSION_HISTORY_SECONDS - 60)
+    assert coordinator.agents.forget_old_sessions() == 0
+    coordinator.agents.close_session(coordinator.agents.open_session("build1", by=build1))
+    clock.advance(120)
+
+    assert coordinator.agents.forget_old_sessions() == 1
+    with store.engine.connect() as conn:
+        left = conn.execute(select(agent_sessions.c.disconnected_at)).scalars().all()
+    assert sorted(left, key=lambda at: at is None) == [ANY, None]
+
+
+def test_a_burst_of_dropped_sessions_shares_one_lost_agent_check(
+    coordinator: Coordinator, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    started: list[float] = []
+
+    class CountedTimer(threading.Timer):
+        def start(self) -> None:
+            started.append(self.interval)
+
+    monkeypatch.setattr(agents_module.threading, "Timer", CountedTimer)
+    for _ in range(200):
+        coordinator.agents.schedule_lost_agent_check()
+    grace = coordinator.settings.agent_reconnect_grace_seconds
+
+    assert len(started) == 1
+    assert grace <= started[0] <= grace + LOST_CHECK_SLACK_SECONDS
 
 
 def test_maintenance_releases_lost_agents(

@@ -14,6 +14,7 @@ from __future__ import annotations
 import logging
 import secrets
 import threading
+import time
 
 from buildcoord.clock import Clock
 from buildcoord.config import Settings
@@ -24,6 +25,13 @@ from buildcoord.store import Store
 
 log = logging.getLogger("buildcoord.agents")
 
+LOST_CHECK_SLACK_SECONDS = 0.25
+"""How late past an agent's reconnect grace its lost-agent check may run, so that the drops of
+one burst share a check."""
+
+SESSION_HISTORY_SECONDS = 86_400.0
+"""How long an ended session is kept (the lost-agent check needs it for seconds)."""
+
 
 class AgentService:
     """Agent claims and sessions."""
@@ -33,6 +41,8 @@ class AgentService:
         self.clock = clock
         self.settings = settings
         self.queue = queue  # every change to a job goes through the queue
+        self._check_lock = threading.Lock()
+        self._check_due = 0.0  # time.monotonic() of the latest lost-agent check scheduled
 
     def claim(self, server: str, *, by: Principal) -> Assignment | None:
         """Lease the next job this agent can build, with its branch's build recipe."""
@@ -51,12 +61,27 @@ class AgentService:
         self.store.close_session(session_id, now=self.clock.now().timestamp())
 
     def schedule_lost_agent_check(self) -> None:
-        """Check for lost agents just after the grace, not at the next maintenance tick."""
+        """Check for lost agents just after the grace, not at the next maintenance tick.
+
+        One check covers every session that dropped before it was due, so the drops of a
+        burst (a network blip, a thousand agents at once) share one timer: a check already
+        due within ``LOST_CHECK_SLACK_SECONDS`` after this drop's grace covers it.
+        """
+        due = time.monotonic() + self.settings.agent_reconnect_grace_seconds
+        with self._check_lock:
+            if due <= self._check_due <= due + LOST_CHECK_SLACK_SECONDS:
+                return
+            self._check_due = due + LOST_CHECK_SLACK_SECONDS
         timer = threading.Timer(
-            self.settings.agent_reconnect_grace_seconds + 0.05, self._check_quietly
+            due + LOST_CHECK_SLACK_SECONDS - time.monotonic(), self._check_quietly
         )
         timer.daemon = True
         timer.start()
+
+    def forget_old_sessions(self) -> int:
+        """Maintenance: delete sessions that ended over SESSION_HISTORY_SECONDS ago."""
+        before = self.clock.now().timestamp() - SESSION_HISTORY_SECONDS
+        return self.store.forget_sessions(before=before)
 
     def _check_quietly(self) -> None:
         try:

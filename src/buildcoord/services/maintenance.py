@@ -42,8 +42,8 @@ def step(coordinator: Coordinator) -> StepReport:
     """One pass of upkeep.
 
     End the leases of lost agents, expire job leases, recover expired locks, record server
-    status flips; when the last archiving is an hour old, archive old read messages and forget
-    webhook deliveries older than a week.
+    status flips; when the last archiving is an hour old, archive old read messages, forget
+    webhook deliveries older than a week and agent sessions that ended over a day ago.
     """
     jobs = coordinator.agents.release_lost_agents() + coordinator.queue.expire_leases()
     locks = coordinator.locks.recover_expired()
@@ -65,6 +65,9 @@ def _archive_if_due(coordinator: Coordinator) -> tuple[int, int]:
     if last is not None and now - float(last) < ARCHIVE_EVERY_SECONDS:
         return 0, 0
     coordinator.store.put_setting(_LAST_ARCHIVE_KEY, repr(now))
+    sessions = coordinator.agents.forget_old_sessions()
+    if sessions:
+        log.info("forgot %d agent sessions that ended over a day ago", sessions)
     return coordinator.messages.archive(), coordinator.branch_watch.forget_old_deliveries()
 
 

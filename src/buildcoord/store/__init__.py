@@ -160,6 +160,7 @@ class Store:
     open_session = delegate("sessions", SessionStore.open_session)
     close_session = delegate("sessions", SessionStore.close_session)
     take_lost_servers = delegate("sessions", SessionStore.take_lost_servers)
+    forget_sessions = delegate("sessions", SessionStore.forget_sessions)
 
     # -- tokens ------------------------------------------------------------------------------
 

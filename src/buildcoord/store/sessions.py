@@ -2,10 +2,23 @@
 
 from __future__ import annotations
 
-from sqlalchemy import Engine, func, insert, select, update
+from sqlalchemy import Engine, delete, insert, update
 
-from buildcoord.store.engine import write_transaction
+from buildcoord.store.engine import driver_transaction, sql, write_transaction
 from buildcoord.store.schema import agent_sessions
+
+_LOST = (
+    "SELECT s.id FROM agent_sessions s WHERE s.handled_at IS NULL"
+    " AND s.disconnected_at IS NOT NULL AND s.disconnected_at < ?"
+    " AND NOT EXISTS (SELECT 1 FROM agent_sessions later"
+    " WHERE later.server = s.server AND later.connected_at > s.connected_at)"
+)
+_TAKE_LOST = sql(
+    f"UPDATE agent_sessions SET handled_at = ? WHERE id IN ({_LOST})"
+    " AND handled_at IS NULL RETURNING server",
+    postgresql=f"UPDATE agent_sessions SET handled_at = ? WHERE id IN ({_LOST}"
+    " FOR UPDATE OF s SKIP LOCKED) AND handled_at IS NULL RETURNING server",
+)
 
 
 class SessionStore:
@@ -17,6 +30,17 @@ class SessionStore:
     def open_session(self, session_id: str, server: str, *, now: float) -> None:
         """Record a newly connected agent session."""
         with write_transaction(self.engine) as conn:
+            # The server's dropped sessions are superseded: nothing is left to act on for
+            # them, and take_lost_servers need not look at them again.
+            conn.execute(
+                update(agent_sessions)
+                .where(
+                    agent_sessions.c.server == server,
+                    agent_sessions.c.disconnected_at.is_not(None),
+                    agent_sessions.c.handled_at.is_(None),
+                )
+                .values(handled_at=now)
+            )
             conn.execute(
                 insert(agent_sessions).values(id=session_id, server=server, connected_at=now)
             )
@@ -35,35 +59,21 @@ class SessionStore:
     def take_lost_servers(self, *, before: float, now: float) -> list[str]:
         """Servers whose latest session dropped before ``before`` and did not come back.
 
-        Each such session is marked handled in the same transaction, so one drop is acted on
-        once, however many coordinators run this.
+        One statement marks each such session handled and returns its server, so one drop is
+        acted on once, however many coordinators (or lost-agent timers) run this at once: on
+        PostgreSQL a session another transaction is taking is skipped, not waited for (a
+        thousand agents dropping together used to queue a thousand checks on the same rows).
         """
+        with driver_transaction(self.engine, appends_events=False) as db:
+            rows = db.run(_TAKE_LOST, (now, before)).fetchall()
+        return list(dict.fromkeys(server for (server,) in rows))
+
+    def forget_sessions(self, *, before: float) -> int:
+        """Delete sessions that ended before ``before`` (handled or superseded long ago)."""
         with write_transaction(self.engine) as conn:
-            latest = (
-                select(agent_sessions.c.server, func.max(agent_sessions.c.connected_at).label("at"))
-                .group_by(agent_sessions.c.server)
-                .subquery()
-            )
-            rows = conn.execute(
-                select(agent_sessions.c.id, agent_sessions.c.server)
-                .join(
-                    latest,
-                    (latest.c.server == agent_sessions.c.server)
-                    & (latest.c.at == agent_sessions.c.connected_at),
-                )
-                .where(
+            return conn.execute(
+                delete(agent_sessions).where(
                     agent_sessions.c.disconnected_at.is_not(None),
                     agent_sessions.c.disconnected_at < before,
-                    agent_sessions.c.handled_at.is_(None),
                 )
-            ).all()
-            lost = []
-            for session_id, server in rows:
-                taken = conn.execute(
-                    update(agent_sessions)
-                    .where(agent_sessions.c.id == session_id, agent_sessions.c.handled_at.is_(None))
-                    .values(handled_at=now)
-                ).rowcount
-                if taken:
-                    lost.append(server)
-            return lost
+            ).rowcount
