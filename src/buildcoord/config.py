@@ -42,6 +42,15 @@ class Settings:
     api_docs: bool = True
     webhook_max_bytes: int = 1024 * 1024
     webhook_max_concurrent: int = 4
+    monitor_seconds: float = 30.0
+    resolve_after_seconds: float = 90.0
+    disk_low_percent: float = 5.0
+    disk_low_gib: float = 2.0
+    backlog_jobs: int = 50
+    backlog_minutes: float = 15.0
+    failure_rate_builds: int = 10
+    failure_rate_percent: float = 50.0
+    monitor_disabled_rules: str = ""
     sources: dict[str, str] = field(default_factory=dict, compare=False)
 
     @property
@@ -79,6 +88,15 @@ SECTIONS = {
     "api_docs": "server",
     "webhook_max_bytes": "branches",
     "webhook_max_concurrent": "branches",
+    "monitor_seconds": "monitor",
+    "resolve_after_seconds": "monitor",
+    "disk_low_percent": "monitor",
+    "disk_low_gib": "monitor",
+    "backlog_jobs": "monitor",
+    "backlog_minutes": "monitor",
+    "failure_rate_builds": "monitor",
+    "failure_rate_percent": "monitor",
+    "monitor_disabled_rules": "monitor",
 }
 
 

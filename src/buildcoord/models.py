@@ -543,3 +543,35 @@ class HistoryStats:
     by_server: tuple[StatsRow, ...]
     by_hour: tuple[StatsRow, ...]
     by_day_of_week: tuple[StatsRow, ...]
+
+
+AlertSeverity = Literal["warning", "critical"]
+
+
+@dataclass(frozen=True, slots=True)
+class Alert:
+    """Something the monitor found wrong with one subject (a server, a branch, the queue).
+
+    Open while ``resolved_at`` is None; ``count`` is how many monitor steps found it;
+    ``clear_since`` is when its condition was first seen clear again (it resolves once that
+    has lasted the resolve delay). ``details`` holds the figures the rule judged.
+    """
+
+    id: int
+    rule: str
+    subject: str
+    severity: AlertSeverity
+    summary: str
+    details: dict[str, Any]
+    opened_at: datetime
+    last_seen_at: datetime
+    count: int
+    clear_since: datetime | None
+    resolved_at: datetime | None
+    acknowledged_at: datetime | None
+    acknowledged_by: str | None
+
+    @property
+    def is_open(self) -> bool:
+        """True until the alert resolves."""
+        return self.resolved_at is None

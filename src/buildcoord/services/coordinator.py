@@ -6,6 +6,7 @@ from buildcoord.clock import Clock, SystemClock
 from buildcoord.config import Settings
 from buildcoord.services.agent_sessions import AgentSessions
 from buildcoord.services.agents import AgentService
+from buildcoord.services.alerts import AlertService
 from buildcoord.services.artifacts import ArtifactService
 from buildcoord.services.branch_watch import BranchWatch
 from buildcoord.services.branches import BranchService
@@ -14,6 +15,7 @@ from buildcoord.services.feed import ChangeFeed
 from buildcoord.services.locks import LockService
 from buildcoord.services.logs import LogService
 from buildcoord.services.messages import MessageService
+from buildcoord.services.monitor import Monitor
 from buildcoord.services.orders import OrderService
 from buildcoord.services.outcomes import BuildOutcomes
 from buildcoord.services.prediction import PredictionService
@@ -58,6 +60,8 @@ class Coordinator:
         self.sessions = AgentSessions(store, clock, self.feed)
         self.branches = BranchService(store, clock, self.queue)
         self.branch_watch = BranchWatch(store, clock, settings, self.queue, self.messages)
+        self.alerts = AlertService(store, clock)
+        self.monitor = Monitor(store, clock, settings)
 
     def start(self) -> None:
         """Prepare a freshly opened store: admin token, aging policy, running leases."""

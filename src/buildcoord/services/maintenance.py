@@ -21,6 +21,8 @@ class StepReport:
     server_changes: list[tuple[str, str, str]] = field(default_factory=list)
     archived_messages: int = 0
     forgotten_webhook_deliveries: int = 0
+    alerts_opened: list[int] = field(default_factory=list)
+    alerts_resolved: list[int] = field(default_factory=list)
 
     @property
     def found_work(self) -> bool:
@@ -31,6 +33,8 @@ class StepReport:
             or self.server_changes
             or self.archived_messages
             or self.forgotten_webhook_deliveries
+            or self.alerts_opened
+            or self.alerts_resolved
         )
 
 
@@ -42,19 +46,23 @@ def step(coordinator: Coordinator) -> StepReport:
     """One pass of upkeep.
 
     End the leases of lost agents, expire job leases, recover expired locks, record server
-    status flips; when the last archiving is an hour old, archive old read messages, forget
-    webhook deliveries older than a week and agent sessions that ended over a day ago.
+    status flips, step the health monitor when it is due; when the last archiving is an hour
+    old, archive old read messages, forget webhook deliveries older than a week and agent
+    sessions that ended over a day ago.
     """
     jobs = coordinator.agents.release_lost_agents() + coordinator.queue.expire_leases()
     locks = coordinator.locks.recover_expired()
     changes = coordinator.servers.record_status_changes()
     archived, forgotten = _archive_if_due(coordinator)
+    monitored = coordinator.monitor.step_if_due()
     return StepReport(
         requeued_or_failed_jobs=[job.id for job in jobs],
         released_locks=[f"{lock.name} ({lock.holder})" for lock in locks],
         server_changes=changes,
         archived_messages=archived,
         forgotten_webhook_deliveries=forgotten,
+        alerts_opened=[alert.id for alert in monitored.opened],
+        alerts_resolved=[alert.id for alert in monitored.resolved],
     )
 
 

@@ -16,6 +16,7 @@ from collections.abc import Callable
 
 from sqlalchemy import Engine
 
+from buildcoord.store.alerts import AlertStore
 from buildcoord.store.artifacts import ArtifactSetStore, ArtifactStore
 from buildcoord.store.branches import BranchStore
 from buildcoord.store.comparisons import ComparisonStore
@@ -58,6 +59,7 @@ class Store:
         self.comparisons = ComparisonStore(engine)
         self.orders = OrderStore(engine)
         self.history = HistoryStore(engine)
+        self.alerts = AlertStore(engine)
         self.webhook_deliveries = WebhookDeliveryStore(engine)
 
     @classmethod
@@ -87,6 +89,7 @@ class Store:
     get_job = delegate("jobs", JobStore.get_job)
     list_jobs = delegate("jobs", JobStore.list_jobs)
     running_jobs_by_server = delegate("jobs", JobStore.running_jobs_by_server)
+    waiting_jobs = delegate("jobs", JobStore.waiting_jobs)
     rerank_queued_jobs = delegate("jobs", JobStore.rerank_queued)
     claim_job = delegate("jobs", JobStore.claim_for_server)
     renew_job_lease = delegate("jobs", JobStore.renew_lease)
@@ -122,6 +125,7 @@ class Store:
 
     record_build = delegate("history", HistoryStore.record_finished)
     recent_builds = delegate("history", HistoryStore.recent_builds)
+    latest_outcomes = delegate("history", HistoryStore.latest_outcomes)
     builds_finished_since = delegate("history", HistoryStore.finished_since)
     latest_build_key = delegate("history", HistoryStore.latest_key_of)
 
@@ -161,6 +165,13 @@ class Store:
     close_session = delegate("sessions", SessionStore.close_session)
     take_lost_servers = delegate("sessions", SessionStore.take_lost_servers)
     forget_sessions = delegate("sessions", SessionStore.forget_sessions)
+
+    # -- alerts ------------------------------------------------------------------------------
+    raise_alert = delegate("alerts", AlertStore.raise_alert)
+    clear_alerts = delegate("alerts", AlertStore.clear_alerts)
+    acknowledge_alert = delegate("alerts", AlertStore.acknowledge_alert)
+    get_alert = delegate("alerts", AlertStore.get_alert)
+    list_alerts = delegate("alerts", AlertStore.list_alerts)
 
     # -- tokens ------------------------------------------------------------------------------
 

@@ -54,6 +54,16 @@ LATEST_KEY = sql(
     "SELECT build_key FROM build_history WHERE branch = ? ORDER BY started_at DESC LIMIT 1"
 )
 
+# The branches with a build command (the ones agents build).
+BUILT_BRANCHES = sql("SELECT name FROM branches WHERE command IS NOT NULL ORDER BY name")
+
+# A branch's latest builds that passed or failed, newest first, on ix_build_history_branch.
+# Parameters: branch, limit.
+LATEST_OUTCOMES = sql(
+    f"SELECT {_COLUMNS} FROM build_history WHERE branch = ? AND result <> 'cancelled'"
+    " ORDER BY started_at DESC, job_id DESC, attempt DESC LIMIT ?"
+)
+
 
 def build_key(branch: str, command: str | None) -> str:
     """What identifies a kind of build: the branch and its build command, hashed (64 hex)."""
@@ -169,6 +179,21 @@ class HistoryStore:
         with driver_read(self.engine) as db:
             rows = db.run(FINISHED_SINCE, (since, limit)).fetchall()
         return [record_from_row(row) for row in rows]
+
+    def latest_outcomes(self, limit: int) -> dict[str, list[BuildRecord]]:
+        """Each built branch's ``limit`` latest passed or failed builds, newest first.
+
+        One index walk per branch: what the monitor reads every step, whatever the history's
+        size."""
+        with driver_read(self.engine) as db:
+            names = [name for (name,) in db.run(BUILT_BRANCHES).fetchall()]
+            return {
+                name: [
+                    record_from_row(row)
+                    for row in db.run(LATEST_OUTCOMES, (name, limit)).fetchall()
+                ]
+                for name in names
+            }
 
     def latest_key_of(self, branch: str) -> str | None:
         """The build key of a branch's most recently started build, or None if it has none."""

@@ -86,6 +86,11 @@ LEASE_STATE = sql("SELECT status, server, fencing_token, attempt FROM jobs WHERE
 # How many jobs are in each status.
 COUNT_BY_STATUS = sql("SELECT status, count(*) FROM jobs GROUP BY status")
 
+# How many jobs wait claimable (queued, dependencies done), and since when the oldest has.
+WAITING = sql(
+    "SELECT count(*), min(queued_at) FROM jobs WHERE status = 'queued' AND pending_deps = 0"
+)
+
 # Every running job as (server, id), by id.
 RUNNING_JOBS = sql("SELECT server, id FROM jobs WHERE status = 'running' ORDER BY id")
 

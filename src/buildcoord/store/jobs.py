@@ -137,6 +137,12 @@ class JobStore:
         with driver_read(self.engine) as db:
             return {status: count for status, count in db.run(queries.COUNT_BY_STATUS)}
 
+    def waiting_jobs(self) -> tuple[int, float | None]:
+        """(claimable queued jobs, when the longest waiting of them was queued)."""
+        with driver_read(self.engine) as db:
+            count, oldest = db.run(queries.WAITING).fetchone()
+        return int(count), oldest
+
     def running_jobs_by_server(self) -> dict[str, list[int]]:
         """Return the ids of running jobs per server."""
         result: dict[str, list[int]] = {}

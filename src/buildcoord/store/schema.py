@@ -352,3 +352,34 @@ webhook_deliveries = Table(
     Column("received_at", Time, nullable=False),
 )
 Index("ix_webhook_deliveries_received_at", webhook_deliveries.c.received_at)
+
+# What the monitor found wrong. At most one open alert per (rule, subject), enforced by the
+# partial unique index, however many coordinators step the monitor: a repeat updates the
+# open row (count, last_seen_at). ``clear_since`` is when the condition was first seen clear;
+# the alert resolves once it has stayed clear long enough (resolve_after_seconds).
+alerts = Table(
+    "alerts",
+    metadata,
+    Column("id", Id, primary_key=True, autoincrement=True),
+    Column("rule", String(64), nullable=False),
+    Column("subject", String(200), nullable=False),
+    Column("severity", String(16), nullable=False),
+    Column("summary", String(1000), nullable=False),
+    Column("details", Text, nullable=True),
+    Column("opened_at", Time, nullable=False),
+    Column("last_seen_at", Time, nullable=False),
+    Column("count", Integer, nullable=False),
+    Column("clear_since", Time, nullable=True),
+    Column("resolved_at", Time, nullable=True),
+    Column("acknowledged_at", Time, nullable=True),
+    Column("acknowledged_by", String(200), nullable=True),
+)
+Index(
+    "ux_alerts_open",
+    alerts.c.rule,
+    alerts.c.subject,
+    unique=True,
+    sqlite_where=text("resolved_at IS NULL"),
+    postgresql_where=text("resolved_at IS NULL"),
+)
+Index("ix_alerts_opened_at", alerts.c.opened_at)

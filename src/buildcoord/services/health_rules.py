@@ -1,0 +1,204 @@
+"""The monitor's rules: each looks at one snapshot of the fleet and says what is wrong now.
+
+A rule returns one Finding per subject that fires; a subject it does not return is clear.
+Rules only read the snapshot, so a step judges every rule on the same instant, and a rule is
+tested by building a snapshot. Agents' figures arrive validated (never negative, never NaN),
+and a figure an agent did not send is simply not judged.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from buildcoord.config import Settings
+from buildcoord.models import AlertSeverity, BuildRecord
+from buildcoord.store.servers import ServerRecord
+
+GIB = 1024**3
+
+
+@dataclass(frozen=True, slots=True)
+class Finding:
+    """One subject a rule finds wrong now."""
+
+    subject: str
+    severity: AlertSeverity
+    summary: str
+    details: dict[str, Any]
+
+
+@dataclass(frozen=True, slots=True)
+class Snapshot:
+    """What the rules judge, read once per step."""
+
+    now: float
+    servers: list[ServerRecord]
+    outcomes: dict[str, list[BuildRecord]]
+    """Each built branch's latest passed or failed builds, newest first."""
+    waiting_jobs: int
+    oldest_waiting_since: float | None
+
+
+RuleCheck = Callable[[Settings, Snapshot], list[Finding]]
+
+
+@dataclass(frozen=True, slots=True)
+class Rule:
+    """A named check, and how long its alerts must stay clear before they resolve
+    (None: the ``resolve_after_seconds`` setting; 0: at the first clear step)."""
+
+    name: str
+    check: RuleCheck
+    resolve_after_seconds: float | None = None
+
+
+def heartbeat_stale(settings: Settings, snapshot: Snapshot) -> list[Finding]:
+    """A server that has sent heartbeats has missed ``stale_after_missed_heartbeats``."""
+    found = []
+    for server in snapshot.servers:
+        if server.last_heartbeat_at is None:
+            continue  # registered, never started: nothing was expected of it yet
+        age = snapshot.now - server.last_heartbeat_at
+        if age >= settings.stale_after_seconds:
+            missed = int(age // settings.heartbeat_interval_seconds)
+            found.append(
+                Finding(
+                    server.name,
+                    "warning",
+                    f"{server.name}: no heartbeat for {age:.0f} s ({missed} missed)",
+                    {"heartbeat_age_seconds": round(age, 1), "missed": missed},
+                )
+            )
+    return found
+
+
+def server_offline(settings: Settings, snapshot: Snapshot) -> list[Finding]:
+    """A server that has sent heartbeats has sent none for ``offline_after_seconds``."""
+    found = []
+    for server in snapshot.servers:
+        if server.last_heartbeat_at is None:
+            continue
+        age = snapshot.now - server.last_heartbeat_at
+        if age >= settings.offline_after_seconds:
+            found.append(
+                Finding(
+                    server.name,
+                    "critical",
+                    f"{server.name} is offline: no heartbeat for {age / 60:.0f} min",
+                    {"heartbeat_age_seconds": round(age, 1)},
+                )
+            )
+    return found
+
+
+def disk_low(settings: Settings, snapshot: Snapshot) -> list[Finding]:
+    """A live server's free disk is under ``disk_low_percent`` of it or ``disk_low_gib``."""
+    found = []
+    for server in snapshot.servers:
+        if server.last_heartbeat_at is None or server.metrics is None:
+            continue
+        if snapshot.now - server.last_heartbeat_at >= settings.stale_after_seconds:
+            continue  # old figures: heartbeat_stale says what is known
+        free = server.metrics.get("disk_free_bytes")
+        if free is None:
+            continue
+        total = server.metrics.get("disk_total_bytes")
+        percent = 100.0 * free / total if total else None
+        if free < settings.disk_low_gib * GIB or (
+            percent is not None and percent < settings.disk_low_percent
+        ):
+            share = "" if percent is None else f" ({percent:.1f} %)"
+            found.append(
+                Finding(
+                    server.name,
+                    "warning",
+                    f"{server.name}: {free / GIB:.1f} GiB disk free{share}",
+                    {"disk_free_bytes": free, "disk_total_bytes": total},
+                )
+            )
+    return found
+
+
+def branch_broken(settings: Settings, snapshot: Snapshot) -> list[Finding]:
+    """A branch's latest build failed after one that passed (resolved by its next pass)."""
+    found = []
+    for branch, builds in snapshot.outcomes.items():
+        if not builds or builds[0].result != "failed":
+            continue
+        passed = next((build for build in builds if build.result == "succeeded"), None)
+        if passed is None:
+            continue  # never passed in view: failure_rate speaks for it
+        failing = builds[: builds.index(passed)]
+        first = failing[-1]
+        found.append(
+            Finding(
+                branch,
+                "critical",
+                f"{branch} is broken: {len(failing)} failed build(s) since commit "
+                f"{first.commit[:12]} (job {first.job_id}); it last passed at "
+                f"{passed.commit[:12]}",
+                {
+                    "failed_builds": len(failing),
+                    "first_failed_job": first.job_id,
+                    "first_failed_commit": first.commit,
+                    "last_passed_job": passed.job_id,
+                    "last_passed_commit": passed.commit,
+                    "latest_server": builds[0].server,
+                },
+            )
+        )
+    return found
+
+
+def failure_rate(settings: Settings, snapshot: Snapshot) -> list[Finding]:
+    """Of a branch's latest ``failure_rate_builds`` builds, over ``failure_rate_percent``
+    failed."""
+    window = settings.failure_rate_builds
+    found = []
+    for branch, builds in snapshot.outcomes.items():
+        latest = builds[:window]
+        if window <= 0 or len(latest) < window:
+            continue
+        failed = sum(1 for build in latest if build.result == "failed")
+        rate = 100.0 * failed / len(latest)
+        if rate > settings.failure_rate_percent:
+            found.append(
+                Finding(
+                    branch,
+                    "warning",
+                    f"{branch}: {failed} of its last {len(latest)} builds failed",
+                    {"failed": failed, "builds": len(latest), "percent": round(rate, 1)},
+                )
+            )
+    return found
+
+
+def backlog(settings: Settings, snapshot: Snapshot) -> list[Finding]:
+    """More than ``backlog_jobs`` jobs wait claimable, the oldest for ``backlog_minutes``."""
+    since = snapshot.oldest_waiting_since
+    if since is None or snapshot.waiting_jobs <= settings.backlog_jobs:
+        return []
+    waited = snapshot.now - since
+    if waited < settings.backlog_minutes * 60:
+        return []
+    return [
+        Finding(
+            "queue",
+            "warning",
+            f"{snapshot.waiting_jobs} jobs waiting, the oldest for {waited / 60:.0f} min",
+            {"waiting_jobs": snapshot.waiting_jobs, "oldest_wait_seconds": round(waited, 1)},
+        )
+    ]
+
+
+RULES: tuple[Rule, ...] = (
+    Rule("heartbeat_stale", heartbeat_stale),
+    Rule("server_offline", server_offline),
+    Rule("disk_low", disk_low),
+    Rule("branch_broken", branch_broken, resolve_after_seconds=0.0),
+    Rule("failure_rate", failure_rate),
+    Rule("backlog", backlog),
+)
+"""Every rule, on unless named in the ``monitor_disabled_rules`` setting."""

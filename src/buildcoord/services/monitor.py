@@ -1,0 +1,120 @@
+"""The health monitor: every ``monitor_seconds`` it judges the fleet by its rules
+(services/health_rules.py) and keeps the alerts in step with what they find.
+
+A step reads one snapshot, raises every finding (opening its alert, or counting a repeat of
+the open one) and clears each rule's other open alerts: an alert resolves once its condition
+has stayed clear for the rule's resolve delay, so a flapping subject does not open and close
+at every step. Several coordinators may step at once; the store keeps one open alert per
+(rule, subject) and records each opening and resolution once.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+
+from buildcoord.clock import Clock
+from buildcoord.config import Settings
+from buildcoord.errors import InvalidInput
+from buildcoord.models import SYSTEM, Alert
+from buildcoord.services.health_rules import RULES, Rule, Snapshot
+from buildcoord.store import Store
+
+log = logging.getLogger("buildcoord.monitor")
+
+BUILDS_IN_VIEW = 50
+"""How many of a branch's latest builds the rules see (branch_broken looks that far back
+for the branch's last pass)."""
+
+
+@dataclass(frozen=True, slots=True)
+class MonitorReport:
+    """What one monitor step changed."""
+
+    opened: list[Alert] = field(default_factory=list)
+    repeated: int = 0
+    resolved: list[Alert] = field(default_factory=list)
+
+
+def enabled_rules(settings: Settings) -> tuple[Rule, ...]:
+    """The rules in force: all but those ``monitor_disabled_rules`` names (comma-separated)."""
+    names = {name.strip() for name in settings.monitor_disabled_rules.split(",") if name.strip()}
+    unknown = names - {rule.name for rule in RULES}
+    if unknown:
+        known = ", ".join(rule.name for rule in RULES)
+        raise InvalidInput(
+            f"setting monitor_disabled_rules: no rule {', '.join(sorted(unknown))} "
+            f"(the rules are {known})"
+        )
+    return tuple(rule for rule in RULES if rule.name not in names)
+
+
+class Monitor:
+    """Steps the rules and keeps alerts in step with them."""
+
+    def __init__(self, store: Store, clock: Clock, settings: Settings) -> None:
+        self.store = store
+        self.clock = clock
+        self.settings = settings
+        self.rules = enabled_rules(settings)
+        self._last_step_at: float | None = None
+
+    def step_if_due(self) -> MonitorReport:
+        """Maintenance: step when ``monitor_seconds`` have passed since this process's last."""
+        now = self.clock.now().timestamp()
+        if self._last_step_at is not None and now - self._last_step_at < (
+            self.settings.monitor_seconds
+        ):
+            return MonitorReport()
+        self._last_step_at = now
+        return self.step()
+
+    def step(self) -> MonitorReport:
+        """Judge every rule on one snapshot; open, repeat and resolve alerts accordingly."""
+        snapshot = self.snapshot()
+        opened: list[Alert] = []
+        resolved: list[Alert] = []
+        repeated = 0
+        for rule in self.rules:
+            findings = rule.check(self.settings, snapshot)
+            for finding in findings:
+                alert, is_new = self.store.raise_alert(
+                    rule.name,
+                    finding.subject,
+                    severity=finding.severity,
+                    summary=finding.summary,
+                    details=finding.details,
+                    now=snapshot.now,
+                    actor=SYSTEM.actor,
+                )
+                if is_new:
+                    log.warning("alert %d opened: %s", alert.id, alert.summary)
+                    opened.append(alert)
+                else:
+                    repeated += 1
+            resolve_after = rule.resolve_after_seconds
+            for alert in self.store.clear_alerts(
+                rule.name,
+                {finding.subject for finding in findings},
+                now=snapshot.now,
+                resolve_after=(
+                    self.settings.resolve_after_seconds if resolve_after is None else resolve_after
+                ),
+                actor=SYSTEM.actor,
+            ):
+                log.info("alert %d resolved: %s", alert.id, alert.summary)
+                resolved.append(alert)
+        return MonitorReport(opened, repeated, resolved)
+
+    def snapshot(self) -> Snapshot:
+        """Read what the rules judge."""
+        waiting, oldest = self.store.waiting_jobs()
+        return Snapshot(
+            now=self.clock.now().timestamp(),
+            servers=self.store.list_servers(),
+            outcomes=self.store.latest_outcomes(
+                max(self.settings.failure_rate_builds, BUILDS_IN_VIEW)
+            ),
+            waiting_jobs=waiting,
+            oldest_waiting_since=oldest,
+        )

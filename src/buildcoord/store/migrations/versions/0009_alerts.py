@@ -1,0 +1,61 @@
+"""alerts
+
+Revision ID: 0009
+Revises: 0008
+Create Date: 2026-12-06 04:00:00.000000
+"""
+
+from __future__ import annotations
+
+import sqlalchemy as sa
+from alembic import op
+
+revision = "0009"
+down_revision = "0008"
+branch_labels = None
+depends_on = None
+
+_OPEN = "resolved_at IS NULL"
+
+
+def upgrade() -> None:
+    op.create_table(
+        "alerts",
+        sa.Column(
+            "id",
+            sa.BigInteger().with_variant(sa.Integer(), "sqlite"),
+            autoincrement=True,
+            nullable=False,
+        ),
+        sa.Column("rule", sa.String(length=64), nullable=False),
+        sa.Column("subject", sa.String(length=200), nullable=False),
+        sa.Column("severity", sa.String(length=16), nullable=False),
+        sa.Column("summary", sa.String(length=1000), nullable=False),
+        sa.Column("details", sa.Text(), nullable=True),
+        sa.Column("opened_at", sa.Double(), nullable=False),
+        sa.Column("last_seen_at", sa.Double(), nullable=False),
+        sa.Column("count", sa.Integer(), nullable=False),
+        sa.Column("clear_since", sa.Double(), nullable=True),
+        sa.Column("resolved_at", sa.Double(), nullable=True),
+        sa.Column("acknowledged_at", sa.Double(), nullable=True),
+        sa.Column("acknowledged_by", sa.String(length=200), nullable=True),
+        sa.PrimaryKeyConstraint("id", name=op.f("pk_alerts")),
+    )
+    with op.batch_alter_table("alerts", schema=None) as batch_op:
+        batch_op.create_index(
+            "ux_alerts_open",
+            ["rule", "subject"],
+            unique=True,
+            sqlite_where=sa.text(_OPEN),
+            postgresql_where=sa.text(_OPEN),
+        )
+        batch_op.create_index("ix_alerts_opened_at", ["opened_at"], unique=False)
+
+
+def downgrade() -> None:
+    with op.batch_alter_table("alerts", schema=None) as batch_op:
+        batch_op.drop_index("ix_alerts_opened_at")
+        batch_op.drop_index(
+            "ux_alerts_open", sqlite_where=sa.text(_OPEN), postgresql_where=sa.text(_OPEN)
+        )
+    op.drop_table("alerts")

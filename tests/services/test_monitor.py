@@ -1,0 +1,334 @@
+"""The health monitor: rules judged on an injected clock, one open alert per (rule, subject),
+repeats counted, resolution after a clear spell, acknowledgement — on both databases."""
+
+from __future__ import annotations
+
+import dataclasses
+import threading
+from collections.abc import Callable
+
+import pytest
+
+from buildcoord.clock import FakeClock
+from buildcoord.config import Settings
+from buildcoord.errors import Conflict, Forbidden, InvalidInput, NotFound
+from buildcoord.models import Alert, Metrics, Principal
+from buildcoord.services import maintenance
+from buildcoord.services.coordinator import Coordinator
+from buildcoord.services.monitor import Monitor
+from buildcoord.store import Store
+
+from .queue_helpers import COMMIT
+
+RegisterServer = Callable[..., Principal]
+GIB = 1024**3
+ROOMY = Metrics(disk_free_bytes=200 * GIB, disk_total_bytes=500 * GIB)
+
+
+def beat(coordinator: Coordinator, agent: Principal, metrics: Metrics = ROOMY) -> None:
+    assert agent.server is not None
+    coordinator.servers.heartbeat(agent.server, metrics=metrics, by=agent)
+
+
+def open_alerts(coordinator: Coordinator, operator: Principal, rule: str) -> list[Alert]:
+    return coordinator.alerts.list_alerts(rule=rule, by=operator)
+
+
+def alert_event_kinds(store: Store, subject: str) -> list[str]:
+    return [event.kind for event in store.events.list_events(subject=subject)]
+
+
+def build(
+    coordinator: Coordinator,
+    agent: Principal,
+    operator: Principal,
+    result: str,
+    *,
+    branch: str = "main",
+    commit: str = COMMIT,
+) -> int:
+    """Queue, claim and finish one build of the branch on the agent's server."""
+    assert agent.server is not None
+    coordinator.queue.submit(branch, commit, by=operator)
+    assignment = coordinator.agents.claim(agent.server, by=agent)
+    assert assignment is not None
+    job = assignment.job
+    coordinator.queue.complete(
+        job.id, status=result, server=agent.server, fencing_token=job.fencing_token, by=agent
+    )
+    return job.id
+
+
+@pytest.fixture
+def main_branch(coordinator: Coordinator, operator: Principal) -> None:
+    coordinator.branches.add("main", repo="/srv/repo", command="make", by=operator)
+
+
+def test_a_server_that_misses_three_heartbeats_opens_one_alert_and_repeats_count_on_it(
+    coordinator: Coordinator, store: Store, operator: Principal, build1: Principal, clock: FakeClock
+) -> None:
+    beat(coordinator, build1)
+    clock.advance(coordinator.settings.stale_after_seconds - 1)
+    assert coordinator.monitor.step().opened == []
+
+    clock.advance(2)
+    first = coordinator.monitor.step()
+    clock.advance(30)
+    second = coordinator.monitor.step()
+
+    [alert] = open_alerts(coordinator, operator, "heartbeat_stale")
+    assert [opened.id for opened in first.opened] == [alert.id]
+    assert (second.opened, second.repeated) == ([], 1)
+    assert (alert.subject, alert.severity, alert.count) == ("build1", "warning", 2)
+    assert "no heartbeat for 46 s" in alert.summary
+    assert alert_event_kinds(store, "heartbeat_stale:build1") == [
+        "alert.opened",
+        "alert.repeated",
+    ]
+
+
+def test_a_registered_server_that_never_started_raises_nothing(
+    coordinator: Coordinator, operator: Principal, build1: Principal, clock: FakeClock
+) -> None:
+    clock.advance(3600)
+    assert coordinator.monitor.step().opened == []
+
+
+def test_an_alert_resolves_only_after_its_condition_stayed_clear_long_enough(
+    coordinator: Coordinator, store: Store, operator: Principal, build1: Principal, clock: FakeClock
+) -> None:
+    resolve_after = coordinator.settings.resolve_after_seconds
+    beat(coordinator, build1)
+    clock.advance(20)
+    [alert] = coordinator.monitor.step().opened
+
+    # It comes back, then flaps: the clear spell starts again each time it fires.
+    beat(coordinator, build1)
+    coordinator.monitor.step()
+    assert coordinator.alerts.get(alert.id, by=operator).clear_since is not None
+    clock.advance(20)
+    assert coordinator.monitor.step().opened == []  # stale again: the same alert
+    assert coordinator.alerts.get(alert.id, by=operator).clear_since is None
+    beat(coordinator, build1)
+    assert coordinator.monitor.step().resolved == []  # a new clear spell starts here
+    for _ in range(int(resolve_after // 10) - 1):
+        clock.advance(5)
+        beat(coordinator, build1)
+        clock.advance(5)
+        assert coordinator.monitor.step().resolved == []
+    clock.advance(5)
+    beat(coordinator, build1)
+    clock.advance(5)
+    [resolved] = coordinator.monitor.step().resolved
+
+    assert resolved.id == alert.id
+    assert resolved.resolved_at == clock.now()
+    assert open_alerts(coordinator, operator, "heartbeat_stale") == []
+    assert alert_event_kinds(store, "heartbeat_stale:build1")[-1] == "alert.resolved"
+    # A new spell opens a new alert.
+    clock.advance(20)
+    [again] = coordinator.monitor.step().opened
+    assert again.id != alert.id
+
+
+def test_a_server_silent_past_the_offline_limit_opens_a_critical_alert(
+    coordinator: Coordinator, operator: Principal, build1: Principal, clock: FakeClock
+) -> None:
+    beat(coordinator, build1)
+    clock.advance(coordinator.settings.offline_after_seconds)
+    coordinator.monitor.step()
+
+    [offline] = open_alerts(coordinator, operator, "server_offline")
+    assert (offline.subject, offline.severity) == ("build1", "critical")
+    assert offline.summary == "build1 is offline: no heartbeat for 5 min"
+
+
+@pytest.mark.parametrize(
+    ("free_gib", "total_gib", "low"),
+    [(1.5, 500, True), (10, 500, True), (30, 500, False), (3, 20, False)],
+)
+def test_disk_low_fires_under_five_percent_or_two_gib_free(
+    coordinator: Coordinator,
+    operator: Principal,
+    build1: Principal,
+    free_gib: float,
+    total_gib: float,
+    low: bool,
+) -> None:
+    metrics = Metrics(disk_free_bytes=int(free_gib * GIB), disk_total_bytes=total_gib * GIB)
+    beat(coordinator, build1, metrics)
+    coordinator.monitor.step()
+
+    found = open_alerts(coordinator, operator, "disk_low")
+    assert [alert.subject for alert in found] == (["build1"] if low else [])
+
+
+def test_a_branch_that_fails_after_passing_is_broken_until_its_next_pass(
+    coordinator: Coordinator,
+    store: Store,
+    operator: Principal,
+    build1: Principal,
+    main_branch: None,
+) -> None:
+    build(coordinator, build1, operator, "failed", commit="a" * 40)  # never passed: not broken
+    coordinator.monitor.step()
+    assert open_alerts(coordinator, operator, "branch_broken") == []
+    passed = build(coordinator, build1, operator, "succeeded", commit="b" * 40)
+    first_failure = build(coordinator, build1, operator, "failed", commit="c" * 40)
+    build(coordinator, build1, operator, "failed", commit="d" * 40)
+    coordinator.monitor.step()
+
+    [broken] = open_alerts(coordinator, operator, "branch_broken")
+    assert (broken.subject, broken.severity) == ("main", "critical")
+    assert broken.details["first_failed_job"] == first_failure
+    assert broken.details["last_passed_job"] == passed
+    assert broken.details["failed_builds"] == 2
+
+    build(coordinator, build1, operator, "succeeded", commit="e" * 40)
+    [resolved] = coordinator.monitor.step().resolved  # at once: no clear spell for this rule
+    assert resolved.id == broken.id
+
+
+def test_a_branch_failing_more_than_half_its_last_builds_raises_a_failure_rate_alert(
+    coordinator: Coordinator, operator: Principal, build1: Principal, main_branch: None
+) -> None:
+    window = coordinator.settings.failure_rate_builds
+    for number in range(window):
+        build(coordinator, build1, operator, "succeeded" if number < 5 else "failed")
+    coordinator.monitor.step()
+    assert open_alerts(coordinator, operator, "failure_rate") == []  # 5 of 10: not over half
+
+    build(coordinator, build1, operator, "failed")
+    coordinator.monitor.step()
+    [rate] = open_alerts(coordinator, operator, "failure_rate")
+    assert rate.summary == "main: 6 of its last 10 builds failed"
+
+
+def test_a_long_backlog_raises_one_queue_alert(
+    coordinator: Coordinator, operator: Principal, clock: FakeClock
+) -> None:
+    settings = coordinator.settings
+    for _ in range(settings.backlog_jobs + 1):
+        coordinator.queue.submit("main", COMMIT, by=operator)
+    coordinator.monitor.step()
+    assert open_alerts(coordinator, operator, "backlog") == []  # not waiting long yet
+
+    clock.advance(settings.backlog_minutes * 60)
+    coordinator.monitor.step()
+    [backlog] = open_alerts(coordinator, operator, "backlog")
+    assert backlog.subject == "queue"
+    assert backlog.details["waiting_jobs"] == settings.backlog_jobs + 1
+
+
+def test_coordinators_stepping_at_once_open_one_alert_per_subject(
+    store: Store, settings: Settings, clock: FakeClock, operator: Principal
+) -> None:
+    coordinators = [Coordinator(store, settings, clock) for _ in range(4)]
+    for number in range(5):
+        name = f"build{number}"
+        coordinators[0].servers.register(name, (), by=operator)
+        beat(coordinators[0], Principal("agent", f"agent {name}", server=name))
+    clock.advance(settings.offline_after_seconds)
+    start = threading.Barrier(len(coordinators))
+    errors: list[BaseException] = []
+
+    def step(coordinator: Coordinator) -> None:
+        start.wait()
+        try:
+            for _ in range(3):
+                coordinator.monitor.step()
+        except BaseException as error:
+            errors.append(error)
+
+    threads = [threading.Thread(target=step, args=(each,)) for each in coordinators]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=60)
+
+    assert errors == []
+    for rule in ("heartbeat_stale", "server_offline"):
+        found = open_alerts(coordinators[0], operator, rule)
+        assert sorted(alert.subject for alert in found) == [f"build{n}" for n in range(5)]
+        assert all(alert.count == 12 for alert in found)
+        for alert in found:
+            assert alert_event_kinds(store, f"{rule}:{alert.subject}").count("alert.opened") == 1
+
+
+def test_an_operator_acknowledges_an_open_alert_once(
+    coordinator: Coordinator,
+    store: Store,
+    operator: Principal,
+    reader: Principal,
+    build1: Principal,
+    clock: FakeClock,
+) -> None:
+    beat(coordinator, build1)
+    clock.advance(20)
+    [alert] = coordinator.monitor.step().opened
+    with pytest.raises(Forbidden):
+        coordinator.alerts.acknowledge(alert.id, by=reader)
+
+    acknowledged = coordinator.alerts.acknowledge(alert.id, by=operator)
+    clock.advance(5)
+    again = coordinator.alerts.acknowledge(alert.id, by=operator)
+
+    assert acknowledged.acknowledged_at == again.acknowledged_at
+    assert acknowledged.acknowledged_by == operator.actor
+    assert alert_event_kinds(store, "heartbeat_stale:build1").count("alert.acknowledged") == 1
+    with pytest.raises(NotFound):
+        coordinator.alerts.acknowledge(alert.id + 1000, by=operator)
+
+
+def test_a_resolved_alert_cannot_be_acknowledged(
+    coordinator: Coordinator, operator: Principal, build1: Principal, main_branch: None
+) -> None:
+    build(coordinator, build1, operator, "succeeded")
+    build(coordinator, build1, operator, "failed")
+    [broken] = coordinator.monitor.step().opened
+    build(coordinator, build1, operator, "succeeded")
+    coordinator.monitor.step()
+
+    with pytest.raises(Conflict, match="resolved"):
+        coordinator.alerts.acknowledge(broken.id, by=operator)
+    assert coordinator.alerts.get(broken.id, by=operator).acknowledged_at is None
+    everything = coordinator.alerts.list_alerts(include_resolved=True, by=operator)
+    assert [alert.id for alert in everything if alert.rule == "branch_broken"] == [broken.id]
+
+
+def test_listing_alerts_of_an_unknown_rule_or_past_the_limit_is_refused(
+    coordinator: Coordinator, operator: Principal
+) -> None:
+    with pytest.raises(InvalidInput, match="no rule 'disk_full'"):
+        coordinator.alerts.list_alerts(rule="disk_full", by=operator)
+    with pytest.raises(InvalidInput, match="limit"):
+        coordinator.alerts.list_alerts(limit=0, by=operator)
+
+
+def test_a_disabled_rule_never_fires_and_an_unknown_one_is_refused(
+    store: Store, settings: Settings, clock: FakeClock, operator: Principal
+) -> None:
+    quiet = dataclasses.replace(settings, monitor_disabled_rules="heartbeat_stale, disk_low")
+    coordinator = Coordinator(store, quiet, clock)
+    coordinator.servers.register("build1", (), by=operator)
+    beat(coordinator, Principal("agent", "agent build1", server="build1"))
+    clock.advance(60)
+    coordinator.monitor.step()
+    assert open_alerts(coordinator, operator, "heartbeat_stale") == []
+
+    wrong = dataclasses.replace(settings, monitor_disabled_rules="heartbeat_stael")
+    with pytest.raises(InvalidInput, match="no rule heartbeat_stael"):
+        Monitor(store, clock, wrong)
+
+
+def test_maintenance_steps_the_monitor_every_monitor_seconds(
+    coordinator: Coordinator, operator: Principal, build1: Principal, clock: FakeClock
+) -> None:
+    beat(coordinator, build1)
+    assert maintenance.step(coordinator).alerts_opened == []  # the first step, nothing wrong
+    clock.advance(20)
+    assert maintenance.step(coordinator).alerts_opened == []  # not due: 20 s since the last
+    clock.advance(coordinator.settings.monitor_seconds - 20)
+    [opened] = maintenance.step(coordinator).alerts_opened
+
+    assert coordinator.alerts.get(opened, by=operator).rule == "heartbeat_stale"
