@@ -252,6 +252,13 @@ TABLE: dict[str, Row] = {
     ),
     "GET /api/v1/events": fleet_read(lambda w, s: ("/events", {"subject": s.name}, None)),
     "POST /api/v1/maintenance/step": operator_only(lambda w, s: ("/maintenance/step", None, None)),
+    # alerts: the seeded fleet has none open, so reading or acknowledging one gets past
+    # authorisation to its absence (404); who may ask is what the row checks.
+    "GET /api/v1/alerts": fleet_read(lambda w, s: ("/alerts", {"all": "true"}, None)),
+    "GET /api/v1/alerts/{alert_id}": fleet_read(lambda w, s: ("/alerts/999999", None, None), 404),
+    "POST /api/v1/alerts/{alert_id}/ack": operator_only(
+        lambda w, s: ("/alerts/999999/ack", None, None), 404
+    ),
     # artifacts, comparisons, rollback
     "GET /api/v1/artifacts": fleet_read(lambda w, s: ("/artifacts", {"server": s.name}, None)),
     "GET /api/v1/artifacts/latest": fleet_read(

@@ -82,6 +82,7 @@ LAZY_COMMANDS = {
     "artifacts": "buildcoord.cli.artifacts:artifacts",
     "compare": "buildcoord.cli.comparisons:compare",
     "predict": "buildcoord.cli.prediction:predict",
+    "alerts": "buildcoord.cli.alerts:alerts",
 }
 
 

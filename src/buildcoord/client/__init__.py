@@ -7,6 +7,7 @@ endpoints (the same groups as ``web/routes/``), each a class over ``transport.Tr
 from __future__ import annotations
 
 from buildcoord.client.agents import AgentEndpoints
+from buildcoord.client.alerts import AlertEndpoints
 from buildcoord.client.artifacts import ArtifactEndpoints
 from buildcoord.client.branches import BranchEndpoints
 from buildcoord.client.locks import LockEndpoints
@@ -35,6 +36,7 @@ class Client(
     OrderEndpoints,
     ArtifactEndpoints,
     RollbackEndpoints,
+    AlertEndpoints,
 ):
     """Talks to one coordinator's /api/v1 with one bearer token."""
 

@@ -15,6 +15,7 @@ from buildcoord.web.errors import ERROR_RESPONSES, install_error_handlers
 from buildcoord.web.guard import BodyLimits, RequestGuard
 from buildcoord.web.routes import (
     agents,
+    alerts,
     artifacts,
     branches,
     locks,
@@ -68,6 +69,7 @@ def create_app(
         rollback,
         prediction,
         webhooks,
+        alerts,
     )
     for module in routers:
         app.include_router(module.router, prefix="/api/v1", responses=ERROR_RESPONSES)

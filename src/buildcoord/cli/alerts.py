@@ -1,0 +1,90 @@
+"""buildcoord alerts list|show|ack: what the health monitor found."""
+
+from __future__ import annotations
+
+import json
+
+import click
+
+from buildcoord.cli.context import get_context, json_option
+from buildcoord.cli.output import emit_json, stamp, table
+from buildcoord.models import Alert
+
+
+@click.group("alerts")
+def alerts() -> None:
+    """Alerts the health monitor opened and resolved."""
+
+
+@alerts.command("list")
+@click.option("--all", "include_resolved", is_flag=True, help="Resolved alerts too.")
+@click.option("--rule", help="Only this rule's alerts (heartbeat_stale, disk_low, ...).")
+@click.option("--limit", type=int, default=100, show_default=True)
+@json_option
+def list_(include_resolved: bool, rule: str | None, limit: int, as_json: bool) -> None:
+    """List alerts, newest first: the open ones, or every one with --all."""
+    with get_context().client() as client:
+        found = client.list_alerts(include_resolved=include_resolved, rule=rule, limit=limit)
+    if as_json:
+        emit_json(found)
+        return
+    if not found:
+        click.echo("No alerts" if include_resolved else "No open alerts")
+        return
+    table(
+        ("ID", "STATE", "SEVERITY", "RULE", "SUBJECT", "SEEN", "SINCE", "SUMMARY"),
+        [
+            (
+                alert.id,
+                _state(alert),
+                alert.severity,
+                alert.rule,
+                alert.subject,
+                alert.count,
+                stamp(alert.opened_at),
+                alert.summary,
+            )
+            for alert in found
+        ],
+    )
+
+
+@alerts.command("show")
+@click.argument("alert_id", type=int)
+@json_option
+def show(alert_id: int, as_json: bool) -> None:
+    """Show one alert in full."""
+    with get_context().client() as client:
+        alert = client.get_alert(alert_id)
+    if as_json:
+        emit_json(alert)
+        return
+    click.echo(f"Alert {alert.id}: {alert.summary}")
+    click.echo(f"  Rule:     {alert.rule} ({alert.severity})")
+    click.echo(f"  Subject:  {alert.subject}")
+    click.echo(f"  State:    {_state(alert)}")
+    click.echo(f"  Opened:   {stamp(alert.opened_at)}")
+    click.echo(f"  Seen:     {alert.count} time(s), last {stamp(alert.last_seen_at)}")
+    if alert.clear_since is not None and alert.resolved_at is None:
+        click.echo(f"  Clear since: {stamp(alert.clear_since)}")
+    if alert.resolved_at is not None:
+        click.echo(f"  Resolved: {stamp(alert.resolved_at)}")
+    if alert.acknowledged_at is not None:
+        click.echo(f"  Acknowledged: {stamp(alert.acknowledged_at)} by {alert.acknowledged_by}")
+    if alert.details:
+        click.echo(f"  Details:  {json.dumps(alert.details, sort_keys=True)}")
+
+
+@alerts.command("ack")
+@click.argument("alert_id", type=int)
+def ack(alert_id: int) -> None:
+    """Acknowledge an open alert: someone is on it."""
+    with get_context().client() as client:
+        alert = client.acknowledge_alert(alert_id)
+    click.echo(f"Alert {alert.id} acknowledged by {alert.acknowledged_by}: {alert.summary}")
+
+
+def _state(alert: Alert) -> str:
+    if alert.resolved_at is not None:
+        return "resolved"
+    return "acknowledged" if alert.acknowledged_at is not None else "open"
