@@ -549,6 +549,16 @@ AlertSeverity = Literal["warning", "critical"]
 
 
 @dataclass(frozen=True, slots=True)
+class AlertFinding:
+    """One subject a monitor rule finds wrong now: what its alert says."""
+
+    subject: str
+    severity: AlertSeverity
+    summary: str
+    details: dict[str, Any]
+
+
+@dataclass(frozen=True, slots=True)
 class Alert:
     """Something the monitor found wrong with one subject (a server, a branch, the queue).
 

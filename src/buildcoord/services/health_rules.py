@@ -1,6 +1,6 @@
 """The monitor's rules: each looks at one snapshot of the fleet and says what is wrong now.
 
-A rule returns one Finding per subject that fires; a subject it does not return is clear.
+A rule returns one AlertFinding per subject that fires; a subject it does not return is clear.
 Rules only read the snapshot, so a step judges every rule on the same instant, and a rule is
 tested by building a snapshot. Agents' figures arrive validated (never negative, never NaN),
 and a figure an agent did not send is simply not judged.
@@ -10,23 +10,12 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
 
 from buildcoord.config import Settings
-from buildcoord.models import AlertSeverity, BuildRecord
+from buildcoord.models import AlertFinding, BuildRecord
 from buildcoord.store.servers import ServerRecord
 
 GIB = 1024**3
-
-
-@dataclass(frozen=True, slots=True)
-class Finding:
-    """One subject a rule finds wrong now."""
-
-    subject: str
-    severity: AlertSeverity
-    summary: str
-    details: dict[str, Any]
 
 
 @dataclass(frozen=True, slots=True)
@@ -41,7 +30,7 @@ class Snapshot:
     oldest_waiting_since: float | None
 
 
-RuleCheck = Callable[[Settings, Snapshot], list[Finding]]
+RuleCheck = Callable[[Settings, Snapshot], list[AlertFinding]]
 
 
 @dataclass(frozen=True, slots=True)
@@ -54,7 +43,7 @@ class Rule:
     resolve_after_seconds: float | None = None
 
 
-def heartbeat_stale(settings: Settings, snapshot: Snapshot) -> list[Finding]:
+def heartbeat_stale(settings: Settings, snapshot: Snapshot) -> list[AlertFinding]:
     """A server that has sent heartbeats has missed ``stale_after_missed_heartbeats``."""
     found = []
     for server in snapshot.servers:
@@ -64,7 +53,7 @@ def heartbeat_stale(settings: Settings, snapshot: Snapshot) -> list[Finding]:
         if age >= settings.stale_after_seconds:
             missed = int(age // settings.heartbeat_interval_seconds)
             found.append(
-                Finding(
+                AlertFinding(
                     server.name,
                     "warning",
                     f"{server.name}: no heartbeat for {age:.0f} s ({missed} missed)",
@@ -74,7 +63,7 @@ def heartbeat_stale(settings: Settings, snapshot: Snapshot) -> list[Finding]:
     return found
 
 
-def server_offline(settings: Settings, snapshot: Snapshot) -> list[Finding]:
+def server_offline(settings: Settings, snapshot: Snapshot) -> list[AlertFinding]:
     """A server that has sent heartbeats has sent none for ``offline_after_seconds``."""
     found = []
     for server in snapshot.servers:
@@ -83,7 +72,7 @@ def server_offline(settings: Settings, snapshot: Snapshot) -> list[Finding]:
         age = snapshot.now - server.last_heartbeat_at
         if age >= settings.offline_after_seconds:
             found.append(
-                Finding(
+                AlertFinding(
                     server.name,
                     "critical",
                     f"{server.name} is offline: no heartbeat for {age / 60:.0f} min",
@@ -93,7 +82,7 @@ def server_offline(settings: Settings, snapshot: Snapshot) -> list[Finding]:
     return found
 
 
-def disk_low(settings: Settings, snapshot: Snapshot) -> list[Finding]:
+def disk_low(settings: Settings, snapshot: Snapshot) -> list[AlertFinding]:
     """A live server's free disk is under ``disk_low_percent`` of it or ``disk_low_gib``."""
     found = []
     for server in snapshot.servers:
@@ -111,7 +100,7 @@ def disk_low(settings: Settings, snapshot: Snapshot) -> list[Finding]:
         ):
             share = "" if percent is None else f" ({percent:.1f} %)"
             found.append(
-                Finding(
+                AlertFinding(
                     server.name,
                     "warning",
                     f"{server.name}: {free / GIB:.1f} GiB disk free{share}",
@@ -121,7 +110,7 @@ def disk_low(settings: Settings, snapshot: Snapshot) -> list[Finding]:
     return found
 
 
-def branch_broken(settings: Settings, snapshot: Snapshot) -> list[Finding]:
+def branch_broken(settings: Settings, snapshot: Snapshot) -> list[AlertFinding]:
     """A branch's latest build failed after one that passed (resolved by its next pass)."""
     found = []
     for branch, builds in snapshot.outcomes.items():
@@ -133,7 +122,7 @@ def branch_broken(settings: Settings, snapshot: Snapshot) -> list[Finding]:
         failing = builds[: builds.index(passed)]
         first = failing[-1]
         found.append(
-            Finding(
+            AlertFinding(
                 branch,
                 "critical",
                 f"{branch} is broken: {len(failing)} failed build(s) since commit "
@@ -152,7 +141,7 @@ def branch_broken(settings: Settings, snapshot: Snapshot) -> list[Finding]:
     return found
 
 
-def failure_rate(settings: Settings, snapshot: Snapshot) -> list[Finding]:
+def failure_rate(settings: Settings, snapshot: Snapshot) -> list[AlertFinding]:
     """Of a branch's latest ``failure_rate_builds`` builds, over ``failure_rate_percent``
     failed."""
     window = settings.failure_rate_builds
@@ -165,7 +154,7 @@ def failure_rate(settings: Settings, snapshot: Snapshot) -> list[Finding]:
         rate = 100.0 * failed / len(latest)
         if rate > settings.failure_rate_percent:
             found.append(
-                Finding(
+                AlertFinding(
                     branch,
                     "warning",
                     f"{branch}: {failed} of its last {len(latest)} builds failed",
@@ -175,7 +164,7 @@ def failure_rate(settings: Settings, snapshot: Snapshot) -> list[Finding]:
     return found
 
 
-def backlog(settings: Settings, snapshot: Snapshot) -> list[Finding]:
+def backlog(settings: Settings, snapshot: Snapshot) -> list[AlertFinding]:
     """More than ``backlog_jobs`` jobs wait claimable, the oldest for ``backlog_minutes``."""
     since = snapshot.oldest_waiting_since
     if since is None or snapshot.waiting_jobs <= settings.backlog_jobs:
@@ -184,7 +173,7 @@ def backlog(settings: Settings, snapshot: Snapshot) -> list[Finding]:
     if waited < settings.backlog_minutes * 60:
         return []
     return [
-        Finding(
+        AlertFinding(
             "queue",
             "warning",
             f"{snapshot.waiting_jobs} jobs waiting, the oldest for {waited / 60:.0f} min",

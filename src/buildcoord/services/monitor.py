@@ -76,34 +76,23 @@ class Monitor:
         resolved: list[Alert] = []
         repeated = 0
         for rule in self.rules:
-            findings = rule.check(self.settings, snapshot)
-            for finding in findings:
-                alert, is_new = self.store.raise_alert(
-                    rule.name,
-                    finding.subject,
-                    severity=finding.severity,
-                    summary=finding.summary,
-                    details=finding.details,
-                    now=snapshot.now,
-                    actor=SYSTEM.actor,
-                )
-                if is_new:
-                    log.warning("alert %d opened: %s", alert.id, alert.summary)
-                    opened.append(alert)
-                else:
-                    repeated += 1
             resolve_after = rule.resolve_after_seconds
-            for alert in self.store.clear_alerts(
+            new, repeats, gone = self.store.record_findings(
                 rule.name,
-                {finding.subject for finding in findings},
+                rule.check(self.settings, snapshot),
                 now=snapshot.now,
                 resolve_after=(
                     self.settings.resolve_after_seconds if resolve_after is None else resolve_after
                 ),
                 actor=SYSTEM.actor,
-            ):
-                log.info("alert %d resolved: %s", alert.id, alert.summary)
-                resolved.append(alert)
+            )
+            if new:
+                log.warning("%s: %d alert(s) opened: %s", rule.name, len(new), _listed(new))
+            if gone:
+                log.info("%s: %d alert(s) resolved: %s", rule.name, len(gone), _listed(gone))
+            opened += new
+            resolved += gone
+            repeated += repeats
         return MonitorReport(opened, repeated, resolved)
 
     def snapshot(self) -> Snapshot:
@@ -118,3 +107,9 @@ class Monitor:
             waiting_jobs=waiting,
             oldest_waiting_since=oldest,
         )
+
+
+def _listed(alerts: list[Alert], most: int = 5) -> str:
+    """The first few alerts' subjects, for one log line however many there are."""
+    shown = ", ".join(alert.subject for alert in alerts[:most])
+    return shown if len(alerts) <= most else f"{shown} and {len(alerts) - most} more"

@@ -167,8 +167,7 @@ class Store:
     forget_sessions = delegate("sessions", SessionStore.forget_sessions)
 
     # -- alerts ------------------------------------------------------------------------------
-    raise_alert = delegate("alerts", AlertStore.raise_alert)
-    clear_alerts = delegate("alerts", AlertStore.clear_alerts)
+    record_findings = delegate("alerts", AlertStore.record_findings)
     acknowledge_alert = delegate("alerts", AlertStore.acknowledge_alert)
     get_alert = delegate("alerts", AlertStore.get_alert)
     list_alerts = delegate("alerts", AlertStore.list_alerts)

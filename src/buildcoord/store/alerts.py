@@ -8,21 +8,84 @@ at once open one alert, resolve it once, and record each change once.
 from __future__ import annotations
 
 import json
-from collections.abc import Collection
-from typing import Any
+from collections.abc import Sequence
+from typing import Any, NamedTuple
 
 from sqlalchemy import Connection, Engine, Row, select, update
-from sqlalchemy.dialects.postgresql import insert as pg_insert
-from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
 from buildcoord.errors import Conflict, NotFound
-from buildcoord.models import Alert, AlertSeverity
-from buildcoord.store.engine import read_transaction, write_transaction
-from buildcoord.store.events import append_event
+from buildcoord.models import Alert, AlertFinding
+from buildcoord.store.engine import driver_transaction, read_transaction, sql, write_transaction
+from buildcoord.store.events import append_event, event_values, record_event
+from buildcoord.store.job_queries import APPEND_EVENT
 from buildcoord.store.schema import alerts
 from buildcoord.store.timestamps import from_epoch, from_epoch_or_none
 
 _OPEN = alerts.c.resolved_at.is_(None)
+
+_COLUMNS = (
+    "id, rule, subject, severity, summary, details, opened_at, last_seen_at, count,"
+    " clear_since, resolved_at, acknowledged_at, acknowledged_by"
+)
+
+
+class _AlertRow(NamedTuple):
+    """An alerts row in table (_COLUMNS) order; ``seen`` is the count column."""
+
+    id: int
+    rule: str
+    subject: str
+    severity: str
+    summary: str
+    details: str | None
+    opened_at: float
+    last_seen_at: float
+    seen: int
+    clear_since: float | None
+    resolved_at: float | None
+    acknowledged_at: float | None
+    acknowledged_by: str | None
+
+
+# The rule's open alerts: id, subject, count, clear_since. Parameters: rule.
+_OPEN_OF_RULE = sql(
+    "SELECT id, subject, count, clear_since FROM alerts"
+    " WHERE rule = ? AND resolved_at IS NULL ORDER BY id"
+)
+
+# Open a (rule, subject) alert unless one is open (then no row). Parameters: rule, subject,
+# severity, summary, details, opened_at, last_seen_at.
+_OPEN_ALERT = sql(
+    "INSERT INTO alerts (rule, subject, severity, summary, details, opened_at, last_seen_at,"
+    " count) VALUES (?, ?, ?, ?, ?, ?, ?, 1)"
+    f" ON CONFLICT (rule, subject) WHERE resolved_at IS NULL DO NOTHING RETURNING {_COLUMNS}"
+)
+
+# The open (rule, subject) alert's id and count.
+_OPEN_ID = sql(
+    "SELECT id, count FROM alerts WHERE rule = ? AND subject = ? AND resolved_at IS NULL"
+)
+
+# A repeat: count it, end any clear spell, say what it is now. Parameters: last_seen_at,
+# severity, summary, details, id.
+_REPEAT = sql(
+    "UPDATE alerts SET count = count + 1, last_seen_at = ?, clear_since = NULL,"
+    " severity = ?, summary = ?, details = ? WHERE id = ? AND resolved_at IS NULL"
+)
+
+# The start of a clear spell. Parameters: clear_since, id.
+_START_CLEAR = sql(
+    "UPDATE alerts SET clear_since = ? WHERE id = ? AND resolved_at IS NULL AND clear_since IS NULL"
+)
+
+# Resolve an open alert (no row if another step did). Parameters: resolved_at, clear_since
+# (if none was recorded), id.
+_RESOLVE = sql(
+    "UPDATE alerts SET resolved_at = ?, clear_since = COALESCE(clear_since, ?)"
+    f" WHERE id = ? AND resolved_at IS NULL RETURNING {_COLUMNS}"
+)
+
+_to_json = json.JSONEncoder(sort_keys=True).encode
 
 
 class AlertStore:
@@ -31,100 +94,114 @@ class AlertStore:
     def __init__(self, engine: Engine) -> None:
         self.engine = engine
 
-    def raise_alert(
+    def record_findings(
         self,
         rule: str,
-        subject: str,
-        *,
-        severity: AlertSeverity,
-        summary: str,
-        details: dict[str, Any],
-        now: float,
-        actor: str,
-    ) -> tuple[Alert, bool]:
-        """Open the (rule, subject) alert, or count a repeat of the open one.
-
-        Returns the alert and whether this call opened it. A repeat also ends any clear
-        spell the alert was in: it resolves only after a clear spell long enough.
-        """
-        text = json.dumps(details, sort_keys=True)
-        with write_transaction(self.engine) as conn:
-            # The open row may be resolved by another coordinator between the two statements
-            # (PostgreSQL, read committed): then the insert is tried again.
-            for _ in range(3):
-                opened = _insert_open(conn, rule, subject, severity, summary, text, now)
-                if opened is not None:
-                    append_event(
-                        conn,
-                        at=now,
-                        actor=actor,
-                        kind="alert.opened",
-                        subject=f"{rule}:{subject}",
-                        after={"id": opened.id, "severity": severity, "summary": summary},
-                    )
-                    return _alert(opened), True
-                row = conn.execute(
-                    update(alerts)
-                    .where(alerts.c.rule == rule, alerts.c.subject == subject, _OPEN)
-                    .values(
-                        count=alerts.c.count + 1,
-                        last_seen_at=now,
-                        clear_since=None,
-                        severity=severity,
-                        summary=summary,
-                        details=text,
-                    )
-                    .returning(*alerts.c)
-                ).first()
-                if row is not None:
-                    append_event(
-                        conn,
-                        at=now,
-                        actor=actor,
-                        kind="alert.repeated",
-                        subject=f"{rule}:{subject}",
-                        after={"id": row.id, "count": row._mapping["count"], "summary": summary},
-                    )
-                    return _alert(row), False
-        raise Conflict(f"alert {rule}:{subject} kept changing under this step; try again")
-
-    def clear_alerts(
-        self,
-        rule: str,
-        firing: Collection[str],
+        findings: Sequence[AlertFinding],
         *,
         now: float,
         resolve_after: float,
         actor: str,
-    ) -> list[Alert]:
-        """For the rule's open alerts whose subject is not firing: start their clear spell,
-        or resolve those clear for ``resolve_after`` seconds. Returns the resolved ones."""
+    ) -> tuple[list[Alert], int, list[Alert]]:
+        """Bring the rule's alerts in step with what it finds now, in one transaction.
+
+        A finding opens its subject's alert, or counts a repeat on the open one (which ends
+        any clear spell it was in). The rule's other open alerts are clear: their clear
+        spell starts, or they resolve once it has lasted ``resolve_after`` seconds. Returns
+        (opened, repeats counted, resolved). Every change appends its event.
+        """
+        opened: list[Alert] = []
         resolved: list[Alert] = []
-        with write_transaction(self.engine) as conn:
-            quiet = [
-                row
-                for row in conn.execute(select(*alerts.c).where(alerts.c.rule == rule, _OPEN))
-                if row.subject not in firing
-            ]
-            for row in quiet:
-                clear_since = now if row.clear_since is None else row.clear_since
-                if now - clear_since >= resolve_after:
-                    done = conn.execute(
-                        update(alerts)
-                        .where(alerts.c.id == row.id, _OPEN)
-                        .values(resolved_at=now, clear_since=clear_since)
-                        .returning(*alerts.c)
-                    ).first()
-                    if done is not None:
-                        _resolved_event(conn, done, now=now, actor=actor)
-                        resolved.append(_alert(done))
-                elif row.clear_since is None:
-                    conn.execute(
-                        update(alerts)
-                        .where(alerts.c.id == row.id, _OPEN, alerts.c.clear_since.is_(None))
-                        .values(clear_since=now)
+        with driver_transaction(self.engine) as db:
+            current = {
+                subject: (alert_id, count, clear_since)
+                for alert_id, subject, count, clear_since in db.run(_OPEN_OF_RULE, (rule,))
+            }
+            repeats: list[tuple[int, int, AlertFinding]] = []
+            for finding in sorted(findings, key=lambda each: each.subject):
+                known = current.get(finding.subject)
+                if known is not None:
+                    repeats.append((known[0], known[1] + 1, finding))
+                    continue
+                row = db.run(
+                    _OPEN_ALERT,
+                    (
+                        rule,
+                        finding.subject,
+                        finding.severity,
+                        finding.summary,
+                        _to_json(finding.details),
+                        now,
+                        now,
+                    ),
+                ).fetchone()
+                if row is not None:
+                    alert = _alert(_AlertRow(*row))
+                    opened.append(alert)
+                    record_event(
+                        db,
+                        at=now,
+                        actor=actor,
+                        kind="alert.opened",
+                        subject=f"{rule}:{finding.subject}",
+                        after={
+                            "id": alert.id,
+                            "severity": alert.severity,
+                            "summary": alert.summary,
+                        },
                     )
-        return resolved
+                    continue
+                # Another coordinator opened it since the read above: count a repeat on it.
+                taken = db.run(_OPEN_ID, (rule, finding.subject)).fetchone()
+                if taken is not None:
+                    repeats.append((taken[0], taken[1] + 1, finding))
+            repeats.sort(key=lambda each: each[0])  # rows locked in id order: no deadlock
+            db.run_many(
+                _REPEAT,
+                [
+                    (now, finding.severity, finding.summary, _to_json(finding.details), alert_id)
+                    for alert_id, _count, finding in repeats
+                ],
+            )
+            db.run_many(
+                APPEND_EVENT,
+                [
+                    event_values(
+                        now,
+                        actor,
+                        "alert.repeated",
+                        f"{rule}:{finding.subject}",
+                        None,
+                        {"id": alert_id, "count": count, "summary": finding.summary},
+                    )
+                    for alert_id, count, finding in repeats
+                ],
+            )
+            firing = {finding.subject for finding in findings}
+            starting: list[tuple[float, int]] = []
+            for subject, (alert_id, _count, clear_since) in sorted(
+                current.items(), key=lambda item: item[1][0]
+            ):
+                if subject in firing:
+                    continue
+                if now - (now if clear_since is None else clear_since) < resolve_after:
+                    if clear_since is None:
+                        starting.append((now, alert_id))
+                    continue
+                row = db.run(_RESOLVE, (now, now, alert_id)).fetchone()
+                if row is not None:
+                    alert = _alert(_AlertRow(*row))
+                    resolved.append(alert)
+                    record_event(
+                        db,
+                        at=now,
+                        actor=actor,
+                        kind="alert.resolved",
+                        subject=f"{rule}:{subject}",
+                        after={"id": alert.id, "count": alert.count, "opened_at": row[6]},
+                    )
+            db.run_many(_START_CLEAR, starting)
+        return opened, len(repeats), resolved
 
     def acknowledge_alert(self, alert_id: int, *, now: float, actor: str) -> Alert:
         """Mark an open alert acknowledged (once; a second acknowledgement changes nothing)."""
@@ -168,34 +245,6 @@ class AlertStore:
             return [_alert(row) for row in conn.execute(query.limit(limit))]
 
 
-def _insert_open(
-    conn: Connection,
-    rule: str,
-    subject: str,
-    severity: str,
-    summary: str,
-    details: str,
-    now: float,
-) -> Row[Any] | None:
-    """Insert the open (rule, subject) alert unless one is open; the new row, or None."""
-    make = pg_insert if conn.dialect.name == "postgresql" else sqlite_insert
-    return conn.execute(
-        make(alerts)
-        .values(
-            rule=rule,
-            subject=subject,
-            severity=severity,
-            summary=summary,
-            details=details,
-            opened_at=now,
-            last_seen_at=now,
-            count=1,
-        )
-        .on_conflict_do_nothing(index_elements=[alerts.c.rule, alerts.c.subject], index_where=_OPEN)
-        .returning(*alerts.c)
-    ).first()
-
-
 def _find(conn: Connection, alert_id: int) -> Row[Any]:
     row = conn.execute(select(*alerts.c).where(alerts.c.id == alert_id)).first()
     if row is None:
@@ -203,30 +252,20 @@ def _find(conn: Connection, alert_id: int) -> Row[Any]:
     return row
 
 
-def _resolved_event(conn: Connection, row: Row[Any], *, now: float, actor: str) -> None:
-    append_event(
-        conn,
-        at=now,
-        actor=actor,
-        kind="alert.resolved",
-        subject=f"{row.rule}:{row.subject}",
-        after={"id": row.id, "count": row._mapping["count"], "opened_at": row.opened_at},
-    )
-
-
-def _alert(row: Row[Any]) -> Alert:
+def _alert(row: Row[Any] | _AlertRow) -> Alert:
+    values = _AlertRow(*row)
     return Alert(
-        id=row.id,
-        rule=row.rule,
-        subject=row.subject,
-        severity=row.severity,
-        summary=row.summary,
-        details=json.loads(row.details) if row.details else {},
-        opened_at=from_epoch(row.opened_at),
-        last_seen_at=from_epoch(row.last_seen_at),
-        count=row._mapping["count"],
-        clear_since=from_epoch_or_none(row.clear_since),
-        resolved_at=from_epoch_or_none(row.resolved_at),
-        acknowledged_at=from_epoch_or_none(row.acknowledged_at),
-        acknowledged_by=row.acknowledged_by,
+        id=values.id,
+        rule=values.rule,
+        subject=values.subject,
+        severity=values.severity,  # type: ignore[arg-type]  # written from AlertSeverity only
+        summary=values.summary,
+        details=json.loads(values.details) if values.details else {},
+        opened_at=from_epoch(values.opened_at),
+        last_seen_at=from_epoch(values.last_seen_at),
+        count=values.seen,
+        clear_since=from_epoch_or_none(values.clear_since),
+        resolved_at=from_epoch_or_none(values.resolved_at),
+        acknowledged_at=from_epoch_or_none(values.acknowledged_at),
+        acknowledged_by=values.acknowledged_by,
     )
