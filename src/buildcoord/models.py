@@ -580,8 +580,31 @@ class Alert:
     resolved_at: datetime | None
     acknowledged_at: datetime | None
     acknowledged_by: str | None
+    silenced: bool = False
+    """A silence in force covers it (nobody is notified of it)."""
 
     @property
     def is_open(self) -> bool:
         """True until the alert resolves."""
         return self.resolved_at is None
+
+
+@dataclass(frozen=True, slots=True)
+class AlertSilence:
+    """An operator's silence of one rule's alerts (one subject's, or every subject's)."""
+
+    id: int
+    rule: str
+    subject: str | None
+    created_at: datetime
+    until: datetime
+    created_by: str
+    comment: str
+
+    def covers(self, rule: str, subject: str, at: datetime) -> bool:
+        """Whether it silences the (rule, subject) alert at ``at``."""
+        return (
+            at < self.until
+            and rule == self.rule
+            and (self.subject is None or self.subject == subject)
+        )

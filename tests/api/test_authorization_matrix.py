@@ -259,6 +259,13 @@ TABLE: dict[str, Row] = {
     "POST /api/v1/alerts/{alert_id}/ack": operator_only(
         lambda w, s: ("/alerts/999999/ack", None, None), 404
     ),
+    "GET /api/v1/alerts/silences": fleet_read(lambda w, s: ("/alerts/silences", None, None)),
+    "POST /api/v1/alerts/silences": operator_only(
+        lambda w, s: ("/alerts/silences", None, {"rule": "disk_low", "seconds": 60.0}), 201
+    ),
+    "DELETE /api/v1/alerts/silences/{silence_id}": operator_only(
+        lambda w, s: ("/alerts/silences/999999", None, None), 404
+    ),
     # artifacts, comparisons, rollback
     "GET /api/v1/artifacts": fleet_read(lambda w, s: ("/artifacts", {"server": s.name}, None)),
     "GET /api/v1/artifacts/latest": fleet_read(

@@ -220,6 +220,18 @@ LENGTHS: dict[str, tuple[str, str, str, dict[str, Any]]] = {
         {"sender": "ops", "recipient": "all", "subject": "hello", "body": "VALUE"},
     ),
     "token name": ("TokenIn", "name", "/tokens", {"name": "VALUE", "kind": "read"}),
+    "silence subject": (
+        "SilenceIn",
+        "subject",
+        "/alerts/silences",
+        {"rule": "disk_low", "subject": "VALUE", "seconds": 60.0},
+    ),
+    "silence comment": (
+        "SilenceIn",
+        "comment",
+        "/alerts/silences",
+        {"rule": "disk_low", "seconds": 60.0, "comment": "VALUE"},
+    ),
     "agent version": (
         "HeartbeatIn",
         "agent_version",

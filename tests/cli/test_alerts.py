@@ -112,3 +112,34 @@ def test_a_resolved_alert_shows_when_it_resolved_and_lists_only_with_all(
     assert row["id"] == alert_id
     assert row["resolved_at"] is not None
     assert "State:    resolved" in run_cli("alerts", "show", str(alert_id)).stdout
+
+
+def test_alerts_silence_prints_its_id_and_unsilence_ends_it(
+    run_cli: RunCli,
+    operator: Client,
+    coordinator: Coordinator,
+    register_agent: RegisterAgent,
+    clock: FakeClock,
+) -> None:
+    alert_id = stale_alert(coordinator, register_agent, clock)
+
+    made = run_cli("alerts", "silence", "heartbeat_stale:build1", "--for", "2h", "--comment", "x")
+    silence_id = int(made.last_line)
+    assert made.stdout.startswith("Silenced heartbeat_stale:build1 until ")
+    assert "silenced" in run_cli("alerts", "list").stdout
+    assert operator.get_alert(alert_id).silenced
+    [listed] = run_cli("alerts", "silences", "--json").json()
+    assert (listed["id"], listed["subject"], listed["comment"]) == (silence_id, "build1", "x")
+
+    ended = run_cli("alerts", "unsilence", str(silence_id))
+    assert ended.stdout == f"Silence {silence_id} of heartbeat_stale:build1 ended\n"
+    assert not operator.get_alert(alert_id).silenced
+    assert run_cli("alerts", "silences").stdout == "No silences in force\n"
+
+
+def test_alerts_silence_refuses_a_length_that_is_not_one(run_cli: RunCli, operator: Client) -> None:
+    for length in ("soon", "0", "-5m", "nan", "2x"):
+        refused = run_cli("alerts", "silence", "disk_low", "--for", length)
+        assert refused.exit_code != 0
+        assert "is not a length of time" in refused.stderr
+    assert operator.list_silences(include_ended=True) == []

@@ -332,3 +332,76 @@ def test_maintenance_steps_the_monitor_every_monitor_seconds(
     [opened] = maintenance.step(coordinator).alerts_opened
 
     assert coordinator.alerts.get(opened, by=operator).rule == "heartbeat_stale"
+
+
+def test_a_silence_marks_its_rules_alerts_silenced_until_it_ends(
+    coordinator: Coordinator,
+    store: Store,
+    operator: Principal,
+    register_server: RegisterServer,
+    clock: FakeClock,
+) -> None:
+    for name in ("build1", "build2"):
+        beat(coordinator, register_server(name))
+    clock.advance(20)
+    coordinator.monitor.step()
+    one = coordinator.alerts.silence("heartbeat_stale", "build1", seconds=3600, by=operator)
+
+    marked = {a.subject: a.silenced for a in open_alerts(coordinator, operator, "heartbeat_stale")}
+    assert marked == {"build1": True, "build2": False}
+    every = coordinator.alerts.silence(
+        "heartbeat_stale", seconds=60, comment="upgrade", by=operator
+    )
+    assert all(a.silenced for a in open_alerts(coordinator, operator, "heartbeat_stale"))
+    clock.advance(60)  # the rule-wide silence runs out; build1's own goes on
+    marked = {a.subject: a.silenced for a in open_alerts(coordinator, operator, "heartbeat_stale")}
+    assert marked == {"build1": True, "build2": False}
+
+    ended = coordinator.alerts.unsilence(one.id, by=operator)
+    assert ended.until == clock.now()
+    assert not any(a.silenced for a in open_alerts(coordinator, operator, "heartbeat_stale"))
+    assert [s.id for s in coordinator.alerts.list_silences(by=operator)] == []
+    listed = coordinator.alerts.list_silences(include_ended=True, by=operator)
+    assert [s.id for s in listed] == [every.id, one.id]
+    kinds = alert_event_kinds(store, "heartbeat_stale:build1")
+    assert kinds[-2:] == ["alert.silenced", "alert.unsilenced"]
+    with pytest.raises(Conflict, match="already ended"):
+        coordinator.alerts.unsilence(one.id, by=operator)
+
+
+@pytest.mark.parametrize(
+    ("rule", "subject", "seconds", "comment", "error"),
+    [
+        ("disk_full", None, 60, "", "no rule 'disk_full'"),
+        ("disk_low", None, 0, "", "silence duration"),
+        ("disk_low", None, 91 * 86_400, "", "silence duration"),
+        ("disk_low", "x" * 201, 60, "", "alert subject"),
+        ("disk_low", None, 60, "c" * 501, "comment"),
+    ],
+)
+def test_a_bad_silence_is_refused_and_changes_nothing(
+    coordinator: Coordinator,
+    operator: Principal,
+    rule: str,
+    subject: str | None,
+    seconds: float,
+    comment: str,
+    error: str,
+) -> None:
+    with pytest.raises(InvalidInput, match=error):
+        coordinator.alerts.silence(rule, subject, seconds=seconds, comment=comment, by=operator)
+    assert coordinator.alerts.list_silences(include_ended=True, by=operator) == []
+
+
+def test_only_operators_silence_and_end_silences(
+    coordinator: Coordinator, operator: Principal, reader: Principal, build1: Principal
+) -> None:
+    for who in (reader, build1):
+        with pytest.raises(Forbidden):
+            coordinator.alerts.silence("disk_low", seconds=60, by=who)
+    made = coordinator.alerts.silence("disk_low", seconds=60, by=operator)
+    with pytest.raises(Forbidden):
+        coordinator.alerts.unsilence(made.id, by=reader)
+    with pytest.raises(NotFound):
+        coordinator.alerts.unsilence(made.id + 1, by=operator)
+    assert [s.id for s in coordinator.alerts.list_silences(by=reader)] == [made.id]

@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from buildcoord.client.transport import Transport
-from buildcoord.models import Alert
+from buildcoord.models import Alert, AlertSilence
 
 
 class AlertEndpoints(Transport):
@@ -27,3 +27,19 @@ class AlertEndpoints(Transport):
     def acknowledge_alert(self, alert_id: int) -> Alert:
         """Acknowledge an open alert."""
         return self._parse(Alert, self._call("POST", f"/alerts/{alert_id}/ack"))
+
+    def silence_alerts(
+        self, rule: str, subject: str | None = None, *, seconds: float, comment: str = ""
+    ) -> AlertSilence:
+        """Silence a rule's alerts, or one subject's, for ``seconds``."""
+        payload = {"rule": rule, "subject": subject, "seconds": float(seconds), "comment": comment}
+        return self._parse(AlertSilence, self._call("POST", "/alerts/silences", json=payload))
+
+    def end_silence(self, silence_id: int) -> AlertSilence:
+        """End a silence now."""
+        return self._parse(AlertSilence, self._call("DELETE", f"/alerts/silences/{silence_id}"))
+
+    def list_silences(self, *, include_ended: bool = False) -> list[AlertSilence]:
+        """Silences newest first: those in force, or all."""
+        data = self._call("GET", "/alerts/silences", params={"all": include_ended})
+        return self._parse(list[AlertSilence], data)

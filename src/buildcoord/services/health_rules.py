@@ -191,3 +191,5 @@ RULES: tuple[Rule, ...] = (
     Rule("backlog", backlog),
 )
 """Every rule, on unless named in the ``monitor_disabled_rules`` setting."""
+
+RULE_NAMES = tuple(rule.name for rule in RULES)

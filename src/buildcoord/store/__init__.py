@@ -171,6 +171,9 @@ class Store:
     acknowledge_alert = delegate("alerts", AlertStore.acknowledge_alert)
     get_alert = delegate("alerts", AlertStore.get_alert)
     list_alerts = delegate("alerts", AlertStore.list_alerts)
+    add_silence = delegate("alerts", AlertStore.add_silence)
+    end_silence = delegate("alerts", AlertStore.end_silence)
+    list_silences = delegate("alerts", AlertStore.list_silences)
 
     # -- tokens ------------------------------------------------------------------------------
 

@@ -11,14 +11,14 @@ import json
 from collections.abc import Sequence
 from typing import Any, NamedTuple
 
-from sqlalchemy import Connection, Engine, Row, select, update
+from sqlalchemy import Connection, Engine, Row, insert, select, update
 
 from buildcoord.errors import Conflict, NotFound
-from buildcoord.models import Alert, AlertFinding
+from buildcoord.models import Alert, AlertFinding, AlertSilence
 from buildcoord.store.engine import driver_transaction, read_transaction, sql, write_transaction
 from buildcoord.store.events import append_event, event_values, record_event
 from buildcoord.store.job_queries import APPEND_EVENT
-from buildcoord.store.schema import alerts
+from buildcoord.store.schema import alert_silences, alerts
 from buildcoord.store.timestamps import from_epoch, from_epoch_or_none
 
 _OPEN = alerts.c.resolved_at.is_(None)
@@ -227,6 +227,76 @@ class AlertStore:
             )
             return _alert(row)
 
+    def add_silence(
+        self,
+        rule: str,
+        subject: str | None,
+        *,
+        until: float,
+        comment: str,
+        now: float,
+        actor: str,
+    ) -> AlertSilence:
+        """Silence the rule's alerts (one subject's, or all) until ``until``."""
+        with write_transaction(self.engine) as conn:
+            row = conn.execute(
+                insert(alert_silences)
+                .values(
+                    rule=rule,
+                    subject=subject,
+                    created_at=now,
+                    until=until,
+                    created_by=actor,
+                    comment=comment,
+                )
+                .returning(*alert_silences.c)
+            ).one()
+            append_event(
+                conn,
+                at=now,
+                actor=actor,
+                kind="alert.silenced",
+                subject=f"{rule}:{subject or '*'}",
+                after={"silence": row.id, "until": until, "comment": comment},
+            )
+            return _silence(row)
+
+    def end_silence(self, silence_id: int, *, now: float, actor: str) -> AlertSilence:
+        """End a silence now; Conflict if it has already ended."""
+        with write_transaction(self.engine) as conn:
+            row = conn.execute(
+                update(alert_silences)
+                .where(alert_silences.c.id == silence_id, alert_silences.c.until > now)
+                .values(until=now)
+                .returning(*alert_silences.c)
+            ).first()
+            if row is None:
+                found = conn.execute(
+                    select(alert_silences.c.id).where(alert_silences.c.id == silence_id)
+                ).first()
+                if found is None:
+                    raise NotFound(f"no silence {silence_id}")
+                raise Conflict(f"silence {silence_id} has already ended")
+            append_event(
+                conn,
+                at=now,
+                actor=actor,
+                kind="alert.unsilenced",
+                subject=f"{row.rule}:{row.subject or '*'}",
+                after={"silence": row.id},
+            )
+            return _silence(row)
+
+    def list_silences(
+        self, *, in_force_at: float | None = None, limit: int = 500
+    ) -> list[AlertSilence]:
+        """Silences newest first: those in force at ``in_force_at``, or every one."""
+        query = select(*alert_silences.c).order_by(alert_silences.c.id.desc()).limit(limit)
+        if in_force_at is not None:
+            query = query.where(alert_silences.c.until > in_force_at)
+        with read_transaction(self.engine) as conn:
+            return [_silence(row) for row in conn.execute(query)]
+
     def get_alert(self, alert_id: int) -> Alert:
         """One alert, open or resolved; NotFound if there is none with that id."""
         with read_transaction(self.engine) as conn:
@@ -243,6 +313,18 @@ class AlertStore:
             query = query.where(alerts.c.rule == rule)
         with read_transaction(self.engine) as conn:
             return [_alert(row) for row in conn.execute(query.limit(limit))]
+
+
+def _silence(row: Row[Any]) -> AlertSilence:
+    return AlertSilence(
+        id=row.id,
+        rule=row.rule,
+        subject=row.subject,
+        created_at=from_epoch(row.created_at),
+        until=from_epoch(row.until),
+        created_by=row.created_by,
+        comment=row.comment,
+    )
 
 
 def _find(conn: Connection, alert_id: int) -> Row[Any]:

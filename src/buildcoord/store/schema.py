@@ -383,3 +383,19 @@ Index(
     postgresql_where=text("resolved_at IS NULL"),
 )
 Index("ix_alerts_opened_at", alerts.c.opened_at)
+
+# Operators' silences: while one is in force (until > now), alerts of its rule (and subject,
+# when it names one) are still recorded but marked silenced, and nobody is notified of them.
+# An ended silence keeps its row (until = when it was ended).
+alert_silences = Table(
+    "alert_silences",
+    metadata,
+    Column("id", Id, primary_key=True, autoincrement=True),
+    Column("rule", String(64), nullable=False),
+    Column("subject", String(200), nullable=True),  # NULL: every subject of the rule
+    Column("created_at", Time, nullable=False),
+    Column("until", Time, nullable=False),
+    Column("created_by", String(200), nullable=False),
+    Column("comment", String(500), nullable=False),
+)
+Index("ix_alert_silences_until", alert_silences.c.until)

@@ -33,7 +33,9 @@ from buildcoord.models import (
     Job,
     Server,
 )
+from buildcoord.services.alerts import COMMENT_LIMIT, MAX_SILENCE_SECONDS, SUBJECT_LIMIT
 from buildcoord.services.artifacts import MAX_KEEP as ARTIFACT_MAX_KEEP
+from buildcoord.services.health_rules import RULE_NAMES
 from buildcoord.services.locks import MAX_CAPACITY
 from buildcoord.services.logs import KINDS, LEVELS, MESSAGE_LIMIT
 from buildcoord.services.rollback import MAX_KEEP as TAG_MAX_KEEP
@@ -277,6 +279,13 @@ class AckIn(Body):
 
 class ArchiveIn(Body):
     days: Days | None = None
+
+
+class SilenceIn(Body):
+    rule: Annotated[StrictStr, _documented(choices=RULE_NAMES)]
+    subject: Annotated[StrictStr, _documented(min_length=1, max_length=SUBJECT_LIMIT)] | None = None
+    seconds: Annotated[StrictFloat, Field(gt=0, le=MAX_SILENCE_SECONDS)]
+    comment: Annotated[StrictStr, _documented(max_length=COMMENT_LIMIT)] = ""
 
 
 class TokenIn(Body):

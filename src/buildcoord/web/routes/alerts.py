@@ -1,13 +1,13 @@
-"""/api/v1/alerts: what the health monitor found, and acknowledging it."""
+"""/api/v1/alerts: what the health monitor found; acknowledging and silencing it."""
 
 from __future__ import annotations
 
-from fastapi import APIRouter, Query
+from fastapi import APIRouter, Query, status
 
-from buildcoord.models import Alert
+from buildcoord.models import Alert, AlertSilence
 from buildcoord.services.alerts import LIST_LIMIT
 from buildcoord.web.auth import Caller, Services
-from buildcoord.web.schemas import RowId, limit_query
+from buildcoord.web.schemas import RowId, SilenceIn, limit_query
 
 router = APIRouter(prefix="/alerts", tags=["alerts"])
 
@@ -24,6 +24,30 @@ def list_alerts(
     return services.alerts.list_alerts(
         include_resolved=include_resolved, rule=rule, limit=limit, by=caller
     )
+
+
+@router.get("/silences")
+def list_silences(
+    services: Services,
+    caller: Caller,
+    include_ended: bool = Query(False, alias="all", description="ended silences too"),
+) -> list[AlertSilence]:
+    """Silences newest first: those in force, or every one with ``all``."""
+    return services.alerts.list_silences(include_ended=include_ended, by=caller)
+
+
+@router.post("/silences", status_code=status.HTTP_201_CREATED)
+def silence(body: SilenceIn, services: Services, caller: Caller) -> AlertSilence:
+    """Silence a rule's alerts, or one subject's, for ``seconds`` (operators)."""
+    return services.alerts.silence(
+        body.rule, body.subject, seconds=body.seconds, comment=body.comment, by=caller
+    )
+
+
+@router.delete("/silences/{silence_id}")
+def unsilence(silence_id: RowId, services: Services, caller: Caller) -> AlertSilence:
+    """End a silence now (operators)."""
+    return services.alerts.unsilence(silence_id, by=caller)
 
 
 @router.get("/{alert_id}")

@@ -1,4 +1,4 @@
-"""alerts
+"""alerts and alert silences
 
 Revision ID: 0009
 Revises: 0008
@@ -50,9 +50,30 @@ def upgrade() -> None:
             postgresql_where=sa.text(_OPEN),
         )
         batch_op.create_index("ix_alerts_opened_at", ["opened_at"], unique=False)
+    op.create_table(
+        "alert_silences",
+        sa.Column(
+            "id",
+            sa.BigInteger().with_variant(sa.Integer(), "sqlite"),
+            autoincrement=True,
+            nullable=False,
+        ),
+        sa.Column("rule", sa.String(length=64), nullable=False),
+        sa.Column("subject", sa.String(length=200), nullable=True),
+        sa.Column("created_at", sa.Double(), nullable=False),
+        sa.Column("until", sa.Double(), nullable=False),
+        sa.Column("created_by", sa.String(length=200), nullable=False),
+        sa.Column("comment", sa.String(length=500), nullable=False),
+        sa.PrimaryKeyConstraint("id", name=op.f("pk_alert_silences")),
+    )
+    with op.batch_alter_table("alert_silences", schema=None) as batch_op:
+        batch_op.create_index("ix_alert_silences_until", ["until"], unique=False)
 
 
 def downgrade() -> None:
+    with op.batch_alter_table("alert_silences", schema=None) as batch_op:
+        batch_op.drop_index("ix_alert_silences_until")
+    op.drop_table("alert_silences")
     with op.batch_alter_table("alerts", schema=None) as batch_op:
         batch_op.drop_index("ix_alerts_opened_at")
         batch_op.drop_index(
