@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from buildcoord.errors import InvalidInput
+from buildcoord.notifier_config import NotifierSettings, parse_notifiers
 
 
 @dataclass(frozen=True, slots=True)
@@ -51,6 +52,7 @@ class Settings:
     failure_rate_builds: int = 10
     failure_rate_percent: float = 50.0
     monitor_disabled_rules: str = ""
+    notifiers: tuple[NotifierSettings, ...] = ()
     sources: dict[str, str] = field(default_factory=dict, compare=False)
 
     @property
@@ -119,11 +121,14 @@ def load_settings(
     env = os.environ if environ is None else environ
     values: dict[str, Any] = {}
     sources: dict[str, str] = {}
-    kinds = {f.name: type(f.default) for f in fields(Settings) if f.name != "sources"}
+    kinds = {
+        f.name: type(f.default) for f in fields(Settings) if f.name not in ("sources", "notifiers")
+    }
     path = config_path or env.get("BUILDCOORD_CONFIG")
     if path:
         try:
-            document = tomllib.loads(Path(path).read_text())
+            text = Path(path).read_text()
+            document = tomllib.loads(text)
         except FileNotFoundError as exc:
             raise InvalidInput(f"config file {path} does not exist") from exc
         except tomllib.TOMLDecodeError as exc:
@@ -134,6 +139,9 @@ def load_settings(
                 if name in source:
                     values[name] = _coerce(name, source[name], kinds[name])
                     sources[name] = f"file {path}"
+        if "notifiers" in document:
+            values["notifiers"] = parse_notifiers(document, text, path)
+            sources["notifiers"] = f"file {path}"
     for name in kinds:
         variable = f"BUILDCOORD_{name.upper()}"
         if variable in env:
@@ -144,4 +152,7 @@ def load_settings(
             values[name] = _coerce(name, value, kinds[name])
             sources[name] = "flag"
     settings = replace(Settings(), **values)
-    return replace(settings, sources={name: sources.get(name, "default") for name in kinds})
+    return replace(
+        settings,
+        sources={name: sources.get(name, "default") for name in (*kinds, "notifiers")},
+    )

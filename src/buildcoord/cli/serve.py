@@ -13,6 +13,7 @@ import threading
 import time
 from dataclasses import replace
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import click
 
@@ -20,6 +21,7 @@ from buildcoord.cli.context import get_context
 from buildcoord.config import Settings, load_settings
 from buildcoord.services import maintenance
 from buildcoord.services.coordinator import Coordinator
+from buildcoord.services.monitor import check_settings
 from buildcoord.services.tokens import new_secret
 from buildcoord.store import Store
 from buildcoord.store.engine import default_home, default_url
@@ -243,7 +245,7 @@ def show() -> None:
     """Print the settings in force and where each came from (secrets hidden)."""
     settings = load_settings(config_path=get_context().config)
     for name in Settings.__dataclass_fields__:
-        if name == "sources":
+        if name in ("sources", "notifiers"):
             continue
         value = getattr(settings, name)
         if name in ("admin_token", "webhook_secret") and value:
@@ -251,3 +253,21 @@ def show() -> None:
         if name == "db" and not value:
             value = default_url()
         click.echo(f"{name} = {value!r}  # {settings.sources.get(name, 'default')}")
+    for notifier in settings.notifiers:
+        # A webhook URL may carry its secret (Slack's do): only its scheme and host are shown.
+        parts = urlsplit(notifier.url)
+        rules = ", ".join(notifier.rules) or "every rule"
+        click.echo(
+            f"notifier {notifier.name!r} = {notifier.kind} to {parts.scheme}://{parts.netloc}/…"
+            f" ({rules}; {notifier.min_severity} and above)"
+            f"  # {settings.sources.get('notifiers', 'default')}"
+        )
+
+
+@config.command("check")
+def check() -> None:
+    """Check buildcoord.toml (every setting, notifier and rule name); exit 1 naming the first
+    problem. ``serve`` refuses to start on the same problems."""
+    settings = load_settings(config_path=get_context().config)
+    check_settings(settings)
+    click.echo(f"ok: {len(settings.notifiers)} notifier(s)")

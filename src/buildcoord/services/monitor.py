@@ -17,7 +17,7 @@ from buildcoord.clock import Clock
 from buildcoord.config import Settings
 from buildcoord.errors import InvalidInput
 from buildcoord.models import SYSTEM, Alert
-from buildcoord.services.health_rules import RULES, Rule, Snapshot
+from buildcoord.services.health_rules import RULE_NAMES, RULES, Rule, Snapshot
 from buildcoord.store import Store
 
 log = logging.getLogger("buildcoord.monitor")
@@ -49,6 +49,18 @@ def enabled_rules(settings: Settings) -> tuple[Rule, ...]:
     return tuple(rule for rule in RULES if rule.name not in names)
 
 
+def check_settings(settings: Settings) -> None:
+    """Refuse settings that name a rule there is not (disabled rules, notifiers' rules)."""
+    enabled_rules(settings)
+    for notifier in settings.notifiers:
+        unknown = sorted(set(notifier.rules) - set(RULE_NAMES))
+        if unknown:
+            raise InvalidInput(
+                f"notifier {notifier.name!r}: no rule {', '.join(unknown)} "
+                f"(the rules are {', '.join(RULE_NAMES)})"
+            )
+
+
 class Monitor:
     """Steps the rules and keeps alerts in step with them."""
 
@@ -56,6 +68,7 @@ class Monitor:
         self.store = store
         self.clock = clock
         self.settings = settings
+        check_settings(settings)
         self.rules = enabled_rules(settings)
         self._last_step_at: float | None = None
 
