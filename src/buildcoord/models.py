@@ -608,3 +608,21 @@ class AlertSilence:
             and rule == self.rule
             and (self.subject is None or self.subject == subject)
         )
+
+
+@dataclass(frozen=True, slots=True)
+class AlertDelivery:
+    """One notifier being told of one alert change, and how that went."""
+
+    id: int
+    alert_id: int
+    notifier: str
+    event: str
+    """opened, reminder or resolved."""
+    created_at: datetime
+    due_at: datetime
+    """When the next attempt is due (while neither sent nor given up)."""
+    attempts: int
+    sent_at: datetime | None
+    gave_up_at: datetime | None
+    last_error: str | None

@@ -259,6 +259,12 @@ TABLE: dict[str, Row] = {
     "POST /api/v1/alerts/{alert_id}/ack": operator_only(
         lambda w, s: ("/alerts/999999/ack", None, None), 404
     ),
+    "GET /api/v1/alerts/{alert_id}/deliveries": fleet_read(
+        lambda w, s: ("/alerts/999999/deliveries", None, None), 404
+    ),
+    "POST /api/v1/alerts/notifiers/{name}/test": operator_only(
+        lambda w, s: ("/alerts/notifiers/pager/test", None, None), 404
+    ),
     "GET /api/v1/alerts/silences": fleet_read(lambda w, s: ("/alerts/silences", None, None)),
     "POST /api/v1/alerts/silences": operator_only(
         lambda w, s: ("/alerts/silences", None, {"rule": "disk_low", "seconds": 60.0}), 201

@@ -143,3 +143,17 @@ def test_alerts_silence_refuses_a_length_that_is_not_one(run_cli: RunCli, operat
         assert refused.exit_code != 0
         assert "is not a length of time" in refused.stderr
     assert operator.list_silences(include_ended=True) == []
+
+
+def test_alerts_show_lists_the_notifications_and_test_notify_reports_a_failure(
+    run_cli: RunCli, coordinator: Coordinator, register_agent: RegisterAgent, clock: FakeClock
+) -> None:
+    alert_id = stale_alert(coordinator, register_agent, clock)
+
+    shown = run_cli("alerts", "show", str(alert_id), "--json").json()
+    refused = run_cli("alerts", "test-notify", "pager")
+
+    assert shown["id"] == alert_id
+    assert shown["deliveries"] == []  # no notifier is configured here
+    assert refused.exit_code != 0
+    assert "no notifier 'pager' (none is configured)" in refused.stderr

@@ -16,6 +16,7 @@ from buildcoord.models import Alert, Metrics, Principal
 from buildcoord.services import maintenance
 from buildcoord.services.coordinator import Coordinator
 from buildcoord.services.monitor import Monitor
+from buildcoord.services.notifications import NotificationService
 from buildcoord.store import Store
 
 from .queue_helpers import COMMIT
@@ -318,7 +319,7 @@ def test_a_disabled_rule_never_fires_and_an_unknown_one_is_refused(
 
     wrong = dataclasses.replace(settings, monitor_disabled_rules="heartbeat_stael")
     with pytest.raises(InvalidInput, match="no rule heartbeat_stael"):
-        Monitor(store, clock, wrong)
+        Monitor(store, clock, wrong, NotificationService(store, clock, wrong))
 
 
 def test_maintenance_steps_the_monitor_every_monitor_seconds(

@@ -6,10 +6,11 @@ import json
 import math
 
 import click
+from pydantic import TypeAdapter
 
 from buildcoord.cli.context import get_context, json_option
 from buildcoord.cli.output import emit_json, stamp, table
-from buildcoord.models import Alert
+from buildcoord.models import Alert, AlertDelivery
 
 
 @click.group("alerts")
@@ -57,8 +58,11 @@ def show(alert_id: int, as_json: bool) -> None:
     """Show one alert in full."""
     with get_context().client() as client:
         alert = client.get_alert(alert_id)
+        deliveries = client.alert_deliveries(alert_id)
     if as_json:
-        emit_json(alert)
+        shown = TypeAdapter(Alert).dump_python(alert, mode="json")
+        shown["deliveries"] = TypeAdapter(list[AlertDelivery]).dump_python(deliveries, mode="json")
+        emit_json(shown)
         return
     click.echo(f"Alert {alert.id}: {alert.summary}")
     click.echo(f"  Rule:     {alert.rule} ({alert.severity})")
@@ -74,6 +78,18 @@ def show(alert_id: int, as_json: bool) -> None:
         click.echo(f"  Acknowledged: {stamp(alert.acknowledged_at)} by {alert.acknowledged_by}")
     if alert.details:
         click.echo(f"  Details:  {json.dumps(alert.details, sort_keys=True)}")
+    if deliveries:
+        click.echo("  Notifications:")
+    for each in deliveries:
+        if each.sent_at is not None:
+            outcome = f"sent {stamp(each.sent_at)}"
+        elif each.gave_up_at is not None:
+            outcome = f"given up {stamp(each.gave_up_at)}: {each.last_error}"
+        elif each.last_error:
+            outcome = f"retry at {stamp(each.due_at)} after: {each.last_error}"
+        else:
+            outcome = "queued"
+        click.echo(f"    {each.notifier} ({each.event}), {each.attempts} attempt(s): {outcome}")
 
 
 @alerts.command("ack")
@@ -138,6 +154,17 @@ def silences(include_ended: bool, as_json: bool) -> None:
             for each in found
         ],
     )
+
+
+@alerts.command("test-notify")
+@click.argument("name")
+def test_notify(name: str) -> None:
+    """Send a test message through a configured notifier; exit 1 if it was not taken."""
+    with get_context().client() as client:
+        error = client.test_notifier(name)
+    if error is not None:
+        raise click.ClickException(f"notifier {name}: {error}")
+    click.echo(f"Test message sent through {name}")
 
 
 _UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86_400}

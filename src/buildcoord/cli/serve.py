@@ -140,9 +140,11 @@ def _run_server(
     server = uvicorn.Server(config)
     _quiet_garbage_collector()
     stop_maintenance = maintenance.start(coordinator)
+    stop_notifications = coordinator.notifications.start()
     try:
         server.run(sockets=sockets)
     finally:
+        stop_notifications()
         stop_maintenance()
 
 

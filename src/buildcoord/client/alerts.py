@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 from typing import Any
+from urllib.parse import quote
 
 from buildcoord.client.transport import Transport
-from buildcoord.models import Alert, AlertSilence
+from buildcoord.models import Alert, AlertDelivery, AlertSilence
 
 
 class AlertEndpoints(Transport):
@@ -43,3 +44,13 @@ class AlertEndpoints(Transport):
         """Silences newest first: those in force, or all."""
         data = self._call("GET", "/alerts/silences", params={"all": include_ended})
         return self._parse(list[AlertSilence], data)
+
+    def alert_deliveries(self, alert_id: int) -> list[AlertDelivery]:
+        """An alert's notifications and how each went."""
+        data = self._call("GET", f"/alerts/{alert_id}/deliveries")
+        return self._parse(list[AlertDelivery], data)
+
+    def test_notifier(self, name: str) -> str | None:
+        """Send a test message through a notifier; the failure's reason, or None."""
+        data = self._call("POST", f"/alerts/notifiers/{quote(name, safe='')}/test")
+        return None if data["sent"] else str(data["error"])

@@ -16,6 +16,7 @@ from buildcoord.services.locks import LockService
 from buildcoord.services.logs import LogService
 from buildcoord.services.messages import MessageService
 from buildcoord.services.monitor import Monitor
+from buildcoord.services.notifications import NotificationService
 from buildcoord.services.orders import OrderService
 from buildcoord.services.outcomes import BuildOutcomes
 from buildcoord.services.prediction import PredictionService
@@ -61,7 +62,8 @@ class Coordinator:
         self.branches = BranchService(store, clock, self.queue)
         self.branch_watch = BranchWatch(store, clock, settings, self.queue, self.messages)
         self.alerts = AlertService(store, clock)
-        self.monitor = Monitor(store, clock, settings)
+        self.notifications = NotificationService(store, clock, settings)
+        self.monitor = Monitor(store, clock, settings, self.notifications)
 
     def start(self) -> None:
         """Prepare a freshly opened store: admin token, aging policy, running leases."""

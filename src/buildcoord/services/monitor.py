@@ -18,6 +18,7 @@ from buildcoord.config import Settings
 from buildcoord.errors import InvalidInput
 from buildcoord.models import SYSTEM, Alert
 from buildcoord.services.health_rules import RULE_NAMES, RULES, Rule, Snapshot
+from buildcoord.services.notifications import NotificationService
 from buildcoord.store import Store
 
 log = logging.getLogger("buildcoord.monitor")
@@ -64,10 +65,17 @@ def check_settings(settings: Settings) -> None:
 class Monitor:
     """Steps the rules and keeps alerts in step with them."""
 
-    def __init__(self, store: Store, clock: Clock, settings: Settings) -> None:
+    def __init__(
+        self,
+        store: Store,
+        clock: Clock,
+        settings: Settings,
+        notifications: NotificationService,
+    ) -> None:
         self.store = store
         self.clock = clock
         self.settings = settings
+        self.notifications = notifications
         check_settings(settings)
         self.rules = enabled_rules(settings)
         self._last_step_at: float | None = None
@@ -85,6 +93,7 @@ class Monitor:
     def step(self) -> MonitorReport:
         """Judge every rule on one snapshot; open, repeat and resolve alerts accordingly."""
         snapshot = self.snapshot()
+        notify = self.notifications.router()
         opened: list[Alert] = []
         resolved: list[Alert] = []
         repeated = 0
@@ -98,6 +107,7 @@ class Monitor:
                     self.settings.resolve_after_seconds if resolve_after is None else resolve_after
                 ),
                 actor=SYSTEM.actor,
+                notify=notify,
             )
             if new:
                 log.warning("%s: %d alert(s) opened: %s", rule.name, len(new), _listed(new))

@@ -16,6 +16,7 @@ from collections.abc import Callable
 
 from sqlalchemy import Engine
 
+from buildcoord.store.alert_deliveries import AlertDeliveryStore
 from buildcoord.store.alerts import AlertStore
 from buildcoord.store.artifacts import ArtifactSetStore, ArtifactStore
 from buildcoord.store.branches import BranchStore
@@ -60,6 +61,7 @@ class Store:
         self.orders = OrderStore(engine)
         self.history = HistoryStore(engine)
         self.alerts = AlertStore(engine)
+        self.alert_deliveries = AlertDeliveryStore(engine)
         self.webhook_deliveries = WebhookDeliveryStore(engine)
 
     @classmethod
@@ -174,6 +176,10 @@ class Store:
     add_silence = delegate("alerts", AlertStore.add_silence)
     end_silence = delegate("alerts", AlertStore.end_silence)
     list_silences = delegate("alerts", AlertStore.list_silences)
+    claim_deliveries = delegate("alert_deliveries", AlertDeliveryStore.claim_deliveries)
+    record_delivery_sent = delegate("alert_deliveries", AlertDeliveryStore.record_sent)
+    record_delivery_failed = delegate("alert_deliveries", AlertDeliveryStore.record_failed)
+    list_deliveries = delegate("alert_deliveries", AlertDeliveryStore.list_deliveries)
 
     # -- tokens ------------------------------------------------------------------------------
 

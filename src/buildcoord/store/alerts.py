@@ -8,13 +8,14 @@ at once open one alert, resolve it once, and record each change once.
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any, NamedTuple
 
 from sqlalchemy import Connection, Engine, Row, insert, select, update
 
 from buildcoord.errors import Conflict, NotFound
 from buildcoord.models import Alert, AlertFinding, AlertSilence
+from buildcoord.store.alert_deliveries import queue_delivery
 from buildcoord.store.engine import driver_transaction, read_transaction, sql, write_transaction
 from buildcoord.store.events import append_event, event_values, record_event
 from buildcoord.store.job_queries import APPEND_EVENT
@@ -22,6 +23,9 @@ from buildcoord.store.schema import alert_silences, alerts
 from buildcoord.store.timestamps import from_epoch, from_epoch_or_none
 
 _OPEN = alerts.c.resolved_at.is_(None)
+
+Notify = Callable[[Alert, str], Sequence[str]]
+"""The notifiers to tell of an alert's change ("opened" or "resolved")."""
 
 _COLUMNS = (
     "id, rule, subject, severity, summary, details, opened_at, last_seen_at, count,"
@@ -102,13 +106,16 @@ class AlertStore:
         now: float,
         resolve_after: float,
         actor: str,
+        notify: Notify | None = None,
     ) -> tuple[list[Alert], int, list[Alert]]:
         """Bring the rule's alerts in step with what it finds now, in one transaction.
 
         A finding opens its subject's alert, or counts a repeat on the open one (which ends
         any clear spell it was in). The rule's other open alerts are clear: their clear
         spell starts, or they resolve once it has lasted ``resolve_after`` seconds. Returns
-        (opened, repeats counted, resolved). Every change appends its event.
+        (opened, repeats counted, resolved). Every change appends its event, and each
+        notifier ``notify`` names for an opening or a resolution gets a delivery queued in
+        the same transaction: told once, however many coordinators step.
         """
         opened: list[Alert] = []
         resolved: list[Alert] = []
@@ -138,6 +145,8 @@ class AlertStore:
                 if row is not None:
                     alert = _alert(_AlertRow(*row))
                     opened.append(alert)
+                    for notifier in notify(alert, "opened") if notify else ():
+                        queue_delivery(db, alert.id, notifier, "opened", now)
                     record_event(
                         db,
                         at=now,
@@ -192,6 +201,8 @@ class AlertStore:
                 if row is not None:
                     alert = _alert(_AlertRow(*row))
                     resolved.append(alert)
+                    for notifier in notify(alert, "resolved") if notify else ():
+                        queue_delivery(db, alert.id, notifier, "resolved", now)
                     record_event(
                         db,
                         at=now,

@@ -399,3 +399,31 @@ alert_silences = Table(
     Column("comment", String(500), nullable=False),
 )
 Index("ix_alert_silences_until", alert_silences.c.until)
+
+# The notification outbox: one row per alert change a notifier is told about, written in the
+# transaction that made the change (so with several coordinators each is queued once), sent
+# by whichever coordinator claims it first (claimed_until: a compare-and-set lease), retried
+# with backoff until sent or given up.
+alert_deliveries = Table(
+    "alert_deliveries",
+    metadata,
+    Column("id", Id, primary_key=True, autoincrement=True),
+    Column("alert_id", Id, ForeignKey("alerts.id"), nullable=False),
+    Column("notifier", String(64), nullable=False),
+    Column("event", String(16), nullable=False),  # opened | reminder | resolved
+    Column("created_at", Time, nullable=False),
+    Column("due_at", Time, nullable=False),
+    Column("attempts", Integer, nullable=False),
+    Column("claimed_until", Time, nullable=True),
+    Column("sent_at", Time, nullable=True),
+    Column("gave_up_at", Time, nullable=True),
+    Column("last_error", String(1000), nullable=True),
+)
+Index(
+    "ix_alert_deliveries_due",
+    alert_deliveries.c.notifier,
+    alert_deliveries.c.due_at,
+    sqlite_where=text("sent_at IS NULL AND gave_up_at IS NULL"),
+    postgresql_where=text("sent_at IS NULL AND gave_up_at IS NULL"),
+)
+Index("ix_alert_deliveries_alert", alert_deliveries.c.alert_id)

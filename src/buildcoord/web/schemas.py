@@ -288,6 +288,12 @@ class SilenceIn(Body):
     comment: Annotated[StrictStr, _documented(max_length=COMMENT_LIMIT)] = ""
 
 
+class NotifierTest(BaseModel):
+    notifier: str
+    sent: bool
+    error: str | None = None
+
+
 class TokenIn(Body):
     name: Annotated[StrictStr, _documented(min_length=1, max_length=validation.TOKEN_NAME_LIMIT)]
     kind: Literal["operator", "read"] = "operator"

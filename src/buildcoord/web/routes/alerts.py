@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
-from fastapi import APIRouter, Query, status
+from typing import Annotated
 
-from buildcoord.models import Alert, AlertSilence
+from fastapi import APIRouter, Path, Query, status
+
+from buildcoord.models import Alert, AlertDelivery, AlertSilence
 from buildcoord.services.alerts import LIST_LIMIT
 from buildcoord.web.auth import Caller, Services
-from buildcoord.web.schemas import RowId, SilenceIn, limit_query
+from buildcoord.web.schemas import NotifierTest, RowId, SilenceIn, limit_query
 
 router = APIRouter(prefix="/alerts", tags=["alerts"])
 
@@ -48,6 +50,21 @@ def silence(body: SilenceIn, services: Services, caller: Caller) -> AlertSilence
 def unsilence(silence_id: RowId, services: Services, caller: Caller) -> AlertSilence:
     """End a silence now (operators)."""
     return services.alerts.unsilence(silence_id, by=caller)
+
+
+@router.post("/notifiers/{name}/test")
+def test_notifier(
+    name: Annotated[str, Path(max_length=64)], services: Services, caller: Caller
+) -> NotifierTest:
+    """Send a test message through a configured notifier now (operators)."""
+    error = services.notifications.test(name, by=caller)
+    return NotifierTest(notifier=name, sent=error is None, error=error)
+
+
+@router.get("/{alert_id}/deliveries")
+def deliveries(alert_id: RowId, services: Services, caller: Caller) -> list[AlertDelivery]:
+    """An alert's notifications: to which notifier, attempts, sent or the last error."""
+    return services.notifications.deliveries(alert_id, by=caller)
 
 
 @router.get("/{alert_id}")

@@ -1,4 +1,4 @@
-"""alerts and alert silences
+"""alerts, alert silences and alert deliveries
 
 Revision ID: 0009
 Revises: 0008
@@ -16,6 +16,7 @@ branch_labels = None
 depends_on = None
 
 _OPEN = "resolved_at IS NULL"
+_DUE = "sent_at IS NULL AND gave_up_at IS NULL"
 
 
 def upgrade() -> None:
@@ -68,9 +69,47 @@ def upgrade() -> None:
     )
     with op.batch_alter_table("alert_silences", schema=None) as batch_op:
         batch_op.create_index("ix_alert_silences_until", ["until"], unique=False)
+    op.create_table(
+        "alert_deliveries",
+        sa.Column(
+            "id",
+            sa.BigInteger().with_variant(sa.Integer(), "sqlite"),
+            autoincrement=True,
+            nullable=False,
+        ),
+        sa.Column("alert_id", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), nullable=False),
+        sa.Column("notifier", sa.String(length=64), nullable=False),
+        sa.Column("event", sa.String(length=16), nullable=False),
+        sa.Column("created_at", sa.Double(), nullable=False),
+        sa.Column("due_at", sa.Double(), nullable=False),
+        sa.Column("attempts", sa.Integer(), nullable=False),
+        sa.Column("claimed_until", sa.Double(), nullable=True),
+        sa.Column("sent_at", sa.Double(), nullable=True),
+        sa.Column("gave_up_at", sa.Double(), nullable=True),
+        sa.Column("last_error", sa.String(length=1000), nullable=True),
+        sa.ForeignKeyConstraint(
+            ["alert_id"], ["alerts.id"], name=op.f("fk_alert_deliveries_alert_id_alerts")
+        ),
+        sa.PrimaryKeyConstraint("id", name=op.f("pk_alert_deliveries")),
+    )
+    with op.batch_alter_table("alert_deliveries", schema=None) as batch_op:
+        batch_op.create_index(
+            "ix_alert_deliveries_due",
+            ["notifier", "due_at"],
+            unique=False,
+            sqlite_where=sa.text(_DUE),
+            postgresql_where=sa.text(_DUE),
+        )
+        batch_op.create_index("ix_alert_deliveries_alert", ["alert_id"], unique=False)
 
 
 def downgrade() -> None:
+    with op.batch_alter_table("alert_deliveries", schema=None) as batch_op:
+        batch_op.drop_index("ix_alert_deliveries_alert")
+        batch_op.drop_index(
+            "ix_alert_deliveries_due", sqlite_where=sa.text(_DUE), postgresql_where=sa.text(_DUE)
+        )
+    op.drop_table("alert_deliveries")
     with op.batch_alter_table("alert_silences", schema=None) as batch_op:
         batch_op.drop_index("ix_alert_silences_until")
     op.drop_table("alert_silences")
