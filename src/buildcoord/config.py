@@ -52,6 +52,9 @@ class Settings:
     failure_rate_builds: int = 10
     failure_rate_percent: float = 50.0
     monitor_disabled_rules: str = ""
+    black_hole_builds: int = 3
+    black_hole_window_minutes: float = 120.0
+    quarantine_black_holes: bool = False
     notifiers: tuple[NotifierSettings, ...] = ()
     sources: dict[str, str] = field(default_factory=dict, compare=False)
 
@@ -99,6 +102,9 @@ SECTIONS = {
     "failure_rate_builds": "monitor",
     "failure_rate_percent": "monitor",
     "monitor_disabled_rules": "monitor",
+    "black_hole_builds": "monitor",
+    "black_hole_window_minutes": "monitor",
+    "quarantine_black_holes": "monitor",
 }
 
 

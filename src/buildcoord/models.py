@@ -130,6 +130,9 @@ class Server:
     agent_version: str | None
     running_jobs: tuple[int, ...] = ()
     reported_labels: tuple[str, ...] = ()
+    quarantined_at: datetime | None = None
+    """Set while the server gets no new work (``servers resume`` ends it)."""
+    quarantine_reason: str | None = None
 
     @property
     def matched_labels(self) -> frozenset[str]:

@@ -254,6 +254,14 @@ TABLE: dict[str, Row] = {
     "POST /api/v1/maintenance/step": operator_only(lambda w, s: ("/maintenance/step", None, None)),
     # alerts: the seeded fleet has none open, so reading or acknowledging one gets past
     # authorisation to its absence (404); who may ask is what the row checks.
+    "POST /api/v1/servers/{name}/quarantine": operator_only(
+        lambda w, s: (f"/servers/{s.name}/quarantine", None, {"reason": "matrix"})
+    ),
+    # No server is quarantined in the seeded fleet: the operator gets past authorisation to
+    # the refusal (409).
+    "POST /api/v1/servers/{name}/resume": operator_only(
+        lambda w, s: (f"/servers/{s.name}/resume", None, None), 409
+    ),
     "GET /api/v1/alerts": fleet_read(lambda w, s: ("/alerts", {"all": "true"}, None)),
     "GET /api/v1/alerts/{alert_id}": fleet_read(lambda w, s: ("/alerts/999999", None, None), 404),
     "POST /api/v1/alerts/{alert_id}/ack": operator_only(

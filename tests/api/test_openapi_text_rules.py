@@ -220,6 +220,12 @@ LENGTHS: dict[str, tuple[str, str, str, dict[str, Any]]] = {
         {"sender": "ops", "recipient": "all", "subject": "hello", "body": "VALUE"},
     ),
     "token name": ("TokenIn", "name", "/tokens", {"name": "VALUE", "kind": "read"}),
+    "quarantine reason": (
+        "QuarantineIn",
+        "reason",
+        "/servers/build1/quarantine",
+        {"reason": "VALUE"},
+    ),
     "silence subject": (
         "SilenceIn",
         "subject",

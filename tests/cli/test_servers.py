@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from buildcoord.client import Client
 from buildcoord.models import Metrics
-from inprocess import Connect, RunCli
+from inprocess import Connect, RegisterAgent, RunCli
 
 
 def test_servers_add_prints_the_agent_token_as_its_last_line(
@@ -60,3 +60,24 @@ def test_servers_add_of_a_duplicate_is_one_error_line(run_cli: RunCli, operator:
 
 def test_servers_show_of_an_unknown_server_is_one_error_line(run_cli: RunCli) -> None:
     assert "ghost" in run_cli("servers", "show", "ghost").error
+
+
+def test_servers_quarantine_and_resume_show_on_list_and_show(
+    run_cli: RunCli, register_agent: RegisterAgent
+) -> None:
+    register_agent("build1")
+
+    held = run_cli("servers", "quarantine", "build1", "--reason", "bad disk")
+    listed = run_cli("servers", "list")
+    shown = run_cli("servers", "show", "build1")
+    resumed = run_cli("servers", "resume", "build1")
+    again = run_cli("servers", "resume", "build1")
+
+    assert held.stdout.startswith("Server build1 quarantined")
+    assert "(quarantined)" in listed.stdout
+    assert "Quarantined:" in shown.stdout
+    assert "bad disk (buildcoord servers resume build1)" in shown.stdout
+    assert resumed.stdout == "Server build1 resumed: it gets new work again\n"
+    assert again.exit_code != 0
+    assert "server build1 is not quarantined" in again.stderr
+    assert "(quarantined)" not in run_cli("servers", "list").stdout

@@ -62,7 +62,7 @@ def _row(server: Server) -> list[str]:
     jobs = ",".join(str(job) for job in server.running_jobs) or "-"
     return [
         server.name,
-        server.status,
+        f"{server.status} (quarantined)" if server.quarantined_at is not None else server.status,
         age,
         cpu,
         memory,
@@ -92,6 +92,11 @@ def show(name: str, as_json: bool) -> None:
     click.echo(f"Last heartbeat: {stamp(server.last_heartbeat_at)}")
     click.echo(f"Agent version:  {server.agent_version or '-'}")
     click.echo(f"Running jobs:   {', '.join(map(str, server.running_jobs)) or 'none'}")
+    if server.quarantined_at is not None:
+        click.echo(
+            f"Quarantined:    {stamp(server.quarantined_at)}: {server.quarantine_reason}"
+            f" (buildcoord servers resume {server.name})"
+        )
     if server.metrics is not None:
         for key, value in _metrics(server):
             click.echo(f"  {key}: {value}")
@@ -104,6 +109,25 @@ def _metrics(server: Server) -> list[tuple[str, object]]:
         for name in server.metrics.__dataclass_fields__
         if getattr(server.metrics, name) is not None
     ]
+
+
+@servers.command("quarantine")
+@click.argument("name")
+@click.option("--reason", required=True, help="Why (at most 500 characters).")
+def quarantine(name: str, reason: str) -> None:
+    """Stop giving a server new work; its running jobs go on."""
+    with get_context().client() as client:
+        client.quarantine_server(name, reason)
+    click.echo(f"Server {name} quarantined: it gets no new work until 'servers resume {name}'")
+
+
+@servers.command("resume")
+@click.argument("name")
+def resume(name: str) -> None:
+    """Give a quarantined server (a black hole, or by hand) work again."""
+    with get_context().client() as client:
+        client.resume_server(name)
+    click.echo(f"Server {name} resumed: it gets new work again")
 
 
 @servers.command("remove")

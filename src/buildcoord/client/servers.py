@@ -25,6 +25,15 @@ class ServerEndpoints(Transport):
         """Show one server."""
         return self._parse(Server, self._call("GET", f"/servers/{name}"))
 
+    def quarantine_server(self, name: str, reason: str) -> Server:
+        """Stop giving a server new work."""
+        data = self._call("POST", f"/servers/{name}/quarantine", json={"reason": reason})
+        return self._parse(Server, data)
+
+    def resume_server(self, name: str) -> Server:
+        """Give a quarantined server work again."""
+        return self._parse(Server, self._call("POST", f"/servers/{name}/resume"))
+
     def remove_server(self, name: str) -> None:
         """Remove a server."""
         self._call("DELETE", f"/servers/{name}")

@@ -9,7 +9,7 @@ and a figure an agent did not send is simply not judged.
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from buildcoord.config import Settings
 from buildcoord.models import AlertFinding, BuildRecord
@@ -28,6 +28,8 @@ class Snapshot:
     """Each built branch's latest passed or failed builds, newest first."""
     waiting_jobs: int
     oldest_waiting_since: float | None
+    recent_builds: list[BuildRecord] = field(default_factory=list)
+    """The fleet's most recently finished builds, oldest first."""
 
 
 RuleCheck = Callable[[Settings, Snapshot], list[AlertFinding]]
@@ -182,6 +184,50 @@ def backlog(settings: Settings, snapshot: Snapshot) -> list[AlertFinding]:
     ]
 
 
+def black_hole(settings: Settings, snapshot: Snapshot) -> list[AlertFinding]:
+    """A server's last ``black_hole_builds`` builds within ``black_hole_window_minutes`` all
+    failed, and each of their branches passed on another server in that window: the server,
+    not the code, is what fails."""
+    count = settings.black_hole_builds
+    if count <= 0:
+        return []
+    since = snapshot.now - settings.black_hole_window_minutes * 60
+    by_server: dict[str, list[BuildRecord]] = {}
+    passed_on: dict[str, set[str]] = {}
+    for build in snapshot.recent_builds:
+        if build.server is None or build.result == "cancelled":
+            continue
+        if build.finished_at.timestamp() < since:
+            continue
+        by_server.setdefault(build.server, []).append(build)
+        if build.result == "succeeded":
+            passed_on.setdefault(build.branch, set()).add(build.server)
+    found = []
+    for server, builds in sorted(by_server.items()):
+        last = builds[-count:]
+        if len(last) < count or any(build.result != "failed" for build in last):
+            continue
+        elsewhere = {build.branch: passed_on.get(build.branch, set()) - {server} for build in last}
+        if not all(elsewhere.values()):
+            continue
+        branches = ", ".join(
+            f"{branch} (passed on {', '.join(sorted(others))})"
+            for branch, others in sorted(elsewhere.items())
+        )
+        found.append(
+            AlertFinding(
+                server,
+                "critical",
+                f"{server} failed its last {count} builds, which pass elsewhere: {branches}",
+                {
+                    "failed_jobs": [build.job_id for build in last],
+                    "passed_on": {branch: sorted(o) for branch, o in elsewhere.items()},
+                },
+            )
+        )
+    return found
+
+
 RULES: tuple[Rule, ...] = (
     Rule("heartbeat_stale", heartbeat_stale),
     Rule("server_offline", server_offline),
@@ -189,6 +235,7 @@ RULES: tuple[Rule, ...] = (
     Rule("branch_broken", branch_broken, resolve_after_seconds=0.0),
     Rule("failure_rate", failure_rate),
     Rule("backlog", backlog),
+    Rule("black_hole", black_hole),
 )
 """Every rule, on unless named in the ``monitor_disabled_rules`` setting."""
 

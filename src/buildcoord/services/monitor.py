@@ -15,13 +15,17 @@ from dataclasses import dataclass, field
 
 from buildcoord.clock import Clock
 from buildcoord.config import Settings
-from buildcoord.errors import InvalidInput
+from buildcoord.errors import InvalidInput, NotFound
 from buildcoord.models import SYSTEM, Alert
 from buildcoord.services.health_rules import RULE_NAMES, RULES, Rule, Snapshot
 from buildcoord.services.notifications import NotificationService
+from buildcoord.services.servers import QUARANTINE_REASON_LIMIT
 from buildcoord.store import Store
 
 log = logging.getLogger("buildcoord.monitor")
+
+RECENT_BUILDS = 5000
+"""How many of the fleet's latest builds black_hole looks through (its window cuts them)."""
 
 BUILDS_IN_VIEW = 50
 """How many of a branch's latest builds the rules see (branch_broken looks that far back
@@ -116,7 +120,23 @@ class Monitor:
             opened += new
             resolved += gone
             repeated += repeats
+            if rule.name == "black_hole" and self.settings.quarantine_black_holes:
+                self._quarantine(new)
         return MonitorReport(opened, repeated, resolved)
+
+    def _quarantine(self, black_holes: list[Alert]) -> None:
+        """Stop giving each newly found black hole new work (``servers resume`` ends it)."""
+        for alert in black_holes:
+            try:
+                self.store.quarantine_server(
+                    alert.subject,
+                    f"alert {alert.id}: {alert.summary}"[:QUARANTINE_REASON_LIMIT],
+                    now=self.clock.now().timestamp(),
+                    actor=SYSTEM.actor,
+                )
+            except NotFound:  # removed since the snapshot
+                continue
+            log.warning("server %s quarantined: %s", alert.subject, alert.summary)
 
     def snapshot(self) -> Snapshot:
         """Read what the rules judge."""
@@ -129,6 +149,7 @@ class Monitor:
             ),
             waiting_jobs=waiting,
             oldest_waiting_since=oldest,
+            recent_builds=self.store.recent_builds(RECENT_BUILDS),
         )
 
 

@@ -21,6 +21,9 @@ from buildcoord.store import Store
 from buildcoord.store.servers import ServerRecord
 from buildcoord.store.timestamps import from_epoch, from_epoch_or_none
 
+QUARANTINE_REASON_LIMIT = 500
+"""The longest reason a server is quarantined for."""
+
 _METRIC_NAMES = {f.name for f in fields(Metrics)}
 
 
@@ -96,6 +99,19 @@ class ServerService:
         running = self.store.running_jobs_by_server()
         return [self._server(record, running) for record in self.store.list_servers()]
 
+    def quarantine(self, name: str, reason: str, *, by: Principal) -> Server:
+        """Stop giving a server new work (operators); its running jobs go on."""
+        require_operator(by, "quarantining servers")
+        validation.text(reason, what="quarantine reason", maximum=QUARANTINE_REASON_LIMIT)
+        self.store.quarantine_server(name, reason, now=self.clock.now().timestamp(), actor=by.actor)
+        return self.get(name, by=by)
+
+    def resume(self, name: str, *, by: Principal) -> Server:
+        """Give a quarantined server work again (operators)."""
+        require_operator(by, "resuming servers")
+        self.store.resume_server(name, now=self.clock.now().timestamp(), actor=by.actor)
+        return self.get(name, by=by)
+
     def remove(self, name: str, *, by: Principal) -> None:
         """Forget a server and revoke its agent token."""
         require_operator(by, "removing a server")
@@ -150,4 +166,6 @@ class ServerService:
             metrics=Metrics(**figures) if record.metrics is not None else None,
             agent_version=record.agent_version,
             running_jobs=jobs,
+            quarantined_at=from_epoch_or_none(record.quarantined_at),
+            quarantine_reason=record.quarantine_reason,
         )

@@ -155,6 +155,8 @@ class Store:
 
     get_server = delegate("servers", ServerStore.get_server)
     list_servers = delegate("servers", ServerStore.list_servers)
+    quarantine_server = delegate("servers", ServerStore.quarantine_server)
+    resume_server = delegate("servers", ServerStore.resume_server)
     servers_off_their_status = delegate("servers", ServerStore.servers_off_their_status)
     register_server = delegate("servers", ServerStore.register_server)
     remove_server = delegate("servers", ServerStore.remove_server)

@@ -157,7 +157,7 @@ INSERT_DEPENDENCY = sql("INSERT INTO job_dependencies (job_id, depends_on_id) VA
 # -- claiming -----------------------------------------------------------------------------------
 
 # The claiming server's labels, the operator's and its agent's; no row: no such server.
-SERVER_LABELS = sql("SELECT labels, reported_labels FROM servers WHERE name = ?")
+SERVER_LABELS = sql("SELECT labels, reported_labels, quarantined_at FROM servers WHERE name = ?")
 
 # Branches agents can build (they have a build command); agent claims skip the others.
 BUILDABLE_BRANCHES = sql("SELECT name FROM branches WHERE command IS NOT NULL")
@@ -205,7 +205,8 @@ CANDIDATES = {paged: _candidates(paged=paged) for paged in (False, True)}
 # such server; one row of NULL candidate columns: nothing to claim. Parameters: batch, server.
 LABELS_AND_CANDIDATES = sql(
     "",
-    postgresql=f"SELECT s.labels, s.reported_labels, c.* FROM servers s LEFT JOIN LATERAL"
+    postgresql=f"SELECT s.labels, s.reported_labels, s.quarantined_at, c.* FROM servers s"
+    " LEFT JOIN LATERAL"
     f" ({CANDIDATES[False].postgresql.replace('%s', '?')}) c ON TRUE WHERE s.name = ?",
 )
 

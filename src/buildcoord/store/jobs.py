@@ -71,7 +71,8 @@ def _refuse_known_commit(db: Driver, branch: str, commit: str) -> None:
 def _labels_and_candidates(
     db: Driver, server: str
 ) -> tuple[frozenset[str], Iterable[Sequence[Any]]]:
-    """A claim's start: the server's matched labels and the first page of candidates.
+    """A claim's start: the server's matched labels and the first page of candidates (none
+    for a quarantined server).
 
     Raises NotFound when there is no such server.
     """
@@ -79,14 +80,17 @@ def _labels_and_candidates(
     found: Sequence[Any] | None
     if db.postgresql:
         rows = db.run(queries.LABELS_AND_CANDIDATES, (queries.CLAIM_BATCH, server)).fetchall()
-        found = rows[0][:2] if rows else None
-        first = [row[2:] for row in rows if row[2] is not None]
+        found = rows[0][:3] if rows else None
+        first = [row[3:] for row in rows if row[3] is not None]
     else:
         found = db.run(queries.SERVER_LABELS, (server,)).fetchone()
-        first = () if found is None else db.run(queries.CANDIDATES[False], (queries.CLAIM_BATCH,))
+        idle = found is None or found[2] is not None
+        first = () if idle else db.run(queries.CANDIDATES[False], (queries.CLAIM_BATCH,))
     if found is None:
         raise NotFound(f"server {server} does not exist")
-    operator_labels, reported_labels = found
+    operator_labels, reported_labels, quarantined_at = found
+    if quarantined_at is not None:
+        first = ()  # a quarantined server gets no new work
     labels = matched_labels(server, split_labels(operator_labels), split_labels(reported_labels))
     return labels, first
 

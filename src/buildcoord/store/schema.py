@@ -98,6 +98,9 @@ servers = Table(
     Column("recorded_status", String(16), nullable=False),
     Column("metrics", Text, nullable=True),  # JSON object
     Column("agent_version", String(64), nullable=True),
+    # Set while the server gets no new work (a black hole, or an operator's word).
+    Column("quarantined_at", Time, nullable=True),
+    Column("quarantine_reason", Text, nullable=True),
 )
 
 locks = Table(

@@ -51,6 +51,8 @@ class ServerRecord:
     recorded_status: str
     metrics: dict[str, Any] | None
     agent_version: str | None
+    quarantined_at: float | None = None
+    quarantine_reason: str | None = None
 
 
 def _labels(text: str) -> tuple[str, ...]:
@@ -67,6 +69,8 @@ def _record(row: Row[Any] | _HeartbeatRow) -> ServerRecord:
         recorded_status=row.recorded_status,
         metrics=None if row.metrics is None else json.loads(row.metrics),
         agent_version=row.agent_version,
+        quarantined_at=row.quarantined_at,
+        quarantine_reason=row.quarantine_reason,
     )
 
 
@@ -96,14 +100,14 @@ _ONLINE_HEARTBEAT = sql(
     " WHERE name = ? AND recorded_status = 'online'"
     " AND reported_labels = COALESCE(CAST(? AS TEXT), reported_labels)"
     " RETURNING name, labels, reported_labels, registered_at, last_heartbeat_at,"
-    " recorded_status, metrics, agent_version,"
+    " recorded_status, metrics, agent_version, quarantined_at, quarantine_reason,"
     " (SELECT group_concat(CAST(id AS TEXT), ',') FROM jobs"
     " WHERE jobs.server = servers.name AND jobs.status = 'running')",
     postgresql="UPDATE servers SET last_heartbeat_at = ?, metrics = ?, agent_version = ?"
     " WHERE name = ? AND recorded_status = 'online'"
     " AND reported_labels = COALESCE(CAST(? AS TEXT), reported_labels)"
     " RETURNING name, labels, reported_labels, registered_at, last_heartbeat_at,"
-    " recorded_status, metrics, agent_version,"
+    " recorded_status, metrics, agent_version, quarantined_at, quarantine_reason,"
     " (SELECT string_agg(CAST(id AS TEXT), ',') FROM jobs"
     " WHERE jobs.server = servers.name AND jobs.status = 'running')",
 )
@@ -127,6 +131,8 @@ class _HeartbeatRow(NamedTuple):
     recorded_status: str
     metrics: str | None
     agent_version: str | None
+    quarantined_at: float | None
+    quarantine_reason: str | None
     running_jobs: str | None
 
 
@@ -292,6 +298,47 @@ class ServerStore:
                     after={"status": status},
                 )
             return bool(flipped)
+
+    def quarantine_server(self, name: str, reason: str, *, now: float, actor: str) -> bool:
+        """Stop giving the server new work; False if it already was quarantined."""
+        with write_transaction(self.engine) as conn:
+            self._row(conn, name)  # NotFound for no such server
+            changed = conn.execute(
+                update(servers)
+                .where(servers.c.name == name, servers.c.quarantined_at.is_(None))
+                .values(quarantined_at=now, quarantine_reason=reason)
+            ).rowcount
+            if changed:
+                append_event(
+                    conn,
+                    at=now,
+                    actor=actor,
+                    kind="server.quarantined",
+                    subject=name,
+                    after={"reason": reason},
+                )
+            return bool(changed)
+
+    def resume_server(self, name: str, *, now: float, actor: str) -> ServerRecord:
+        """Give a quarantined server work again; Conflict if it is not quarantined."""
+        with write_transaction(self.engine) as conn:
+            current = self._row(conn, name)
+            if current.quarantined_at is None:
+                raise Conflict(f"server {name} is not quarantined")
+            conn.execute(
+                update(servers)
+                .where(servers.c.name == name)
+                .values(quarantined_at=None, quarantine_reason=None)
+            )
+            append_event(
+                conn,
+                at=now,
+                actor=actor,
+                kind="server.resumed",
+                subject=name,
+                before={"reason": current.quarantine_reason},
+            )
+            return _record(self._row(conn, name))
 
     def remove_server(self, name: str, *, now: float, actor: str) -> None:
         """Delete a server and revoke its tokens; refused while it runs jobs."""

@@ -39,6 +39,7 @@ from buildcoord.services.health_rules import RULE_NAMES
 from buildcoord.services.locks import MAX_CAPACITY
 from buildcoord.services.logs import KINDS, LEVELS, MESSAGE_LIMIT
 from buildcoord.services.rollback import MAX_KEEP as TAG_MAX_KEEP
+from buildcoord.services.servers import QUARANTINE_REASON_LIMIT
 
 # Numbers bound for a database column: beyond these the drivers fail (a 500, not a 4xx), and
 # SQLite would keep what PostgreSQL refuses.
@@ -286,6 +287,10 @@ class SilenceIn(Body):
     subject: Annotated[StrictStr, _documented(min_length=1, max_length=SUBJECT_LIMIT)] | None = None
     seconds: Annotated[StrictFloat, Field(gt=0, le=MAX_SILENCE_SECONDS)]
     comment: Annotated[StrictStr, _documented(max_length=COMMENT_LIMIT)] = ""
+
+
+class QuarantineIn(Body):
+    reason: Annotated[StrictStr, _documented(min_length=1, max_length=QUARANTINE_REASON_LIMIT)]
 
 
 class NotifierTest(BaseModel):

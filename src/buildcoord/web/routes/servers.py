@@ -1,4 +1,4 @@
-"""/api/v1/servers: registration and heartbeats."""
+"""/api/v1/servers: registration, heartbeats and quarantine."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ from fastapi import APIRouter, Response, status
 
 from buildcoord.models import Metrics, Server
 from buildcoord.web.auth import Caller, Services
-from buildcoord.web.schemas import HeartbeatIn, RegisteredServer, ServerIn
+from buildcoord.web.schemas import HeartbeatIn, QuarantineIn, RegisteredServer, ServerIn
 
 router = APIRouter(prefix="/servers", tags=["servers"])
 
@@ -35,6 +35,18 @@ def remove(name: str, services: Services, caller: Caller) -> Response:
     """Forget a server and revoke its agent token."""
     services.servers.remove(name, by=caller)
     return Response(status_code=204)
+
+
+@router.post("/{name}/quarantine")
+def quarantine(name: str, body: QuarantineIn, services: Services, caller: Caller) -> Server:
+    """Stop giving a server new work (operators); its running jobs go on."""
+    return services.servers.quarantine(name, body.reason, by=caller)
+
+
+@router.post("/{name}/resume")
+def resume(name: str, services: Services, caller: Caller) -> Server:
+    """Give a quarantined server work again (operators)."""
+    return services.servers.resume(name, by=caller)
 
 
 @router.post("/{name}/heartbeat")

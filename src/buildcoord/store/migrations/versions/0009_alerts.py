@@ -1,4 +1,4 @@
-"""alerts, alert silences and alert deliveries
+"""alerts, alert silences, alert deliveries and server quarantine
 
 Revision ID: 0009
 Revises: 0008
@@ -20,6 +20,9 @@ _DUE = "sent_at IS NULL AND gave_up_at IS NULL"
 
 
 def upgrade() -> None:
+    with op.batch_alter_table("servers", schema=None) as batch_op:
+        batch_op.add_column(sa.Column("quarantined_at", sa.Double(), nullable=True))
+        batch_op.add_column(sa.Column("quarantine_reason", sa.Text(), nullable=True))
     op.create_table(
         "alerts",
         sa.Column(
@@ -119,3 +122,6 @@ def downgrade() -> None:
             "ux_alerts_open", sqlite_where=sa.text(_OPEN), postgresql_where=sa.text(_OPEN)
         )
     op.drop_table("alerts")
+    with op.batch_alter_table("servers", schema=None) as batch_op:
+        batch_op.drop_column("quarantine_reason")
+        batch_op.drop_column("quarantined_at")
