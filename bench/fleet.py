@@ -65,7 +65,7 @@ import time
 from collections import Counter
 from collections.abc import AsyncIterator, Callable
 from contextlib import ExitStack
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from multiprocessing.connection import Connection as Pipe
 from typing import Any, Protocol
 
@@ -75,7 +75,7 @@ from buildcoord import __version__
 from buildcoord.agent import joblog as agent_joblog
 from buildcoord.agent import orders as agent_orders
 from buildcoord.agent import session as agent_session
-from buildcoord.agent.metrics import prime_cpu_counter, system_metrics
+from buildcoord.agent.metrics import health_problems, prime_cpu_counter, system_metrics
 from buildcoord.agent.options import AgentOptions
 from buildcoord.client import Client, transport
 from buildcoord.client.transport import Transport
@@ -264,7 +264,12 @@ def record_protocol() -> dict[str, Request]:
         raise _Recorded(request)
 
     prime_cpu_counter()
-    metrics = system_metrics(Path(tempfile.gettempdir()))
+    # As Agent._send_heartbeat: the skew from the last answer's Date (about 0 on one machine)
+    # and what the agent finds wrong with itself (nothing, here).
+    workdir = Path(tempfile.gettempdir())
+    metrics = replace(
+        system_metrics(workdir), clock_skew_seconds=0.0, problems=health_problems(workdir)
+    )
     skip = {"host", "content-length", "authorization"}
     recorded: dict[str, Request] = {}
     with Client("http://127.0.0.1:1", "token", transport=httpx.MockTransport(refuse)) as client:

@@ -52,6 +52,7 @@ class Settings:
     failure_rate_builds: int = 10
     failure_rate_percent: float = 50.0
     monitor_disabled_rules: str = ""
+    clock_skew_max_seconds: float = 30.0
     black_hole_builds: int = 3
     black_hole_window_minutes: float = 120.0
     quarantine_black_holes: bool = False
@@ -102,6 +103,7 @@ SECTIONS = {
     "failure_rate_builds": "monitor",
     "failure_rate_percent": "monitor",
     "monitor_disabled_rules": "monitor",
+    "clock_skew_max_seconds": "monitor",
     "black_hole_builds": "monitor",
     "black_hole_window_minutes": "monitor",
     "quarantine_black_holes": "monitor",

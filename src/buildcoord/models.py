@@ -64,6 +64,9 @@ LATEST_TIMESTAMP = 4_102_444_800.0
 MAX_DAYS = 36_500.0
 """The longest span in days a client may ask for (message archiving): a century."""
 MAX_UPTIME_SECONDS = MAX_DAYS * 86_400.0
+MAX_CLOCK_SKEW_SECONDS = MAX_UPTIME_SECONDS
+MAX_PROBLEMS = 10
+PROBLEM_LIMIT = 200
 """The longest uptime a server may report: a century."""
 
 
@@ -109,6 +112,10 @@ class Metrics:
     disk_free_bytes: int | None = None
     disk_total_bytes: int | None = None
     uptime_seconds: float | None = None
+    clock_skew_seconds: float | None = None
+    """The agent's clock minus the coordinator's (from the Date of an answer), signed."""
+    problems: tuple[str, ...] = ()
+    """What the agent finds wrong with itself (git missing, work directory not writable)."""
 
 
 @dataclass(frozen=True, slots=True)

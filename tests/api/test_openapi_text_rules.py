@@ -220,6 +220,12 @@ LENGTHS: dict[str, tuple[str, str, str, dict[str, Any]]] = {
         {"sender": "ops", "recipient": "all", "subject": "hello", "body": "VALUE"},
     ),
     "token name": ("TokenIn", "name", "/tokens", {"name": "VALUE", "kind": "read"}),
+    "agent problem": (
+        "MetricsIn",
+        "problems",
+        "/servers/build1/heartbeat",
+        {"metrics": {"problems": ["VALUE"]}},
+    ),
     "quarantine reason": (
         "QuarantineIn",
         "reason",

@@ -66,3 +66,13 @@ def test_the_agent_client_reuses_its_connection_after_a_heartbeat_interval(
         second = client.http.get("health")
         second.raise_for_status()
         assert second.extensions["network_stream"].get_extra_info("client_addr") == before
+
+
+def test_the_client_reads_its_clock_skew_from_the_coordinators_date(tmp_path: Path) -> None:
+    with live_fleet(tmp_path / "fleet") as fleet, fleet.client() as client:
+        assert client.clock_skew_seconds is None
+        client.list_servers()
+        skew = client.clock_skew_seconds
+
+    assert skew is not None
+    assert abs(skew) < 2.0  # one machine, one clock: the header's whole seconds and a trip

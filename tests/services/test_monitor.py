@@ -406,3 +406,59 @@ def test_only_operators_silence_and_end_silences(
     with pytest.raises(NotFound):
         coordinator.alerts.unsilence(made.id + 1, by=operator)
     assert [s.id for s in coordinator.alerts.list_silences(by=reader)] == [made.id]
+
+
+@pytest.mark.parametrize(
+    ("skew", "summary"),
+    [
+        (45.0, "build1: its clock is 45 s ahead of the coordinator's"),
+        (-120.0, "build1: its clock is 120 s behind the coordinator's"),
+        (10.0, None),
+    ],
+)
+def test_an_agent_whose_clock_is_off_by_more_than_the_limit_raises_clock_skew(
+    coordinator: Coordinator,
+    operator: Principal,
+    build1: Principal,
+    skew: float,
+    summary: str | None,
+) -> None:
+    beat(coordinator, build1, Metrics(clock_skew_seconds=skew))
+    coordinator.monitor.step()
+
+    found = [alert.summary for alert in open_alerts(coordinator, operator, "clock_skew")]
+    assert found == ([] if summary is None else [summary])
+
+
+def test_an_agent_reporting_problems_raises_agent_unhealthy_until_it_stops(
+    coordinator: Coordinator, operator: Principal, build1: Principal, clock: FakeClock
+) -> None:
+    beat(coordinator, build1, Metrics(problems=("git is not on PATH",)))
+    [alert] = [a for a in coordinator.monitor.step().opened if a.rule == "agent_unhealthy"]
+    assert (alert.severity, alert.summary) == ("critical", "build1: git is not on PATH")
+    assert coordinator.servers.get("build1", by=operator).metrics == Metrics(
+        problems=("git is not on PATH",)
+    )
+
+    beat(coordinator, build1, Metrics())
+    coordinator.monitor.step()
+    clock.advance(coordinator.settings.resolve_after_seconds)
+    beat(coordinator, build1, Metrics())
+    assert [a.id for a in coordinator.monitor.step().resolved] == [alert.id]
+
+
+@pytest.mark.parametrize(
+    ("metrics", "error"),
+    [
+        (Metrics(problems=tuple(f"p{n}" for n in range(11))), "at most 10 problems"),
+        (Metrics(problems=("x" * 201,)), "agent problem"),
+        (Metrics(clock_skew_seconds=float("inf")), "clock_skew_seconds"),
+        (Metrics(clock_skew_seconds=float("nan")), "clock_skew_seconds"),
+    ],
+)
+def test_nonsense_agent_health_figures_are_refused_and_never_stored(
+    coordinator: Coordinator, operator: Principal, build1: Principal, metrics: Metrics, error: str
+) -> None:
+    with pytest.raises(InvalidInput, match=error):
+        beat(coordinator, build1, metrics)
+    assert coordinator.servers.get("build1", by=operator).last_heartbeat_at is None

@@ -17,12 +17,13 @@ import random
 import threading
 import time
 from collections import deque
+from dataclasses import replace
 from pathlib import Path
 
 from buildcoord import __version__
 from buildcoord.agent.backoff import delays
 from buildcoord.agent.job import JobRun, Result
-from buildcoord.agent.metrics import prime_cpu_counter, system_metrics
+from buildcoord.agent.metrics import health_problems, prime_cpu_counter, system_metrics
 from buildcoord.agent.options import AgentOptions
 from buildcoord.agent.orders import OrderRunner
 from buildcoord.agent.session import SessionKeeper
@@ -242,7 +243,11 @@ class Agent:
         # Labels go with the first heartbeat only: they do not change while the agent runs,
         # and a heartbeat without labels keeps those reported before.
         labels = None if self._labels_sent else self.options.labels
-        metrics = system_metrics(self.workspace.root)
+        metrics = replace(
+            system_metrics(self.workspace.root),
+            clock_skew_seconds=self.client.clock_skew_seconds,
+            problems=health_problems(self.workspace.root),
+        )
         for attempt in (1, 2):
             try:
                 self.client.heartbeat(self.name, metrics, agent_version=__version__, labels=labels)

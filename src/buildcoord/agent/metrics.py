@@ -1,9 +1,11 @@
-"""The system figures an agent sends with each heartbeat, read with psutil."""
+"""The system figures an agent sends with each heartbeat, read with psutil, and what it
+finds wrong with itself."""
 
 from __future__ import annotations
 
 import contextlib
 import os
+import shutil
 import time
 from pathlib import Path
 
@@ -39,3 +41,13 @@ def system_metrics(workdir: Path) -> Metrics:
         disk_total_bytes=disk_total,
         uptime_seconds=max(0.0, time.time() - psutil.boot_time()),
     )
+
+
+def health_problems(workdir: Path) -> tuple[str, ...]:
+    """What would make this agent's builds fail whatever they build."""
+    problems = []
+    if shutil.which("git") is None:
+        problems.append("git is not on PATH")
+    if not os.access(workdir, os.W_OK | os.X_OK):
+        problems.append(f"the work directory {workdir} is not writable")
+    return tuple(problems)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import time
+from email.utils import parsedate_to_datetime
 from typing import Any, Self, TypeVar
 
 import httpx
@@ -96,11 +98,27 @@ class Transport:
             response = self.http.request(method, path.lstrip("/"), **kwargs)
         except httpx.TransportError as exc:
             raise Unavailable(f"cannot reach the coordinator at {self.base_url}: {exc}") from exc
+        self._note_date(response)
         if response.status_code == 204:
             return None
         if response.is_success:
             return response.json()
         self._raise_for(response)
+
+    clock_skew_seconds: float | None = None
+    """This machine's clock minus the coordinator's, from the Date of the last answer (the
+    header has whole seconds: the figure is within about a second, plus the answer's trip)."""
+
+    def _note_date(self, response: httpx.Response) -> None:
+        date = response.headers.get("date")
+        if date is None:
+            return
+        try:
+            sent = parsedate_to_datetime(date).timestamp()
+        except (TypeError, ValueError):
+            return
+        # Date is truncated to the second: its middle is half a second later.
+        self.clock_skew_seconds = round(time.time() - (sent + 0.5), 3)
 
     def _raise_for(self, response: httpx.Response) -> Any:
         """Raise the error class matching a failed response, with the server's message."""

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import Any
 
 from buildcoord.config import Settings
 from buildcoord.models import AlertFinding, BuildRecord
@@ -107,6 +108,54 @@ def disk_low(settings: Settings, snapshot: Snapshot) -> list[AlertFinding]:
                     "warning",
                     f"{server.name}: {free / GIB:.1f} GiB disk free{share}",
                     {"disk_free_bytes": free, "disk_total_bytes": total},
+                )
+            )
+    return found
+
+
+def _live_metrics(settings: Settings, snapshot: Snapshot) -> list[tuple[str, dict[str, Any]]]:
+    """(name, metrics) of each server whose last heartbeat is fresh (not yet stale)."""
+    return [
+        (server.name, server.metrics)
+        for server in snapshot.servers
+        if server.metrics is not None
+        and server.last_heartbeat_at is not None
+        and snapshot.now - server.last_heartbeat_at < settings.stale_after_seconds
+    ]
+
+
+def clock_skew(settings: Settings, snapshot: Snapshot) -> list[AlertFinding]:
+    """A live agent's clock is off the coordinator's by more than ``clock_skew_max_seconds``
+    (build times, leases and logs stop lining up)."""
+    found = []
+    for name, metrics in _live_metrics(settings, snapshot):
+        skew = metrics.get("clock_skew_seconds")
+        if isinstance(skew, int | float) and abs(skew) > settings.clock_skew_max_seconds:
+            way = "ahead of" if skew > 0 else "behind"
+            found.append(
+                AlertFinding(
+                    name,
+                    "warning",
+                    f"{name}: its clock is {abs(skew):.0f} s {way} the coordinator's",
+                    {"clock_skew_seconds": skew},
+                )
+            )
+    return found
+
+
+def agent_unhealthy(settings: Settings, snapshot: Snapshot) -> list[AlertFinding]:
+    """A live agent reports problems with itself (git missing, a work directory it cannot
+    write): every build it takes would fail."""
+    found = []
+    for name, metrics in _live_metrics(settings, snapshot):
+        problems = metrics.get("problems") or []
+        if problems:
+            found.append(
+                AlertFinding(
+                    name,
+                    "critical",
+                    f"{name}: {'; '.join(str(problem) for problem in problems)}",
+                    {"problems": list(problems)},
                 )
             )
     return found
@@ -232,6 +281,8 @@ RULES: tuple[Rule, ...] = (
     Rule("heartbeat_stale", heartbeat_stale),
     Rule("server_offline", server_offline),
     Rule("disk_low", disk_low),
+    Rule("clock_skew", clock_skew),
+    Rule("agent_unhealthy", agent_unhealthy),
     Rule("branch_broken", branch_broken, resolve_after_seconds=0.0),
     Rule("failure_rate", failure_rate),
     Rule("backlog", backlog),

@@ -10,7 +10,17 @@ from buildcoord import validation
 from buildcoord.clock import Clock
 from buildcoord.config import Settings
 from buildcoord.errors import InvalidInput
-from buildcoord.models import MAX_UPTIME_SECONDS, SYSTEM, Metrics, Principal, Server, ServerStatus
+from buildcoord.models import (
+    MAX_CLOCK_SKEW_SECONDS,
+    MAX_PROBLEMS,
+    MAX_UPTIME_SECONDS,
+    PROBLEM_LIMIT,
+    SYSTEM,
+    Metrics,
+    Principal,
+    Server,
+    ServerStatus,
+)
 from buildcoord.services.authority import (
     require_operator,
     require_reader,
@@ -70,6 +80,15 @@ class ServerService:
                 agent_version, what="agent version", maximum=validation.AGENT_VERSION_LIMIT
             )
         figures = {key: value for key, value in asdict(metrics).items() if value is not None}
+        problems = [
+            validation.text(problem, what="agent problem", maximum=PROBLEM_LIMIT)
+            for problem in figures.pop("problems", ())
+        ]
+        if len(problems) > MAX_PROBLEMS:
+            raise InvalidInput(f"an agent reports at most {MAX_PROBLEMS} problems")
+        skew = figures.pop("clock_skew_seconds", None)
+        if skew is not None and not abs(skew) <= MAX_CLOCK_SKEW_SECONDS:
+            raise InvalidInput(f"invalid metric clock_skew_seconds={skew!r}")
         for key, value in figures.items():
             if not value >= 0:
                 raise InvalidInput(f"invalid metric {key}={value!r}: expected 0 or more")
@@ -78,6 +97,10 @@ class ServerService:
             raise InvalidInput(
                 f"invalid metric uptime_seconds={uptime!r}: at most {MAX_UPTIME_SECONDS:g}"
             )
+        if skew is not None:
+            figures["clock_skew_seconds"] = skew
+        if problems:
+            figures["problems"] = problems
         record, running = self.store.record_heartbeat(
             name,
             metrics=figures,
@@ -163,7 +186,9 @@ class ServerService:
             heartbeat_age_seconds=None
             if record.last_heartbeat_at is None
             else round(now - record.last_heartbeat_at, 3),
-            metrics=Metrics(**figures) if record.metrics is not None else None,
+            metrics=Metrics(**{**figures, "problems": tuple(figures.get("problems", ()))})
+            if record.metrics is not None
+            else None,
             agent_version=record.agent_version,
             running_jobs=jobs,
             quarantined_at=from_epoch_or_none(record.quarantined_at),

@@ -21,10 +21,13 @@ from buildcoord.models import (
     BROADCAST,
     EARLIEST_TIMESTAMP,
     LATEST_TIMESTAMP,
+    MAX_CLOCK_SKEW_SECONDS,
     MAX_DAYS,
     MAX_DURATION_SECONDS,
+    MAX_PROBLEMS,
     MAX_UPTIME_SECONDS,
     MESSAGE_TYPES,
+    PROBLEM_LIMIT,
     SERVER_LABEL_PREFIX,
     AgentOrder,
     ArtifactSet,
@@ -180,6 +183,12 @@ class MetricsIn(Body):
     disk_free_bytes: NonNegative64 | None = None
     disk_total_bytes: NonNegative64 | None = None
     uptime_seconds: Uptime | None = None
+    clock_skew_seconds: (
+        Annotated[StrictFloat, Field(ge=-MAX_CLOCK_SKEW_SECONDS, le=MAX_CLOCK_SKEW_SECONDS)] | None
+    ) = None
+    problems: list[Annotated[StrictStr, _documented(max_length=PROBLEM_LIMIT)]] = Field(
+        default_factory=list, max_length=MAX_PROBLEMS
+    )
 
 
 AgentVersion = Annotated[StrictStr, _documented(max_length=validation.AGENT_VERSION_LIMIT)]
