@@ -15,8 +15,6 @@ from buildcoord.errors import Conflict, Forbidden, InvalidInput, NotFound
 from buildcoord.models import Alert, Metrics, Principal
 from buildcoord.services import maintenance
 from buildcoord.services.coordinator import Coordinator
-from buildcoord.services.monitor import Monitor
-from buildcoord.services.notifications import NotificationService
 from buildcoord.store import Store
 
 from .queue_helpers import COMMIT
@@ -319,7 +317,7 @@ def test_a_disabled_rule_never_fires_and_an_unknown_one_is_refused(
 
     wrong = dataclasses.replace(settings, monitor_disabled_rules="heartbeat_stael")
     with pytest.raises(InvalidInput, match="no rule heartbeat_stael"):
-        Monitor(store, clock, wrong, NotificationService(store, clock, wrong))
+        Coordinator(store, wrong, clock)
 
 
 def test_maintenance_steps_the_monitor_every_monitor_seconds(
@@ -462,3 +460,76 @@ def test_nonsense_agent_health_figures_are_refused_and_never_stored(
     with pytest.raises(InvalidInput, match=error):
         beat(coordinator, build1, metrics)
     assert coordinator.servers.get("build1", by=operator).last_heartbeat_at is None
+
+
+def test_a_job_running_past_its_timeout_is_stuck_until_it_finishes(
+    coordinator: Coordinator, operator: Principal, build1: Principal, clock: FakeClock
+) -> None:
+    coordinator.branches.add(
+        "main", repo="/srv/repo", command="make", timeout_seconds=600, by=operator
+    )
+    coordinator.queue.submit("main", COMMIT, by=operator)
+    assignment = coordinator.agents.claim("build1", by=build1)
+    assert assignment is not None
+    job = assignment.job
+    clock.advance(590)
+    coordinator.monitor.step()
+    assert open_alerts(coordinator, operator, "job_stuck") == []
+
+    clock.advance(20)
+    coordinator.monitor.step()
+    [stuck] = open_alerts(coordinator, operator, "job_stuck")
+    assert stuck.subject == f"job:{job.id}"
+    assert stuck.summary == (
+        f"job {job.id} (main on build1) has run 10 min, past the 10 min it should take at most"
+    )
+
+    coordinator.queue.complete(
+        job.id, status="failed", server="build1", fencing_token=job.fencing_token, by=build1
+    )
+    assert [alert.id for alert in coordinator.monitor.step().resolved] == [stuck.id]
+
+
+def test_a_job_running_past_three_times_its_predicted_p90_is_stuck(
+    coordinator: Coordinator, operator: Principal, build1: Principal, clock: FakeClock
+) -> None:
+    coordinator.branches.add("main", repo="/srv/repo", command="make", by=operator)
+    for _ in range(8):
+        coordinator.queue.submit("main", COMMIT, by=operator)
+        assignment = coordinator.agents.claim("build1", by=build1)
+        assert assignment is not None
+        clock.advance(100)
+        coordinator.queue.complete(
+            assignment.job.id,
+            status="succeeded",
+            server="build1",
+            fencing_token=assignment.job.fencing_token,
+            by=build1,
+        )
+    coordinator.queue.submit("main", COMMIT, by=operator)
+    running = coordinator.agents.claim("build1", by=build1)
+    assert running is not None
+    clock.advance(250)
+    coordinator.monitor.step()
+    assert open_alerts(coordinator, operator, "job_stuck") == []  # under 3 x ~100 s
+
+    clock.advance(100)
+    coordinator.monitor.step()
+    [stuck] = open_alerts(coordinator, operator, "job_stuck")
+    assert stuck.subject == f"job:{running.job.id}"
+    assert 290 <= stuck.details["stuck_after_seconds"] <= 340
+
+
+def test_an_expired_lock_taken_back_raises_lock_recovered_once(
+    coordinator: Coordinator, store: Store, operator: Principal, clock: FakeClock
+) -> None:
+    coordinator.monitor.step()  # the monitor's cursor starts here
+    coordinator.locks.acquire("deploy", "ci-runner-7", ttl=10, by=operator)
+    clock.advance(11)
+    assert len(coordinator.locks.recover_expired()) == 1
+
+    [recovered] = [a for a in coordinator.monitor.step().opened if a.rule == "lock_recovered"]
+    assert (recovered.subject, recovered.details["holder"]) == ("deploy", "ci-runner-7")
+    assert recovered.summary == "lock deploy expired in the hands of ci-runner-7 and was released"
+    assert [a.id for a in coordinator.monitor.step().resolved] == [recovered.id]
+    assert all(a.rule != "lock_recovered" for a in coordinator.monitor.step().opened)

@@ -63,7 +63,7 @@ class Coordinator:
         self.branch_watch = BranchWatch(store, clock, settings, self.queue, self.messages)
         self.alerts = AlertService(store, clock)
         self.notifications = NotificationService(store, clock, settings)
-        self.monitor = Monitor(store, clock, settings, self.notifications)
+        self.monitor = Monitor(store, clock, settings, self.notifications, self.prediction)
 
     def start(self) -> None:
         """Prepare a freshly opened store: admin token, aging policy, running leases."""

@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from buildcoord.config import Settings
-from buildcoord.models import AlertFinding, BuildRecord
+from buildcoord.models import AlertFinding, BuildRecord, Event, Job
 from buildcoord.store.servers import ServerRecord
 
 GIB = 1024**3
@@ -31,6 +31,11 @@ class Snapshot:
     oldest_waiting_since: float | None
     recent_builds: list[BuildRecord] = field(default_factory=list)
     """The fleet's most recently finished builds, oldest first."""
+    running_jobs: list[Job] = field(default_factory=list)
+    stuck_after: dict[int, float] = field(default_factory=dict)
+    """Seconds after which a running job is stuck: max(3 x its predicted p90, its timeout)."""
+    recovered_locks: list[Event] = field(default_factory=list)
+    """The expired locks released since the previous step (their events)."""
 
 
 RuleCheck = Callable[[Settings, Snapshot], list[AlertFinding]]
@@ -277,6 +282,44 @@ def black_hole(settings: Settings, snapshot: Snapshot) -> list[AlertFinding]:
     return found
 
 
+def job_stuck(settings: Settings, snapshot: Snapshot) -> list[AlertFinding]:
+    """A job running past max(3 x its predicted p90, its build timeout): a hung build that
+    holds a server. A job with neither figure is not judged."""
+    found = []
+    for job in snapshot.running_jobs:
+        limit = snapshot.stuck_after.get(job.id)
+        if limit is None or job.started_at is None:
+            continue
+        running = snapshot.now - job.started_at.timestamp()
+        if running > limit:
+            found.append(
+                AlertFinding(
+                    f"job:{job.id}",
+                    "warning",
+                    f"job {job.id} ({job.branch} on {job.server}) has run {running / 60:.0f} min,"
+                    f" past the {limit / 60:.0f} min it should take at most",
+                    {"running_seconds": round(running, 1), "stuck_after_seconds": limit},
+                )
+            )
+    return found
+
+
+def lock_recovered(settings: Settings, snapshot: Snapshot) -> list[AlertFinding]:
+    """A lock's holder let its lease expire and the lock was taken back: a process died
+    holding it, or hung (resolved at the next step without one)."""
+    found: dict[str, AlertFinding] = {}
+    for event in snapshot.recovered_locks:
+        name = event.subject.removeprefix("lock:")
+        holder = (event.before or {}).get("holder", "?")
+        found[name] = AlertFinding(
+            name,
+            "warning",
+            f"lock {name} expired in the hands of {holder} and was released",
+            {"holder": holder, "event": event.id},
+        )
+    return list(found.values())
+
+
 RULES: tuple[Rule, ...] = (
     Rule("heartbeat_stale", heartbeat_stale),
     Rule("server_offline", server_offline),
@@ -287,6 +330,8 @@ RULES: tuple[Rule, ...] = (
     Rule("failure_rate", failure_rate),
     Rule("backlog", backlog),
     Rule("black_hole", black_hole),
+    Rule("job_stuck", job_stuck, resolve_after_seconds=0.0),
+    Rule("lock_recovered", lock_recovered, resolve_after_seconds=0.0),
 )
 """Every rule, on unless named in the ``monitor_disabled_rules`` setting."""
 

@@ -16,13 +16,17 @@ from dataclasses import dataclass, field
 from buildcoord.clock import Clock
 from buildcoord.config import Settings
 from buildcoord.errors import InvalidInput, NotFound
-from buildcoord.models import SYSTEM, Alert
+from buildcoord.models import SYSTEM, Alert, Event, Job
 from buildcoord.services.health_rules import RULE_NAMES, RULES, Rule, Snapshot
 from buildcoord.services.notifications import NotificationService
+from buildcoord.services.prediction import PredictionService
 from buildcoord.services.servers import QUARANTINE_REASON_LIMIT
 from buildcoord.store import Store
 
 log = logging.getLogger("buildcoord.monitor")
+
+STUCK_P90_FACTOR = 3.0
+"""A running job is stuck past this many times its predicted p90 (or its timeout, if later)."""
 
 RECENT_BUILDS = 5000
 """How many of the fleet's latest builds black_hole looks through (its window cuts them)."""
@@ -75,11 +79,14 @@ class Monitor:
         clock: Clock,
         settings: Settings,
         notifications: NotificationService,
+        prediction: PredictionService,
     ) -> None:
         self.store = store
         self.clock = clock
         self.settings = settings
         self.notifications = notifications
+        self.prediction = prediction
+        self._events_after: int | None = None  # the event log's cursor (lock recoveries)
         check_settings(settings)
         self.rules = enabled_rules(settings)
         self._last_step_at: float | None = None
@@ -141,6 +148,7 @@ class Monitor:
     def snapshot(self) -> Snapshot:
         """Read what the rules judge."""
         waiting, oldest = self.store.waiting_jobs()
+        running = self.store.running_jobs()
         return Snapshot(
             now=self.clock.now().timestamp(),
             servers=self.store.list_servers(),
@@ -150,7 +158,44 @@ class Monitor:
             waiting_jobs=waiting,
             oldest_waiting_since=oldest,
             recent_builds=self.store.recent_builds(RECENT_BUILDS),
+            running_jobs=running,
+            stuck_after=self._stuck_after(running),
+            recovered_locks=self._recovered_locks(),
         )
+
+    def _stuck_after(self, running: list[Job]) -> dict[int, float]:
+        """max(3 x predicted p90, the branch's timeout) of each running job that has one."""
+        p90 = self.prediction.p90_seconds(running)
+        timeouts = {
+            branch.name: branch.timeout_seconds
+            for branch in self.store.list_branches()
+            if branch.timeout_seconds
+        }
+        limits = {}
+        for job in running:
+            figures = [
+                figure
+                for figure in (
+                    STUCK_P90_FACTOR * p90[job.id] if job.id in p90 else None,
+                    timeouts.get(job.branch),
+                )
+                if figure
+            ]
+            if figures:
+                limits[job.id] = max(figures)
+        return limits
+
+    def _recovered_locks(self) -> list[Event]:
+        """The lock.expired_released events since the previous step (none at the first)."""
+        if self._events_after is None:
+            self._events_after = self.store.last_event_id()
+            return []
+        events = self.store.list_events(
+            kind="lock.expired_released", after_id=self._events_after, limit=1000
+        )
+        if events:
+            self._events_after = events[-1].id
+        return events
 
 
 def _listed(alerts: list[Alert], most: int = 5) -> str:

@@ -16,7 +16,7 @@ import logging
 import statistics
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 
 from buildcoord import validation
@@ -234,6 +234,23 @@ class PredictionService:
         if prediction is None:
             raise NotFound("no prediction available: no build has succeeded yet")
         return _estimate(branch, server, key, prediction, trigger)
+
+    def p90_seconds(self, jobs: Sequence[Job]) -> dict[int, float]:
+        """Each job's predicted p90 duration (its branch's build, on its server), where the
+        history gives one: what the monitor's job_stuck measures a running job against."""
+        if not jobs:
+            return {}
+        found: dict[int, float] = {}
+        with self._predictions() as predict:
+            for job in jobs:
+                try:
+                    key = self._key_of(job.branch)
+                except NotFound:
+                    continue
+                prediction = predict(key, job.branch, job.server, job.trigger)
+                if prediction is not None:
+                    found[job.id] = prediction.p90
+        return found
 
     def forecast(self) -> dict[int, JobForecast]:
         """Predicted start and finish of queued jobs, remaining time of running ones."""

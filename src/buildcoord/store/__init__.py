@@ -92,6 +92,7 @@ class Store:
     list_jobs = delegate("jobs", JobStore.list_jobs)
     running_jobs_by_server = delegate("jobs", JobStore.running_jobs_by_server)
     waiting_jobs = delegate("jobs", JobStore.waiting_jobs)
+    running_jobs = delegate("jobs", JobStore.running_jobs)
     rerank_queued_jobs = delegate("jobs", JobStore.rerank_queued)
     claim_job = delegate("jobs", JobStore.claim_for_server)
     renew_job_lease = delegate("jobs", JobStore.renew_lease)

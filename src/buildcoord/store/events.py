@@ -123,11 +123,19 @@ class EventStore:
             return int(db.run(queries.LAST_EVENT_ID).fetchone()[0])
 
     def list_events(
-        self, *, subject: str | None = None, after_id: int = 0, limit: int = 100
+        self,
+        *,
+        subject: str | None = None,
+        kind: str | None = None,
+        after_id: int = 0,
+        limit: int = 100,
     ) -> list[Event]:
-        """Return events in append order, optionally for one subject, after a cursor."""
+        """Return events in append order after a cursor: all, one subject's, or (``kind``,
+        which wins over ``subject``) one kind's."""
         with driver_read(self.engine) as db:
-            if subject is None:
+            if kind is not None:
+                rows = db.run(queries.LIST_KIND_EVENTS, (after_id, kind, limit)).fetchall()
+            elif subject is None:
                 rows = db.run(queries.LIST_EVENTS, (after_id, limit)).fetchall()
             else:
                 rows = db.run(queries.LIST_SUBJECT_EVENTS, (after_id, subject, limit)).fetchall()

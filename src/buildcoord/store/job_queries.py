@@ -67,6 +67,10 @@ LIST_EVENTS = sql(f"{_EVENT_READ} ORDER BY id LIMIT ?")
 # One subject's events after a cursor, in append order; parameters: after_id, subject, limit.
 LIST_SUBJECT_EVENTS = sql(f"{_EVENT_READ} AND subject = ? ORDER BY id LIMIT ?")
 # The newest event's id, 0 for an empty log: where a change feed starts following.
+# One kind of event after a cursor, in append order (a range of the primary key).
+# Parameters: after_id, kind, limit.
+LIST_KIND_EVENTS = sql(f"{_EVENT_READ} AND kind = ? ORDER BY id LIMIT ?")
+
 LAST_EVENT_ID = sql("SELECT COALESCE(MAX(id), 0) FROM events")
 
 # -- reading jobs -------------------------------------------------------------------------------
@@ -90,6 +94,9 @@ COUNT_BY_STATUS = sql("SELECT status, count(*) FROM jobs GROUP BY status")
 WAITING = sql(
     "SELECT count(*), min(queued_at) FROM jobs WHERE status = 'queued' AND pending_deps = 0"
 )
+
+# Every running job, by id (the literal status lets it use ix_jobs_status_lease).
+RUNNING = sql(f"SELECT {JOB_COLUMNS} FROM jobs WHERE status = 'running' ORDER BY id")
 
 # Every running job as (server, id), by id.
 RUNNING_JOBS = sql("SELECT server, id FROM jobs WHERE status = 'running' ORDER BY id")

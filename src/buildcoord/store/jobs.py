@@ -141,6 +141,11 @@ class JobStore:
         with driver_read(self.engine) as db:
             return {status: count for status, count in db.run(queries.COUNT_BY_STATUS)}
 
+    def running_jobs(self) -> list[Job]:
+        """Every running job, by id."""
+        with driver_read(self.engine) as db:
+            return [job_from_row(row) for row in db.run(queries.RUNNING).fetchall()]
+
     def waiting_jobs(self) -> tuple[int, float | None]:
         """(claimable queued jobs, when the longest waiting of them was queued)."""
         with driver_read(self.engine) as db:
