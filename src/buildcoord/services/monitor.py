@@ -129,6 +129,7 @@ class Monitor:
             repeated += repeats
             if rule.name == "black_hole" and self.settings.quarantine_black_holes:
                 self._quarantine(new)
+        self.notifications.queue_reminders()
         return MonitorReport(opened, repeated, resolved)
 
     def _quarantine(self, black_holes: list[Alert]) -> None:

@@ -2,11 +2,13 @@
 
 The monitor queues a delivery for each notifier that wants an alert's opening or resolution
 (its rules, its minimum severity, no silence in force) in the transaction that made the
-change, so with several coordinators each is queued once. Each configured notifier has a
-sender thread of its own in every coordinator: it claims that notifier's due deliveries by
-compare-and-set, sends each with the notifier's timeout and records the outcome; a failure is
-retried with exponential backoff up to MAX_ATTEMPTS. A notifier that hangs or refuses holds
-up only its own thread: never the monitor, never another notifier.
+change, so with several coordinators each is queued once; while an alert stays open and
+unacknowledged, a notifier with ``repeat_minutes`` gets a reminder that often. Each
+configured notifier has a sender thread of its own in every coordinator: it claims that
+notifier's due deliveries by compare-and-set, sends each with the notifier's timeout and
+records the outcome; a failure is retried with exponential backoff up to MAX_ATTEMPTS. A
+notifier that hangs or refuses holds up only its own thread: never the monitor, never
+another notifier.
 """
 
 from __future__ import annotations
@@ -64,6 +66,32 @@ class NotificationService:
             for name, notifier in self.notifiers.items()
             if notifier.wants(alert.rule, alert.severity)
         ]
+
+    def queue_reminders(self) -> int:
+        """Queue a reminder of every open, unacknowledged, unsilenced alert to each notifier
+        with a ``repeat_minutes`` that has told nothing of it for that long (the monitor
+        asks at each step); return how many were queued."""
+        now = self.clock.now()
+        silences = self.store.list_silences(in_force_at=now.timestamp(), limit=1000)
+        queued = 0
+        for name, notifier in self.notifiers.items():
+            if notifier.repeat_minutes <= 0:
+                continue
+
+            def wanted(
+                rule: str, subject: str, severity: str, n: NotifierSettings = notifier
+            ) -> bool:
+                if any(silence.covers(rule, subject, now) for silence in silences):
+                    return False
+                return n.wants(rule, severity)
+
+            queued += self.store.queue_reminders(
+                name,
+                since=now.timestamp() - notifier.repeat_minutes * 60,
+                now=now.timestamp(),
+                wanted=wanted,
+            )
+        return queued
 
     def deliver_due(self, name: str, *, limit: int = BATCH) -> int:
         """Send up to ``limit`` of a notifier's due deliveries; return how many were sent."""

@@ -180,6 +180,7 @@ class Store:
     end_silence = delegate("alerts", AlertStore.end_silence)
     list_silences = delegate("alerts", AlertStore.list_silences)
     claim_deliveries = delegate("alert_deliveries", AlertDeliveryStore.claim_deliveries)
+    queue_reminders = delegate("alert_deliveries", AlertDeliveryStore.queue_reminders)
     record_delivery_sent = delegate("alert_deliveries", AlertDeliveryStore.record_sent)
     record_delivery_failed = delegate("alert_deliveries", AlertDeliveryStore.record_failed)
     list_deliveries = delegate("alert_deliveries", AlertDeliveryStore.list_deliveries)

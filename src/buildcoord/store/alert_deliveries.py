@@ -3,7 +3,7 @@ compare-and-set, sent once, retried with backoff, recorded."""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any, NamedTuple
 
 from sqlalchemy import Engine
@@ -55,6 +55,28 @@ _FAILED = sql(
 _OF_ALERT = sql(f"SELECT {_COLUMNS} FROM alert_deliveries WHERE alert_id = ? ORDER BY id")
 
 
+# Open, unacknowledged alerts the notifier was told of, and told nothing since ``since``:
+# id, rule, subject, severity. PostgreSQL locks them, so that a second coordinator queueing
+# the same reminders waits, then finds them queued (REMIND's own, later snapshot).
+# Parameters: notifier, notifier, since.
+_REMINDABLE = (
+    "SELECT a.id, a.rule, a.subject, a.severity FROM alerts a"
+    " WHERE a.resolved_at IS NULL AND a.acknowledged_at IS NULL"
+    " AND EXISTS (SELECT 1 FROM alert_deliveries d WHERE d.alert_id = a.id AND d.notifier = ?)"
+    " AND NOT EXISTS (SELECT 1 FROM alert_deliveries d WHERE d.alert_id = a.id"
+    " AND d.notifier = ? AND d.created_at > ?) ORDER BY a.id"
+)
+_REMINDABLE_SQL = sql(_REMINDABLE, postgresql=f"{_REMINDABLE} FOR UPDATE OF a")
+
+# Queue a reminder unless one was queued since ``since``. Parameters: alert_id, notifier,
+# created_at, due_at, alert_id, notifier, since.
+_REMIND = sql(
+    "INSERT INTO alert_deliveries (alert_id, notifier, event, created_at, due_at, attempts)"
+    " SELECT ?, ?, 'reminder', ?, ?, 0 WHERE NOT EXISTS (SELECT 1 FROM alert_deliveries"
+    " WHERE alert_id = ? AND notifier = ? AND created_at > ?)"
+)
+
+
 class ClaimedDelivery(NamedTuple):
     """A delivery this process holds until its claim runs out."""
 
@@ -88,6 +110,27 @@ class AlertDeliveryStore:
                 if row is not None:
                     claimed.append(ClaimedDelivery(*row))
             return claimed
+
+    def queue_reminders(
+        self,
+        notifier: str,
+        *,
+        since: float,
+        now: float,
+        wanted: Callable[[str, str, str], bool],
+    ) -> int:
+        """Queue a reminder to ``notifier`` of each open, unacknowledged alert it was told of
+        and told nothing since ``since``, where ``wanted(rule, subject, severity)``; return
+        how many were queued. Each once, however many coordinators ask at once."""
+        queued = 0
+        with driver_transaction(self.engine, appends_events=False) as db:
+            rows = db.run(_REMINDABLE_SQL, (notifier, notifier, since)).fetchall()
+            for alert_id, rule, subject, severity in rows:
+                if not wanted(rule, subject, severity):
+                    continue
+                params = (alert_id, notifier, now, now, alert_id, notifier, since)
+                queued += db.run(_REMIND, params).rowcount
+        return queued
 
     def record_sent(self, delivery_id: int, *, now: float) -> None:
         """Record a delivery sent."""
