@@ -636,3 +636,38 @@ class AlertDelivery:
     sent_at: datetime | None
     gave_up_at: datetime | None
     last_error: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class BranchHealth:
+    """How a branch's latest builds went (at most the last 50 that passed or failed)."""
+
+    branch: str
+    builds: int
+    success_rate: float | None
+    """Passed / (passed + failed), 0 to 1."""
+    mean_seconds: float | None
+    """Mean duration of the passed builds."""
+    p90_seconds: float | None
+    last_result: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class FleetHealth:
+    """The fleet at a glance: servers, build outcomes, the queue, open alerts."""
+
+    at: datetime
+    servers_online: int
+    """Online or busy."""
+    servers_total: int
+    servers: tuple[Server, ...]
+    builds_24h: int
+    success_rate_24h: float | None
+    builds_7d: int
+    success_rate_7d: float | None
+    branches: tuple[BranchHealth, ...]
+    queued: int
+    running: int
+    blocked: int
+    alerts_open: int
+    alerts_critical: int

@@ -83,6 +83,7 @@ LAZY_COMMANDS = {
     "compare": "buildcoord.cli.comparisons:compare",
     "predict": "buildcoord.cli.prediction:predict",
     "alerts": "buildcoord.cli.alerts:alerts",
+    "health": "buildcoord.cli.health:health",
 }
 
 

@@ -10,6 +10,7 @@ from buildcoord.client.agents import AgentEndpoints
 from buildcoord.client.alerts import AlertEndpoints
 from buildcoord.client.artifacts import ArtifactEndpoints
 from buildcoord.client.branches import BranchEndpoints
+from buildcoord.client.fleet import FleetEndpoints
 from buildcoord.client.locks import LockEndpoints
 from buildcoord.client.logs import LogEndpoints
 from buildcoord.client.messages import MessageEndpoints
@@ -37,6 +38,7 @@ class Client(
     ArtifactEndpoints,
     RollbackEndpoints,
     AlertEndpoints,
+    FleetEndpoints,
 ):
     """Talks to one coordinator's /api/v1 with one bearer token."""
 

@@ -12,6 +12,7 @@ from buildcoord.services.branch_watch import BranchWatch
 from buildcoord.services.branches import BranchService
 from buildcoord.services.comparisons import ComparisonService
 from buildcoord.services.feed import ChangeFeed
+from buildcoord.services.health import HealthService
 from buildcoord.services.locks import LockService
 from buildcoord.services.logs import LogService
 from buildcoord.services.messages import MessageService
@@ -63,6 +64,7 @@ class Coordinator:
         self.branch_watch = BranchWatch(store, clock, settings, self.queue, self.messages)
         self.alerts = AlertService(store, clock)
         self.notifications = NotificationService(store, clock, settings)
+        self.health = HealthService(store, clock, self.servers)
         self.monitor = Monitor(store, clock, settings, self.notifications, self.prediction)
 
     def start(self) -> None:

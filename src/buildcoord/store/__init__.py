@@ -92,6 +92,7 @@ class Store:
     list_jobs = delegate("jobs", JobStore.list_jobs)
     running_jobs_by_server = delegate("jobs", JobStore.running_jobs_by_server)
     waiting_jobs = delegate("jobs", JobStore.waiting_jobs)
+    count_jobs_by_status = delegate("jobs", JobStore.count_by_status)
     running_jobs = delegate("jobs", JobStore.running_jobs)
     rerank_queued_jobs = delegate("jobs", JobStore.rerank_queued)
     claim_job = delegate("jobs", JobStore.claim_for_server)
@@ -129,6 +130,7 @@ class Store:
     record_build = delegate("history", HistoryStore.record_finished)
     recent_builds = delegate("history", HistoryStore.recent_builds)
     latest_outcomes = delegate("history", HistoryStore.latest_outcomes)
+    outcome_counts = delegate("history", HistoryStore.outcome_counts)
     builds_finished_since = delegate("history", HistoryStore.finished_since)
     latest_build_key = delegate("history", HistoryStore.latest_key_of)
 
@@ -176,6 +178,7 @@ class Store:
     acknowledge_alert = delegate("alerts", AlertStore.acknowledge_alert)
     get_alert = delegate("alerts", AlertStore.get_alert)
     list_alerts = delegate("alerts", AlertStore.list_alerts)
+    count_open_alerts = delegate("alerts", AlertStore.count_open_alerts)
     add_silence = delegate("alerts", AlertStore.add_silence)
     end_silence = delegate("alerts", AlertStore.end_silence)
     list_silences = delegate("alerts", AlertStore.list_silences)

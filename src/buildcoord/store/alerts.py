@@ -11,7 +11,7 @@ import json
 from collections.abc import Callable, Sequence
 from typing import Any, NamedTuple
 
-from sqlalchemy import Connection, Engine, Row, insert, select, update
+from sqlalchemy import Connection, Engine, Row, func, insert, select, update
 
 from buildcoord.errors import Conflict, NotFound
 from buildcoord.models import Alert, AlertFinding, AlertSilence
@@ -307,6 +307,12 @@ class AlertStore:
             query = query.where(alert_silences.c.until > in_force_at)
         with read_transaction(self.engine) as conn:
             return [_silence(row) for row in conn.execute(query)]
+
+    def count_open_alerts(self) -> dict[str, int]:
+        """Open alerts by severity."""
+        query = select(alerts.c.severity, func.count()).where(_OPEN).group_by(alerts.c.severity)
+        with read_transaction(self.engine) as conn:
+            return {severity: int(count) for severity, count in conn.execute(query)}
 
     def get_alert(self, alert_id: int) -> Alert:
         """One alert, open or resolved; NotFound if there is none with that id."""

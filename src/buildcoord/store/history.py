@@ -54,6 +54,12 @@ LATEST_KEY = sql(
     "SELECT build_key FROM build_history WHERE branch = ? ORDER BY started_at DESC LIMIT 1"
 )
 
+# How many builds finished since a time, by result (on ix_build_history_finished_at).
+# Parameters: since.
+OUTCOME_COUNTS = sql(
+    "SELECT result, count(*) FROM build_history WHERE finished_at >= ? GROUP BY result"
+)
+
 # The branches with a build command (the ones agents build).
 BUILT_BRANCHES = sql("SELECT name FROM branches WHERE command IS NOT NULL ORDER BY name")
 
@@ -194,6 +200,11 @@ class HistoryStore:
                 ]
                 for name in names
             }
+
+    def outcome_counts(self, since: float) -> dict[str, int]:
+        """How many builds finished at or after ``since``, by result."""
+        with driver_read(self.engine) as db:
+            return {result: int(count) for result, count in db.run(OUTCOME_COUNTS, (since,))}
 
     def latest_key_of(self, branch: str) -> str | None:
         """The build key of a branch's most recently started build, or None if it has none."""

@@ -18,6 +18,7 @@ from buildcoord.web.routes import (
     alerts,
     artifacts,
     branches,
+    fleet,
     locks,
     logs,
     messages,
@@ -70,6 +71,7 @@ def create_app(
         prediction,
         webhooks,
         alerts,
+        fleet,
     )
     for module in routers:
         app.include_router(module.router, prefix="/api/v1", responses=ERROR_RESPONSES)
