@@ -671,3 +671,28 @@ class FleetHealth:
     blocked: int
     alerts_open: int
     alerts_critical: int
+
+
+@dataclass(frozen=True, slots=True)
+class FleetSample:
+    """The fleet over one minute or one hour: gauges (averaged over an hour) and the builds
+    that finished in it."""
+
+    period: Literal["minute", "hour"]
+    at: datetime
+    """The period's start."""
+    servers_online: float
+    servers_total: float
+    queued: float
+    running: float
+    blocked: float
+    passed: int
+    failed: int
+    mean_duration_seconds: float | None
+    """Of the builds that passed in the period."""
+
+    @property
+    def success_rate(self) -> float | None:
+        """Passed / (passed + failed) in the period."""
+        done = self.passed + self.failed
+        return None if done == 0 else self.passed / done

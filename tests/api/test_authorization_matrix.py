@@ -263,6 +263,7 @@ TABLE: dict[str, Row] = {
         lambda w, s: (f"/servers/{s.name}/resume", None, None), 409
     ),
     "GET /api/v1/fleet": fleet_read(lambda w, s: ("/fleet", None, None)),
+    "GET /api/v1/fleet/trends": fleet_read(lambda w, s: ("/fleet/trends", {"window": "30d"}, None)),
     "GET /api/v1/alerts": fleet_read(lambda w, s: ("/alerts", {"all": "true"}, None)),
     "GET /api/v1/alerts/{alert_id}": fleet_read(lambda w, s: ("/alerts/999999", None, None), 404),
     "POST /api/v1/alerts/{alert_id}/ack": operator_only(

@@ -1,4 +1,4 @@
-"""buildcoord health show: the fleet at a glance."""
+"""buildcoord health show|trends: the fleet at a glance, and over time."""
 
 from __future__ import annotations
 
@@ -25,6 +25,46 @@ def show(as_json: bool) -> None:
         emit_json(fleet)
         return
     _summary(fleet)
+
+
+@health.command("trends")
+@click.option(
+    "--window",
+    type=click.Choice(["24h", "30d"]),
+    default="24h",
+    show_default=True,
+    help="24h: a sample a minute; 30d: a sample an hour.",
+)
+@json_option
+def trends(window: str, as_json: bool) -> None:
+    """The fleet over time: servers online, queue depth, builds and success rate."""
+    with get_context().client() as client:
+        samples = client.fleet_trends(window)
+    if as_json:
+        emit_json(samples)
+        return
+    if not samples:
+        click.echo(f"No samples in the last {window} yet (one is taken each minute)")
+        return
+    table(
+        ("AT", "ONLINE", "QUEUED", "RUNNING", "BLOCKED", "PASSED", "FAILED", "RATE", "MEAN"),
+        [
+            (
+                stamp(sample.at),
+                f"{sample.servers_online:g}/{sample.servers_total:g}",
+                f"{sample.queued:g}",
+                f"{sample.running:g}",
+                f"{sample.blocked:g}",
+                sample.passed,
+                sample.failed,
+                _percent(sample.success_rate),
+                "-"
+                if sample.mean_duration_seconds is None
+                else f"{sample.mean_duration_seconds:.0f}s",
+            )
+            for sample in samples
+        ],
+    )
 
 
 def _percent(rate: float | None) -> str:

@@ -26,6 +26,7 @@ from buildcoord.services.rollback import RollbackService
 from buildcoord.services.servers import ServerService
 from buildcoord.services.system import SystemService
 from buildcoord.services.tokens import TokenService
+from buildcoord.services.trends import TrendService
 from buildcoord.store import Store
 
 
@@ -65,6 +66,7 @@ class Coordinator:
         self.alerts = AlertService(store, clock)
         self.notifications = NotificationService(store, clock, settings)
         self.health = HealthService(store, clock, self.servers)
+        self.trends = TrendService(store, clock, self.servers)
         self.monitor = Monitor(store, clock, settings, self.notifications, self.prediction)
 
     def start(self) -> None:

@@ -46,15 +46,16 @@ def step(coordinator: Coordinator) -> StepReport:
     """One pass of upkeep.
 
     End the leases of lost agents, expire job leases, recover expired locks, record server
-    status flips, step the health monitor when it is due; when the last archiving is an hour
-    old, archive old read messages, forget webhook deliveries older than a week and agent
-    sessions that ended over a day ago.
+    status flips, step the health monitor and sample the fleet's trend when due; when the
+    last archiving is an hour old, archive old read messages, forget webhook deliveries
+    older than a week and agent sessions that ended over a day ago.
     """
     jobs = coordinator.agents.release_lost_agents() + coordinator.queue.expire_leases()
     locks = coordinator.locks.recover_expired()
     changes = coordinator.servers.record_status_changes()
     archived, forgotten = _archive_if_due(coordinator)
     monitored = coordinator.monitor.step_if_due()
+    coordinator.trends.sample_if_due()
     return StepReport(
         requeued_or_failed_jobs=[job.id for job in jobs],
         released_locks=[f"{lock.name} ({lock.holder})" for lock in locks],

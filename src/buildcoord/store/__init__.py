@@ -24,6 +24,7 @@ from buildcoord.store.comparisons import ComparisonStore
 from buildcoord.store.engine import checkpoint_wal, event_commits, make_engine
 from buildcoord.store.events import EventStore
 from buildcoord.store.facade import delegate
+from buildcoord.store.fleet_samples import FleetSampleStore
 from buildcoord.store.history import HistoryStore
 from buildcoord.store.jobs import JobStore
 from buildcoord.store.locks import LockStore
@@ -62,6 +63,7 @@ class Store:
         self.history = HistoryStore(engine)
         self.alerts = AlertStore(engine)
         self.alert_deliveries = AlertDeliveryStore(engine)
+        self.fleet_samples = FleetSampleStore(engine)
         self.webhook_deliveries = WebhookDeliveryStore(engine)
 
     @classmethod
@@ -131,6 +133,11 @@ class Store:
     recent_builds = delegate("history", HistoryStore.recent_builds)
     latest_outcomes = delegate("history", HistoryStore.latest_outcomes)
     outcome_counts = delegate("history", HistoryStore.outcome_counts)
+    outcomes_between = delegate("history", HistoryStore.outcomes_between)
+    record_fleet_sample = delegate("fleet_samples", FleetSampleStore.record_sample)
+    roll_up_fleet_hour = delegate("fleet_samples", FleetSampleStore.roll_up_hour)
+    prune_fleet_samples = delegate("fleet_samples", FleetSampleStore.prune_samples)
+    list_fleet_samples = delegate("fleet_samples", FleetSampleStore.list_samples)
     builds_finished_since = delegate("history", HistoryStore.finished_since)
     latest_build_key = delegate("history", HistoryStore.latest_key_of)
 

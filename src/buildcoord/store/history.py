@@ -60,6 +60,14 @@ OUTCOME_COUNTS = sql(
     "SELECT result, count(*) FROM build_history WHERE finished_at >= ? GROUP BY result"
 )
 
+# Builds that finished in [start, end): passed, failed, and the passed ones' durations.
+OUTCOMES_BETWEEN = sql(
+    "SELECT COALESCE(SUM(CASE WHEN result = 'succeeded' THEN 1 ELSE 0 END), 0),"
+    " COALESCE(SUM(CASE WHEN result = 'failed' THEN 1 ELSE 0 END), 0),"
+    " COALESCE(SUM(CASE WHEN result = 'succeeded' THEN duration ELSE 0 END), 0)"
+    " FROM build_history WHERE finished_at >= ? AND finished_at < ?"
+)
+
 # The branches with a build command (the ones agents build).
 BUILT_BRANCHES = sql("SELECT name FROM branches WHERE command IS NOT NULL ORDER BY name")
 
@@ -205,6 +213,13 @@ class HistoryStore:
         """How many builds finished at or after ``since``, by result."""
         with driver_read(self.engine) as db:
             return {result: int(count) for result, count in db.run(OUTCOME_COUNTS, (since,))}
+
+    def outcomes_between(self, start: float, end: float) -> tuple[int, int, float]:
+        """(passed, failed, the passed builds' summed duration) of builds that finished in
+        [start, end)."""
+        with driver_read(self.engine) as db:
+            passed, failed, seconds = db.run(OUTCOMES_BETWEEN, (start, end)).fetchone()
+        return int(passed), int(failed), float(seconds)
 
     def latest_key_of(self, branch: str) -> str | None:
         """The build key of a branch's most recently started build, or None if it has none."""

@@ -430,3 +430,21 @@ Index(
     postgresql_where=text("sent_at IS NULL AND gave_up_at IS NULL"),
 )
 Index("ix_alert_deliveries_alert", alert_deliveries.c.alert_id)
+
+# The fleet's trend: one sample a minute, kept 24 hours, and one an hour (the minutes'
+# averages and sums), kept 30 days. The primary key makes a sample once per period, however
+# many coordinators take it.
+fleet_samples = Table(
+    "fleet_samples",
+    metadata,
+    Column("period", String(8), primary_key=True),  # minute | hour
+    Column("at", Time, primary_key=True),  # the period's start
+    Column("servers_online", Double, nullable=False),
+    Column("servers_total", Double, nullable=False),
+    Column("queued", Double, nullable=False),
+    Column("running", Double, nullable=False),
+    Column("blocked", Double, nullable=False),
+    Column("passed", Integer, nullable=False),  # builds that finished in the period
+    Column("failed", Integer, nullable=False),
+    Column("duration_sum", Double, nullable=False),  # of the passed builds, seconds
+)

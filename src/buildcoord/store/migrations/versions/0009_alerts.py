@@ -1,4 +1,4 @@
-"""alerts, alert silences, alert deliveries and server quarantine
+"""alerts, alert silences, alert deliveries, server quarantine, fleet samples
 
 Revision ID: 0009
 Revises: 0008
@@ -104,9 +104,24 @@ def upgrade() -> None:
             postgresql_where=sa.text(_DUE),
         )
         batch_op.create_index("ix_alert_deliveries_alert", ["alert_id"], unique=False)
+    op.create_table(
+        "fleet_samples",
+        sa.Column("period", sa.String(length=8), nullable=False),
+        sa.Column("at", sa.Double(), nullable=False),
+        sa.Column("servers_online", sa.Double(), nullable=False),
+        sa.Column("servers_total", sa.Double(), nullable=False),
+        sa.Column("queued", sa.Double(), nullable=False),
+        sa.Column("running", sa.Double(), nullable=False),
+        sa.Column("blocked", sa.Double(), nullable=False),
+        sa.Column("passed", sa.Integer(), nullable=False),
+        sa.Column("failed", sa.Integer(), nullable=False),
+        sa.Column("duration_sum", sa.Double(), nullable=False),
+        sa.PrimaryKeyConstraint("period", "at", name=op.f("pk_fleet_samples")),
+    )
 
 
 def downgrade() -> None:
+    op.drop_table("fleet_samples")
     with op.batch_alter_table("alert_deliveries", schema=None) as batch_op:
         batch_op.drop_index("ix_alert_deliveries_alert")
         batch_op.drop_index(
