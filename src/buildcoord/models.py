@@ -696,3 +696,35 @@ class FleetSample:
         """Passed / (passed + failed) in the period."""
         done = self.passed + self.failed
         return None if done == 0 else self.passed / done
+
+
+DURATION_BUCKETS = (10.0, 30.0, 60.0, 120.0, 300.0, 600.0, 1200.0, 1800.0, 3600.0, 7200.0)
+"""The upper bounds (seconds) of the build-duration histogram /metrics exports."""
+
+
+@dataclass(frozen=True, slots=True)
+class DurationHistogram:
+    """A branch's passed builds' durations, all time: count, sum, and how many were at most
+    each of DURATION_BUCKETS (cumulative)."""
+
+    branch: str
+    count: int
+    total_seconds: float
+    buckets: tuple[int, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class StoreFigures:
+    """What /metrics reports, read from the database in one transaction."""
+
+    jobs_by_status: dict[str, int]
+    builds: tuple[tuple[str, str, int], ...]
+    """(branch, result, count) of every finished build."""
+    durations: tuple[DurationHistogram, ...]
+    locks_held: int
+    alerts_open: tuple[tuple[str, str, int], ...]
+    """(rule, severity, count) of open alerts."""
+    deliveries_given_up: tuple[tuple[str, int], ...]
+    """(notifier, count) of notifications given up."""
+    deliveries_failing: tuple[tuple[str, int], ...]
+    """(notifier, count) of notifications whose last attempt failed and that will retry."""

@@ -7,7 +7,14 @@ from __future__ import annotations
 import math
 
 from buildcoord.clock import Clock
-from buildcoord.models import BranchHealth, BuildRecord, FleetHealth, Principal
+from buildcoord.models import (
+    BranchHealth,
+    BuildRecord,
+    FleetHealth,
+    Principal,
+    Server,
+    StoreFigures,
+)
 from buildcoord.services.authority import require_reader
 from buildcoord.services.monitor import BUILDS_IN_VIEW
 from buildcoord.services.servers import ServerService
@@ -23,6 +30,11 @@ class HealthService:
         self.store = store
         self.clock = clock
         self.servers = servers
+
+    def scrape(self, *, by: Principal) -> tuple[StoreFigures, list[Server]]:
+        """What /metrics exports: the database's figures and every server now."""
+        require_reader(by, "reading metrics")
+        return self.store.read_figures(), self.servers.list_servers(by=by)
 
     def fleet(self, *, by: Principal) -> FleetHealth:
         """Servers, outcomes, branches, queue depth and open alerts, now."""

@@ -24,6 +24,7 @@ from buildcoord.store.comparisons import ComparisonStore
 from buildcoord.store.engine import checkpoint_wal, event_commits, make_engine
 from buildcoord.store.events import EventStore
 from buildcoord.store.facade import delegate
+from buildcoord.store.figures import FigureStore
 from buildcoord.store.fleet_samples import FleetSampleStore
 from buildcoord.store.history import HistoryStore
 from buildcoord.store.jobs import JobStore
@@ -64,6 +65,7 @@ class Store:
         self.alerts = AlertStore(engine)
         self.alert_deliveries = AlertDeliveryStore(engine)
         self.fleet_samples = FleetSampleStore(engine)
+        self.figures = FigureStore(engine)
         self.webhook_deliveries = WebhookDeliveryStore(engine)
 
     @classmethod
@@ -138,6 +140,7 @@ class Store:
     roll_up_fleet_hour = delegate("fleet_samples", FleetSampleStore.roll_up_hour)
     prune_fleet_samples = delegate("fleet_samples", FleetSampleStore.prune_samples)
     list_fleet_samples = delegate("fleet_samples", FleetSampleStore.list_samples)
+    read_figures = delegate("figures", FigureStore.read_figures)
     builds_finished_since = delegate("history", HistoryStore.finished_since)
     latest_build_key = delegate("history", HistoryStore.latest_key_of)
 

@@ -22,6 +22,7 @@ from buildcoord.web.routes import (
     locks,
     logs,
     messages,
+    metrics,
     orders,
     prediction,
     queue,
@@ -75,6 +76,7 @@ def create_app(
     )
     for module in routers:
         app.include_router(module.router, prefix="/api/v1", responses=ERROR_RESPONSES)
+    app.include_router(metrics.router)  # /metrics, where Prometheus looks
     limits = BodyLimits(default=settings.max_request_bytes, upload=settings.max_upload_bytes)
     app.add_middleware(RequestGuard, coordinator=coordinator, limits=limits)
     return app

@@ -39,6 +39,8 @@ ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
 API_PREFIX = "/api/v1/"
 
 PUBLIC_ROUTES = frozenset({"/api/v1/health", "/api/v1/hooks/git"})
+OUTSIDE_ROUTES = frozenset({"/metrics"})
+"""Routes outside /api/v1 that need a token all the same (Prometheus' scrape path)."""
 """Routes that take no bearer token: the liveness probe, and the push webhook (signed by HMAC,
 its own checks bound and refuse its body)."""
 
@@ -91,7 +93,7 @@ class RequestGuard:
         if _has_nul(path, scope.get("query_string", b"")):
             await _refuse(scope, receive, send, 422, "NUL bytes are not allowed in a path or query")
             return
-        if path.startswith(API_PREFIX) and path not in PUBLIC_ROUTES:
+        if (path.startswith(API_PREFIX) and path not in PUBLIC_ROUTES) or path in OUTSIDE_ROUTES:
             try:
                 principal = await self._authenticate(scope)
             except Unauthorized as exc:
