@@ -29,7 +29,7 @@ STUCK_P90_FACTOR = 3.0
 """A running job is stuck past this many times its predicted p90 (or its timeout, if later)."""
 
 RECENT_BUILDS = 5000
-"""How many of the fleet's latest builds black_hole looks through (its window cuts them)."""
+"""The most of the fleet's builds in black_hole's window the rules see (the latest)."""
 
 BUILDS_IN_VIEW = 50
 """How many of a branch's latest builds the rules see (branch_broken looks that far back
@@ -148,17 +148,20 @@ class Monitor:
 
     def snapshot(self) -> Snapshot:
         """Read what the rules judge."""
+        now = self.clock.now().timestamp()
         waiting, oldest = self.store.waiting_jobs()
         running = self.store.running_jobs()
         return Snapshot(
-            now=self.clock.now().timestamp(),
+            now=now,
             servers=self.store.list_servers(),
             outcomes=self.store.latest_outcomes(
                 max(self.settings.failure_rate_builds, BUILDS_IN_VIEW)
             ),
             waiting_jobs=waiting,
             oldest_waiting_since=oldest,
-            recent_builds=self.store.recent_builds(RECENT_BUILDS),
+            recent_builds=self.store.recent_builds_since(
+                now - self.settings.black_hole_window_minutes * 60, RECENT_BUILDS
+            ),
             running_jobs=running,
             stuck_after=self._stuck_after(running),
             recovered_locks=self._recovered_locks(),

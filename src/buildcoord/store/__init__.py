@@ -133,6 +133,7 @@ class Store:
 
     record_build = delegate("history", HistoryStore.record_finished)
     recent_builds = delegate("history", HistoryStore.recent_builds)
+    recent_builds_since = delegate("history", HistoryStore.recent_builds_since)
     latest_outcomes = delegate("history", HistoryStore.latest_outcomes)
     outcome_counts = delegate("history", HistoryStore.outcome_counts)
     outcomes_between = delegate("history", HistoryStore.outcomes_between)

@@ -43,6 +43,12 @@ RECENT = sql(
     " ORDER BY finished_at DESC, job_id DESC, attempt DESC LIMIT ?"
 )
 
+# The most recently finished records from a time on, newest first. Parameters: since, limit.
+RECENT_SINCE = sql(
+    f"SELECT {_COLUMNS} FROM build_history WHERE finished_at >= ?"
+    " ORDER BY finished_at DESC, job_id DESC, attempt DESC LIMIT ?"
+)
+
 # Records finished at or after a time, in the order they finished. Parameters: since, limit.
 FINISHED_SINCE = sql(
     f"SELECT {_COLUMNS} FROM build_history WHERE finished_at >= ?"
@@ -186,6 +192,12 @@ class HistoryStore:
         """The ``limit`` most recently finished builds, oldest first (the order they finished)."""
         with driver_read(self.engine) as db:
             rows = db.run(RECENT, (limit,)).fetchall()
+        return [record_from_row(row) for row in reversed(rows)]
+
+    def recent_builds_since(self, since: float, limit: int) -> list[BuildRecord]:
+        """The ``limit`` most recently finished builds from ``since`` on, oldest first."""
+        with driver_read(self.engine) as db:
+            rows = db.run(RECENT_SINCE, (since, limit)).fetchall()
         return [record_from_row(row) for row in reversed(rows)]
 
     def finished_since(self, since: float, limit: int = 10_000) -> list[BuildRecord]:
