@@ -15,7 +15,8 @@ from typing import Any
 
 from buildcoord.errors import InvalidInput
 
-KINDS = ("webhook", "slack")
+KINDS = ("webhook", "slack", "github")
+GITHUB_API = "https://api.github.com"
 SEVERITIES = ("warning", "critical")
 _NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,63}")
 _ENV = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,127}")
@@ -23,8 +24,14 @@ _COMMON = {"name", "kind", "rules", "min_severity", "repeat_minutes", "timeout_s
 _KEYS = {
     "webhook": _COMMON | {"url", "secret_env"},
     "slack": _COMMON | {"url"},
+    "github": _COMMON | {"repo", "token_env", "api_url"},
 }
-_REQUIRED = {"webhook": ("name", "kind", "url"), "slack": ("name", "kind", "url")}
+_REQUIRED = {
+    "webhook": ("name", "kind", "url"),
+    "slack": ("name", "kind", "url"),
+    "github": ("name", "kind", "repo", "token_env"),
+}
+_REPO = re.compile(r"[A-Za-z0-9_.-]{1,100}/[A-Za-z0-9_.-]{1,100}")
 
 
 @dataclass(frozen=True, slots=True)
@@ -38,7 +45,10 @@ class NotifierSettings:
     """The rules it is told about; empty: every rule."""
     min_severity: str = "warning"
     secret_env: str = ""
-    """webhook: the environment variable holding the HMAC-SHA256 key ("" signs nothing)."""
+    """webhook: the environment variable holding the HMAC-SHA256 key ("" signs nothing);
+    github: the one holding the token."""
+    repo: str = ""
+    """github: owner/name of the repository the issues go to (``url`` is the API's root)."""
     repeat_minutes: float = 60.0
     """How often an open, unacknowledged alert is told about again (0: never)."""
     timeout_seconds: float = 10.0
@@ -85,18 +95,25 @@ def _notifier(block: dict[str, Any], where: str) -> NotifierSettings:
     name = _text(block, "name", where)
     if not _NAME.fullmatch(name):
         raise InvalidInput(f"{where}: notifier name {name!r}: letters, digits, . _ - (1-64)")
-    url = _text(block, "url", where)
+    url_key = "api_url" if kind == "github" else "url"
+    url = _text(block, url_key, where) if url_key in block else GITHUB_API
     if not re.fullmatch(r"https?://[^\s\x00]{1,2000}", url):
-        raise InvalidInput(f"{where}: url must be an http:// or https:// URL")
+        raise InvalidInput(f"{where}: {url_key} must be an http:// or https:// URL")
+    repo = ""
+    if kind == "github":
+        repo = _text(block, "repo", where)
+        if not _REPO.fullmatch(repo):
+            raise InvalidInput(f"{where}: repo must be owner/name")
     rules = block.get("rules", [])
     if not isinstance(rules, list) or not all(isinstance(rule, str) for rule in rules):
         raise InvalidInput(f"{where}: rules must be a list of rule names")
     severity = block.get("min_severity", "warning")
     if severity not in SEVERITIES:
         raise InvalidInput(f"{where}: min_severity must be one of {', '.join(SEVERITIES)}")
-    secret_env = _text(block, "secret_env", where) if "secret_env" in block else ""
+    env_key = "token_env" if kind == "github" else "secret_env"
+    secret_env = _text(block, env_key, where) if env_key in block else ""
     if secret_env and not _ENV.fullmatch(secret_env):
-        raise InvalidInput(f"{where}: secret_env must name an environment variable")
+        raise InvalidInput(f"{where}: {env_key} must name an environment variable")
     return NotifierSettings(
         name=name,
         kind=kind,
@@ -104,6 +121,7 @@ def _notifier(block: dict[str, Any], where: str) -> NotifierSettings:
         rules=tuple(rules),
         min_severity=severity,
         secret_env=secret_env,
+        repo=repo,
         repeat_minutes=_number(block, "repeat_minutes", 60.0, where, minimum=0.0),
         timeout_seconds=_number(block, "timeout_seconds", 10.0, where, minimum=0.1),
     )

@@ -111,3 +111,24 @@ def test_two_notifiers_with_one_name_are_refused(tmp_path: Path) -> None:
     block = '[[notifiers]]\nname = "a"\nkind = "slack"\nurl = "https://x.example/"\n'
     with pytest.raises(InvalidInput, match="two notifiers are named 'a'"):
         load_settings(config_path=write(tmp_path, block + block), environ={})
+
+
+def test_a_github_notifier_needs_its_repository_and_token_variable(tmp_path: Path) -> None:
+    good = write(
+        tmp_path,
+        '[[notifiers]]\nname = "issues"\nkind = "github"\nrepo = "acme/builds"\n'
+        'token_env = "GH_TOKEN"\nrules = ["server_offline"]\n',
+    )
+    [issues] = load_settings(config_path=good, environ={}).notifiers
+    assert (issues.url, issues.repo, issues.secret_env) == (
+        "https://api.github.com",
+        "acme/builds",
+        "GH_TOKEN",
+    )
+    for block, message in (
+        ('name = "i"\nkind = "github"\nrepo = "acme/builds"', "needs 'token_env'"),
+        ('name = "i"\nkind = "github"\nrepo = "acme"\ntoken_env = "T"', "repo must be owner/name"),
+        ('name = "i"\nkind = "github"\nrepo = "a/b"\ntoken_env = "T"\nurl = "https://x/"', "'url'"),
+    ):
+        with pytest.raises(InvalidInput, match=message):
+            load_settings(config_path=write(tmp_path, f"[[notifiers]]\n{block}\n"), environ={})

@@ -305,3 +305,150 @@ def test_a_test_message_goes_through_a_notifier_now(
         coordinator.notifications.test("pager", by=operator)
     receiver.status = 403
     assert coordinator.notifications.test("hook", by=operator) == "refused: HTTP 403 ok"
+
+
+class GitHubStandIn:
+    """A small local stand-in for GitHub's issue endpoints: create, comment, close."""
+
+    def __init__(self, token: str) -> None:
+        self.calls: list[tuple[str, str, dict[str, Any]]] = []
+        self.issues: dict[int, dict[str, Any]] = {}
+        stand_in = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def _answer(self, status: int, document: dict[str, Any]) -> None:
+                body = json.dumps(document).encode()
+                self.send_response(status)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                self.wfile.write(body)
+
+            def _handle(self) -> None:
+                length = int(self.headers.get("Content-Length") or 0)
+                document = json.loads(self.rfile.read(length) or b"{}")
+                stand_in.calls.append((self.command, self.path, document))
+                if self.headers.get("Authorization") != f"Bearer {token}":
+                    self._answer(401, {"message": "Bad credentials"})
+                    return
+                parts = self.path.strip("/").split("/")  # repos, owner, name, issues, ...
+                if self.command == "POST" and len(parts) == 4:
+                    number = len(stand_in.issues) + 1
+                    stand_in.issues[number] = {**document, "state": "open", "comments": []}
+                    self._answer(201, {"number": number})
+                elif self.command == "POST" and parts[-1] == "comments":
+                    stand_in.issues[int(parts[4])]["comments"].append(document["body"])
+                    self._answer(201, {"id": 1})
+                elif self.command == "PATCH":
+                    stand_in.issues[int(parts[4])]["state"] = document["state"]
+                    self._answer(200, {"number": int(parts[4])})
+                else:
+                    self._answer(404, {"message": "Not Found"})
+
+            do_POST = _handle
+            do_PATCH = _handle
+
+            def log_message(self, *args: Any) -> None:
+                pass
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+        self.thread.start()
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
+
+    def close(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+        self.thread.join(timeout=5)
+
+
+@pytest.fixture
+def github(monkeypatch: pytest.MonkeyPatch) -> Iterator[GitHubStandIn]:
+    monkeypatch.setenv("GH_TOKEN", "ghp-test-token-1234")
+    stand_in = GitHubStandIn("ghp-test-token-1234")
+    yield stand_in
+    stand_in.close()
+
+
+def issues_notifier(stand_in: GitHubStandIn, **fields: Any) -> NotifierSettings:
+    values: dict[str, Any] = {
+        "name": "issues",
+        "kind": "github",
+        "url": stand_in.url,
+        "repo": "acme/builds",
+        "secret_env": "GH_TOKEN",
+        "repeat_minutes": 10,
+        **fields,
+    }
+    return NotifierSettings(**values)
+
+
+def test_github_gets_an_issue_per_alert_a_comment_per_reminder_and_a_close_on_resolve(
+    store: Store,
+    settings: Settings,
+    clock: FakeClock,
+    operator: Principal,
+    github: GitHubStandIn,
+) -> None:
+    stale_only = issues_notifier(github, rules=("heartbeat_stale",))
+    coordinator = with_notifiers(store, settings, clock, stale_only)
+    stale(coordinator, operator, clock, "build1")
+    [alert] = coordinator.monitor.step().opened
+    coordinator.notifications.deliver_due("issues")
+    clock.advance(11 * 60)  # offline by now too: that rule is not this notifier's
+    coordinator.monitor.step()  # still stale: a reminder is due
+    coordinator.notifications.deliver_due("issues")
+    agent = Principal("agent", "agent build1", server="build1")
+    coordinator.servers.heartbeat("build1", metrics=Metrics(), by=agent)
+    coordinator.monitor.step()
+    clock.advance(settings.resolve_after_seconds)
+    coordinator.servers.heartbeat("build1", metrics=Metrics(), by=agent)
+    coordinator.monitor.step()
+    coordinator.notifications.deliver_due("issues")
+
+    [issue] = github.issues.values()
+    assert issue["title"] == f"🚨 Build Server Health Alert: {alert.summary}"
+    assert issue["labels"] == ["health-alert", "automated", "priority-high"]
+    assert "## 🚨 Alert opened" in issue["body"]
+    assert [comment.splitlines()[0] for comment in issue["comments"]] == [
+        "## ⏰ Still open",
+        "## ✅ Resolved",
+    ]
+    assert issue["state"] == "closed"
+    deliveries = coordinator.notifications.deliveries(alert.id, by=operator)
+    assert [(d.event, d.sent_at is not None) for d in deliveries] == [
+        ("opened", True),
+        ("reminder", True),
+        ("resolved", True),
+    ]
+
+
+def test_a_rejected_github_token_is_recorded_without_the_token(
+    store: Store,
+    settings: Settings,
+    clock: FakeClock,
+    operator: Principal,
+    github: GitHubStandIn,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("GH_TOKEN", "ghp-revoked-token-9999")
+    coordinator = with_notifiers(store, settings, clock, issues_notifier(github))
+    stale(coordinator, operator, clock, "build1")
+    [alert] = coordinator.monitor.step().opened
+    coordinator.notifications.deliver_due("issues")
+
+    [delivery] = coordinator.notifications.deliveries(alert.id, by=operator)
+    assert delivery.last_error == 'refused: HTTP 401 {"message": "Bad credentials"}'
+    assert "ghp-revoked" not in (delivery.last_error or "")
+    assert github.issues == {}
+
+
+def test_a_github_test_message_opens_and_closes_an_issue(
+    store: Store, settings: Settings, clock: FakeClock, operator: Principal, github: GitHubStandIn
+) -> None:
+    coordinator = with_notifiers(store, settings, clock, issues_notifier(github))
+
+    assert coordinator.notifications.test("issues", by=operator) is None
+    [issue] = github.issues.values()
+    assert issue["state"] == "closed"
+    assert issue["title"].startswith("🚨 Build Server Health Alert: a test of notifier issues")

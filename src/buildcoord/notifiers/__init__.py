@@ -1,4 +1,5 @@
-"""Telling people about alerts: one sender per notifier kind, alert in, message out.
+"""Telling people about alerts: one sender per notifier kind (a JSON webhook, Slack, GitHub
+issues), alert in, message out.
 
 A bottom layer: it knows the alert model and the notifier's settings, nothing of the store or
 the services. A send either returns (the receiver took it) or raises DeliveryFailed with a
@@ -14,6 +15,7 @@ import httpx
 
 from buildcoord.models import Alert
 from buildcoord.notifier_config import NotifierSettings
+from buildcoord.notifiers.github import send_issue_update
 from buildcoord.notifiers.http import DeliveryFailed, post
 from buildcoord.notifiers.messages import slack_body, webhook_body, webhook_headers
 
@@ -25,11 +27,19 @@ def send(
     alert: Alert,
     event: str,
     *,
+    receipt: str | None = None,
     environ: Mapping[str, str] | None = None,
     client: httpx.Client | None = None,
-) -> None:
-    """Tell ``notifier`` about ``event`` (opened, reminder, resolved, test) of ``alert``."""
+) -> str | None:
+    """Tell ``notifier`` about ``event`` (opened, reminder, resolved, test) of ``alert``;
+    return what the receiver gave back that later events need (a GitHub issue's number),
+    given to those as ``receipt``."""
     env = os.environ if environ is None else environ
+    if notifier.kind == "github":
+        token = env.get(notifier.secret_env, "")
+        if not token:
+            raise DeliveryFailed(f"environment variable {notifier.secret_env} is not set")
+        return send_issue_update(notifier, alert, event, token, receipt, client=client)
     if notifier.kind == "webhook":
         body = webhook_body(notifier, alert, event)
         secret = ""
@@ -39,7 +49,8 @@ def send(
                 raise DeliveryFailed(f"environment variable {notifier.secret_env} is not set")
         headers = webhook_headers(body, event, secret)
         post(notifier, body, headers, client=client)
-    elif notifier.kind == "slack":
+        return None
+    if notifier.kind == "slack":
         post(notifier, slack_body(alert, event), {}, client=client)
-    else:  # parse_notifiers admits no other kind
-        raise DeliveryFailed(f"notifier kind {notifier.kind!r} cannot send")
+        return None
+    raise DeliveryFailed(f"notifier kind {notifier.kind!r} cannot send")

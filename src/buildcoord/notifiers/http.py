@@ -18,8 +18,21 @@ def post(
     headers: dict[str, str],
     *,
     client: httpx.Client | None = None,
-) -> None:
+) -> httpx.Response:
     """POST ``body`` (JSON) to the notifier's URL; DeliveryFailed unless it answers 2xx."""
+    return call(notifier, "POST", notifier.url, body, headers, client=client)
+
+
+def call(
+    notifier: NotifierSettings,
+    method: str,
+    url: str,
+    body: bytes,
+    headers: dict[str, str],
+    *,
+    client: httpx.Client | None = None,
+) -> httpx.Response:
+    """Send one request within the notifier's timeout; DeliveryFailed unless it answers 2xx."""
     sent_headers = {
         "Content-Type": "application/json",
         "User-Agent": f"buildcoord/{__version__}",
@@ -27,12 +40,12 @@ def post(
     }
     try:
         if client is not None:
-            response = client.post(
-                notifier.url, content=body, headers=sent_headers, timeout=notifier.timeout_seconds
+            response = client.request(
+                method, url, content=body, headers=sent_headers, timeout=notifier.timeout_seconds
             )
         else:
             with httpx.Client(timeout=notifier.timeout_seconds, follow_redirects=False) as own:
-                response = own.post(notifier.url, content=body, headers=sent_headers)
+                response = own.request(method, url, content=body, headers=sent_headers)
     except httpx.TimeoutException:
         raise DeliveryFailed(f"no answer within {notifier.timeout_seconds:g} s") from None
     except httpx.HTTPError as error:
@@ -42,6 +55,7 @@ def post(
     if not 200 <= response.status_code < 300:
         text = response.text[:200].replace("\n", " ")
         raise DeliveryFailed(f"refused: HTTP {response.status_code} {text}".rstrip())
+    return response
 
 
 def _without_url(text: str) -> str:

@@ -103,7 +103,15 @@ class NotificationService:
         sent = 0
         for delivery in claimed:
             try:
-                send(notifier, self.store.get_alert(delivery.alert_id), delivery.event)
+                receipt = None
+                if delivery.event != "opened":
+                    receipt = self.store.delivery_receipt(delivery.alert_id, name)
+                receipt = send(
+                    notifier,
+                    self.store.get_alert(delivery.alert_id),
+                    delivery.event,
+                    receipt=receipt,
+                )
             except Exception as error:  # DeliveryFailed, or a bug: recorded, retried, bounded
                 failure = error if isinstance(error, DeliveryFailed) else _unexpected(error)
                 attempts = delivery.attempts + 1
@@ -122,7 +130,9 @@ class NotificationService:
                     "; given up" if retry_at is None else "",
                 )
             else:
-                self.store.record_delivery_sent(delivery.id, now=self.clock.now().timestamp())
+                self.store.record_delivery_sent(
+                    delivery.id, now=self.clock.now().timestamp(), receipt=receipt
+                )
                 sent += 1
         return sent
 

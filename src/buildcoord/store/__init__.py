@@ -198,6 +198,7 @@ class Store:
     record_delivery_sent = delegate("alert_deliveries", AlertDeliveryStore.record_sent)
     record_delivery_failed = delegate("alert_deliveries", AlertDeliveryStore.record_failed)
     list_deliveries = delegate("alert_deliveries", AlertDeliveryStore.list_deliveries)
+    delivery_receipt = delegate("alert_deliveries", AlertDeliveryStore.delivery_receipt)
 
     # -- tokens ------------------------------------------------------------------------------
 

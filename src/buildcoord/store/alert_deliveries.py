@@ -38,10 +38,17 @@ _CLAIM = sql(
     " RETURNING id, alert_id, event, attempts"
 )
 
-# Parameters: sent_at, id.
+# Parameters: sent_at, receipt, id.
 _SENT = sql(
-    "UPDATE alert_deliveries SET sent_at = ?, attempts = attempts + 1, claimed_until = NULL,"
-    " last_error = NULL WHERE id = ?"
+    "UPDATE alert_deliveries SET sent_at = ?, receipt = ?, attempts = attempts + 1,"
+    " claimed_until = NULL, last_error = NULL WHERE id = ?"
+)
+
+# The receipt of the first sent delivery of an alert to a notifier that has one (the issue
+# its opening created). Parameters: alert_id, notifier.
+_RECEIPT = sql(
+    "SELECT receipt FROM alert_deliveries WHERE alert_id = ? AND notifier = ?"
+    " AND receipt IS NOT NULL ORDER BY id LIMIT 1"
 )
 
 # A failed attempt: retry at due_at, or give up (gave_up_at not NULL). Parameters: due_at,
@@ -132,10 +139,16 @@ class AlertDeliveryStore:
                 queued += db.run(_REMIND, params).rowcount
         return queued
 
-    def record_sent(self, delivery_id: int, *, now: float) -> None:
-        """Record a delivery sent."""
+    def record_sent(self, delivery_id: int, *, now: float, receipt: str | None = None) -> None:
+        """Record a delivery sent, with what the receiver gave back for it."""
         with driver_transaction(self.engine, appends_events=False) as db:
-            db.run(_SENT, (now, delivery_id))
+            db.run(_SENT, (now, receipt, delivery_id))
+
+    def delivery_receipt(self, alert_id: int, notifier: str) -> str | None:
+        """What the receiver gave back for the alert's first delivery that got something."""
+        with driver_read(self.engine) as db:
+            found = db.run(_RECEIPT, (alert_id, notifier)).fetchone()
+        return None if found is None else str(found[0])
 
     def record_failed(
         self, delivery_id: int, error: str, *, now: float, retry_at: float | None

@@ -421,6 +421,8 @@ alert_deliveries = Table(
     Column("sent_at", Time, nullable=True),
     Column("gave_up_at", Time, nullable=True),
     Column("last_error", String(1000), nullable=True),
+    # What the receiver gave back for it (a GitHub issue's number), for the later ones.
+    Column("receipt", String(100), nullable=True),
 )
 Index(
     "ix_alert_deliveries_due",

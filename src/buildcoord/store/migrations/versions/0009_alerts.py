@@ -90,6 +90,7 @@ def upgrade() -> None:
         sa.Column("sent_at", sa.Double(), nullable=True),
         sa.Column("gave_up_at", sa.Double(), nullable=True),
         sa.Column("last_error", sa.String(length=1000), nullable=True),
+        sa.Column("receipt", sa.String(length=100), nullable=True),
         sa.ForeignKeyConstraint(
             ["alert_id"], ["alerts.id"], name=op.f("fk_alert_deliveries_alert_id_alerts")
         ),
