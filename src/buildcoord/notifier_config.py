@@ -15,7 +15,7 @@ from typing import Any
 
 from buildcoord.errors import InvalidInput
 
-KINDS = ("webhook", "slack", "github")
+KINDS = ("webhook", "slack", "github", "email")
 GITHUB_API = "https://api.github.com"
 SEVERITIES = ("warning", "critical")
 _NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,63}")
@@ -25,12 +25,15 @@ _KEYS = {
     "webhook": _COMMON | {"url", "secret_env"},
     "slack": _COMMON | {"url"},
     "github": _COMMON | {"repo", "token_env", "api_url"},
+    "email": _COMMON | {"host", "port", "starttls", "username", "password_env", "from", "to"},
 }
 _REQUIRED = {
     "webhook": ("name", "kind", "url"),
     "slack": ("name", "kind", "url"),
     "github": ("name", "kind", "repo", "token_env"),
+    "email": ("name", "kind", "host", "from", "to"),
 }
+_ADDRESS = re.compile(r"[^@\s<>\x00]{1,200}@[^@\s<>\x00]{1,200}")
 _REPO = re.compile(r"[A-Za-z0-9_.-]{1,100}/[A-Za-z0-9_.-]{1,100}")
 
 
@@ -49,6 +52,13 @@ class NotifierSettings:
     github: the one holding the token."""
     repo: str = ""
     """github: owner/name of the repository the issues go to (``url`` is the API's root)."""
+    host: str = ""
+    """email: the SMTP server (``port``, ``starttls``, ``username``, ``password_env``)."""
+    port: int = 587
+    starttls: bool = True
+    username: str = ""
+    sender: str = ""
+    recipients: tuple[str, ...] = ()
     repeat_minutes: float = 60.0
     """How often an open, unacknowledged alert is told about again (0: never)."""
     timeout_seconds: float = 10.0
@@ -95,10 +105,12 @@ def _notifier(block: dict[str, Any], where: str) -> NotifierSettings:
     name = _text(block, "name", where)
     if not _NAME.fullmatch(name):
         raise InvalidInput(f"{where}: notifier name {name!r}: letters, digits, . _ - (1-64)")
-    url_key = "api_url" if kind == "github" else "url"
-    url = _text(block, url_key, where) if url_key in block else GITHUB_API
-    if not re.fullmatch(r"https?://[^\s\x00]{1,2000}", url):
-        raise InvalidInput(f"{where}: {url_key} must be an http:// or https:// URL")
+    url = ""
+    if kind != "email":
+        url_key = "api_url" if kind == "github" else "url"
+        url = _text(block, url_key, where) if url_key in block else GITHUB_API
+        if not re.fullmatch(r"https?://[^\s\x00]{1,2000}", url):
+            raise InvalidInput(f"{where}: {url_key} must be an http:// or https:// URL")
     repo = ""
     if kind == "github":
         repo = _text(block, "repo", where)
@@ -110,11 +122,13 @@ def _notifier(block: dict[str, Any], where: str) -> NotifierSettings:
     severity = block.get("min_severity", "warning")
     if severity not in SEVERITIES:
         raise InvalidInput(f"{where}: min_severity must be one of {', '.join(SEVERITIES)}")
-    env_key = "token_env" if kind == "github" else "secret_env"
+    env_key = {"github": "token_env", "email": "password_env"}.get(kind, "secret_env")
     secret_env = _text(block, env_key, where) if env_key in block else ""
     if secret_env and not _ENV.fullmatch(secret_env):
         raise InvalidInput(f"{where}: {env_key} must name an environment variable")
+    mail = _mail(block, where) if kind == "email" else {}
     return NotifierSettings(
+        **mail,
         name=name,
         kind=kind,
         url=url,
@@ -125,6 +139,37 @@ def _notifier(block: dict[str, Any], where: str) -> NotifierSettings:
         repeat_minutes=_number(block, "repeat_minutes", 60.0, where, minimum=0.0),
         timeout_seconds=_number(block, "timeout_seconds", 10.0, where, minimum=0.1),
     )
+
+
+def _mail(block: dict[str, Any], where: str) -> dict[str, Any]:
+    """An email notifier's server and addresses."""
+    host = _text(block, "host", where)
+    if not re.fullmatch(r"[A-Za-z0-9.-]{1,253}|\[[0-9A-Fa-f:.]{2,45}\]", host):
+        raise InvalidInput(f"{where}: host must be a host name or an address")
+    port = block.get("port", 587)
+    if isinstance(port, bool) or not isinstance(port, int) or not 1 <= port <= 65535:
+        raise InvalidInput(f"{where}: port must be from 1 to 65535")
+    starttls = block.get("starttls", True)
+    if not isinstance(starttls, bool):
+        raise InvalidInput(f"{where}: starttls must be true or false")
+    sender = _text(block, "from", where)
+    recipients = block["to"]
+    if isinstance(recipients, str):
+        recipients = [recipients]
+    if not isinstance(recipients, list) or not recipients or len(recipients) > 50:
+        raise InvalidInput(f"{where}: to must be an address or a list of 1 to 50")
+    for address in (sender, *recipients):
+        if not isinstance(address, str) or not _ADDRESS.fullmatch(address):
+            raise InvalidInput(f"{where}: {address!r} is not an e-mail address")
+    username = _text(block, "username", where) if "username" in block else ""
+    return {
+        "host": host,
+        "port": port,
+        "starttls": starttls,
+        "username": username,
+        "sender": sender,
+        "recipients": tuple(recipients),
+    }
 
 
 def _text(block: dict[str, Any], key: str, where: str) -> str:

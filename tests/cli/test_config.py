@@ -132,3 +132,30 @@ def test_a_github_notifier_needs_its_repository_and_token_variable(tmp_path: Pat
     ):
         with pytest.raises(InvalidInput, match=message):
             load_settings(config_path=write(tmp_path, f"[[notifiers]]\n{block}\n"), environ={})
+
+
+def test_an_email_notifier_needs_a_server_a_sender_and_recipients(tmp_path: Path) -> None:
+    good = write(
+        tmp_path,
+        '[[notifiers]]\nname = "mail"\nkind = "email"\nhost = "smtp.example.com"\n'
+        'from = "ci@example.com"\nto = ["ops@example.com"]\nusername = "ci"\n'
+        'password_env = "SMTP_PASSWORD"\n',
+    )
+    [mail] = load_settings(config_path=good, environ={}).notifiers
+    assert (mail.host, mail.port, mail.starttls, mail.recipients) == (
+        "smtp.example.com",
+        587,
+        True,
+        ("ops@example.com",),
+    )
+    assert mail.secret_env == "SMTP_PASSWORD"
+    base = 'name = "m"\nkind = "email"\nhost = "smtp.example.com"\n'
+    for block, message in (
+        (base + 'to = "ops@example.com"', "needs 'from'"),
+        (base + 'from = "ci"\nto = "ops@example.com"', "'ci' is not an e-mail address"),
+        (base + 'from = "ci@example.com"\nto = []', "to must be an address"),
+        (base + 'from = "ci@example.com"\nto = "a@b.c"\nport = 0', "port must be"),
+        (base + 'from = "ci@example.com"\nto = "a@b.c"\nstarttls = "yes"', "starttls"),
+    ):
+        with pytest.raises(InvalidInput, match=message):
+            load_settings(config_path=write(tmp_path, f"[[notifiers]]\n{block}\n"), environ={})

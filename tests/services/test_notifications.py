@@ -10,6 +10,7 @@ import json
 import threading
 import time
 from collections.abc import Callable, Iterator
+from email import message_from_bytes, policy
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
@@ -452,3 +453,98 @@ def test_a_github_test_message_opens_and_closes_an_issue(
     [issue] = github.issues.values()
     assert issue["state"] == "closed"
     assert issue["title"].startswith("🚨 Build Server Health Alert: a test of notifier issues")
+
+
+class Mailbox:
+    """aiosmtpd's handler: keeps every message it is given."""
+
+    def __init__(self) -> None:
+        self.messages: list[Any] = []
+
+    async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:
+        self.messages.append(envelope)
+        return "250 OK"
+
+
+@pytest.fixture
+def mail_server() -> Iterator[tuple[Mailbox, int]]:
+    from aiosmtpd.controller import Controller
+
+    mailbox = Mailbox()
+    port = _closed_port()  # free now; aiosmtpd binds it at once
+    controller = Controller(mailbox, hostname="127.0.0.1", port=port)
+    controller.start()
+    try:
+        yield mailbox, port
+    finally:
+        controller.stop()
+
+
+def mail_notifier(port: int, **fields: Any) -> NotifierSettings:
+    values: dict[str, Any] = {
+        "name": "mail",
+        "kind": "email",
+        "host": "127.0.0.1",
+        "port": port,
+        "starttls": False,
+        "sender": "buildcoord@example.com",
+        "recipients": ("ops@example.com", "lead@example.com"),
+        **fields,
+    }
+    return NotifierSettings(**values)
+
+
+def test_an_alert_is_mailed_to_every_recipient(
+    store: Store,
+    settings: Settings,
+    clock: FakeClock,
+    operator: Principal,
+    mail_server: tuple[Mailbox, int],
+) -> None:
+    mailbox, port = mail_server
+    coordinator = with_notifiers(store, settings, clock, mail_notifier(port))
+    stale(coordinator, operator, clock, "build1")
+    [alert] = coordinator.monitor.step().opened
+
+    assert coordinator.notifications.deliver_due("mail") == 1
+    [envelope] = mailbox.messages
+    assert envelope.rcpt_tos == ["ops@example.com", "lead@example.com"]
+    mail = message_from_bytes(envelope.content, policy=policy.default)
+    assert mail["Subject"] == f"[buildcoord] WARNING heartbeat_stale: {alert.summary}"
+    assert mail["To"] == "ops@example.com, lead@example.com"
+    assert "Alert opened" in mail.get_body().get_content()
+
+
+def test_a_mail_server_without_starttls_or_down_is_a_recorded_failure(
+    store: Store,
+    settings: Settings,
+    clock: FakeClock,
+    operator: Principal,
+    mail_server: tuple[Mailbox, int],
+) -> None:
+    mailbox, port = mail_server
+    closed = _closed_port()
+    coordinator = with_notifiers(
+        store,
+        settings,
+        clock,
+        mail_notifier(port, starttls=True),
+        mail_notifier(closed, name="down"),
+    )
+    stale(coordinator, operator, clock, "build1")
+    [alert] = coordinator.monitor.step().opened
+    coordinator.notifications.deliver_due("mail")
+    coordinator.notifications.deliver_due("down")
+
+    states = {d.notifier: d for d in coordinator.notifications.deliveries(alert.id, by=operator)}
+    assert states["mail"].last_error == "the mail server does not offer STARTTLS"
+    assert (states["down"].last_error or "").startswith("cannot send mail: ConnectionRefusedError")
+    assert mailbox.messages == []
+
+
+def _closed_port() -> int:
+    import socket
+
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])

@@ -1,5 +1,5 @@
 """Telling people about alerts: one sender per notifier kind (a JSON webhook, Slack, GitHub
-issues), alert in, message out.
+issues, e-mail), alert in, message out.
 
 A bottom layer: it knows the alert model and the notifier's settings, nothing of the store or
 the services. A send either returns (the receiver took it) or raises DeliveryFailed with a
@@ -15,6 +15,7 @@ import httpx
 
 from buildcoord.models import Alert
 from buildcoord.notifier_config import NotifierSettings
+from buildcoord.notifiers.email import send_mail
 from buildcoord.notifiers.github import send_issue_update
 from buildcoord.notifiers.http import DeliveryFailed, post
 from buildcoord.notifiers.messages import slack_body, webhook_body, webhook_headers
@@ -52,5 +53,13 @@ def send(
         return None
     if notifier.kind == "slack":
         post(notifier, slack_body(alert, event), {}, client=client)
+        return None
+    if notifier.kind == "email":
+        password = ""
+        if notifier.secret_env:
+            password = env.get(notifier.secret_env, "")
+            if not password:
+                raise DeliveryFailed(f"environment variable {notifier.secret_env} is not set")
+        send_mail(notifier, alert, event, password)
         return None
     raise DeliveryFailed(f"notifier kind {notifier.kind!r} cannot send")
