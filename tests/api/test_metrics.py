@@ -77,3 +77,31 @@ def test_metrics_need_a_token_and_a_read_token_is_enough(
     assert http.get("/metrics", headers=bearer("not-a-token")).status_code == 401
     read = operator.create_token("prometheus", kind="read")
     assert "buildcoord_jobs" in scrape(http, read.secret)
+
+
+def test_the_shipped_grafana_dashboard_and_alert_rules_use_only_exported_metrics(
+    http: TestClient,
+) -> None:
+    import json
+    import re
+    from pathlib import Path
+
+    import yaml
+
+    docs = Path(__file__).resolve().parents[2] / "docs" / "monitoring"
+    dashboard = json.loads((docs / "grafana-dashboard.json").read_text())
+    rules = yaml.safe_load((docs / "prometheus-alerts.yml").read_text())
+    expressions = [target["expr"] for panel in dashboard["panels"] for target in panel["targets"]]
+    expressions += [rule["expr"] for group in rules["groups"] for rule in group["rules"]]
+    used = {name for expr in expressions for name in re.findall(r"buildcoord_[a-z_]+", expr)}
+    # Every family announces its name and type, with or without samples yet.
+    text = http.get("/metrics", headers=bearer(ADMIN_TOKEN)).text
+    announced = set(re.findall(r"^# TYPE (buildcoord_[a-z_]+)", text, re.MULTILINE))
+    missing = {
+        name
+        for name in used
+        if name not in announced
+        and re.sub(r"_(total|bucket|sum|count)$", "", name) not in announced
+    }
+    assert len(used) >= 8
+    assert missing == set()
