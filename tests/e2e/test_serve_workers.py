@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 
+from buildcoord.models import Metrics
 from live_fleet import live_fleet, pid_alive, wait_for
 
 pytestmark = pytest.mark.timeout(120)
@@ -93,3 +94,28 @@ def test_a_worker_that_dies_stops_the_others_and_the_first_process_exits_non_zer
         os.kill(first, signal.SIGKILL)
         assert fleet.coordinator.wait(timeout=30) == 1
         wait_for("the other worker gone", lambda: not pid_alive(second) or None, timeout=20)
+
+
+def test_two_workers_stepping_the_monitor_open_one_alert_per_subject(tmp_path: Path) -> None:
+    with live_fleet(
+        tmp_path / "fleet", workers="2", monitor_seconds="1", heartbeat_interval_seconds="1"
+    ) as fleet:
+        fleet.register("build1")
+        with fleet.client(fleet.tokens["build1"]) as agent:
+            agent.heartbeat("build1", Metrics())
+        with fleet.client() as client:
+
+            def counted() -> int | None:
+                found = client.list_alerts(rule="heartbeat_stale")
+                return found[0].count if found and found[0].count >= 6 else None
+
+            wait_for("the alert to be seen six times", counted, timeout=30, interval=0.25)
+            alerts = client.list_alerts(include_resolved=True, rule="heartbeat_stale")
+            opened = [
+                event
+                for event in client.list_events(subject="heartbeat_stale:build1", limit=1000)
+                if event.kind == "alert.opened"
+            ]
+
+    assert len(alerts) == 1
+    assert len(opened) == 1
