@@ -533,3 +533,17 @@ def test_an_expired_lock_taken_back_raises_lock_recovered_once(
     assert recovered.summary == "lock deploy expired in the hands of ci-runner-7 and was released"
     assert [a.id for a in coordinator.monitor.step().resolved] == [recovered.id]
     assert all(a.rule != "lock_recovered" for a in coordinator.monitor.step().opened)
+
+
+def test_a_servers_own_labels_override_the_disk_low_limits_for_it(
+    coordinator: Coordinator, operator: Principal, register_server: RegisterServer
+) -> None:
+    big = register_server("big", labels=["disk_low_gib=50"])
+    small = register_server("small", labels=["disk_low_percent=1", "disk_low_gib=0.5"])
+    beat(coordinator, big, Metrics(disk_free_bytes=30 * GIB, disk_total_bytes=1000 * GIB))
+    beat(coordinator, small, Metrics(disk_free_bytes=1 * GIB, disk_total_bytes=50 * GIB))
+    coordinator.monitor.step()
+
+    [low] = open_alerts(coordinator, operator, "disk_low")
+    assert low.subject == "big"  # 30 GiB is under its 50; small's 1 GiB (2 %) is over its limits
+    assert (low.details["limit_gib"], low.details["limit_percent"]) == (50.0, 5.0)

@@ -8,6 +8,7 @@ and a figure an agent did not send is simply not judged.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -91,7 +92,9 @@ def server_offline(settings: Settings, snapshot: Snapshot) -> list[AlertFinding]
 
 
 def disk_low(settings: Settings, snapshot: Snapshot) -> list[AlertFinding]:
-    """A live server's free disk is under ``disk_low_percent`` of it or ``disk_low_gib``."""
+    """A live server's free disk is under ``disk_low_percent`` of it or ``disk_low_gib``; a
+    server's own labels ``disk_low_percent=N`` and ``disk_low_gib=N`` (the operator's, or its
+    agent's) override them for it."""
     found = []
     for server in snapshot.servers:
         if server.last_heartbeat_at is None or server.metrics is None:
@@ -101,21 +104,42 @@ def disk_low(settings: Settings, snapshot: Snapshot) -> list[AlertFinding]:
         free = server.metrics.get("disk_free_bytes")
         if free is None:
             continue
+        labels = (*server.reported_labels, *server.labels)  # the operator's win
+        limit_gib = _label_number(labels, "disk_low_gib", settings.disk_low_gib)
+        limit_percent = _label_number(labels, "disk_low_percent", settings.disk_low_percent)
         total = server.metrics.get("disk_total_bytes")
         percent = 100.0 * free / total if total else None
-        if free < settings.disk_low_gib * GIB or (
-            percent is not None and percent < settings.disk_low_percent
-        ):
+        if free < limit_gib * GIB or (percent is not None and percent < limit_percent):
             share = "" if percent is None else f" ({percent:.1f} %)"
             found.append(
                 AlertFinding(
                     server.name,
                     "warning",
                     f"{server.name}: {free / GIB:.1f} GiB disk free{share}",
-                    {"disk_free_bytes": free, "disk_total_bytes": total},
+                    {
+                        "disk_free_bytes": free,
+                        "disk_total_bytes": total,
+                        "limit_gib": limit_gib,
+                        "limit_percent": limit_percent,
+                    },
                 )
             )
     return found
+
+
+def _label_number(labels: tuple[str, ...], key: str, default: float) -> float:
+    """The last ``key=N`` label's N (a number of 0 or more), else ``default``."""
+    value = default
+    for label in labels:
+        name, _, text = label.partition("=")
+        if name == key:
+            try:
+                number = float(text)
+            except ValueError:
+                continue
+            if math.isfinite(number) and number >= 0:
+                value = number
+    return value
 
 
 def _live_metrics(settings: Settings, snapshot: Snapshot) -> list[tuple[str, dict[str, Any]]]:
