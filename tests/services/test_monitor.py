@@ -547,3 +547,21 @@ def test_a_servers_own_labels_override_the_disk_low_limits_for_it(
     [low] = open_alerts(coordinator, operator, "disk_low")
     assert low.subject == "big"  # 30 GiB is under its 50; small's 1 GiB (2 %) is over its limits
     assert (low.details["limit_gib"], low.details["limit_percent"]) == (50.0, 5.0)
+
+
+def test_a_coordinator_that_starts_does_not_take_old_heartbeats_for_a_stale_fleet(
+    store: Store,
+    settings: Settings,
+    operator: Principal,
+    coordinator: Coordinator,
+    build1: Principal,
+    clock: FakeClock,
+) -> None:
+    beat(coordinator, build1)
+    clock.advance(120)  # the coordinator was down two minutes
+    restarted = Coordinator(store, settings, clock)
+    assert restarted.monitor.step().opened == []  # the agent has not had time to come back
+
+    clock.advance(settings.stale_after_seconds + settings.heartbeat_interval_seconds)
+    [stale] = restarted.monitor.step().opened  # it did not come back: now it counts
+    assert (stale.rule, stale.subject) == ("heartbeat_stale", "build1")

@@ -37,6 +37,9 @@ class Snapshot:
     """Seconds after which a running job is stuck: max(3 x its predicted p90, its timeout)."""
     recovered_locks: list[Event] = field(default_factory=list)
     """The expired locks released since the previous step (their events)."""
+    unjudged_before: float = -math.inf
+    """Heartbeats older than this are not judged: the coordinator has just started, and
+    agents that were sending to it before may not have reached it again yet."""
 
 
 RuleCheck = Callable[[Settings, Snapshot], list[AlertFinding]]
@@ -58,6 +61,8 @@ def heartbeat_stale(settings: Settings, snapshot: Snapshot) -> list[AlertFinding
     for server in snapshot.servers:
         if server.last_heartbeat_at is None:
             continue  # registered, never started: nothing was expected of it yet
+        if server.last_heartbeat_at < snapshot.unjudged_before:
+            continue
         age = snapshot.now - server.last_heartbeat_at
         if age >= settings.stale_after_seconds:
             missed = int(age // settings.heartbeat_interval_seconds)
@@ -77,6 +82,8 @@ def server_offline(settings: Settings, snapshot: Snapshot) -> list[AlertFinding]
     found = []
     for server in snapshot.servers:
         if server.last_heartbeat_at is None:
+            continue
+        if server.last_heartbeat_at < snapshot.unjudged_before:
             continue
         age = snapshot.now - server.last_heartbeat_at
         if age >= settings.offline_after_seconds:

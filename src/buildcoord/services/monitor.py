@@ -11,6 +11,7 @@ at every step. Several coordinators may step at once; the store keeps one open a
 from __future__ import annotations
 
 import logging
+import math
 from dataclasses import dataclass, field
 
 from buildcoord.clock import Clock
@@ -87,6 +88,7 @@ class Monitor:
         self.notifications = notifications
         self.prediction = prediction
         self._events_after: int | None = None  # the event log's cursor (lock recoveries)
+        self._started_at = clock.now().timestamp()
         check_settings(settings)
         self.rules = enabled_rules(settings)
         self._last_step_at: float | None = None
@@ -165,7 +167,14 @@ class Monitor:
             running_jobs=running,
             stuck_after=self._stuck_after(running),
             recovered_locks=self._recovered_locks(),
+            unjudged_before=self._started_at if now < self._heartbeats_judged_from() else -math.inf,
         )
+
+    def _heartbeats_judged_from(self) -> float:
+        """A coordinator that starts judges older heartbeats only after every live agent has
+        had time to send one to it (a restart is not the fleet going stale)."""
+        settings = self.settings
+        return self._started_at + settings.stale_after_seconds + settings.heartbeat_interval_seconds
 
     def _stuck_after(self, running: list[Job]) -> dict[int, float]:
         """max(3 x predicted p90, the branch's timeout) of each running job that has one."""
