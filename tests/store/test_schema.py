@@ -289,3 +289,62 @@ def test_the_claim_query_uses_the_claim_index_after_analyze(
         assert CLAIM_INDEX in plan, plan
         assert "TEMP B-TREE" not in plan, plan  # SQLite sorting instead of walking the index
         assert "Sort" not in plan, plan  # PostgreSQL sorting instead of walking the index
+
+
+def test_upgrading_to_build_totals_counts_the_history_recorded_before(db_url: str) -> None:
+    engine = make_engine(db_url)
+    builds = [("succeeded", 20.0), ("succeeded", 400.0), ("failed", 5.0)]
+    try:
+        upgrade(engine, "0008")
+        with write_transaction(engine) as conn:
+            for job_id, (result, seconds) in enumerate(builds, start=1):
+                conn.execute(
+                    jobs.insert().values(
+                        id=job_id,
+                        branch="main",
+                        commit="abc",
+                        priority=5,
+                        status=result,
+                        attempt=1,
+                        max_attempts=3,
+                        labels="",
+                        depends_on="",
+                        pending_deps=0,
+                        rank=5,
+                        fencing_token=1,
+                        created_at=0,
+                        queued_at=0,
+                    )
+                )
+                conn.execute(
+                    build_history.insert().values(
+                        job_id=job_id,
+                        attempt=1,
+                        branch="main",
+                        build_key="k",
+                        server="build1",
+                        commit="abc",
+                        queued_at=0,
+                        started_at=0,
+                        finished_at=seconds,
+                        duration=seconds,
+                        queue_wait=0,
+                        result=result,
+                        hour_of_day=0,
+                        day_of_week=0,
+                    )
+                )
+
+        upgrade(engine)
+
+        with engine.connect() as conn:
+            rows = conn.exec_driver_sql(
+                "SELECT result, count, duration_sum, le_30, le_600 FROM build_totals"
+                " ORDER BY result"
+            ).all()
+        assert [tuple(row) for row in rows] == [
+            ("failed", 1, 5.0, 1, 1),
+            ("succeeded", 2, 420.0, 1, 2),
+        ]
+    finally:
+        engine.dispose()

@@ -1,5 +1,6 @@
-"""The figures /metrics exports, read in one transaction: counts over the job, build history,
-lock, alert and delivery tables (each an aggregate on an index or a small table)."""
+"""The figures /metrics exports, read in one transaction: the build totals kept as builds are
+recorded, and counts over the job, lock, alert and delivery tables (each on an index or a
+small table)."""
 
 from __future__ import annotations
 
@@ -9,16 +10,14 @@ from buildcoord.models import DURATION_BUCKETS, DurationHistogram, StoreFigures
 from buildcoord.store import job_queries as queries
 from buildcoord.store.engine import driver_read, sql
 
-# Finished builds by branch and result.
-_BUILDS = sql("SELECT branch, result, count(*) FROM build_history GROUP BY branch, result")
+# Finished builds by branch and result (the totals kept as each build is recorded).
+_BUILDS = sql("SELECT branch, result, count FROM build_totals ORDER BY branch, result")
 
 # Each branch's passed builds: count, summed duration, then one cumulative count per bucket.
 _DURATIONS = sql(
-    "SELECT branch, count(*), sum(duration), "
-    + ", ".join(
-        f"sum(CASE WHEN duration <= {bound!r} THEN 1 ELSE 0 END)" for bound in DURATION_BUCKETS
-    )
-    + " FROM build_history WHERE result = 'succeeded' GROUP BY branch ORDER BY branch"
+    "SELECT branch, count, duration_sum, "
+    + ", ".join(f"le_{bound:g}" for bound in DURATION_BUCKETS)
+    + " FROM build_totals WHERE result = 'succeeded' ORDER BY branch"
 )
 
 _LOCKS_HELD = sql("SELECT count(*) FROM lock_holders")

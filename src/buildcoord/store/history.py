@@ -15,7 +15,7 @@ from typing import Any
 
 from sqlalchemy import Engine
 
-from buildcoord.models import BuildRecord, Job
+from buildcoord.models import DURATION_BUCKETS, BuildRecord, Job
 from buildcoord.store.engine import driver_read, driver_transaction, sql
 from buildcoord.store.timestamps import from_epoch
 
@@ -72,6 +72,17 @@ OUTCOMES_BETWEEN = sql(
     " COALESCE(SUM(CASE WHEN result = 'failed' THEN 1 ELSE 0 END), 0),"
     " COALESCE(SUM(CASE WHEN result = 'succeeded' THEN duration ELSE 0 END), 0)"
     " FROM build_history WHERE finished_at >= ? AND finished_at < ?"
+)
+
+# Count a recorded build into its branch's and result's totals. Parameters: branch, result,
+# duration, then one 0 or 1 per DURATION_BUCKETS bound (whether it took at most that long).
+_BUCKETS = [f"le_{bound:g}" for bound in DURATION_BUCKETS]
+ADD_TO_TOTALS = sql(
+    f"INSERT INTO build_totals (branch, result, count, duration_sum, {', '.join(_BUCKETS)})"
+    f" VALUES (?, ?, 1, ?, {', '.join('?' for _ in _BUCKETS)})"
+    " ON CONFLICT (branch, result) DO UPDATE SET count = build_totals.count + 1,"
+    " duration_sum = build_totals.duration_sum + excluded.duration_sum, "
+    + ", ".join(f"{column} = build_totals.{column} + excluded.{column}" for column in _BUCKETS)
 )
 
 # The branches with a build command (the ones agents build).
@@ -170,6 +181,9 @@ class HistoryStore:
             )
             if db.run(RECORD, values).fetchone() is None:
                 return None
+            taken = max(0.0, duration)
+            flags = [1 if taken <= bound else 0 for bound in DURATION_BUCKETS]
+            db.run(ADD_TO_TOTALS, (job.branch, job.status, taken, *flags))
         return BuildRecord(
             job_id=job.id,
             attempt=job.attempt,

@@ -450,3 +450,25 @@ fleet_samples = Table(
     Column("failed", Integer, nullable=False),
     Column("duration_sum", Double, nullable=False),  # of the passed builds, seconds
 )
+
+# Running totals of finished builds by branch and result, kept with each build recorded (the
+# same transaction): what /metrics reports, read in a few rows instead of aggregating the
+# whole history at each scrape. ``le_N``: how many took at most N seconds (DURATION_BUCKETS).
+build_totals = Table(
+    "build_totals",
+    metadata,
+    Column("branch", String(255), primary_key=True),
+    Column("result", String(16), primary_key=True),
+    Column("count", BigInteger, nullable=False),
+    Column("duration_sum", Double, nullable=False),
+    Column("le_10", BigInteger, nullable=False),
+    Column("le_30", BigInteger, nullable=False),
+    Column("le_60", BigInteger, nullable=False),
+    Column("le_120", BigInteger, nullable=False),
+    Column("le_300", BigInteger, nullable=False),
+    Column("le_600", BigInteger, nullable=False),
+    Column("le_1200", BigInteger, nullable=False),
+    Column("le_1800", BigInteger, nullable=False),
+    Column("le_3600", BigInteger, nullable=False),
+    Column("le_7200", BigInteger, nullable=False),
+)

@@ -1,4 +1,4 @@
-"""alerts, alert silences, alert deliveries, server quarantine, fleet samples
+"""alerts, alert silences, alert deliveries, server quarantine, fleet samples, build totals
 
 Revision ID: 0009
 Revises: 0008
@@ -119,9 +119,34 @@ def upgrade() -> None:
         sa.Column("duration_sum", sa.Double(), nullable=False),
         sa.PrimaryKeyConstraint("period", "at", name=op.f("pk_fleet_samples")),
     )
+    _build_totals()
+
+
+_BOUNDS = (10, 30, 60, 120, 300, 600, 1200, 1800, 3600, 7200)
+
+
+def _build_totals() -> None:
+    """The build_totals table, filled with the history recorded so far."""
+    op.create_table(
+        "build_totals",
+        sa.Column("branch", sa.String(length=255), nullable=False),
+        sa.Column("result", sa.String(length=16), nullable=False),
+        sa.Column("count", sa.BigInteger(), nullable=False),
+        sa.Column("duration_sum", sa.Double(), nullable=False),
+        *(sa.Column(f"le_{bound}", sa.BigInteger(), nullable=False) for bound in _BOUNDS),
+        sa.PrimaryKeyConstraint("branch", "result", name=op.f("pk_build_totals")),
+    )
+    buckets = ", ".join(f"le_{bound}" for bound in _BOUNDS)
+    sums = ", ".join(f"SUM(CASE WHEN duration <= {bound} THEN 1 ELSE 0 END)" for bound in _BOUNDS)
+    op.execute(
+        f"INSERT INTO build_totals (branch, result, count, duration_sum, {buckets})"
+        f" SELECT branch, result, COUNT(*), COALESCE(SUM(duration), 0), {sums}"
+        " FROM build_history GROUP BY branch, result"
+    )
 
 
 def downgrade() -> None:
+    op.drop_table("build_totals")
     op.drop_table("fleet_samples")
     with op.batch_alter_table("alert_deliveries", schema=None) as batch_op:
         batch_op.drop_index("ix_alert_deliveries_alert")
