@@ -95,8 +95,9 @@ WAITING = sql(
     "SELECT count(*), min(queued_at) FROM jobs WHERE status = 'queued' AND pending_deps = 0"
 )
 
-# Every running job, by id (the literal status lets it use ix_jobs_status_lease).
-RUNNING = sql(f"SELECT {JOB_COLUMNS} FROM jobs WHERE status = 'running' ORDER BY id")
+# Every running job (the literal status lets it use ix_jobs_status_lease; no ORDER BY, or
+# SQLite with statistics walks the whole table in id order instead: 13 ms at 100,000 jobs).
+RUNNING = sql(f"SELECT {JOB_COLUMNS} FROM jobs WHERE status = 'running'")
 
 # Every running job as (server, id), by id.
 RUNNING_JOBS = sql("SELECT server, id FROM jobs WHERE status = 'running' ORDER BY id")

@@ -144,7 +144,8 @@ class JobStore:
     def running_jobs(self) -> list[Job]:
         """Every running job, by id."""
         with driver_read(self.engine) as db:
-            return [job_from_row(row) for row in db.run(queries.RUNNING).fetchall()]
+            found = [job_from_row(row) for row in db.run(queries.RUNNING).fetchall()]
+        return sorted(found, key=lambda job: job.id)
 
     def waiting_jobs(self) -> tuple[int, float | None]:
         """(claimable queued jobs, when the longest waiting of them was queued)."""
