@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from buildcoord.clock import FakeClock
 from buildcoord.config import Settings
 from buildcoord.models import Job, Principal
 from buildcoord.services.coordinator import Coordinator
@@ -49,6 +50,38 @@ def claim_and_finish(
     assert job is not None
     assert job.id == expected
     return finish(coordinator, job, by, status)
+
+
+def build_on(
+    coordinator: Coordinator,
+    agent: Principal,
+    operator: Principal,
+    result: str = "succeeded",
+    *,
+    branch: str = "main",
+    commit: str = COMMIT,
+    duration: float | None = None,
+    clock: FakeClock | None = None,
+    seconds: float = 0.0,
+) -> int:
+    """Queue a build of the branch, have the agent's own server claim it and finish it with
+    ``result`` (``seconds`` later on ``clock``, when given); return the job's id."""
+    assert agent.server is not None
+    coordinator.queue.submit(branch, commit, by=operator)
+    assignment = coordinator.agents.claim(agent.server, by=agent)
+    assert assignment is not None
+    if clock is not None:
+        clock.advance(seconds)
+    job = assignment.job
+    coordinator.queue.complete(
+        job.id,
+        status=result,
+        server=agent.server,
+        fencing_token=job.fencing_token,
+        duration=duration,
+        by=agent,
+    )
+    return job.id
 
 
 def event_kinds(store: Store, job_id: int) -> list[str]:

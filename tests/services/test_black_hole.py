@@ -15,23 +15,9 @@ from buildcoord.models import Principal
 from buildcoord.services.coordinator import Coordinator
 from buildcoord.store import Store
 
+from .queue_helpers import COMMIT, build_on
+
 RegisterServer = Callable[..., Principal]
-COMMIT = "0123456789abcdef0123456789abcdef01234567"
-
-
-def build_on(
-    coordinator: Coordinator, agent: Principal, operator: Principal, branch: str, result: str
-) -> int:
-    """Queue one build of the branch and have the agent's server claim and finish it."""
-    assert agent.server is not None
-    coordinator.queue.submit(branch, COMMIT, by=operator)
-    assignment = coordinator.agents.claim(agent.server, by=agent)
-    assert assignment is not None
-    job = assignment.job
-    coordinator.queue.complete(
-        job.id, status=result, server=agent.server, fencing_token=job.fencing_token, by=agent
-    )
-    return job.id
 
 
 @pytest.fixture
@@ -57,10 +43,11 @@ def test_a_server_failing_builds_that_pass_elsewhere_is_alerted_on_and_quarantin
 ) -> None:
     coordinator = quarantining
     good, bad = agent("build2"), agent("build1")
-    build_on(coordinator, good, operator, "main", "succeeded")
-    build_on(coordinator, good, operator, "dev", "succeeded")
+    build_on(coordinator, good, operator, "succeeded", branch="main")
+    build_on(coordinator, good, operator, "succeeded", branch="dev")
     failed = [
-        build_on(coordinator, bad, operator, branch, "failed") for branch in ("main", "dev", "main")
+        build_on(coordinator, bad, operator, "failed", branch=branch)
+        for branch in ("main", "dev", "main")
     ]
     opened = coordinator.monitor.step().opened
     [alert] = [each for each in opened if each.rule == "black_hole"]
@@ -89,9 +76,9 @@ def test_failures_of_a_branch_that_fails_everywhere_are_not_a_black_hole(
     quarantining: Coordinator, operator: Principal
 ) -> None:
     coordinator = quarantining
-    build_on(coordinator, agent("build2"), operator, "main", "failed")
+    build_on(coordinator, agent("build2"), operator, "failed", branch="main")
     for _ in range(3):
-        build_on(coordinator, agent("build1"), operator, "main", "failed")
+        build_on(coordinator, agent("build1"), operator, "failed", branch="main")
 
     coordinator.monitor.step()
 
@@ -103,17 +90,17 @@ def test_fewer_failures_than_the_limit_or_an_old_pass_are_not_a_black_hole(
     quarantining: Coordinator, operator: Principal, clock: FakeClock
 ) -> None:
     coordinator = quarantining
-    build_on(coordinator, agent("build2"), operator, "main", "succeeded")
+    build_on(coordinator, agent("build2"), operator, "succeeded", branch="main")
     clock.advance(coordinator.settings.black_hole_window_minutes * 60 + 1)  # out of the window
     for _ in range(3):
-        build_on(coordinator, agent("build1"), operator, "main", "failed")
+        build_on(coordinator, agent("build1"), operator, "failed", branch="main")
     coordinator.monitor.step()
     assert coordinator.alerts.list_alerts(rule="black_hole", by=operator) == []
 
-    build_on(coordinator, agent("build2"), operator, "main", "succeeded")
-    build_on(coordinator, agent("build1"), operator, "main", "succeeded")
+    build_on(coordinator, agent("build2"), operator, "succeeded", branch="main")
+    build_on(coordinator, agent("build1"), operator, "succeeded", branch="main")
     for _ in range(2):
-        build_on(coordinator, agent("build1"), operator, "main", "failed")
+        build_on(coordinator, agent("build1"), operator, "failed", branch="main")
     coordinator.monitor.step()
     assert coordinator.alerts.list_alerts(rule="black_hole", by=operator) == []
 
@@ -125,9 +112,9 @@ def test_without_the_setting_a_black_hole_is_alerted_on_but_keeps_getting_work(
     coordinator.branches.add("main", repo="/srv/repo", command="make", by=operator)
     for name in ("build1", "build2"):
         coordinator.servers.register(name, (), by=operator)
-    build_on(coordinator, agent("build2"), operator, "main", "succeeded")
+    build_on(coordinator, agent("build2"), operator, "succeeded", branch="main")
     for _ in range(3):
-        build_on(coordinator, agent("build1"), operator, "main", "failed")
+        build_on(coordinator, agent("build1"), operator, "failed", branch="main")
 
     opened = coordinator.monitor.step().opened
     assert [a.subject for a in opened if a.rule == "black_hole"] == ["build1"]

@@ -8,30 +8,9 @@ from buildcoord.clock import FakeClock
 from buildcoord.models import Metrics, Principal
 from buildcoord.services.coordinator import Coordinator
 
+from .queue_helpers import COMMIT, build_on
+
 RegisterServer = Callable[..., Principal]
-COMMIT = "0123456789abcdef0123456789abcdef01234567"
-
-
-def build(
-    coordinator: Coordinator,
-    agent: Principal,
-    operator: Principal,
-    result: str,
-    seconds: float,
-    clock: FakeClock,
-) -> None:
-    assert agent.server is not None
-    coordinator.queue.submit("main", COMMIT, by=operator)
-    assignment = coordinator.agents.claim(agent.server, by=agent)
-    assert assignment is not None
-    clock.advance(seconds)
-    coordinator.queue.complete(
-        assignment.job.id,
-        status=result,
-        server=agent.server,
-        fencing_token=assignment.job.fencing_token,
-        by=agent,
-    )
 
 
 def test_fleet_health_counts_servers_builds_branches_queue_and_alerts(
@@ -43,11 +22,13 @@ def test_fleet_health_counts_servers_builds_branches_queue_and_alerts(
 ) -> None:
     coordinator.branches.add("main", repo="/srv/repo", command="make", by=operator)
     build1, _build2 = register_server("build1"), register_server("build2")
-    build(coordinator, build1, operator, "failed", 50, clock)  # three days before the rest
+    build_on(
+        coordinator, build1, operator, "failed", clock=clock, seconds=50
+    )  # three days before the rest
     clock.advance(3 * 86_400)
     for seconds in (100, 200, 300):
-        build(coordinator, build1, operator, "succeeded", seconds, clock)
-    build(coordinator, build1, operator, "failed", 10, clock)
+        build_on(coordinator, build1, operator, "succeeded", clock=clock, seconds=seconds)
+    build_on(coordinator, build1, operator, "failed", clock=clock, seconds=10)
     coordinator.servers.heartbeat("build1", metrics=Metrics(cpu_percent=12.0), by=build1)
     coordinator.queue.submit("main", COMMIT, by=operator)
     clock.advance(20)

@@ -17,7 +17,7 @@ from buildcoord.services import maintenance
 from buildcoord.services.coordinator import Coordinator
 from buildcoord.store import Store
 
-from .queue_helpers import COMMIT
+from .queue_helpers import COMMIT, build_on
 
 RegisterServer = Callable[..., Principal]
 GIB = 1024**3
@@ -35,27 +35,6 @@ def open_alerts(coordinator: Coordinator, operator: Principal, rule: str) -> lis
 
 def alert_event_kinds(store: Store, subject: str) -> list[str]:
     return [event.kind for event in store.events.list_events(subject=subject)]
-
-
-def build(
-    coordinator: Coordinator,
-    agent: Principal,
-    operator: Principal,
-    result: str,
-    *,
-    branch: str = "main",
-    commit: str = COMMIT,
-) -> int:
-    """Queue, claim and finish one build of the branch on the agent's server."""
-    assert agent.server is not None
-    coordinator.queue.submit(branch, commit, by=operator)
-    assignment = coordinator.agents.claim(agent.server, by=agent)
-    assert assignment is not None
-    job = assignment.job
-    coordinator.queue.complete(
-        job.id, status=result, server=agent.server, fencing_token=job.fencing_token, by=agent
-    )
-    return job.id
 
 
 @pytest.fixture
@@ -169,12 +148,12 @@ def test_a_branch_that_fails_after_passing_is_broken_until_its_next_pass(
     build1: Principal,
     main_branch: None,
 ) -> None:
-    build(coordinator, build1, operator, "failed", commit="a" * 40)  # never passed: not broken
+    build_on(coordinator, build1, operator, "failed", commit="a" * 40)  # never passed: not broken
     coordinator.monitor.step()
     assert open_alerts(coordinator, operator, "branch_broken") == []
-    passed = build(coordinator, build1, operator, "succeeded", commit="b" * 40)
-    first_failure = build(coordinator, build1, operator, "failed", commit="c" * 40)
-    build(coordinator, build1, operator, "failed", commit="d" * 40)
+    passed = build_on(coordinator, build1, operator, "succeeded", commit="b" * 40)
+    first_failure = build_on(coordinator, build1, operator, "failed", commit="c" * 40)
+    build_on(coordinator, build1, operator, "failed", commit="d" * 40)
     coordinator.monitor.step()
 
     [broken] = open_alerts(coordinator, operator, "branch_broken")
@@ -183,7 +162,7 @@ def test_a_branch_that_fails_after_passing_is_broken_until_its_next_pass(
     assert broken.details["last_passed_job"] == passed
     assert broken.details["failed_builds"] == 2
 
-    build(coordinator, build1, operator, "succeeded", commit="e" * 40)
+    build_on(coordinator, build1, operator, "succeeded", commit="e" * 40)
     [resolved] = coordinator.monitor.step().resolved  # at once: no clear spell for this rule
     assert resolved.id == broken.id
 
@@ -193,11 +172,11 @@ def test_a_branch_failing_more_than_half_its_last_builds_raises_a_failure_rate_a
 ) -> None:
     window = coordinator.settings.failure_rate_builds
     for number in range(window):
-        build(coordinator, build1, operator, "succeeded" if number < 5 else "failed")
+        build_on(coordinator, build1, operator, "succeeded" if number < 5 else "failed")
     coordinator.monitor.step()
     assert open_alerts(coordinator, operator, "failure_rate") == []  # 5 of 10: not over half
 
-    build(coordinator, build1, operator, "failed")
+    build_on(coordinator, build1, operator, "failed")
     coordinator.monitor.step()
     [rate] = open_alerts(coordinator, operator, "failure_rate")
     assert rate.summary == "main: 6 of its last 10 builds failed"
@@ -282,10 +261,10 @@ def test_an_operator_acknowledges_an_open_alert_once(
 def test_a_resolved_alert_cannot_be_acknowledged(
     coordinator: Coordinator, operator: Principal, build1: Principal, main_branch: None
 ) -> None:
-    build(coordinator, build1, operator, "succeeded")
-    build(coordinator, build1, operator, "failed")
+    build_on(coordinator, build1, operator, "succeeded")
+    build_on(coordinator, build1, operator, "failed")
     [broken] = coordinator.monitor.step().opened
-    build(coordinator, build1, operator, "succeeded")
+    build_on(coordinator, build1, operator, "succeeded")
     coordinator.monitor.step()
 
     with pytest.raises(Conflict, match="resolved"):

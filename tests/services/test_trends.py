@@ -16,29 +16,15 @@ from buildcoord.services.coordinator import Coordinator
 from buildcoord.store import Store
 from buildcoord.store.fleet_samples import SampleFigures
 
+from .queue_helpers import COMMIT, build_on
+
 RegisterServer = Callable[..., Principal]
-COMMIT = "0123456789abcdef0123456789abcdef01234567"
 HOUR_START = datetime(2026, 3, 2, 10, 0, tzinfo=UTC)
 
 
 @pytest.fixture
 def clock() -> FakeClock:
     return FakeClock(HOUR_START)
-
-
-def build(coordinator: Coordinator, agent: Principal, operator: Principal, result: str) -> None:
-    assert agent.server is not None
-    coordinator.queue.submit("main", COMMIT, by=operator)
-    assignment = coordinator.agents.claim(agent.server, by=agent)
-    assert assignment is not None
-    coordinator.queue.complete(
-        assignment.job.id,
-        status=result,
-        server=agent.server,
-        fencing_token=assignment.job.fencing_token,
-        duration=30.0,
-        by=agent,
-    )
 
 
 def test_each_minute_is_sampled_once_with_its_builds_and_gauges(
@@ -57,8 +43,8 @@ def test_each_minute_is_sampled_once_with_its_builds_and_gauges(
     assert coordinator.trends.sample_if_due() is False  # the first, partial minute
     other.trends.sample_if_due()
     clock.advance(60)
-    build(coordinator, build1, operator, "succeeded")
-    build(coordinator, build1, operator, "failed")
+    build_on(coordinator, build1, operator, "succeeded", duration=30.0)
+    build_on(coordinator, build1, operator, "failed", duration=30.0)
     coordinator.queue.submit("main", COMMIT, by=operator)
     clock.advance(55)
     coordinator.servers.heartbeat("build1", metrics=Metrics(), by=build1)
