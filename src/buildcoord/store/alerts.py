@@ -16,7 +16,13 @@ from sqlalchemy import Connection, Engine, Row, func, insert, select, update
 from buildcoord.errors import Conflict, NotFound
 from buildcoord.models import Alert, AlertFinding, AlertSilence
 from buildcoord.store.alert_deliveries import queue_delivery
-from buildcoord.store.engine import driver_transaction, read_transaction, sql, write_transaction
+from buildcoord.store.engine import (
+    Driver,
+    driver_transaction,
+    read_transaction,
+    sql,
+    write_transaction,
+)
 from buildcoord.store.events import append_event, event_values, record_event
 from buildcoord.store.job_queries import APPEND_EVENT
 from buildcoord.store.schema import alert_silences, alerts
@@ -143,22 +149,10 @@ class AlertStore:
                     ),
                 ).fetchone()
                 if row is not None:
-                    alert = _alert(_AlertRow(*row))
+                    alert = _alert(row)
                     opened.append(alert)
-                    for notifier in notify(alert, "opened") if notify else ():
-                        queue_delivery(db, alert.id, notifier, "opened", now)
-                    record_event(
-                        db,
-                        at=now,
-                        actor=actor,
-                        kind="alert.opened",
-                        subject=f"{rule}:{finding.subject}",
-                        after={
-                            "id": alert.id,
-                            "severity": alert.severity,
-                            "summary": alert.summary,
-                        },
-                    )
+                    after = {"id": alert.id, "severity": alert.severity, "summary": alert.summary}
+                    _changed(db, alert, "opened", after, notify, now=now, actor=actor)
                     continue
                 # Another coordinator opened it since the read above: count a repeat on it.
                 taken = db.run(_OPEN_ID, (rule, finding.subject)).fetchone()
@@ -199,18 +193,10 @@ class AlertStore:
                     continue
                 row = db.run(_RESOLVE, (now, now, alert_id)).fetchone()
                 if row is not None:
-                    alert = _alert(_AlertRow(*row))
+                    alert = _alert(row)
                     resolved.append(alert)
-                    for notifier in notify(alert, "resolved") if notify else ():
-                        queue_delivery(db, alert.id, notifier, "resolved", now)
-                    record_event(
-                        db,
-                        at=now,
-                        actor=actor,
-                        kind="alert.resolved",
-                        subject=f"{rule}:{subject}",
-                        after={"id": alert.id, "count": alert.count, "opened_at": row[6]},
-                    )
+                    after = {"id": alert.id, "count": alert.count, "opened_at": row[6]}
+                    _changed(db, alert, "resolved", after, notify, now=now, actor=actor)
             db.run_many(_START_CLEAR, starting)
         return opened, len(repeats), resolved
 
@@ -330,6 +316,30 @@ class AlertStore:
             query = query.where(alerts.c.rule == rule)
         with read_transaction(self.engine) as conn:
             return [_alert(row) for row in conn.execute(query.limit(limit))]
+
+
+def _changed(
+    db: Driver,
+    alert: Alert,
+    change: str,
+    after: dict[str, Any],
+    notify: Notify | None,
+    *,
+    now: float,
+    actor: str,
+) -> None:
+    """Record an alert's opening or resolution as an event, and queue a delivery to each
+    notifier ``notify`` names for it, in the transaction that made the change."""
+    for notifier in notify(alert, change) if notify else ():
+        queue_delivery(db, alert.id, notifier, change, now)
+    record_event(
+        db,
+        at=now,
+        actor=actor,
+        kind=f"alert.{change}",
+        subject=f"{alert.rule}:{alert.subject}",
+        after=after,
+    )
 
 
 def _silence(row: Row[Any]) -> AlertSilence:
