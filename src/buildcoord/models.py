@@ -721,6 +721,8 @@ class StoreFigures:
     builds: tuple[tuple[str, str, int], ...]
     """(branch, result, count) of every finished build."""
     durations: tuple[DurationHistogram, ...]
+    claims: tuple[tuple[str, int], ...]
+    """(server, count) of the jobs each server has claimed, ever."""
     locks_held: int
     alerts_open: tuple[tuple[str, str, int], ...]
     """(rule, severity, count) of open alerts."""

@@ -28,7 +28,7 @@ def samples(family: Any) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]
     }
 
 
-def test_metrics_report_jobs_builds_durations_servers_locks_and_alerts(
+def test_metrics_report_jobs_builds_durations_claims_servers_locks_and_alerts(
     http: TestClient, operator: Client, register_agent: RegisterAgent
 ) -> None:
     operator.add_branch("main", repo="/srv/repo", command="make")
@@ -68,6 +68,10 @@ def test_metrics_report_jobs_builds_durations_servers_locks_and_alerts(
         ("buildcoord_server_up", (("server", "build2"),)): 0,
     }
     assert samples(families["buildcoord_locks_held"]) == {("buildcoord_locks_held", ()): 1}
+    assert samples(families["buildcoord_claims"]) == {
+        ("buildcoord_claims_total", (("server", "build1"),)): 3,
+        ("buildcoord_claims_total", (("server", "build2"),)): 0,
+    }
 
 
 def test_metrics_need_a_token_and_a_read_token_is_enough(

@@ -20,6 +20,9 @@ _DURATIONS = sql(
     + " FROM build_totals WHERE result = 'succeeded' ORDER BY branch"
 )
 
+# Every server's claims, ever (counted by each claim).
+_CLAIMS = sql("SELECT name, claims_total FROM servers ORDER BY name")
+
 _LOCKS_HELD = sql("SELECT count(*) FROM lock_holders")
 
 _ALERTS_OPEN = sql(
@@ -60,6 +63,7 @@ class FigureStore:
                 )
                 for row in db.run(_DURATIONS).fetchall()
             )
+            claims = tuple((name, int(count)) for name, count in db.run(_CLAIMS))
             locks = int(db.run(_LOCKS_HELD).fetchone()[0])
             alerts = tuple(
                 (rule, severity, int(count)) for rule, severity, count in db.run(_ALERTS_OPEN)
@@ -70,6 +74,7 @@ class FigureStore:
             jobs_by_status=jobs,
             builds=builds,
             durations=durations,
+            claims=claims,
             locks_held=locks,
             alerts_open=alerts,
             deliveries_given_up=given_up,

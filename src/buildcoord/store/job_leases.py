@@ -57,6 +57,7 @@ def claim_first(
         raise RuntimeError(f"job {job_id} changed while this claim held it")
     if not db.postgresql:
         db.run(queries.APPEND_EVENT, event)
+        db.run(queries.COUNT_CLAIM, (server,))
     return job
 
 

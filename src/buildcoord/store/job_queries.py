@@ -228,9 +228,15 @@ CLAIM_RECORDING = sql(
     "",
     postgresql=f"WITH claimed AS (UPDATE jobs SET {_LEASE} WHERE id = ? AND {_QUEUED}"
     f" RETURNING {JOB_COLUMNS}),"
-    f" recorded AS (INSERT INTO {EVENT_TABLE} SELECT ?, ?, ?, ?, ?, ? FROM claimed)"
+    f" recorded AS (INSERT INTO {EVENT_TABLE} SELECT ?, ?, ?, ?, ?, ? FROM claimed),"
+    " counted AS (UPDATE servers SET claims_total = servers.claims_total + 1 FROM claimed"
+    " WHERE servers.name = claimed.server)"
     " SELECT * FROM claimed",
 )
+
+# SQLite: count a claim on its server (PostgreSQL counts it in CLAIM_RECORDING). Parameters:
+# server.
+COUNT_CLAIM = sql("UPDATE servers SET claims_total = claims_total + 1 WHERE name = ?")
 
 # -- holding and ending a lease -----------------------------------------------------------------
 

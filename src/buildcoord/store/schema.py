@@ -101,6 +101,8 @@ servers = Table(
     # Set while the server gets no new work (a black hole, or an operator's word).
     Column("quarantined_at", Time, nullable=True),
     Column("quarantine_reason", Text, nullable=True),
+    # Jobs this server has claimed, ever: counted in the claim's own statement (/metrics).
+    Column("claims_total", BigInteger, nullable=False, server_default=text("0")),
 )
 
 locks = Table(

@@ -70,6 +70,12 @@ class _Figures(Collector):
                 histogram.total_seconds,
             )
         yield durations
+        claims = CounterMetricFamily(
+            "buildcoord_claims", "Jobs claimed, by server.", labels=["server"]
+        )
+        for server, count in figures.claims:
+            claims.add_metric([server], count)
+        yield claims
         up = GaugeMetricFamily(
             "buildcoord_server_up", "1 if the server is online.", labels=["server"]
         )
