@@ -73,8 +73,8 @@ class _Figures(Collector):
         claims = CounterMetricFamily(
             "buildcoord_claims", "Jobs claimed, by server.", labels=["server"]
         )
-        for server, count in figures.claims:
-            claims.add_metric([server], count)
+        for name, count in figures.claims:
+            claims.add_metric([name], count)
         yield claims
         up = GaugeMetricFamily(
             "buildcoord_server_up", "1 if the server is online.", labels=["server"]
