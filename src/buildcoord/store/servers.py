@@ -120,6 +120,15 @@ _OFF_THEIR_STATUS = sql(
 )
 
 
+# Every server by name, as _HeartbeatRow's columns (no running jobs): the monitor reads the whole
+# fleet each step, and through Core the rows cost four times as much (1,000 servers: 26 ms
+# instead of 6 on SQLite, timed by profiling Monitor.step).
+_ALL_SERVERS = sql(
+    "SELECT name, labels, reported_labels, registered_at, last_heartbeat_at, recorded_status,"
+    " metrics, agent_version, quarantined_at, quarantine_reason, NULL FROM servers ORDER BY name"
+)
+
+
 class _HeartbeatRow(NamedTuple):
     """A row of _ONLINE_HEARTBEAT, read by name as _record reads a Core row."""
 
@@ -183,8 +192,9 @@ class ServerStore:
 
     def list_servers(self) -> list[ServerRecord]:
         """Return every server by name."""
-        with read_transaction(self.engine) as conn:
-            return [_record(row) for row in conn.execute(select(servers).order_by(servers.c.name))]
+        with driver_read(self.engine) as db:
+            rows = db.run(_ALL_SERVERS).fetchall()
+        return [_record(_HeartbeatRow(*row)) for row in rows]
 
     def servers_off_their_status(
         self, *, stale_before: float, offline_before: float
