@@ -198,6 +198,7 @@ class RequiredMarker:
 # RequiredMarker("BUILDCOORD_REQUIRE_BROWSER", "browser", "Browser"),
 REQUIRED_MARKERS = [
     RequiredMarker("BUILDCOORD_REQUIRE_POSTGRES", "postgresql", "PostgreSQL"),
+    RequiredMarker("BUILDCOORD_REQUIRE_BROWSER", "browser", "Browser"),
 ]
 
 

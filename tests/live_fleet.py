@@ -108,6 +108,11 @@ class LiveFleet:
         """The coordinator's base URL."""
         return f"http://127.0.0.1:{self.port}"
 
+    @property
+    def admin_token(self) -> str:
+        """The operator token the coordinator was started with."""
+        return ADMIN_TOKEN
+
     def client(self, token: str = ADMIN_TOKEN) -> Client:
         """A client with the admin token (or another)."""
         return Client(self.url, token, timeout=10.0)

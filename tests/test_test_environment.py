@@ -105,12 +105,12 @@ def test_db_url_gives_a_working_empty_database_for_each_backend(db_url: str) -> 
         engine.dispose()
 
 
-# --- BUILDCOORD_REQUIRE_POSTGRES, checked in a separate pytest process -------------------------
+# --- BUILDCOORD_REQUIRE_POSTGRES and _BROWSER, checked in a separate pytest process ------------
 
 INNER_PYPROJECT = """\
 [tool.pytest.ini_options]
 addopts = "--strict-markers -p no:cacheprovider"
-markers = ["postgresql: needs PostgreSQL"]
+markers = ["postgresql: needs PostgreSQL", "browser: needs Chromium"]
 """
 
 INNER_TESTS = """\
@@ -122,17 +122,25 @@ def test_plain():
 @pytest.mark.postgresql
 def test_marked():
     pass
+
+@pytest.mark.browser
+def test_browser_marked():
+    pass
 """
 
 
-def run_inner_session(tmp_path: Path, require: str, *args: str) -> subprocess.CompletedProcess[str]:
-    """Run a tiny pytest session that uses this directory's conftest."""
+def run_inner_session(
+    tmp_path: Path, require: str, *args: str, variable: str = "BUILDCOORD_REQUIRE_POSTGRES"
+) -> subprocess.CompletedProcess[str]:
+    """Run a tiny pytest session that uses this directory's conftest, with variable=require."""
     # The conftest and the modules it imports.
     for name in ("conftest.py", "postgres_cluster.py", "gitrepos.py", "store_rows.py"):
         shutil.copy(TESTS_DIR / name, tmp_path / name)
     (tmp_path / "pyproject.toml").write_text(INNER_PYPROJECT)
     (tmp_path / "test_inner.py").write_text(textwrap.dedent(INNER_TESTS))
-    env = {**os.environ, "BUILDCOORD_REQUIRE_POSTGRES": require}
+    # Only the requirement under test: scripts/test sets them all for the outer session.
+    env = {k: v for k, v in os.environ.items() if not k.startswith("BUILDCOORD_REQUIRE_")}
+    env[variable] = require
     return subprocess.run(
         [sys.executable, "-m", "pytest", *args],
         cwd=tmp_path,
@@ -161,3 +169,19 @@ def test_requiring_postgres_passes_when_a_postgres_test_passed(tmp_path: Path) -
 def test_postgres_is_not_required_unless_asked(tmp_path: Path) -> None:
     result = run_inner_session(tmp_path, "", "-m", "not postgresql")
     assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_requiring_the_browser_fails_a_green_session_when_no_browser_test_passed(
+    tmp_path: Path,
+) -> None:
+    result = run_inner_session(
+        tmp_path, "1", "-m", "not browser", variable="BUILDCOORD_REQUIRE_BROWSER"
+    )
+    assert result.returncode == 1, result.stdout + result.stderr
+    assert "Browser tests did not run:" in result.stdout
+
+
+def test_requiring_the_browser_passes_when_a_browser_test_passed(tmp_path: Path) -> None:
+    result = run_inner_session(tmp_path, "1", variable="BUILDCOORD_REQUIRE_BROWSER")
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "did not run" not in result.stdout

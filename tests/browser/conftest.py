@@ -1,0 +1,76 @@
+"""A real headless Chromium and a live coordinator for the browser tests.
+
+Playwright drives the system's chromium through ``executable_path``; its own browser download
+is not used. scripts/test finds or installs chromium, exports BUILDCOORD_CHROMIUM and sets
+BUILDCOORD_REQUIRE_BROWSER=1, so a run in which these tests were skipped fails.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from playwright.sync_api import Browser, Page, sync_playwright
+
+from live_fleet import LiveFleet, live_fleet
+
+BROWSER_TESTS = Path(__file__).resolve().parent
+
+
+def chromium_executable() -> str | None:
+    """$BUILDCOORD_CHROMIUM, else chromium or chromium-browser on PATH, else None."""
+    return (
+        os.environ.get("BUILDCOORD_CHROMIUM")
+        or shutil.which("chromium")
+        or shutil.which("chromium-browser")
+    )
+
+
+@pytest.hookimpl(tryfirst=True)  # before `-m` deselects
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Mark every test under tests/browser `browser`; the hook sees the whole session's items."""
+    for item in items:
+        if item.path.resolve().is_relative_to(BROWSER_TESTS):
+            item.add_marker(pytest.mark.browser)
+
+
+@pytest.fixture(scope="session")
+def chromium() -> Iterator[Browser]:
+    """One headless Chromium for the session, or a skip when none is installed."""
+    executable = chromium_executable()
+    if executable is None:
+        pytest.skip(
+            "chromium not found: install it (Debian: apt-get install chromium) "
+            "or set BUILDCOORD_CHROMIUM=/path/to/chromium"
+        )
+    # Chromium's sandbox refuses to start as root, and CI runs as root.
+    args = ["--no-sandbox"] if os.geteuid() == 0 else []
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=executable, headless=True, args=args)
+        try:
+            yield browser
+        finally:
+            browser.close()
+
+
+@pytest.fixture
+def page(chromium: Browser) -> Iterator[Page]:
+    """A page in a browser context of its own: no cookies or storage left by another test."""
+    context = chromium.new_context()
+    try:
+        yield context.new_page()
+    finally:
+        context.close()
+
+
+@pytest.fixture
+def live_coordinator(tmp_path: Path) -> Iterator[LiveFleet]:
+    """``buildcoord serve`` on 127.0.0.1 with a fresh SQLite database, stopped by pid after.
+
+    ``.url`` is its base URL, ``.admin_token`` the operator token it was started with.
+    """
+    with live_fleet(tmp_path / "coordinator") as coordinator:
+        yield coordinator
