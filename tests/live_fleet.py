@@ -98,6 +98,8 @@ class LiveFleet:
 
     home: Path
     settings: dict[str, str] = field(default_factory=dict)
+    db: str | None = None
+    """The database URL; None: a SQLite file in ``home``."""
     port: int = field(default_factory=free_port)
     coordinator: subprocess.Popen[bytes] | None = None
     agents: dict[str, subprocess.Popen[bytes]] = field(default_factory=dict)
@@ -133,7 +135,7 @@ class LiveFleet:
                 "buildcoord",
                 "serve",
                 "--db",
-                f"sqlite:///{self.home / 'buildcoord.db'}",
+                self.db or f"sqlite:///{self.home / 'buildcoord.db'}",
                 "--port",
                 str(self.port),
                 "--log-level",
@@ -211,10 +213,11 @@ class LiveFleet:
 
 
 @contextlib.contextmanager
-def live_fleet(home: Path, **settings: str) -> Iterator[LiveFleet]:
-    """A started coordinator; agents are added by the caller; everything stopped after."""
+def live_fleet(home: Path, *, db: str | None = None, **settings: str) -> Iterator[LiveFleet]:
+    """A started coordinator (on ``db``, else a SQLite file in ``home``); agents are added by
+    the caller; everything stopped after."""
     home.mkdir(parents=True, exist_ok=True)
-    fleet = LiveFleet(home=home, settings=settings)
+    fleet = LiveFleet(home=home, settings=settings, db=db)
     try:
         fleet.start_coordinator()
         yield fleet
