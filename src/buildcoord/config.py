@@ -41,6 +41,7 @@ class Settings:
     max_request_bytes: int = 1024 * 1024
     max_upload_bytes: int = 128 * 1024 * 1024
     api_docs: bool = True
+    public_dashboard: bool = False
     webhook_max_bytes: int = 1024 * 1024
     webhook_max_concurrent: int = 4
     monitor_seconds: float = 30.0
@@ -92,6 +93,7 @@ SECTIONS = {
     "max_request_bytes": "server",
     "max_upload_bytes": "server",
     "api_docs": "server",
+    "public_dashboard": "server",
     "webhook_max_bytes": "branches",
     "webhook_max_concurrent": "branches",
     "monitor_seconds": "monitor",

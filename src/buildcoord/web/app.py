@@ -6,13 +6,17 @@ The maintenance loop is not the app's: ``serve`` runs it beside the app (cli/ser
 from __future__ import annotations
 
 from collections.abc import Callable
+from pathlib import Path
 
-from fastapi import FastAPI
+from fastapi import FastAPI, Request
+from fastapi.responses import Response
+from fastapi.staticfiles import StaticFiles
 
 from buildcoord import __version__
 from buildcoord.services.coordinator import Coordinator
 from buildcoord.web.errors import ERROR_RESPONSES, install_error_handlers
 from buildcoord.web.guard import BodyLimits, RequestGuard
+from buildcoord.web.pages import session, stream, views
 from buildcoord.web.routes import (
     agents,
     alerts,
@@ -32,6 +36,8 @@ from buildcoord.web.routes import (
     tokens,
     webhooks,
 )
+
+STATIC = Path(__file__).resolve().parent / "static"
 
 
 def create_app(
@@ -77,6 +83,15 @@ def create_app(
     for module in routers:
         app.include_router(module.router, prefix="/api/v1", responses=ERROR_RESPONSES)
     app.include_router(metrics.router)  # /metrics, where Prometheus looks
+    # The dashboard: pages at /, their fragments and live stream under /ui, static files.
+    for pages in (session, views, stream):
+        app.include_router(pages.router)
+    app.mount("/static", StaticFiles(directory=STATIC, follow_symlink=False), name="static")
+
+    @app.exception_handler(session.LoginRequired)
+    async def to_login(request: Request, exc: session.LoginRequired) -> Response:
+        return session.login_redirect(exc.next_path)
+
     limits = BodyLimits(default=settings.max_request_bytes, upload=settings.max_upload_bytes)
     app.add_middleware(RequestGuard, coordinator=coordinator, limits=limits)
     return app

@@ -50,6 +50,15 @@ MAX_TOKEN_CHARACTERS = 512
 PRINCIPAL_KEY = "buildcoord.principal"
 """Where the authenticated principal waits in the request's state for the route."""
 
+SESSION_COOKIE = "buildcoord_session"
+"""The dashboard's session: the viewer's token, HttpOnly and SameSite=Strict."""
+
+SESSION_SECRET_KEY = "buildcoord.session_secret"
+"""Where the dashboard session's token waits for the route (its CSRF token derives from it)."""
+
+DASHBOARD_PUBLIC_PATHS = frozenset({"/login", "/favicon.ico"})
+"""Dashboard paths that need no session (the login page takes the token in its body)."""
+
 
 @dataclass(frozen=True, slots=True)
 class BodyLimits:
@@ -104,6 +113,11 @@ class RequestGuard:
                 await _refuse(scope, receive, send, 503, f"database unavailable: {exc.orig}")
                 return
             scope.setdefault("state", {})[PRINCIPAL_KEY] = principal
+        elif _is_dashboard(path):
+            refusal = await self._dashboard_session(scope)
+            if refusal is not None:
+                await _refuse(scope, receive, send, *refusal)
+                return
         limit = self.limits.for_route(scope["method"], path)
         declared = _content_length(scope)
         if declared is not None and declared > limit:
@@ -115,6 +129,34 @@ class RequestGuard:
         header = _header(scope, b"authorization")
         scheme, _, secret = header.partition(" ")
         token = secret.strip() if scheme.lower() == "bearer" else None
+        return await self._principal(token)
+
+    async def _dashboard_session(self, scope: Scope) -> tuple[int, str] | None:
+        """Authenticate a dashboard request's session cookie, if it has one.
+
+        A page without a valid session is the page's to answer (a redirect to /login, or the
+        public dashboard); a request that would change something (any method but GET and
+        HEAD, the login form apart) is refused here, before its body is read.
+        """
+        secret = _cookie(scope, SESSION_COOKIE)
+        principal = None
+        if secret:
+            try:
+                principal = await self._principal(secret)
+            except Unauthorized:
+                principal = None
+            except OperationalError as exc:
+                return 503, f"database unavailable: {exc.orig}"
+        if principal is not None and principal.kind in ("operator", "read"):
+            state = scope.setdefault("state", {})
+            state[PRINCIPAL_KEY] = principal
+            state[SESSION_SECRET_KEY] = secret
+            return None
+        if scope["method"] in ("GET", "HEAD") or scope["path"] in DASHBOARD_PUBLIC_PATHS:
+            return None
+        return 401, "log in first: this action needs an operator's session"
+
+    async def _principal(self, token: str | None) -> Principal:
         if token is not None and len(token) > MAX_TOKEN_CHARACTERS:
             raise Unauthorized("invalid or revoked token")
         tokens = self.coordinator.tokens
@@ -146,6 +188,32 @@ def _bounded(receive: Receive, limit: int) -> Receive:
         return message
 
     return bounded
+
+
+def _is_dashboard(path: str) -> bool:
+    """Whether a path is the dashboard's (not the API's, /metrics or a static file)."""
+    return (
+        not path.startswith(("/api/", "/static/"))
+        and path not in OUTSIDE_ROUTES
+        and path
+        not in (
+            "/openapi.json",
+            "/docs",
+            "/redoc",
+        )
+    )
+
+
+def _cookie(scope: Scope, name: str) -> str | None:
+    """One cookie's value from the request's Cookie headers, or None."""
+    for key, value in scope.get("headers", ()):
+        if key.lower() != b"cookie":
+            continue
+        for part in value.decode("latin-1").split(";"):
+            cookie_name, _, cookie_value = part.strip().partition("=")
+            if cookie_name == name:
+                return cookie_value.strip() or None
+    return None
 
 
 def _has_nul(path: str, query_string: bytes) -> bool:

@@ -1,0 +1,222 @@
+"""Dashboard pages, the panels' fragments, and the operators' actions.
+
+A page is rendered whole on the server (first paint needs no script); each panel on it then
+asks for its fragment again when the stream says it changed. An action answers an htmx
+request with its panel re-rendered (an error shown in it), a plain form with a redirect back.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+from fastapi import APIRouter, Request
+from fastapi.responses import RedirectResponse, Response
+from starlette.concurrency import run_in_threadpool
+
+from buildcoord.errors import BuildcoordError, InvalidInput, NotFound
+from buildcoord.services.coordinator import Coordinator
+from buildcoord.web.pages import panels
+from buildcoord.web.pages.render import SECURITY_HEADERS, render
+from buildcoord.web.pages.session import ActorDep, Viewer, ViewerDep, form, safe_next
+
+router = APIRouter(include_in_schema=False)
+
+PAGES = {
+    "/": ("overview", "Overview"),
+    "/servers": ("servers", "Servers"),
+    "/queue": ("queue", "Queue"),
+    "/alerts": ("alerts", "Alerts"),
+    "/messages": ("messages", "Messages"),
+}
+"""Each page's path, its panel and its title (in the navigation's order)."""
+
+MAX_FILTER = 200
+
+
+def _coordinator(request: Request) -> Coordinator:
+    found: Coordinator = request.app.state.coordinator
+    return found
+
+
+def _options(request: Request) -> dict[str, Any]:
+    """A panel's query options (filter text, status, page), bounded and checked."""
+    query = request.query_params
+    options: dict[str, Any] = {}
+    for name in ("q", "status"):
+        value = query.get(name, "")
+        if len(value) > MAX_FILTER:
+            raise InvalidInput(f"{name} is longer than {MAX_FILTER} characters")
+        if value:
+            options[name] = value
+    raw_page = query.get("page", "1")
+    if not raw_page.isdigit() or not 1 <= int(raw_page) <= 1_000_000:
+        raise InvalidInput("page must be a whole number from 1")
+    options["page"] = int(raw_page)
+    return options
+
+
+def _gather(request: Request, viewer: Viewer, panel: str) -> dict[str, Any]:
+    return panels.PANELS[panel](_coordinator(request), viewer, **_options(request))
+
+
+def _page_route(path: str, panel: str, title: str) -> Callable[..., Any]:
+    async def page(request: Request, viewer: ViewerDep) -> Response:
+        context = await run_in_threadpool(_gather, request, viewer, panel)
+        return render(
+            request,
+            f"{panel}.html",
+            viewer=viewer,
+            csrf=viewer.csrf,
+            title=title,
+            panel=panel,
+            pages=PAGES,
+            query=request.url.query,
+            **context,
+        )
+
+    page.__name__ = f"{panel}_page"
+    return page
+
+
+for _path, (_panel, _title) in PAGES.items():
+    router.add_api_route(_path, _page_route(_path, _panel, _title), methods=["GET"])
+
+
+@router.get("/ui/panel/{panel}")
+async def fragment(request: Request, panel: str, viewer: ViewerDep) -> Response:
+    """One panel alone, for a refresh."""
+    if panel not in panels.PANELS:
+        raise NotFound(f"no panel {panel!r}")
+    context = await run_in_threadpool(_gather, request, viewer, panel)
+    return render(
+        request,
+        f"panels/{panel}.html",
+        viewer=viewer,
+        csrf=viewer.csrf,
+        query=request.url.query,
+        **context,
+    )
+
+
+async def _act(
+    request: Request, viewer: Viewer, panel: str, action: Callable[[], object]
+) -> Response:
+    """Run an action as the viewer; answer with the panel (htmx) or a redirect back."""
+    error = None
+    try:
+        await run_in_threadpool(action)
+    except BuildcoordError as exc:
+        error = str(exc)
+    if request.headers.get("hx-request") == "true":
+        context = await run_in_threadpool(_gather, request, viewer, panel)
+        return render(
+            request,
+            f"panels/{panel}.html",
+            status_code=200,
+            viewer=viewer,
+            csrf=viewer.csrf,
+            query="",
+            error=error,
+            **context,
+        )
+    back = safe_next(_referer_path(request))
+    if error is not None:
+        return render(
+            request,
+            "error.html",
+            status_code=400,
+            viewer=viewer,
+            csrf=viewer.csrf,
+            error=error,
+            back=back,
+            pages=PAGES,
+            panel=panel,
+            title="Error",
+        )
+    return RedirectResponse(back, status_code=303, headers=SECURITY_HEADERS)
+
+
+def _referer_path(request: Request) -> str:
+    referer = request.headers.get("referer", "")
+    origin = f"{request.url.scheme}://{request.url.netloc}"
+    return referer[len(origin) :] if referer.startswith(origin + "/") else "/"
+
+
+@router.post("/ui/jobs/{job_id}/cancel")
+async def cancel_job(request: Request, job_id: int, viewer: ActorDep) -> Response:
+    """Cancel a job that has not finished."""
+    services = _coordinator(request)
+    return await _act(
+        request,
+        viewer,
+        "queue",
+        lambda: services.queue.cancel(
+            job_id, reason="cancelled on the dashboard", by=viewer.principal
+        ),
+    )
+
+
+@router.post("/ui/jobs/{job_id}/retry")
+async def retry_job(request: Request, job_id: int, viewer: ActorDep) -> Response:
+    """Queue a failed or cancelled job again."""
+    services = _coordinator(request)
+    return await _act(
+        request, viewer, "queue", lambda: services.queue.retry(job_id, by=viewer.principal)
+    )
+
+
+@router.post("/ui/alerts/{alert_id}/ack")
+async def acknowledge_alert(request: Request, alert_id: int, viewer: ActorDep) -> Response:
+    """Acknowledge an open alert: no more reminders until it resolves."""
+    services = _coordinator(request)
+    return await _act(
+        request,
+        viewer,
+        "alerts",
+        lambda: services.alerts.acknowledge(alert_id, by=viewer.principal),
+    )
+
+
+@router.post("/ui/alerts/silence")
+async def silence_alerts(request: Request, viewer: ActorDep) -> Response:
+    """Silence a rule (or one subject of it) for some hours."""
+    fields = await form(request)
+    services = _coordinator(request)
+
+    def silence() -> None:
+        hours = fields.get("hours", "2")
+        try:
+            seconds = float(hours) * 3600
+        except ValueError as exc:
+            raise InvalidInput(f"hours: {hours!r} is not a number") from exc
+        services.alerts.silence(
+            fields.get("rule", ""),
+            fields.get("subject") or None,
+            seconds=seconds,
+            comment="silenced on the dashboard",
+            by=viewer.principal,
+        )
+
+    return await _act(request, viewer, "alerts", silence)
+
+
+@router.post("/ui/messages/{message_id}/read")
+async def mark_message_read(request: Request, message_id: int, viewer: ActorDep) -> Response:
+    """Mark one message read."""
+    services = _coordinator(request)
+    return await _act(
+        request,
+        viewer,
+        "messages",
+        lambda: services.messages.mark_read(message_id, by=viewer.principal),
+    )
+
+
+@router.post("/ui/messages/read-all")
+async def mark_all_messages_read(request: Request, viewer: ActorDep) -> Response:
+    """Mark every message read."""
+    services = _coordinator(request)
+    return await _act(
+        request, viewer, "messages", lambda: services.messages.mark_all_read(by=viewer.principal)
+    )
