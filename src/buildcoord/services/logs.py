@@ -17,6 +17,9 @@ LEVELS = ("info", "warning", "error", "success")
 MESSAGE_LIMIT = 20_000
 BATCH_LIMIT = 5_000
 
+MAX_PAGE = 5000
+"""The most log entries one read returns."""
+
 
 class LogService:
     """Append to and read job logs."""
@@ -91,10 +94,14 @@ class LogService:
         moment = now if at is None else _moment(at)
         return {"at": moment, "kind": kind, "level": level, "message": message, "details": details}
 
-    def entries(self, job_id: int, *, after_id: int = 0, by: Principal) -> list[LogEntry]:
-        """Read a job's log after a cursor."""
+    def entries(
+        self, job_id: int, *, after_id: int = 0, limit: int = MAX_PAGE, by: Principal
+    ) -> list[LogEntry]:
+        """Read a job's log after a cursor, at most ``limit`` entries (1 to MAX_PAGE)."""
         require_reader(by, "reading job logs")
-        return self.store.list_log_entries(job_id, after_id=after_id)
+        if not 1 <= limit <= MAX_PAGE:
+            raise InvalidInput(f"limit must be from 1 to {MAX_PAGE}")
+        return self.store.list_log_entries(job_id, after_id=after_id, limit=limit)
 
 
 def _moment(at: object) -> float:

@@ -6,12 +6,14 @@ from typing import Any
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, Response
 from pydantic import BaseModel
 from sqlalchemy.exc import OperationalError
 from starlette.exceptions import HTTPException
 
 from buildcoord.errors import BuildcoordError
+from buildcoord.web.guard import is_dashboard_path
+from buildcoord.web.pages.render import error_page
 
 
 class ErrorOut(BaseModel):
@@ -41,17 +43,21 @@ def install_error_handlers(app: FastAPI) -> None:
     """Register the handlers on app."""
 
     @app.exception_handler(BuildcoordError)
-    async def _domain(_request: Request, exc: BuildcoordError) -> JSONResponse:
+    async def _domain(request: Request, exc: BuildcoordError) -> Response:
+        if is_dashboard_path(request.url.path):
+            return error_page(request, exc.status, str(exc))
         headers = {"WWW-Authenticate": "Bearer"} if exc.status == 401 else None
         return JSONResponse({"error": str(exc)}, status_code=exc.status, headers=headers)
 
     @app.exception_handler(HTTPException)
-    async def _http(_request: Request, exc: HTTPException) -> JSONResponse:
+    async def _http(request: Request, exc: HTTPException) -> Response:
         # Routing's own refusals (unknown path, wrong method) get the same body as ours.
+        if is_dashboard_path(request.url.path):
+            return error_page(request, exc.status_code, str(exc.detail))
         return JSONResponse({"error": str(exc.detail)}, exc.status_code, headers=exc.headers)
 
     @app.exception_handler(RequestValidationError)
-    async def _invalid(_request: Request, exc: RequestValidationError) -> JSONResponse:
+    async def _invalid(request: Request, exc: RequestValidationError) -> Response:
         problems = []
         for error in exc.errors():
             loc = tuple(error.get("loc", ()))
@@ -61,7 +67,10 @@ def install_error_handlers(app: FastAPI) -> None:
                 parts = ("body",)
             where = ".".join(str(part) for part in parts)
             problems.append(f"{where}: {error.get('msg', 'invalid')}" if where else error["msg"])
-        return JSONResponse({"error": "invalid request: " + "; ".join(problems)}, 422)
+        message = "invalid request: " + "; ".join(problems)
+        if is_dashboard_path(request.url.path):
+            return error_page(request, 422, message)
+        return JSONResponse({"error": message}, 422)
 
     @app.exception_handler(OperationalError)
     async def _database(_request: Request, exc: OperationalError) -> JSONResponse:

@@ -113,7 +113,7 @@ class RequestGuard:
                 await _refuse(scope, receive, send, 503, f"database unavailable: {exc.orig}")
                 return
             scope.setdefault("state", {})[PRINCIPAL_KEY] = principal
-        elif _is_dashboard(path):
+        elif is_dashboard_path(path):
             refusal = await self._dashboard_session(scope)
             if refusal is not None:
                 await _refuse(scope, receive, send, *refusal)
@@ -190,7 +190,7 @@ def _bounded(receive: Receive, limit: int) -> Receive:
     return bounded
 
 
-def _is_dashboard(path: str) -> bool:
+def is_dashboard_path(path: str) -> bool:
     """Whether a path is the dashboard's (not the API's, /metrics or a static file)."""
     return (
         not path.startswith(("/api/", "/static/"))

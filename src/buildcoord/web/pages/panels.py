@@ -10,8 +10,10 @@ from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from buildcoord.models import Event, Job, JobForecast, Server
+from buildcoord.errors import NotFound
+from buildcoord.models import Event, FleetSample, Job, JobForecast, Server
 from buildcoord.services.coordinator import Coordinator
+from buildcoord.web.pages.charts import Series, line_chart
 from buildcoord.web.pages.session import Viewer
 
 PAGE_SIZE = 50
@@ -24,7 +26,8 @@ PANELS_OF_EVENT = {
     "server": ("overview", "servers"),
     "alert": ("overview", "alerts"),
     "message": ("overview", "messages"),
-    "branch": ("overview",),
+    "branch": ("overview", "branches"),
+    "rollback": ("branches",),
 }
 """Which panels an event's kind (its part before the dot) changes."""
 
@@ -176,10 +179,137 @@ def messages(
     }
 
 
+LOG_PAGE = 500
+"""Log entries per page of the job page's log (a long log is read a page at a time)."""
+
+MANIFEST_SHOWN = 200
+"""Files of a manifest listed on the job page."""
+
+
+def job(coordinator: Coordinator, viewer: Viewer, *, job_id: int, **_: Any) -> dict[str, Any]:
+    """One job: where it stands, its forecast, the first page of its log, its manifest, the
+    comparison verdicts it is part of."""
+    by = viewer.principal
+    found = coordinator.queue.get(job_id, by=by)
+    forecast = None
+    if found.status in ("queued", "running"):
+        forecast = coordinator.prediction.forecast().get(job_id)
+    entries = coordinator.logs.entries(job_id, limit=LOG_PAGE, by=by)
+    try:
+        artifacts = coordinator.artifacts.get(job_id, by=by)
+        manifest = coordinator.artifacts.manifest(job_id, by=by)
+    except NotFound:
+        artifacts, manifest = None, []
+    return {
+        "job": found,
+        "forecast": forecast,
+        "log": log_page(found, entries),
+        "artifacts": artifacts,
+        "manifest": manifest[:MANIFEST_SHOWN],
+        "manifest_total": len(manifest),
+        "comparisons": coordinator.comparisons.list_comparisons(job=job_id, by=by),
+    }
+
+
+def log_page(found: Job, entries: Sequence[Any]) -> dict[str, Any]:
+    """A page of log entries and how the page goes on: ``more`` (a full page: the next one
+    when scrolled to), ``follow`` (the job runs: look again each second) or neither."""
+    after = entries[-1].id if entries else 0
+    return {
+        "job": found,
+        "entries": entries,
+        "after": after,
+        "more": len(entries) >= LOG_PAGE,
+        "follow": len(entries) < LOG_PAGE and found.status in ("queued", "running"),
+    }
+
+
+def log_more(
+    coordinator: Coordinator, viewer: Viewer, *, job_id: int, after: int
+) -> dict[str, Any]:
+    """The log entries after a cursor, a page of them."""
+    found = coordinator.queue.get(job_id, by=viewer.principal)
+    entries = coordinator.logs.entries(job_id, after_id=after, limit=LOG_PAGE, by=viewer.principal)
+    page = log_page(found, entries)
+    if not entries:
+        page["after"] = after
+    return page
+
+
+@dataclass(frozen=True, slots=True)
+class BranchView:
+    """A branch with its last good build and its next build's predicted duration."""
+
+    branch: Any
+    last_good: Any | None
+    estimate: Any | None
+
+
+def branches(coordinator: Coordinator, viewer: Viewer, **_: Any) -> dict[str, Any]:
+    """Every branch: last good build and tag, next scheduled run, prediction band, switches."""
+    by = viewer.principal
+    shown = []
+    for branch in coordinator.branches.list_branches(by=by):
+        try:
+            last_good = coordinator.rollback.last_good(branch.name, by=by)
+        except NotFound:
+            last_good = None
+        try:
+            estimate = coordinator.prediction.duration(branch.name, by=by)
+        except NotFound:
+            estimate = None
+        shown.append(BranchView(branch, last_good, estimate))
+    health = {each.branch: each for each in coordinator.health.fleet(by=by).branches}
+    return {"branches": shown, "health": health}
+
+
+def _series(samples: Sequence[FleetSample]) -> dict[str, Any]:
+    return {
+        "success": line_chart(
+            "Success rate",
+            [Series("passed / finished", "ok", [(s.at, s.success_rate) for s in samples])],
+            unit="%",
+            top=1.0,
+        ),
+        "durations": line_chart(
+            "Mean duration of passed builds",
+            [Series("mean", "info", [(s.at, s.mean_duration_seconds) for s in samples])],
+            unit="s",
+        ),
+        "queue": line_chart(
+            "Queue depth",
+            [
+                Series("queued", "warn", [(s.at, s.queued) for s in samples]),
+                Series("running", "info", [(s.at, s.running) for s in samples]),
+                Series("blocked", "muted", [(s.at, s.blocked) for s in samples]),
+            ],
+        ),
+        "servers": line_chart(
+            "Servers online",
+            [
+                Series("online", "ok", [(s.at, s.servers_online) for s in samples]),
+                Series("total", "muted", [(s.at, s.servers_total) for s in samples]),
+            ],
+        ),
+    }
+
+
+def trends(
+    coordinator: Coordinator, viewer: Viewer, *, window: str = "24h", **_: Any
+) -> dict[str, Any]:
+    """Success rate, durations, queue depth and servers online over 24 hours or 30 days."""
+    if window not in ("24h", "30d"):
+        window = "24h"
+    samples = coordinator.trends.samples(window, by=viewer.principal)
+    return {"window": window, "samples": len(samples), "charts": _series(samples)}
+
+
 PANELS: dict[str, Callable[..., dict[str, Any]]] = {
     "overview": overview,
     "servers": servers,
     "queue": queue,
     "alerts": alerts,
     "messages": messages,
+    "branches": branches,
+    "trends": trends,
 }

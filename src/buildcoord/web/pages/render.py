@@ -10,6 +10,8 @@ from fastapi import Request
 from fastapi.responses import HTMLResponse
 from jinja2 import Environment, PackageLoader, StrictUndefined, select_autoescape
 
+from buildcoord.web.pages.ansi import ansi_html
+
 CONTENT_SECURITY_POLICY = (
     "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:;"
     " connect-src 'self'; form-action 'self'; frame-ancestors 'none'; base-uri 'none';"
@@ -23,6 +25,18 @@ SECURITY_HEADERS = {
     "Referrer-Policy": "same-origin",
     "Cache-Control": "no-store",
 }
+
+
+NAVIGATION = {
+    "/": ("overview", "Overview"),
+    "/servers": ("servers", "Servers"),
+    "/queue": ("queue", "Queue"),
+    "/alerts": ("alerts", "Alerts"),
+    "/branches": ("branches", "Branches"),
+    "/messages": ("messages", "Messages"),
+    "/trends": ("trends", "Trends"),
+}
+"""Each page's path, its panel and its title, in the navigation's order."""
 
 
 def ago(seconds: float | None) -> str:
@@ -78,15 +92,24 @@ _environment = Environment(
     trim_blocks=True,
     lstrip_blocks=True,
 )
-_environment.filters.update(ago=ago, duration=duration, clock=clock, percent=percent, gib=gib)
+_environment.globals["pages"] = NAVIGATION
+_environment.filters.update(
+    ago=ago, duration=duration, clock=clock, percent=percent, gib=gib, ansi=ansi_html
+)
 
 
 def render(request: Request, template: str, status_code: int = 200, **context: Any) -> HTMLResponse:
     """A template rendered with the request's session context, and the security headers."""
-    html = _environment.get_template(template).render(
-        request_path=request.url.path,
-        viewer=context.pop("viewer", None),
-        csrf=context.pop("csrf", ""),
-        **context,
-    )
+    context.setdefault("viewer", None)
+    context.setdefault("csrf", "")
+    context.setdefault("panel", "")
+    context.setdefault("title", "buildcoord")
+    html = _environment.get_template(template).render(request_path=request.url.path, **context)
     return HTMLResponse(html, status_code=status_code, headers=SECURITY_HEADERS)
+
+
+def error_page(request: Request, status_code: int, message: str) -> HTMLResponse:
+    """A dashboard request's error as a page (the API's errors stay JSON)."""
+    return render(
+        request, "error.html", status_code=status_code, error=message, back="/", title="Error"
+    )

@@ -17,19 +17,12 @@ from starlette.concurrency import run_in_threadpool
 from buildcoord.errors import BuildcoordError, InvalidInput, NotFound
 from buildcoord.services.coordinator import Coordinator
 from buildcoord.web.pages import panels
-from buildcoord.web.pages.render import SECURITY_HEADERS, render
+from buildcoord.web.pages.render import NAVIGATION, SECURITY_HEADERS, render
 from buildcoord.web.pages.session import ActorDep, Viewer, ViewerDep, form, safe_next
 
 router = APIRouter(include_in_schema=False)
 
-PAGES = {
-    "/": ("overview", "Overview"),
-    "/servers": ("servers", "Servers"),
-    "/queue": ("queue", "Queue"),
-    "/alerts": ("alerts", "Alerts"),
-    "/messages": ("messages", "Messages"),
-}
-"""Each page's path, its panel and its title (in the navigation's order)."""
+PAGES = NAVIGATION
 
 MAX_FILTER = 200
 
@@ -43,7 +36,7 @@ def _options(request: Request) -> dict[str, Any]:
     """A panel's query options (filter text, status, page), bounded and checked."""
     query = request.query_params
     options: dict[str, Any] = {}
-    for name in ("q", "status"):
+    for name in ("q", "status", "window"):
         value = query.get(name, "")
         if len(value) > MAX_FILTER:
             raise InvalidInput(f"{name} is longer than {MAX_FILTER} characters")
@@ -70,7 +63,6 @@ def _page_route(path: str, panel: str, title: str) -> Callable[..., Any]:
             csrf=viewer.csrf,
             title=title,
             panel=panel,
-            pages=PAGES,
             query=request.url.query,
             **context,
         )
@@ -81,6 +73,53 @@ def _page_route(path: str, panel: str, title: str) -> Callable[..., Any]:
 
 for _path, (_panel, _title) in PAGES.items():
     router.add_api_route(_path, _page_route(_path, _panel, _title), methods=["GET"])
+
+
+@router.get("/jobs/{job_id}")
+async def job_page(request: Request, job_id: int, viewer: ViewerDep) -> Response:
+    """One job: its state, forecast, log (followed while it runs), manifest and verdicts."""
+    _bounded_id(job_id)
+    context = await run_in_threadpool(panels.job, _coordinator(request), viewer, job_id=job_id)
+    return render(
+        request,
+        "job.html",
+        viewer=viewer,
+        csrf=viewer.csrf,
+        title=f"Job {job_id}",
+        panel="job",
+        query="",
+        **context,
+    )
+
+
+@router.get("/ui/jobs/{job_id}/panel")
+async def job_fragment(request: Request, job_id: int, viewer: ViewerDep) -> Response:
+    """The job page's state panel alone, for a refresh."""
+    _bounded_id(job_id)
+    context = await run_in_threadpool(panels.job, _coordinator(request), viewer, job_id=job_id)
+    return render(request, "panels/job.html", viewer=viewer, csrf=viewer.csrf, **context)
+
+
+@router.get("/ui/jobs/{job_id}/log")
+async def log_fragment(
+    request: Request, job_id: int, viewer: ViewerDep, after: int = 0
+) -> Response:
+    """The log entries after a cursor: a page, and the element that fetches the next."""
+    _bounded_id(job_id)
+    if not 0 <= after <= MAX_ID:
+        raise InvalidInput(f"after must be from 0 to {MAX_ID}")
+    context = await run_in_threadpool(
+        panels.log_more, _coordinator(request), viewer, job_id=job_id, after=after
+    )
+    return render(request, "panels/log_entries.html", log=context)
+
+
+MAX_ID = 2**63 - 1
+
+
+def _bounded_id(value: int) -> None:
+    if not 1 <= value <= MAX_ID:
+        raise NotFound(f"job {value} does not exist")
 
 
 @router.get("/ui/panel/{panel}")
@@ -130,7 +169,6 @@ async def _act(
             csrf=viewer.csrf,
             error=error,
             back=back,
-            pages=PAGES,
             panel=panel,
             title="Error",
         )
@@ -163,6 +201,23 @@ async def retry_job(request: Request, job_id: int, viewer: ActorDep) -> Response
     services = _coordinator(request)
     return await _act(
         request, viewer, "queue", lambda: services.queue.retry(job_id, by=viewer.principal)
+    )
+
+
+@router.post("/ui/branches/auto-build")
+async def set_auto_build(request: Request, viewer: ActorDep) -> Response:
+    """Turn a branch's building of new commits on or off."""
+    fields = await form(request)
+    services = _coordinator(request)
+    return await _act(
+        request,
+        viewer,
+        "branches",
+        lambda: services.branches.update(
+            fields.get("branch", ""),
+            auto_build=fields.get("auto_build") == "on",
+            by=viewer.principal,
+        ),
     )
 
 
