@@ -115,6 +115,9 @@ TABLE: dict[str, Row] = {
     "POST /api/v1/jobs/{job_id}/cancel": operator_only(
         lambda w, s: (f"/jobs/{s.running_job}/cancel", None, {"reason": "matrix"})
     ),
+    "POST /api/v1/jobs/{job_id}/priority": operator_only(
+        lambda w, s: (f"/jobs/{w.queued_jobs[0]}/priority", None, {"priority": 2})
+    ),
     "POST /api/v1/jobs/{job_id}/retry": operator_only(
         lambda w, s: (f"/jobs/{w.cancelled_job}/retry", None, None)
     ),

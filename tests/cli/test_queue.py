@@ -113,6 +113,20 @@ def test_queue_retry_queues_a_new_attempt(run_cli: RunCli, operator: Client) -> 
     assert operator.get_job(job.id).status == "queued"
 
 
+def test_queue_priority_changes_a_waiting_jobs_priority(run_cli: RunCli, operator: Client) -> None:
+    job = operator.submit_job("main", "abc1234")
+    assert "priority: 2" in run_cli("queue", "priority", str(job.id), "2").stdout
+    assert operator.get_job(job.id).priority == 2
+
+
+def test_queue_priority_out_of_range_is_one_error_line_and_changes_nothing(
+    run_cli: RunCli, operator: Client
+) -> None:
+    job = operator.submit_job("main", "abc1234")
+    assert "priority" in run_cli("queue", "priority", str(job.id), "0").error
+    assert operator.get_job(job.id).priority == 5
+
+
 def test_queue_add_with_a_bad_priority_is_one_error_line(run_cli: RunCli, operator: Client) -> None:
     assert "priority" in run_cli("queue", "add", "main", "abc1234", "--priority", "11").error
     assert operator.list_jobs() == []

@@ -223,6 +223,16 @@ def cancel(job_id: int, reason: str | None) -> None:
     click.echo(f"Job {job.id} cancelled")
 
 
+@queue.command("priority")
+@click.argument("job_id", type=int)
+@click.argument("priority", type=int)
+def priority(job_id: int, priority: int) -> None:
+    """Change a queued or blocked job's priority (1 highest to 10)."""
+    with get_context().client() as client:
+        job = client.set_job_priority(job_id, priority)
+    click.echo(f"Job {job.id} priority: {job.priority}")
+
+
 @queue.command("retry")
 @click.argument("job_id", type=int)
 def retry(job_id: int) -> None:

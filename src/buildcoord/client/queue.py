@@ -128,6 +128,11 @@ class QueueEndpoints(Transport):
         data = self._call("POST", f"/jobs/{job_id}/cancel", json={"reason": reason})
         return self._parse(Job, data)
 
+    def set_job_priority(self, job_id: int, priority: int) -> Job:
+        """Change a queued or blocked job's priority."""
+        data = self._call("POST", f"/jobs/{job_id}/priority", json={"priority": priority})
+        return self._parse(Job, data)
+
     def retry_job(self, job_id: int) -> Job:
         """Retry a failed or cancelled job."""
         return self._parse(Job, self._call("POST", f"/jobs/{job_id}/retry"))

@@ -337,6 +337,14 @@ class QueueService:
             job_id, rank_of=self.rank_of, now=self.clock.now().timestamp(), actor=by.actor
         )
 
+    def set_priority(self, job_id: int, priority: int, *, by: Principal) -> Job:
+        """Change a queued or blocked job's priority (1 highest to 10)."""
+        require_operator(by, "changing a job's priority")
+        validation.priority(priority)
+        return self.store.set_job_priority(
+            job_id, priority, rank_of=self.rank_of, now=self.clock.now().timestamp(), actor=by.actor
+        )
+
     def expire_leases(self) -> list[Job]:
         """Maintenance: requeue or fail running jobs whose lease ran out."""
         changed = self.store.expire_job_leases(now=self.clock.now().timestamp(), actor=SYSTEM.actor)

@@ -104,6 +104,7 @@ class Store:
     complete_job = delegate("jobs", JobStore.complete_job)
     cancel_job = delegate("jobs", JobStore.cancel_job)
     retry_job = delegate("jobs", JobStore.retry_job)
+    set_job_priority = delegate("jobs", JobStore.set_job_priority)
     expire_job_leases = delegate("jobs", JobStore.expire_leases)
     end_job_leases_of = delegate("jobs", JobStore.end_leases_of)
     extend_job_leases = delegate("jobs", JobStore.extend_running_leases)

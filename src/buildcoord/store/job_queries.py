@@ -327,6 +327,11 @@ RETRY = sql(
     f" rank = ? WHERE id = ? AND status = ? RETURNING {JOB_COLUMNS}"
 )
 
+# A waiting job's new priority and the rank it gives. Parameters: priority, rank, id, status.
+REPRIORITIZE = sql(
+    f"UPDATE jobs SET priority = ?, rank = ? WHERE id = ? AND status = ? RETURNING {JOB_COLUMNS}"
+)
+
 # Every job whose claim rank a policy change recomputes: (id, priority, queued_at).
 RANKED = sql("SELECT id, priority, queued_at FROM jobs WHERE status IN ('queued', 'blocked')")
 

@@ -415,6 +415,33 @@ class JobStore:
             unblock_dependents(db, job_id, now=now, actor=actor)
             return job
 
+    def set_job_priority(
+        self, job_id: int, priority: int, *, rank_of: RankFunction, now: float, actor: str
+    ) -> Job:
+        """Give a queued or blocked job a new priority; its rank keeps its time in the queue."""
+        with driver_transaction(self.engine) as db:
+            current = _get(db, job_id)
+            if current.status not in ("queued", "blocked"):
+                raise Conflict(
+                    f"job {job_id} is {current.status}; only a queued or blocked job's priority"
+                    " can change"
+                )
+            rank = rank_of(priority, current.queued_at.timestamp())
+            row = db.run(queries.REPRIORITIZE, (priority, rank, job_id, current.status)).fetchone()
+            if row is None:
+                raise Conflict(f"job {job_id} changed state meanwhile; try again")
+            job = job_from_row(row)
+            record_event(
+                db,
+                at=now,
+                actor=actor,
+                kind="job.reprioritized",
+                subject=f"job:{job_id}",
+                before={"priority": current.priority},
+                after={"priority": priority},
+            )
+            return job
+
     def expire_leases(self, *, now: float, actor: str) -> list[Job]:
         """Requeue (attempt + 1) or fail every running job whose lease has run out."""
         with driver_transaction(self.engine) as db:

@@ -246,6 +246,10 @@ class CancelIn(Body):
     reason: Reason | None = None
 
 
+class PriorityIn(Body):
+    priority: Priority
+
+
 LockName = Annotated[StrictStr, _documented(min_length=1, max_length=validation.LOCK_NAME_LIMIT)]
 
 

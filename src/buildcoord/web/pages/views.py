@@ -221,6 +221,21 @@ async def set_auto_build(request: Request, viewer: ActorDep) -> Response:
     )
 
 
+@router.post("/ui/jobs/{job_id}/priority")
+async def set_job_priority(request: Request, job_id: int, viewer: ActorDep) -> Response:
+    """Change a waiting job's priority."""
+    fields = await form(request)
+    services = _coordinator(request)
+
+    def change() -> None:
+        raw = fields.get("priority", "")
+        if not raw.isdigit():
+            raise InvalidInput(f"priority: {raw[:20]!r} is not a whole number from 1 to 10")
+        services.queue.set_priority(job_id, int(raw), by=viewer.principal)
+
+    return await _act(request, viewer, "queue", change)
+
+
 @router.post("/ui/alerts/{alert_id}/ack")
 async def acknowledge_alert(request: Request, alert_id: int, viewer: ActorDep) -> Response:
     """Acknowledge an open alert: no more reminders until it resolves."""

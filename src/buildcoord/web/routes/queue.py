@@ -14,6 +14,7 @@ from buildcoord.web.schemas import (
     ClaimIn,
     CompleteIn,
     JobIn,
+    PriorityIn,
     RenewIn,
     RowId,
     limit_query,
@@ -122,6 +123,12 @@ def complete(job_id: RowId, body: CompleteIn, services: Services, caller: Caller
 def cancel(job_id: RowId, body: CancelIn, services: Services, caller: Caller) -> Job:
     """Cancel a job that has not finished."""
     return services.queue.cancel(job_id, reason=body.reason, by=caller)
+
+
+@router.post("/{job_id}/priority")
+def set_priority(job_id: RowId, body: PriorityIn, services: Services, caller: Caller) -> Job:
+    """Change a queued or blocked job's priority (1 highest to 10); its place keeps its wait."""
+    return services.queue.set_priority(job_id, body.priority, by=caller)
 
 
 @router.post("/{job_id}/retry")
