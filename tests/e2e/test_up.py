@@ -13,7 +13,9 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TypeVar
+from urllib.parse import quote
 
+import httpx
 import pytest
 
 from buildcoord.client import Client
@@ -132,6 +134,10 @@ def test_up_demo_builds_one_commit_on_both_servers_to_identical_artifacts_and_st
     started = time.monotonic()
     builds = wait_for("two builds of main", lambda: both_builds_of_main(client), 90, up)
     print(f"both builds of main succeeded {time.monotonic() - started:.1f} s after start")
+
+    dashboard = f"{up.url}/login#token={quote(token, safe='')}"
+    assert dashboard in up.output(), "up printed no dashboard URL that logs in"
+    assert "<form" in httpx.get(f"{up.url}/login", timeout=10).text
 
     build1, build2 = builds["build1"], builds["build2"]
     tip = subprocess.run(

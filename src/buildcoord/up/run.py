@@ -19,6 +19,7 @@ from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from types import FrameType
 from typing import Any
+from urllib.parse import quote
 
 import click
 from rich.console import Console
@@ -215,7 +216,12 @@ def process_view(child: Child) -> ProcessView:
 
 
 def _introduce(
-    url: str, home: Path, token_origin: str, agents: Sequence[str], demo: DemoBuilds | None
+    url: str,
+    home: Path,
+    token_origin: str,
+    agents: Sequence[str],
+    demo: DemoBuilds | None,
+    secret: str,
 ) -> list[str]:
     """What to print at the start: where things are and how to use the CLI against them."""
     token_file = home / "admin-token"
@@ -223,6 +229,7 @@ def _introduce(
     token_source = f'$(cat "{token_file}")' if from_file else "<the admin token you set>"
     lines = [
         f"buildcoord up: coordinator on {url} with agents {', '.join(agents)}",
+        f"  dashboard:   {url}/login#token={quote(secret, safe='')}  (opens logged in)",
         f"  database:    {home / 'buildcoord.db'}",
         f"  admin token: {token_origin}",
         f"  logs:        {home / 'logs'}/",
@@ -392,7 +399,7 @@ def run_fleet(
                 repository = ensure_demo_repository(home / "demo" / "repo")
                 pinned = {name: server_label(name) for name in names[:2]}
                 builds = queue_demo_builds(client, repository, pinned)
-            report = open_report(_introduce(url, home, origin, names, builds), url)
+            report = open_report(_introduce(url, home, origin, names, builds, secret), url)
             watch(client, coordinator, agents, report, request, builds)
     finally:
         if report is not None:
