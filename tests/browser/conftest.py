@@ -17,7 +17,19 @@ from playwright.sync_api import Browser, Page, sync_playwright
 
 from live_fleet import LiveFleet, live_fleet
 
+from .dashboard import log_in
+
 BROWSER_TESTS = Path(__file__).resolve().parent
+
+QUIET_FLAGS = (
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+    "--disable-quic",
+)
+"""Chromium's own connections (updates, sync, field trials) off: a closed network refuses them,
+and the tests need only loopback."""
 
 
 def chromium_executable() -> str | None:
@@ -47,7 +59,7 @@ def chromium() -> Iterator[Browser]:
             "or set BUILDCOORD_CHROMIUM=/path/to/chromium"
         )
     # Chromium's sandbox refuses to start as root, and CI runs as root.
-    args = ["--no-sandbox"] if os.geteuid() == 0 else []
+    args = [*QUIET_FLAGS, *(["--no-sandbox"] if os.geteuid() == 0 else [])]
     with sync_playwright() as playwright:
         browser = playwright.chromium.launch(executable_path=executable, headless=True, args=args)
         try:
@@ -74,3 +86,27 @@ def live_coordinator(tmp_path: Path) -> Iterator[LiveFleet]:
     """
     with live_fleet(tmp_path / "coordinator") as coordinator:
         yield coordinator
+
+
+@pytest.fixture
+def watched_coordinator(tmp_path: Path) -> Iterator[LiveFleet]:
+    """A live coordinator whose monitor steps every second and whose heartbeats are due every
+    second: a server that sent one is stale 3 s later, and alerts open within a second."""
+    settings = {"monitor_seconds": "1", "heartbeat_interval_seconds": "1"}
+    with live_fleet(tmp_path / "coordinator", **settings) as coordinator:
+        yield coordinator
+
+
+@pytest.fixture(scope="module")
+def module_coordinator(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveFleet]:
+    """One live coordinator for a whole test module (starting one takes seconds): each test of
+    the module makes, and looks at, servers, jobs and messages of its own."""
+    with live_fleet(tmp_path_factory.mktemp("coordinator")) as coordinator:
+        yield coordinator
+
+
+@pytest.fixture
+def dashboard(page: Page, module_coordinator: LiveFleet) -> Page:
+    """A page logged in to the module's coordinator with the admin token, through the form."""
+    log_in(page, module_coordinator)
+    return page

@@ -1,0 +1,101 @@
+"""What the dashboard's browser tests share: logging in through the form, opening a page whose
+live stream is connected, and the one-second budget a change has to reach the page.
+
+"Within 1 s" is measured from the moment of the change: from just before the client call that
+makes it, or from the ``at`` of the event the coordinator recorded for a change it made itself
+(a server going stale, an alert opening). Playwright's expect then gets what is left of that
+second as its timeout, so a page that shows the change later fails.
+"""
+
+from __future__ import annotations
+
+import time
+from urllib.parse import quote, urlsplit
+
+from playwright.sync_api import Page, expect
+
+from buildcoord.client import Client
+from buildcoord.models import Event
+from live_fleet import LiveFleet
+
+ONE_SECOND_MS = 1000.0
+
+PAGES = ("/", "/servers", "/queue", "/alerts", "/branches", "/messages", "/trends")
+"""Every page in the navigation."""
+
+NAVIGATION = ("Overview", "Servers", "Queue", "Alerts", "Branches", "Messages", "Trends")
+"""The navigation links' texts, in order."""
+
+GIB = 2**30
+
+
+def log_in(page: Page, fleet: LiveFleet, token: str | None = None, *, path: str = "/") -> None:
+    """Log in through the login form with ``token`` (the admin token), landing on ``path``."""
+    page.goto(f"{fleet.url}/login?next={quote(path, safe='/')}")
+    page.fill("#token", token or fleet.admin_token)
+    page.get_by_role("button", name="Log in").click()
+    page.wait_for_url(fleet.url + path)
+
+
+def open_live(page: Page, fleet: LiveFleet, path: str, panel: str) -> None:
+    """Open a page, wait until its stream is live and its first refresh of ``panel`` has been
+    answered: what changes from then on can reach the page only through the stream (the
+    panels' own timers look every 10 s or more, far past a test's second)."""
+    with page.expect_response(lambda response: _path(response.url) == f"/ui/panel/{panel}"):
+        page.goto(fleet.url + path)
+    expect(page.locator("#connection")).to_have_attribute("data-state", "live")
+
+
+def _path(url: str) -> str:
+    return urlsplit(url).path
+
+
+def left_of_a_second(since: float) -> float:
+    """Milliseconds left of the second that began at ``since`` (time.monotonic()), at least 1
+    (Playwright takes a timeout of 0 for none)."""
+    return max(1.0, ONE_SECOND_MS - (time.monotonic() - since) * 1000.0)
+
+
+def monotonic_at(event: Event) -> float:
+    """The time.monotonic() reading at which the coordinator recorded ``event``."""
+    return time.monotonic() - (time.time() - event.at.timestamp())
+
+
+def await_event(
+    client: Client,
+    subject: str,
+    kind: str,
+    *,
+    timeout: float = 15.0,
+    interval: float = 0.02,
+) -> Event:
+    """The first event of ``kind`` about ``subject``, polled for as the coordinator records it."""
+    deadline = time.monotonic() + timeout
+    while True:
+        for event in client.list_events(subject=subject, limit=1000):
+            if event.kind == kind:
+                return event
+        if time.monotonic() > deadline:
+            raise AssertionError(f"no {kind} event about {subject} within {timeout:.0f} s")
+        time.sleep(interval)
+
+
+def focus_trail(page: Page, presses: int) -> list[str]:
+    """Press Tab ``presses`` times from the top of the page; what each press focused (its
+    aria-label, else its text)."""
+    trail = []
+    for _ in range(presses):
+        page.keyboard.press("Tab")
+        trail.append(
+            page.evaluate(
+                "() => { const e = document.activeElement;"
+                " return (e.getAttribute('aria-label') || e.textContent || '').trim(); }"
+            )
+        )
+    return trail
+
+
+def scroll_width(page: Page) -> int:
+    """The page's scrollable width in CSS pixels (wider than the viewport: a horizontal scroll)."""
+    width: int = page.evaluate("() => document.documentElement.scrollWidth")
+    return width

@@ -1,0 +1,94 @@
+"""Logging in to the dashboard, being sent to the form without a session, logging out; the
+servers page listing the fleet."""
+
+from __future__ import annotations
+
+from playwright.sync_api import Page, expect
+
+from buildcoord.models import Metrics
+from live_fleet import LiveFleet
+
+from .dashboard import GIB, NAVIGATION, log_in
+
+
+def test_logging_in_through_the_form_with_the_admin_token_shows_the_overview(
+    page: Page, module_coordinator: LiveFleet
+) -> None:
+    page.goto(f"{module_coordinator.url}/login")
+    page.fill("#token", module_coordinator.admin_token)
+    page.get_by_role("button", name="Log in").click()
+
+    page.wait_for_url(f"{module_coordinator.url}/")
+    expect(page.get_by_role("heading", name="Overview", level=1)).to_be_visible()
+    expect(page.locator(".who")).to_contain_text("admin")
+    navigation = page.get_by_role("navigation", name="Sections").get_by_role("link")
+    expect(navigation).to_have_text(list(NAVIGATION))
+    expect(page.locator("#connection")).to_have_attribute("data-state", "live")
+
+
+def test_a_page_without_a_session_sends_the_browser_to_the_login_form_and_back_after(
+    page: Page, module_coordinator: LiveFleet
+) -> None:
+    page.goto(f"{module_coordinator.url}/queue")
+    page.wait_for_url(f"{module_coordinator.url}/login?next=/queue")
+
+    page.fill("#token", module_coordinator.admin_token)
+    page.get_by_role("button", name="Log in").click()
+
+    page.wait_for_url(f"{module_coordinator.url}/queue")
+    expect(page.get_by_role("heading", name="Queue", level=1)).to_be_visible()
+
+
+def test_a_wrong_token_is_refused_on_the_form_with_a_reason(
+    page: Page, module_coordinator: LiveFleet
+) -> None:
+    page.goto(f"{module_coordinator.url}/login")
+    page.fill("#token", "bc_not-a-token")
+    with page.expect_response(f"{module_coordinator.url}/login") as answer:
+        page.get_by_role("button", name="Log in").click()
+
+    assert answer.value.status == 401
+    expect(page.get_by_role("alert")).to_have_text("That token is not valid (or was revoked).")
+    assert page.context.cookies() == []
+
+
+def test_an_agents_token_cannot_log_in(page: Page, module_coordinator: LiveFleet) -> None:
+    token = module_coordinator.register("login-agent")
+
+    page.goto(f"{module_coordinator.url}/login")
+    page.fill("#token", token)
+    page.get_by_role("button", name="Log in").click()
+
+    expect(page.get_by_role("alert")).to_contain_text("That is an agent's token")
+    assert page.context.cookies() == []
+
+
+def test_logging_out_ends_the_session(dashboard: Page, module_coordinator: LiveFleet) -> None:
+    dashboard.get_by_role("button", name="Log out").click()
+    dashboard.wait_for_url(f"{module_coordinator.url}/login")
+    assert dashboard.context.cookies() == []
+
+    dashboard.goto(f"{module_coordinator.url}/servers")
+    dashboard.wait_for_url(f"{module_coordinator.url}/login?next=/servers")
+
+
+def test_the_servers_page_lists_every_server_with_its_status_and_labels(
+    page: Page, module_coordinator: LiveFleet
+) -> None:
+    module_coordinator.register("list-linux", ["os=linux", "arch=x86_64"])
+    token = module_coordinator.register("list-mac", ["os=macos"])
+    with module_coordinator.client(token) as agent:
+        figures = Metrics(cpu_percent=12.0, disk_free_bytes=80 * GIB, disk_total_bytes=100 * GIB)
+        agent.heartbeat("list-mac", figures)
+
+    log_in(page, module_coordinator, path="/servers")
+
+    linux = page.locator("#server-list-linux")
+    expect(linux.get_by_role("rowheader")).to_have_text("list-linux")
+    expect(linux).to_have_attribute("data-status", "offline")
+    expect(linux.locator(".label")).to_have_text(["arch=x86_64", "os=linux"])
+    mac = page.locator("#server-list-mac")
+    expect(mac.get_by_role("rowheader")).to_have_text("list-mac")
+    expect(mac).to_have_attribute("data-status", "online")
+    expect(mac.locator(".label")).to_have_text(["os=macos"])
+    expect(mac).to_contain_text("12 %")
