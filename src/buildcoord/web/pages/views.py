@@ -143,10 +143,11 @@ async def _act(
 ) -> Response:
     """Run an action as the viewer; answer with the panel (htmx) or a redirect back."""
     error = None
+    status = 200
     try:
         await run_in_threadpool(action)
     except BuildcoordError as exc:
-        error = str(exc)
+        error, status = str(exc), exc.status
     if request.headers.get("hx-request") == "true":
         context = await run_in_threadpool(_gather, request, viewer, panel)
         return render(
@@ -164,7 +165,7 @@ async def _act(
         return render(
             request,
             "error.html",
-            status_code=400,
+            status_code=status,
             viewer=viewer,
             csrf=viewer.csrf,
             error=error,
