@@ -16,6 +16,7 @@ from urllib.parse import parse_qs, quote
 
 from fastapi import APIRouter, Depends, Request
 from fastapi.responses import RedirectResponse, Response
+from starlette.concurrency import run_in_threadpool
 
 from buildcoord.errors import Forbidden, InvalidInput, Unauthorized
 from buildcoord.models import Principal
@@ -31,6 +32,9 @@ from buildcoord.web.pages.render import SECURITY_HEADERS, render
 router = APIRouter(include_in_schema=False)
 
 PUBLIC_VIEWER = Principal("read", "public dashboard")
+
+MAX_FIELDS = 50
+"""Fields one form may have (the dashboard's have at most five)."""
 
 SESSION_DAYS = 7
 """How long the browser keeps the session cookie."""
@@ -91,7 +95,11 @@ async def form(request: Request) -> dict[str, str]:
         raise InvalidInput("the form is not UTF-8") from exc
     if "\x00" in text:
         raise InvalidInput("NUL bytes are not allowed in a form")
-    return {key: values[-1] for key, values in parse_qs(text, max_num_fields=50).items()}
+    try:
+        fields = parse_qs(text, max_num_fields=MAX_FIELDS)
+    except ValueError as exc:
+        raise InvalidInput(f"a form has at most {MAX_FIELDS} fields") from exc
+    return {key: values[-1] for key, values in fields.items()}
 
 
 async def actor(request: Request) -> Viewer:
@@ -113,7 +121,13 @@ ActorDep = Annotated[Viewer, Depends(actor)]
 
 def safe_next(path: str | None) -> str:
     """Where to go after logging in: a path on this site only (never //host or a URL)."""
-    if not path or not path.startswith("/") or path.startswith("//") or "\\" in path:
+    if (
+        not path
+        or len(path) > 2000
+        or not path.startswith("/")
+        or path.startswith("//")
+        or any(not "!" <= char <= "~" or char == "\\" for char in path)
+    ):
         return "/"
     return path
 
@@ -136,7 +150,7 @@ async def login(request: Request) -> Response:
         error = "Enter a token."
     else:
         try:
-            principal = _coordinator(request).tokens.authenticate(secret)
+            principal = await run_in_threadpool(_coordinator(request).tokens.authenticate, secret)
         except Unauthorized:
             error = "That token is not valid (or was revoked)."
         if principal is not None and principal.kind not in ("operator", "read"):

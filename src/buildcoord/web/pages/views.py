@@ -19,6 +19,7 @@ from buildcoord.services.coordinator import Coordinator
 from buildcoord.web.pages import panels
 from buildcoord.web.pages.render import NAVIGATION, SECURITY_HEADERS, render
 from buildcoord.web.pages.session import ActorDep, Viewer, ViewerDep, form, safe_next
+from buildcoord.web.schemas import RowId
 
 router = APIRouter(include_in_schema=False)
 
@@ -76,9 +77,8 @@ for _path, (_panel, _title) in PAGES.items():
 
 
 @router.get("/jobs/{job_id}")
-async def job_page(request: Request, job_id: int, viewer: ViewerDep) -> Response:
+async def job_page(request: Request, job_id: RowId, viewer: ViewerDep) -> Response:
     """One job: its state, forecast, log (followed while it runs), manifest and verdicts."""
-    _bounded_id(job_id)
     context = await run_in_threadpool(panels.job, _coordinator(request), viewer, job_id=job_id)
     return render(
         request,
@@ -93,33 +93,21 @@ async def job_page(request: Request, job_id: int, viewer: ViewerDep) -> Response
 
 
 @router.get("/ui/jobs/{job_id}/panel")
-async def job_fragment(request: Request, job_id: int, viewer: ViewerDep) -> Response:
+async def job_fragment(request: Request, job_id: RowId, viewer: ViewerDep) -> Response:
     """The job page's state panel alone, for a refresh."""
-    _bounded_id(job_id)
     context = await run_in_threadpool(panels.job, _coordinator(request), viewer, job_id=job_id)
     return render(request, "panels/job.html", viewer=viewer, csrf=viewer.csrf, **context)
 
 
 @router.get("/ui/jobs/{job_id}/log")
 async def log_fragment(
-    request: Request, job_id: int, viewer: ViewerDep, after: int = 0
+    request: Request, job_id: RowId, viewer: ViewerDep, after: int = 0
 ) -> Response:
     """The log entries after a cursor: a page, and the element that fetches the next."""
-    _bounded_id(job_id)
-    if not 0 <= after <= MAX_ID:
-        raise InvalidInput(f"after must be from 0 to {MAX_ID}")
     context = await run_in_threadpool(
         panels.log_more, _coordinator(request), viewer, job_id=job_id, after=after
     )
     return render(request, "panels/log_entries.html", log=context)
-
-
-MAX_ID = 2**63 - 1
-
-
-def _bounded_id(value: int) -> None:
-    if not 1 <= value <= MAX_ID:
-        raise NotFound(f"job {value} does not exist")
 
 
 @router.get("/ui/panel/{panel}")
@@ -183,7 +171,7 @@ def _referer_path(request: Request) -> str:
 
 
 @router.post("/ui/jobs/{job_id}/cancel")
-async def cancel_job(request: Request, job_id: int, viewer: ActorDep) -> Response:
+async def cancel_job(request: Request, job_id: RowId, viewer: ActorDep) -> Response:
     """Cancel a job that has not finished."""
     services = _coordinator(request)
     return await _act(
@@ -197,7 +185,7 @@ async def cancel_job(request: Request, job_id: int, viewer: ActorDep) -> Respons
 
 
 @router.post("/ui/jobs/{job_id}/retry")
-async def retry_job(request: Request, job_id: int, viewer: ActorDep) -> Response:
+async def retry_job(request: Request, job_id: RowId, viewer: ActorDep) -> Response:
     """Queue a failed or cancelled job again."""
     services = _coordinator(request)
     return await _act(
@@ -223,14 +211,14 @@ async def set_auto_build(request: Request, viewer: ActorDep) -> Response:
 
 
 @router.post("/ui/jobs/{job_id}/priority")
-async def set_job_priority(request: Request, job_id: int, viewer: ActorDep) -> Response:
+async def set_job_priority(request: Request, job_id: RowId, viewer: ActorDep) -> Response:
     """Change a waiting job's priority."""
     fields = await form(request)
     services = _coordinator(request)
 
     def change() -> None:
         raw = fields.get("priority", "")
-        if not raw.isdigit():
+        if not raw.isdigit() or len(raw) > 2:
             raise InvalidInput(f"priority: {raw[:20]!r} is not a whole number from 1 to 10")
         services.queue.set_priority(job_id, int(raw), by=viewer.principal)
 
@@ -238,7 +226,7 @@ async def set_job_priority(request: Request, job_id: int, viewer: ActorDep) -> R
 
 
 @router.post("/ui/alerts/{alert_id}/ack")
-async def acknowledge_alert(request: Request, alert_id: int, viewer: ActorDep) -> Response:
+async def acknowledge_alert(request: Request, alert_id: RowId, viewer: ActorDep) -> Response:
     """Acknowledge an open alert: no more reminders until it resolves."""
     services = _coordinator(request)
     return await _act(
@@ -273,7 +261,7 @@ async def silence_alerts(request: Request, viewer: ActorDep) -> Response:
 
 
 @router.post("/ui/messages/{message_id}/read")
-async def mark_message_read(request: Request, message_id: int, viewer: ActorDep) -> Response:
+async def mark_message_read(request: Request, message_id: RowId, viewer: ActorDep) -> Response:
     """Mark one message read."""
     services = _coordinator(request)
     return await _act(
