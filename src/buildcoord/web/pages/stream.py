@@ -26,7 +26,7 @@ from buildcoord.web.pages.session import ViewerDep
 
 router = APIRouter(include_in_schema=False)
 
-MAX_STREAMS = 200
+MAX_STREAMS = 1000
 """Open streams one coordinator process holds at most; more get 503 (and retry)."""
 
 KEEPALIVE_SECONDS = 15.0
@@ -46,11 +46,8 @@ def _frame(panel: str) -> str:
 @router.get("/ui/stream")
 async def stream(request: Request, viewer: ViewerDep) -> Response:
     """Server-Sent Events: one event per changed panel, named after it."""
-    global _open
-    with _open_lock:
-        if _open >= MAX_STREAMS:
-            raise Unavailable(f"too many live pages ({MAX_STREAMS}); the page will retry")
-        _open += 1
+    if _open >= MAX_STREAMS:
+        raise Unavailable(f"too many live pages ({MAX_STREAMS}); the page will retry")
     coordinator: Coordinator = request.app.state.coordinator
     shutting_down = request.app.state.shutting_down
     loop = asyncio.get_running_loop()
@@ -67,10 +64,13 @@ async def stream(request: Request, viewer: ViewerDep) -> Response:
         if panels:
             loop.call_soon_threadsafe(note, panels)
 
-    unsubscribe = coordinator.feed.subscribe(on_events)
-
     async def frames() -> AsyncIterator[str]:
+        # Subscribed only once the body is sent: a client gone before never subscribes, so
+        # nothing is left behind.
         global _open
+        with _open_lock:
+            _open += 1
+        unsubscribe = coordinator.feed.subscribe(on_events)
         try:
             yield f"retry: {RETRY_MILLISECONDS}\n\n"
             idle = 0.0
