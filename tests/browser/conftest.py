@@ -88,12 +88,13 @@ def live_coordinator(tmp_path: Path) -> Iterator[LiveFleet]:
         yield coordinator
 
 
-@pytest.fixture
-def watched_coordinator(tmp_path: Path) -> Iterator[LiveFleet]:
-    """A live coordinator whose monitor steps every second and whose heartbeats are due every
-    second: a server that sent one is stale 3 s later, and alerts open within a second."""
+@pytest.fixture(scope="module")
+def watched_coordinator(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveFleet]:
+    """A live coordinator for a whole test module whose monitor steps every second and whose
+    heartbeats are due every second: a server that sent one is stale 3 s later, and alerts
+    open within a second. Each test of the module uses servers and jobs of its own."""
     settings = {"monitor_seconds": "1", "heartbeat_interval_seconds": "1"}
-    with live_fleet(tmp_path / "coordinator", **settings) as coordinator:
+    with live_fleet(tmp_path_factory.mktemp("coordinator"), **settings) as coordinator:
         yield coordinator
 
 

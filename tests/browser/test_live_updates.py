@@ -1,0 +1,145 @@
+"""A change reaches an open page within a second, without a reload: a job queued, started and
+finished; a server going stale; an alert opening.
+
+Each page is opened before the change and its stream is live (dashboard.open_live), so only the
+stream can bring the change; the second is measured from the change (dashboard.py). No test
+reloads: each checks first that the page does not show the change yet. The tests share one
+coordinator; each has servers and jobs of its own (pinned to its server, first in the queue).
+"""
+
+from __future__ import annotations
+
+import time
+
+from playwright.sync_api import Page, expect
+
+from buildcoord.models import Metrics
+from live_fleet import LiveFleet
+
+from .dashboard import GIB, await_event, left_of_a_second, log_in, monotonic_at, open_live
+
+
+def test_a_queued_job_shows_on_the_open_queue_page_within_a_second(
+    page: Page, watched_coordinator: LiveFleet
+) -> None:
+    log_in(page, watched_coordinator)
+    open_live(page, watched_coordinator, "/queue", "queue")
+    expect(page.locator("table.jobs.queued .branch", has_text="queued-branch")).to_have_count(0)
+
+    with watched_coordinator.client() as operator:
+        began = time.monotonic()
+        job = operator.submit_job("queued-branch", "abc1234")
+
+    row = page.locator(f"table.jobs.queued #job-{job.id}")
+    expect(row).to_be_visible(timeout=left_of_a_second(began))
+    expect(row.locator(".branch")).to_have_text("queued-branch")
+
+
+def test_a_queued_job_raises_the_open_overviews_queue_count_within_a_second(
+    page: Page, watched_coordinator: LiveFleet
+) -> None:
+    log_in(page, watched_coordinator)
+    open_live(page, watched_coordinator, "/", "overview")
+    with watched_coordinator.client() as operator:
+        queued = operator.fleet_health().queued
+        expect(page.locator("#queue-depth")).to_have_text(f"{queued} queued")
+
+        began = time.monotonic()
+        operator.submit_job("counted-branch", "abc1234")
+
+    expect(page.locator("#queue-depth")).to_have_text(
+        f"{queued + 1} queued", timeout=left_of_a_second(began)
+    )
+
+
+def test_a_started_job_moves_to_running_on_the_open_queue_page_within_a_second(
+    page: Page, watched_coordinator: LiveFleet
+) -> None:
+    token = watched_coordinator.register("starts")
+    with watched_coordinator.client() as operator:
+        job = operator.submit_job("main", "abc1234", priority=1, labels=["server=starts"])
+    log_in(page, watched_coordinator)
+    open_live(page, watched_coordinator, "/queue", "queue")
+    expect(page.locator(f"table.jobs.queued #job-{job.id}")).to_be_visible()
+    expect(page.locator(f"table.jobs.running #job-{job.id}")).to_have_count(0)
+
+    with watched_coordinator.client(token) as agent:
+        began = time.monotonic()
+        claimed = agent.claim_job("starts")
+    assert claimed is not None
+    assert claimed.id == job.id
+
+    running = page.locator(f"table.jobs.running #job-{job.id}")
+    expect(running).to_contain_text("starts", timeout=left_of_a_second(began))
+    expect(page.locator(f"table.jobs.queued #job-{job.id}")).to_have_count(0)
+
+
+def test_a_finished_job_shows_in_the_open_overviews_recent_builds_within_a_second(
+    page: Page, watched_coordinator: LiveFleet
+) -> None:
+    token = watched_coordinator.register("finishes")
+    fleet = watched_coordinator
+    with fleet.client() as operator, fleet.client(token) as agent:
+        job = operator.submit_job("main", "abc1234", priority=1, labels=["server=finishes"])
+        claimed = agent.claim_job("finishes")
+        assert claimed is not None
+        assert claimed.id == job.id
+        log_in(page, fleet)
+        open_live(page, fleet, "/", "overview")
+        expect(page.locator(f"#running-{job.id}")).to_be_visible()
+        link = page.get_by_role("link", name=f"#{job.id}", exact=True)
+        recent = page.locator("table.jobs.recent tbody tr", has=link)
+        expect(recent).to_have_count(0)
+
+        began = time.monotonic()
+        agent.complete_job(
+            job.id,
+            status="succeeded",
+            exit_code=0,
+            duration=4.0,
+            server="finishes",
+            fencing_token=claimed.fencing_token,
+        )
+
+    expect(recent.locator(".status")).to_have_text("succeeded", timeout=left_of_a_second(began))
+    expect(page.locator(f"#running-{job.id}")).to_have_count(0)
+
+
+def test_a_server_going_stale_shows_on_the_open_servers_page_within_a_second(
+    page: Page, watched_coordinator: LiveFleet
+) -> None:
+    token = watched_coordinator.register("goes-stale")
+    with watched_coordinator.client(token) as agent:
+        agent.heartbeat("goes-stale", Metrics(cpu_percent=5.0))
+    log_in(page, watched_coordinator)
+    open_live(page, watched_coordinator, "/servers", "servers")
+    row = page.locator("#server-goes-stale")
+    expect(row).to_have_attribute("data-status", "online")
+
+    with watched_coordinator.client() as operator:
+        stale = await_event(operator, "server:goes-stale", "server.stale")
+
+    expect(row).to_have_attribute(
+        "data-status", "stale", timeout=left_of_a_second(monotonic_at(stale))
+    )
+    expect(row.locator(".status")).to_have_text("stale")
+
+
+def test_an_opened_alert_shows_on_the_open_alerts_page_within_a_second(
+    page: Page, watched_coordinator: LiveFleet
+) -> None:
+    token = watched_coordinator.register("disk-full")
+    log_in(page, watched_coordinator)
+    open_live(page, watched_coordinator, "/alerts", "alerts")
+    expect(page.locator("table.alerts tr", has_text="disk-full")).to_have_count(0)
+
+    low_disk = Metrics(disk_free_bytes=GIB, disk_total_bytes=500 * GIB)
+    with watched_coordinator.client(token) as agent:
+        agent.heartbeat("disk-full", low_disk)
+    with watched_coordinator.client() as operator:
+        opened = await_event(operator, "disk_low:disk-full", "alert.opened")
+        (alert,) = [each for each in operator.list_alerts() if each.subject == "disk-full"]
+
+    row = page.locator(f"#alert-{alert.id}")
+    expect(row).to_contain_text("disk_low", timeout=left_of_a_second(monotonic_at(opened)))
+    expect(row).to_contain_text("disk-full: 1.0 GiB disk free (0.2 %)")
