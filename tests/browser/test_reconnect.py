@@ -1,0 +1,87 @@
+"""An open page says when it has lost the coordinator and reconnects by itself after a restart.
+
+The coordinator is stopped by its pid (SIGTERM) and started again on the same port with the same
+database; the page is never reloaded (a mark left in its window must survive).
+"""
+
+from __future__ import annotations
+
+import time
+
+from playwright.sync_api import Page, expect
+
+from live_fleet import LiveFleet
+
+from .dashboard import left_of_a_second, log_in, open_live
+
+RECONNECT_MS = 15_000
+"""The stream retries after 0.5, 1, 2, 4 s...: a coordinator back within seconds is found in
+well under this."""
+
+
+def leave_mark(page: Page) -> None:
+    """Mark the page's window, to tell later that the page was not reloaded."""
+    page.evaluate("() => { window.buildcoordTestMark = 'not reloaded'; }")
+
+
+def count_refreshes_after_each_open(page: Page, panel: str) -> None:
+    """Count, in the page, the panel's refreshes since the stream last opened."""
+    page.evaluate(
+        """(panel) => {
+            window.buildcoordRefreshes = 0;
+            document.addEventListener("htmx:sseOpen", () => { window.buildcoordRefreshes = 0; });
+            document.addEventListener("htmx:afterSwap", (event) => {
+                if (event.target.id === panel) window.buildcoordRefreshes += 1;
+            });
+        }""",
+        panel,
+    )
+
+
+def still_marked(page: Page) -> bool:
+    """Whether the window still holds the mark (no reload since)."""
+    mark = page.evaluate("() => window.buildcoordTestMark")
+    return bool(mark == "not reloaded")
+
+
+def test_an_open_page_says_it_is_disconnected_when_the_coordinator_stops(
+    live_coordinator: LiveFleet, page: Page
+) -> None:
+    log_in(page, live_coordinator)
+    open_live(page, live_coordinator, "/", "overview")
+    connection = page.locator("#connection")
+    expect(connection).to_have_text("Live")
+
+    live_coordinator.stop_coordinator()
+
+    expect(connection).to_have_attribute("data-state", "down")
+    expect(connection).to_have_text("Disconnected — reconnecting…")
+    expect(page.get_by_role("heading", name="Overview", level=1)).to_be_visible()
+
+
+def test_an_open_page_reconnects_by_itself_after_a_restart_and_shows_a_change_made_after(
+    live_coordinator: LiveFleet, page: Page
+) -> None:
+    port = live_coordinator.port
+    log_in(page, live_coordinator)
+    open_live(page, live_coordinator, "/", "overview")
+    leave_mark(page)
+    count_refreshes_after_each_open(page, "panel-overview")
+    connection = page.locator("#connection")
+    expect(page.locator("#queue-depth")).to_have_text("0 queued")
+
+    live_coordinator.stop_coordinator()
+    expect(connection).to_have_attribute("data-state", "down")
+    live_coordinator.start_coordinator()
+
+    assert live_coordinator.port == port
+    expect(connection).to_have_attribute("data-state", "live", timeout=RECONNECT_MS)
+    expect(connection).to_have_text("Live")
+    # The reopened stream first names every panel: the change below must come after that
+    # catch-up refresh, so that only the stream's next event can bring it.
+    page.wait_for_function("() => window.buildcoordRefreshes >= 1")
+    with live_coordinator.client() as operator:
+        began = time.monotonic()
+        operator.submit_job("main", "abc1234")
+    expect(page.locator("#queue-depth")).to_have_text("1 queued", timeout=left_of_a_second(began))
+    assert still_marked(page)
