@@ -94,9 +94,14 @@ def _running(coordinator: Coordinator, viewer: Viewer) -> list[Running]:
 def overview(coordinator: Coordinator, viewer: Viewer, **_: Any) -> dict[str, Any]:
     """Servers online, success rate, queue depth, open alerts, the running builds."""
     fleet = coordinator.health.fleet(by=viewer.principal)
-    recent = coordinator.queue.list_jobs(status="all", limit=200, by=viewer.principal)
-    finished = [job for job in recent if job.finished_at is not None]
-    finished.sort(key=lambda job: (job.finished_at, job.id), reverse=True)
+    finished = [
+        job
+        for status in ("succeeded", "failed")
+        for job in coordinator.queue.list_jobs(
+            status=status, limit=RECENT_BUILDS, by=viewer.principal
+        )
+    ]
+    finished.sort(key=lambda job: (job.finished_at or job.created_at, job.id), reverse=True)
     return {
         "fleet": fleet,
         "running": _running(coordinator, viewer),
