@@ -12,7 +12,7 @@ from __future__ import annotations
 import time
 from urllib.parse import quote, urlsplit
 
-from playwright.sync_api import Page, expect
+from playwright.sync_api import Page, Response, expect
 
 from buildcoord.client import Client
 from buildcoord.models import Event
@@ -37,13 +37,22 @@ def log_in(page: Page, fleet: LiveFleet, token: str | None = None, *, path: str 
     page.wait_for_url(fleet.url + path)
 
 
-def open_live(page: Page, fleet: LiveFleet, path: str, panel: str) -> None:
-    """Open a page, wait until its stream is live and its first refresh of ``panel`` has been
-    answered: what changes from then on can reach the page only through the stream (the
-    panels' own timers look every 10 s or more, far past a test's second)."""
-    with page.expect_response(lambda response: _path(response.url) == f"/ui/panel/{panel}"):
-        page.goto(fleet.url + path)
+def open_live(page: Page, fleet: LiveFleet, path: str, panel: str) -> Response | None:
+    """Open a page, wait until its stream is live and its first refresh of ``panel`` (a
+    panel's name, or the path of the fragment it refreshes from) has been answered and swapped
+    in: what changes from then on can reach the page only through the stream (the panels' own
+    timers look every 10 s or more, far past a test's second). Return the page's response."""
+    fragment = panel if panel.startswith("/") else f"/ui/panel/{panel}"
+    with page.expect_response(lambda response: _path(response.url) == fragment):
+        response = page.goto(fleet.url + path)
     expect(page.locator("#connection")).to_have_attribute("data-state", "live")
+    settled(page)
+    return response
+
+
+def settled(page: Page) -> None:
+    """Wait until no htmx request or swap is under way on the page."""
+    expect(page.locator(".htmx-request, .htmx-swapping, .htmx-settling")).to_have_count(0)
 
 
 def _path(url: str) -> str:
