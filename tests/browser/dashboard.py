@@ -37,12 +37,12 @@ def log_in(page: Page, fleet: LiveFleet, token: str | None = None, *, path: str 
     page.wait_for_url(fleet.url + path)
 
 
-def open_live(page: Page, fleet: LiveFleet, path: str, panel: str) -> Response | None:
-    """Open a page, wait until its stream is live and its first refresh of ``panel`` (a
-    panel's name, or the path of the fragment it refreshes from) has been answered and swapped
-    in: what changes from then on can reach the page only through the stream (the panels' own
-    timers look every 10 s or more, far past a test's second). Return the page's response."""
-    fragment = panel if panel.startswith("/") else f"/ui/panel/{panel}"
+def open_live(page: Page, fleet: LiveFleet, path: str, panel: str = "") -> Response | None:
+    """Open a page, wait until its stream is live and its first refresh of ``panel`` (by name;
+    by default the page's own) has been answered and swapped in: what changes from then on can
+    reach the page only through the stream (the panels' own timers look every 10 s or more,
+    far past a test's second). Return the page's response."""
+    fragment = f"/ui/panel/{panel}" if panel else refresh_of(path)
     with page.expect_response(lambda response: _path(response.url) == fragment):
         response = page.goto(fleet.url + path)
     expect(page.locator("#connection")).to_have_attribute("data-state", "live")
@@ -53,6 +53,13 @@ def open_live(page: Page, fleet: LiveFleet, path: str, panel: str) -> Response |
 def settled(page: Page) -> None:
     """Wait until no htmx request or swap is under way on the page."""
     expect(page.locator(".htmx-request, .htmx-swapping, .htmx-settling")).to_have_count(0)
+
+
+def refresh_of(path: str) -> str:
+    """The fragment a page's panel refreshes from: /ui/panel/NAME, or a job's /ui/jobs/N/panel."""
+    if path.startswith("/jobs/"):
+        return f"/ui/jobs/{path.removeprefix('/jobs/')}/panel"
+    return f"/ui/panel/{path.strip('/') or 'overview'}"
 
 
 def _path(url: str) -> str:
