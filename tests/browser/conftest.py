@@ -11,13 +11,14 @@ import os
 import shutil
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 from playwright.sync_api import Browser, Page, sync_playwright
 
 from live_fleet import LiveFleet, live_fleet
 
-from .dashboard import log_in
+from .dashboard import session_cookies
 
 BROWSER_TESTS = Path(__file__).resolve().parent
 
@@ -106,8 +107,27 @@ def module_coordinator(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Liv
         yield coordinator
 
 
+@pytest.fixture(scope="module")
+def admin_cookies(chromium: Browser, module_coordinator: LiveFleet) -> list[Any]:
+    """The admin's session on the module's coordinator, logged in through the form once."""
+    return session_cookies(chromium, module_coordinator)
+
+
 @pytest.fixture
-def dashboard(page: Page, module_coordinator: LiveFleet) -> Page:
-    """A page logged in to the module's coordinator with the admin token, through the form."""
-    log_in(page, module_coordinator)
+def dashboard(page: Page, admin_cookies: list[Any]) -> Page:
+    """A page with the admin's session on the module's coordinator (its overview not loaded)."""
+    page.context.add_cookies(admin_cookies)
+    return page
+
+
+@pytest.fixture(scope="module")
+def watched_admin_cookies(chromium: Browser, watched_coordinator: LiveFleet) -> list[Any]:
+    """The admin's session on the module's watched coordinator, logged in through the form once."""
+    return session_cookies(chromium, watched_coordinator)
+
+
+@pytest.fixture
+def watched_dashboard(page: Page, watched_admin_cookies: list[Any]) -> Page:
+    """A page with the admin's session on the module's watched coordinator (nothing loaded)."""
+    page.context.add_cookies(watched_admin_cookies)
     return page

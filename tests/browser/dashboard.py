@@ -10,9 +10,10 @@ second as its timeout, so a page that shows the change later fails.
 from __future__ import annotations
 
 import time
+from typing import Any
 from urllib.parse import quote, urlsplit
 
-from playwright.sync_api import Page, Response, expect
+from playwright.sync_api import Browser, Page, Response, expect
 
 from buildcoord.client import Client
 from buildcoord.models import Event
@@ -53,6 +54,17 @@ def open_live(page: Page, fleet: LiveFleet, path: str, panel: str = "") -> Respo
 def settled(page: Page) -> None:
     """Wait until no htmx request or swap is under way on the page."""
     expect(page.locator(".htmx-request, .htmx-swapping, .htmx-settling")).to_have_count(0)
+
+
+def session_cookies(chromium: Browser, fleet: LiveFleet, token: str | None = None) -> list[Any]:
+    """Log in through the form once, in a browser context of its own; the session's cookies,
+    for other contexts (``context.add_cookies``) to skip the form."""
+    context = chromium.new_context()
+    try:
+        log_in(context.new_page(), fleet, token)
+        return list(context.cookies())
+    finally:
+        context.close()
 
 
 def refresh_of(path: str) -> str:

@@ -14,6 +14,7 @@ import subprocess
 import time
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 from urllib.parse import quote
 
 import pytest
@@ -23,7 +24,7 @@ from buildcoord.errors import InvalidInput
 from buildcoord.models import Metrics
 from live_fleet import LiveFleet, git, make_repository, wait_for
 
-from .dashboard import GIB, PAGES, left_of_a_second, log_in, open_live
+from .dashboard import GIB, PAGES, left_of_a_second, open_live
 
 IMG = "<img src=x onerror=alert(1)>"
 SCRIPT = "<script>alert(2)</script>"
@@ -110,10 +111,9 @@ def watched(page: Page) -> Watched:
 
 
 @pytest.fixture
-def signed_in(page: Page, watched: Watched, watched_coordinator: LiveFleet, seeded: Seeded) -> Page:
-    """The watched page, logged in to the seeded coordinator through the form."""
-    log_in(page, watched_coordinator)
-    return page
+def signed_in(watched_dashboard: Page, watched: Watched, seeded: Seeded) -> Page:
+    """The watched page with the admin's session on the seeded coordinator."""
+    return watched_dashboard
 
 
 def assert_no_markup_was_made(page: Page, watched: Watched) -> None:
@@ -284,12 +284,17 @@ JOB_PAGE = "/jobs/<a running job>"
 
 @pytest.mark.parametrize("path", [*PAGES, JOB_PAGE, "/login", "/jobs/999999"])
 def test_a_page_has_a_csp_without_inline_script_or_style_and_no_violation(
-    page: Page, watched: Watched, watched_coordinator: LiveFleet, seeded: Seeded, path: str
+    page: Page,
+    watched: Watched,
+    watched_coordinator: LiveFleet,
+    seeded: Seeded,
+    watched_admin_cookies: list[Any],
+    path: str,
 ) -> None:
     if path == JOB_PAGE:
         path = f"/jobs/{seeded.running_job_id}"
     if path != "/login":
-        log_in(page, watched_coordinator)
+        page.context.add_cookies(watched_admin_cookies)
     if path in ("/login", "/jobs/999999"):
         response = page.goto(watched_coordinator.url + path)
     else:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from dataclasses import dataclass
+from typing import Any
 
 import pytest
 from playwright.sync_api import Browser, Page, expect
@@ -16,7 +17,7 @@ from playwright.sync_api import Browser, Page, expect
 from buildcoord.models import Metrics
 from live_fleet import LiveFleet, wait_for
 
-from .dashboard import GIB, NAVIGATION, PAGES, focus_trail, log_in, open_live, scroll_width
+from .dashboard import GIB, NAVIGATION, PAGES, focus_trail, open_live, scroll_width
 
 PHONE = {"width": 390, "height": 844}
 
@@ -97,20 +98,20 @@ def fleet(watched_coordinator: LiveFleet) -> Fleet:
 
 
 @pytest.fixture
-def phone(chromium: Browser, watched_coordinator: LiveFleet, fleet: Fleet) -> Iterator[Page]:
-    """A page 390 px wide, logged in to the module's coordinator."""
+def phone(chromium: Browser, watched_admin_cookies: list[Any], fleet: Fleet) -> Iterator[Page]:
+    """A page 390 px wide with the admin's session on the module's coordinator."""
     context = chromium.new_context(viewport=PHONE)
-    page = context.new_page()
-    log_in(page, watched_coordinator)
-    yield page
-    context.close()
+    context.add_cookies(watched_admin_cookies)
+    try:
+        yield context.new_page()
+    finally:
+        context.close()
 
 
 @pytest.fixture
-def signed_in(page: Page, watched_coordinator: LiveFleet, fleet: Fleet) -> Page:
-    """A page of desktop size logged in to the module's coordinator."""
-    log_in(page, watched_coordinator)
-    return page
+def signed_in(watched_dashboard: Page, fleet: Fleet) -> Page:
+    """A page of desktop size with the admin's session on the module's coordinator."""
+    return watched_dashboard
 
 
 JOB_PAGES = ("/jobs/<running>", "/jobs/<cancelled>")

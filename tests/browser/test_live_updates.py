@@ -16,13 +16,13 @@ from playwright.sync_api import Page, expect
 from buildcoord.models import Metrics
 from live_fleet import LiveFleet
 
-from .dashboard import GIB, await_event, left_of_a_second, log_in, monotonic_at, open_live
+from .dashboard import GIB, await_event, left_of_a_second, monotonic_at, open_live
 
 
 def test_a_queued_job_shows_on_the_open_queue_page_within_a_second(
-    page: Page, watched_coordinator: LiveFleet
+    watched_dashboard: Page, watched_coordinator: LiveFleet
 ) -> None:
-    log_in(page, watched_coordinator)
+    page = watched_dashboard
     open_live(page, watched_coordinator, "/queue", "queue")
     expect(page.locator("table.jobs.queued .branch", has_text="queued-branch")).to_have_count(0)
 
@@ -36,9 +36,9 @@ def test_a_queued_job_shows_on_the_open_queue_page_within_a_second(
 
 
 def test_a_queued_job_raises_the_open_overviews_queue_count_within_a_second(
-    page: Page, watched_coordinator: LiveFleet
+    watched_dashboard: Page, watched_coordinator: LiveFleet
 ) -> None:
-    log_in(page, watched_coordinator)
+    page = watched_dashboard
     open_live(page, watched_coordinator, "/", "overview")
     with watched_coordinator.client() as operator:
         queued = operator.fleet_health().queued
@@ -53,12 +53,12 @@ def test_a_queued_job_raises_the_open_overviews_queue_count_within_a_second(
 
 
 def test_a_started_job_moves_to_running_on_the_open_queue_page_within_a_second(
-    page: Page, watched_coordinator: LiveFleet
+    watched_dashboard: Page, watched_coordinator: LiveFleet
 ) -> None:
+    page = watched_dashboard
     token = watched_coordinator.register("starts")
     with watched_coordinator.client() as operator:
         job = operator.submit_job("main", "abc1234", priority=1, labels=["server=starts"])
-    log_in(page, watched_coordinator)
     open_live(page, watched_coordinator, "/queue", "queue")
     expect(page.locator(f"table.jobs.queued #job-{job.id}")).to_be_visible()
     expect(page.locator(f"table.jobs.running #job-{job.id}")).to_have_count(0)
@@ -75,8 +75,9 @@ def test_a_started_job_moves_to_running_on_the_open_queue_page_within_a_second(
 
 
 def test_a_finished_job_shows_in_the_open_overviews_recent_builds_within_a_second(
-    page: Page, watched_coordinator: LiveFleet
+    watched_dashboard: Page, watched_coordinator: LiveFleet
 ) -> None:
+    page = watched_dashboard
     token = watched_coordinator.register("finishes")
     fleet = watched_coordinator
     with fleet.client() as operator, fleet.client(token) as agent:
@@ -84,7 +85,6 @@ def test_a_finished_job_shows_in_the_open_overviews_recent_builds_within_a_secon
         claimed = agent.claim_job("finishes")
         assert claimed is not None
         assert claimed.id == job.id
-        log_in(page, fleet)
         open_live(page, fleet, "/", "overview")
         expect(page.locator(f"#running-{job.id}")).to_be_visible()
         link = page.get_by_role("link", name=f"#{job.id}", exact=True)
@@ -106,12 +106,12 @@ def test_a_finished_job_shows_in_the_open_overviews_recent_builds_within_a_secon
 
 
 def test_a_server_going_stale_shows_on_the_open_servers_page_within_a_second(
-    page: Page, watched_coordinator: LiveFleet
+    watched_dashboard: Page, watched_coordinator: LiveFleet
 ) -> None:
+    page = watched_dashboard
     token = watched_coordinator.register("goes-stale")
     with watched_coordinator.client(token) as agent:
         agent.heartbeat("goes-stale", Metrics(cpu_percent=5.0))
-    log_in(page, watched_coordinator)
     open_live(page, watched_coordinator, "/servers", "servers")
     row = page.locator("#server-goes-stale")
     expect(row).to_have_attribute("data-status", "online")
@@ -126,10 +126,10 @@ def test_a_server_going_stale_shows_on_the_open_servers_page_within_a_second(
 
 
 def test_an_opened_alert_shows_on_the_open_alerts_page_within_a_second(
-    page: Page, watched_coordinator: LiveFleet
+    watched_dashboard: Page, watched_coordinator: LiveFleet
 ) -> None:
+    page = watched_dashboard
     token = watched_coordinator.register("disk-full")
-    log_in(page, watched_coordinator)
     open_live(page, watched_coordinator, "/alerts", "alerts")
     expect(page.locator("table.alerts tr", has_text="disk-full")).to_have_count(0)
 

@@ -64,6 +64,7 @@ def test_an_agents_token_cannot_log_in(page: Page, module_coordinator: LiveFleet
 
 
 def test_logging_out_ends_the_session(dashboard: Page, module_coordinator: LiveFleet) -> None:
+    dashboard.goto(f"{module_coordinator.url}/")
     dashboard.get_by_role("button", name="Log out").click()
     dashboard.wait_for_url(f"{module_coordinator.url}/login")
     assert dashboard.context.cookies() == []
