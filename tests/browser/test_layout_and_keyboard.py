@@ -3,6 +3,8 @@
 
 The module's coordinator holds a small fleet of ordinary size: servers with labels and figures,
 jobs queued, running, blocked, finished and cancelled, a branch, messages and an open alert.
+A second coordinator holds the longest names the coordinator accepts, with no place to break
+a line in them: they must not push a page wider than the phone either.
 """
 
 from __future__ import annotations
@@ -15,9 +17,17 @@ import pytest
 from playwright.sync_api import Browser, Page, expect
 
 from buildcoord.models import Metrics
-from live_fleet import LiveFleet, wait_for
+from live_fleet import LiveFleet, live_fleet, wait_for
 
-from .dashboard import GIB, NAVIGATION, PAGES, focus_trail, open_live, scroll_width
+from .dashboard import (
+    GIB,
+    NAVIGATION,
+    PAGES,
+    focus_trail,
+    open_live,
+    scroll_width,
+    session_cookies,
+)
 
 PHONE = {"width": 390, "height": 844}
 
@@ -179,3 +189,86 @@ def test_enter_on_acknowledge_acknowledges_the_alert(
     expect(acknowledge).to_have_count(0)
     with watched_coordinator.client() as operator:
         assert operator.get_alert(fleet.alert_id).acknowledged_at is not None
+
+
+LONG_SERVER = "ci_runner_eu_west_1.rack_12.node_07.build.example.internal_00001"
+"""64 characters, the most a server name may have; dots and underscores give no line break."""
+LONG_LABEL = (
+    "toolchain=gcc_13.2.0+binutils_2.41+glibc_2.38+linux_headers_6.6.8+python_3.12.1+rust_1.75"
+)
+LONG_SUBJECT = "Nightly_release_build_of_product_" + "x" * 67
+LONG_BRANCH = "release/" + "2024.12.x_" * 24 + "hotfix"
+
+
+@pytest.fixture(scope="module")
+def crowded(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveFleet]:
+    """A coordinator whose server, label, branch and subject are as long as may be."""
+    assert (len(LONG_SERVER), len(LONG_SUBJECT)) == (64, 100)
+    assert len(LONG_LABEL) <= 100
+    assert len(LONG_BRANCH) <= 255
+    settings = {"monitor_seconds": "1", "heartbeat_interval_seconds": "1"}
+    with live_fleet(tmp_path_factory.mktemp("crowded"), **settings) as coordinator:
+        token = coordinator.register(LONG_SERVER, [LONG_LABEL])
+        with coordinator.client() as operator, coordinator.client(token) as agent:
+            operator.add_branch(LONG_BRANCH, repo="/srv/git/product.git", command="make")
+            low = Metrics(cpu_percent=50.0, disk_free_bytes=GIB, disk_total_bytes=500 * GIB)
+            agent.heartbeat(LONG_SERVER, low, labels=[LONG_LABEL.replace("toolchain", "found")])
+            running = operator.submit_job(LONG_BRANCH, "abc1234")
+            assert agent.claim_job(LONG_SERVER) is not None
+            operator.submit_job(LONG_BRANCH, "def5678", labels=[LONG_LABEL])
+            operator.send_message(
+                sender=LONG_SERVER,
+                recipient=LONG_SERVER,
+                type="info",
+                subject=LONG_SUBJECT,
+                body="",
+            )
+            wait_for(
+                "the disk_low alert",
+                lambda: operator.list_alerts(rule="disk_low") or None,
+                timeout=15,
+            )
+        assert running.id == 1
+        yield coordinator
+
+
+@pytest.fixture(scope="module")
+def crowded_cookies(chromium: Browser, crowded: LiveFleet) -> list[Any]:
+    """The admin's session on the crowded coordinator, logged in through the form once."""
+    return session_cookies(chromium, crowded)
+
+
+def overflows(path: str, where: str) -> Any:
+    """A page the longest server name (or label) pushes wider than the phone: a known bug."""
+    reason = (
+        f"{where} has no overflow-wrap: the 64-character server name (no '-' to break at)"
+        " runs past the 390 px screen"
+    )
+    return pytest.param(path, marks=pytest.mark.xfail(strict=True, reason=reason))
+
+
+@pytest.mark.parametrize(
+    "path",
+    [
+        overflows("/", "the overview's running-builds Server cell (td, 524 px)"),
+        overflows("/servers", "the server's row header (582 px) and its .label spans (627 px)"),
+        overflows("/queue", "the queue's running-jobs Server cell (td, 524 px)"),
+        overflows("/alerts", "the alert's Subject and Summary cells (td, 529 px)"),
+        overflows("/messages", "the message's .meta sender → recipient span (485 px)"),
+        "/branches",
+        "/trends",
+        "/jobs/1",
+    ],
+)
+def test_a_page_with_the_longest_names_fits_a_390_px_wide_screen(
+    chromium: Browser, crowded: LiveFleet, crowded_cookies: list[Any], path: str
+) -> None:
+    context = chromium.new_context(viewport=PHONE)
+    try:
+        context.add_cookies(crowded_cookies)
+        page = context.new_page()
+        open_live(page, crowded, path)
+
+        assert scroll_width(page) <= PHONE["width"]
+    finally:
+        context.close()
