@@ -11,12 +11,13 @@ from __future__ import annotations
 
 import time
 
+import pytest
 from playwright.sync_api import Page, expect
 
 from buildcoord.models import Metrics
 from live_fleet import LiveFleet
 
-from .dashboard import GIB, await_event, left_of_a_second, monotonic_at, open_live
+from .dashboard import GIB, PAGES, await_event, left_of_a_second, monotonic_at, open_live
 
 
 def test_a_queued_job_shows_on_the_open_queue_page_within_a_second(
@@ -143,3 +144,21 @@ def test_an_opened_alert_shows_on_the_open_alerts_page_within_a_second(
     row = page.locator(f"#alert-{alert.id}")
     expect(row).to_contain_text("disk_low", timeout=left_of_a_second(monotonic_at(opened)))
     expect(row).to_contain_text("disk-full: 1.0 GiB disk free (0.2 %)")
+
+
+SIX_CONNECTIONS = (
+    "each open page holds its /ui/stream over HTTP/1.1, and Chromium opens at most 6 connections "
+    "to one host: with 6 pages open, the 7th page's request waits (Page.goto: Timeout exceeded)"
+)
+
+
+@pytest.mark.xfail(strict=True, reason=SIX_CONNECTIONS)
+def test_seven_pages_of_the_dashboard_open_in_one_browser_all_load_and_go_live(
+    watched_dashboard: Page, watched_coordinator: LiveFleet
+) -> None:
+    context = watched_dashboard.context
+    pages = [watched_dashboard, *(context.new_page() for _ in PAGES[1:])]
+
+    for path, page in zip(PAGES, pages, strict=True):
+        page.goto(watched_coordinator.url + path, timeout=3000)
+        expect(page.locator("#connection")).to_have_attribute("data-state", "live")
