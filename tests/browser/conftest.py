@@ -89,45 +89,26 @@ def live_coordinator(tmp_path: Path) -> Iterator[LiveFleet]:
         yield coordinator
 
 
-@pytest.fixture(scope="module")
-def watched_coordinator(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveFleet]:
-    """A live coordinator for a whole test module whose monitor steps every second and whose
-    heartbeats are due every second: a server that sent one is stale 3 s later, and alerts
-    open within a second. Each test of the module uses servers and jobs of its own."""
+@pytest.fixture(scope="session")
+def shared_coordinator(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveFleet]:
+    """One live coordinator for the session's browser tests (starting one takes seconds), its
+    monitor stepping every second and heartbeats due every second: a server that sent one is
+    stale 3 s later, and alerts open within a second. Each test makes servers, jobs and
+    messages of its own and looks only at those; a test that restarts the coordinator, needs
+    other settings or a known id starts its own."""
     settings = {"monitor_seconds": "1", "heartbeat_interval_seconds": "1"}
     with live_fleet(tmp_path_factory.mktemp("coordinator"), **settings) as coordinator:
         yield coordinator
 
 
-@pytest.fixture(scope="module")
-def module_coordinator(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveFleet]:
-    """One live coordinator for a whole test module (starting one takes seconds): each test of
-    the module makes, and looks at, servers, jobs and messages of its own."""
-    with live_fleet(tmp_path_factory.mktemp("coordinator")) as coordinator:
-        yield coordinator
-
-
-@pytest.fixture(scope="module")
-def admin_cookies(chromium: Browser, module_coordinator: LiveFleet) -> list[Any]:
-    """The admin's session on the module's coordinator, logged in through the form once."""
-    return session_cookies(chromium, module_coordinator)
+@pytest.fixture(scope="session")
+def admin_cookies(chromium: Browser, shared_coordinator: LiveFleet) -> list[Any]:
+    """The admin's session on the shared coordinator, logged in through the form once."""
+    return session_cookies(chromium, shared_coordinator)
 
 
 @pytest.fixture
 def dashboard(page: Page, admin_cookies: list[Any]) -> Page:
-    """A page with the admin's session on the module's coordinator (its overview not loaded)."""
+    """A page with the admin's session on the shared coordinator (nothing loaded yet)."""
     page.context.add_cookies(admin_cookies)
-    return page
-
-
-@pytest.fixture(scope="module")
-def watched_admin_cookies(chromium: Browser, watched_coordinator: LiveFleet) -> list[Any]:
-    """The admin's session on the module's watched coordinator, logged in through the form once."""
-    return session_cookies(chromium, watched_coordinator)
-
-
-@pytest.fixture
-def watched_dashboard(page: Page, watched_admin_cookies: list[Any]) -> Page:
-    """A page with the admin's session on the module's watched coordinator (nothing loaded)."""
-    page.context.add_cookies(watched_admin_cookies)
     return page

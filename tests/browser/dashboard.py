@@ -10,6 +10,7 @@ second as its timeout, so a page that shows the change later fails.
 from __future__ import annotations
 
 import time
+from collections.abc import Iterable
 from typing import Any
 from urllib.parse import quote, urlsplit
 
@@ -108,18 +109,21 @@ def await_event(
         time.sleep(interval)
 
 
-def focus_trail(page: Page, presses: int) -> list[str]:
-    """Press Tab ``presses`` times from the top of the page; what each press focused (its
-    aria-label, else its text)."""
+def focus_trail(page: Page, wanted: Iterable[str], *, most: int) -> list[str]:
+    """Press Tab from the top of the page until every name in ``wanted`` has had the focus, at
+    most ``most`` times; what each press focused (its aria-label, else its text)."""
+    missing = set(wanted)
     trail = []
-    for _ in range(presses):
+    for _ in range(most):
         page.keyboard.press("Tab")
-        trail.append(
-            page.evaluate(
-                "() => { const e = document.activeElement;"
-                " return (e.getAttribute('aria-label') || e.textContent || '').trim(); }"
-            )
+        name = page.evaluate(
+            "() => { const e = document.activeElement;"
+            " return (e.getAttribute('aria-label') || e.textContent || '').trim(); }"
         )
+        trail.append(name)
+        missing.discard(name)
+        if not missing:
+            break
     return trail
 
 

@@ -36,7 +36,7 @@ ANSI_LINE = f"\x1b[31m{IMG}\x1b[0m plain {SCRIPT}"
 
 @dataclass(frozen=True)
 class Seeded:
-    """What the module's coordinator holds: hostile text everywhere it can go."""
+    """What this module put in the shared coordinator: hostile text everywhere it can go."""
 
     message_id: int
     queued_job_id: int
@@ -46,9 +46,9 @@ class Seeded:
 
 
 @pytest.fixture(scope="module")
-def seeded(watched_coordinator: LiveFleet, tmp_path_factory: pytest.TempPathFactory) -> Seeded:
+def seeded(shared_coordinator: LiveFleet, tmp_path_factory: pytest.TempPathFactory) -> Seeded:
     """Servers, jobs, a branch, a message, a log line and an open alert, all hostile."""
-    fleet = watched_coordinator
+    fleet = shared_coordinator
     repo = tmp_path_factory.mktemp("origin") / "repo"
     make_repository(repo, {"build.sh": "#!/bin/sh\necho built\n"})
     git(repo, "branch", BRANCH)
@@ -76,7 +76,10 @@ def seeded(watched_coordinator: LiveFleet, tmp_path_factory: pytest.TempPathFact
         agent.heartbeat("build1", Metrics(disk_free_bytes=GIB, disk_total_bytes=500 * GIB))
         alert_id = wait_for(
             "the disk_low alert",
-            lambda: next((a.id for a in operator.list_alerts(rule="disk_low")), None),
+            lambda: next(
+                (a.id for a in operator.list_alerts(rule="disk_low") if a.subject == "build1"),
+                None,
+            ),
             timeout=15,
         )
     return Seeded(message.id, queued.id, running.id, cancelled.id, alert_id)
@@ -111,9 +114,9 @@ def watched(page: Page) -> Watched:
 
 
 @pytest.fixture
-def signed_in(watched_dashboard: Page, watched: Watched, seeded: Seeded) -> Page:
+def signed_in(dashboard: Page, watched: Watched, seeded: Seeded) -> Page:
     """The watched page with the admin's session on the seeded coordinator."""
-    return watched_dashboard
+    return dashboard
 
 
 def assert_no_markup_was_made(page: Page, watched: Watched) -> None:
@@ -135,10 +138,10 @@ def assert_no_markup_was_made(page: Page, watched: Watched) -> None:
 
 
 def test_a_message_subject_and_body_with_markup_show_as_text(
-    signed_in: Page, seeded: Seeded, watched: Watched, watched_coordinator: LiveFleet
+    signed_in: Page, seeded: Seeded, watched: Watched, shared_coordinator: LiveFleet
 ) -> None:
     page = signed_in
-    page.goto(f"{watched_coordinator.url}/messages")
+    page.goto(f"{shared_coordinator.url}/messages")
 
     message = page.locator(f"#message-{seeded.message_id}")
     expect(message.locator(".subject")).to_have_text(IMG)
@@ -147,13 +150,13 @@ def test_a_message_subject_and_body_with_markup_show_as_text(
 
 
 def test_a_message_with_markup_that_arrives_live_shows_as_text(
-    signed_in: Page, watched: Watched, watched_coordinator: LiveFleet
+    signed_in: Page, watched: Watched, shared_coordinator: LiveFleet
 ) -> None:
     page = signed_in
-    open_live(page, watched_coordinator, "/messages", "messages")
+    open_live(page, shared_coordinator, "/messages", "messages")
     subject = "<svg onload=alert(4)>live</svg>"
 
-    with watched_coordinator.client() as operator:
+    with shared_coordinator.client() as operator:
         began = time.monotonic()
         message = operator.send_message(
             sender="build1", recipient="build1", type="info", subject=subject, body=IMG
@@ -167,24 +170,24 @@ def test_a_message_with_markup_that_arrives_live_shows_as_text(
 
 
 def test_the_branch_rules_accept_quotes_and_angle_brackets_as_git_does_but_no_space(
-    watched_coordinator: LiveFleet, tmp_path: Path
+    shared_coordinator: LiveFleet, tmp_path: Path
 ) -> None:
     for name, git_accepts in ((BRANCH, True), (IMG, False)):
         checked = subprocess.run(
             ["git", "check-ref-format", "--branch", name], capture_output=True, check=False
         )
         assert (checked.returncode == 0) is git_accepts, name
-    with watched_coordinator.client() as operator:
+    with shared_coordinator.client() as operator:
         assert operator.submit_job(BRANCH, "abc1234", labels=["pool=nobody"]).branch == BRANCH
         with pytest.raises(InvalidInput, match="contains a space"):
             operator.submit_job(IMG, "abc1234")
 
 
 def test_a_branch_name_with_markup_shows_as_text_on_the_queue(
-    signed_in: Page, seeded: Seeded, watched: Watched, watched_coordinator: LiveFleet
+    signed_in: Page, seeded: Seeded, watched: Watched, shared_coordinator: LiveFleet
 ) -> None:
     page = signed_in
-    page.goto(f"{watched_coordinator.url}/queue")
+    page.goto(f"{shared_coordinator.url}/queue")
 
     expect(page.locator(f"table.jobs.queued #job-{seeded.queued_job_id} .branch")).to_have_text(
         BRANCH
@@ -196,20 +199,20 @@ def test_a_branch_name_with_markup_shows_as_text_on_the_queue(
 
 
 def test_a_branch_name_with_markup_shows_as_text_among_the_overviews_running_builds(
-    signed_in: Page, seeded: Seeded, watched: Watched, watched_coordinator: LiveFleet
+    signed_in: Page, seeded: Seeded, watched: Watched, shared_coordinator: LiveFleet
 ) -> None:
     page = signed_in
-    page.goto(f"{watched_coordinator.url}/")
+    page.goto(f"{shared_coordinator.url}/")
 
     expect(page.locator(f"#running-{seeded.running_job_id} .branch")).to_have_text(BRANCH)
     assert_no_markup_was_made(page, watched)
 
 
 def test_a_branch_name_with_markup_shows_as_text_in_cells_and_attributes_of_the_branches_page(
-    signed_in: Page, watched: Watched, watched_coordinator: LiveFleet
+    signed_in: Page, watched: Watched, shared_coordinator: LiveFleet
 ) -> None:
     page = signed_in
-    page.goto(f"{watched_coordinator.url}/branches")
+    page.goto(f"{shared_coordinator.url}/branches")
 
     row = page.locator("table.branches tbody tr", has=page.locator("th.branch"))
     expect(row.locator("th.branch")).to_have_text(BRANCH)
@@ -219,10 +222,10 @@ def test_a_branch_name_with_markup_shows_as_text_in_cells_and_attributes_of_the_
 
 
 def test_a_job_page_shows_a_hostile_branch_and_log_line_as_text_with_the_logs_colour(
-    signed_in: Page, seeded: Seeded, watched: Watched, watched_coordinator: LiveFleet
+    signed_in: Page, seeded: Seeded, watched: Watched, shared_coordinator: LiveFleet
 ) -> None:
     page = signed_in
-    page.goto(f"{watched_coordinator.url}/jobs/{seeded.running_job_id}")
+    page.goto(f"{shared_coordinator.url}/jobs/{seeded.running_job_id}")
 
     expect(page.locator("#panel-job dd.branch")).to_have_text(BRANCH)
     line = page.locator("#log .entry .text").filter(has_text="plain")
@@ -232,10 +235,10 @@ def test_a_job_page_shows_a_hostile_branch_and_log_line_as_text_with_the_logs_co
 
 
 def test_a_cancel_reason_with_markup_shows_as_text_on_the_job_page(
-    signed_in: Page, seeded: Seeded, watched: Watched, watched_coordinator: LiveFleet
+    signed_in: Page, seeded: Seeded, watched: Watched, shared_coordinator: LiveFleet
 ) -> None:
     page = signed_in
-    page.goto(f"{watched_coordinator.url}/jobs/{seeded.cancelled_job_id}")
+    page.goto(f"{shared_coordinator.url}/jobs/{seeded.cancelled_job_id}")
 
     reason = page.locator("#panel-job .facts div", has_text="Reason").locator("dd")
     expect(reason).to_have_text(ATTRIBUTE_BREAKER)
@@ -243,10 +246,10 @@ def test_a_cancel_reason_with_markup_shows_as_text_on_the_job_page(
 
 
 def test_a_quarantine_reason_with_markup_stays_whole_in_its_title_attribute(
-    signed_in: Page, watched: Watched, watched_coordinator: LiveFleet
+    signed_in: Page, watched: Watched, shared_coordinator: LiveFleet
 ) -> None:
     page = signed_in
-    page.goto(f"{watched_coordinator.url}/servers")
+    page.goto(f"{shared_coordinator.url}/servers")
 
     mark = page.locator("#server-held .status.quarantined")
     expect(mark).to_have_attribute("title", ATTRIBUTE_BREAKER)
@@ -255,20 +258,20 @@ def test_a_quarantine_reason_with_markup_stays_whole_in_its_title_attribute(
 
 
 def test_a_hostile_next_on_the_login_page_stays_text_in_its_field(
-    page: Page, watched: Watched, watched_coordinator: LiveFleet
+    page: Page, watched: Watched, shared_coordinator: LiveFleet
 ) -> None:
     target = '/queue?"><script>alert(5)</script><img/src=x/onerror=alert(1)>'
-    page.goto(f"{watched_coordinator.url}/login?next={quote(target)}")
+    page.goto(f"{shared_coordinator.url}/login?next={quote(target)}")
 
     expect(page.locator("input[name=next]")).to_have_value(target)
     assert_no_markup_was_made(page, watched)
 
 
 def test_an_error_page_repeats_a_hostile_name_as_text(
-    signed_in: Page, watched: Watched, watched_coordinator: LiveFleet
+    signed_in: Page, watched: Watched, shared_coordinator: LiveFleet
 ) -> None:
     page = signed_in
-    response = page.goto(f"{watched_coordinator.url}/ui/panel/{quote(IMG)}")
+    response = page.goto(f"{shared_coordinator.url}/ui/panel/{quote(IMG)}")
 
     assert response is not None
     assert response.status == 404
@@ -286,20 +289,20 @@ JOB_PAGE = "/jobs/<a running job>"
 def test_a_page_has_a_csp_without_inline_script_or_style_and_no_violation(
     page: Page,
     watched: Watched,
-    watched_coordinator: LiveFleet,
+    shared_coordinator: LiveFleet,
     seeded: Seeded,
-    watched_admin_cookies: list[Any],
+    admin_cookies: list[Any],
     path: str,
 ) -> None:
     if path == JOB_PAGE:
         path = f"/jobs/{seeded.running_job_id}"
     if path != "/login":
-        page.context.add_cookies(watched_admin_cookies)
+        page.context.add_cookies(admin_cookies)
     if path in ("/login", "/jobs/999999"):
-        response = page.goto(watched_coordinator.url + path)
+        response = page.goto(shared_coordinator.url + path)
     else:
         # The stream's first refresh swapped in: fragments are checked too.
-        response = open_live(page, watched_coordinator, path)
+        response = open_live(page, shared_coordinator, path)
     assert response is not None
 
     policy = response.headers["content-security-policy"]

@@ -21,13 +21,13 @@ from .dashboard import GIB, PAGES, await_event, left_of_a_second, monotonic_at, 
 
 
 def test_a_queued_job_shows_on_the_open_queue_page_within_a_second(
-    watched_dashboard: Page, watched_coordinator: LiveFleet
+    dashboard: Page, shared_coordinator: LiveFleet
 ) -> None:
-    page = watched_dashboard
-    open_live(page, watched_coordinator, "/queue", "queue")
+    page = dashboard
+    open_live(page, shared_coordinator, "/queue", "queue")
     expect(page.locator("table.jobs.queued .branch", has_text="queued-branch")).to_have_count(0)
 
-    with watched_coordinator.client() as operator:
+    with shared_coordinator.client() as operator:
         began = time.monotonic()
         job = operator.submit_job("queued-branch", "abc1234")
 
@@ -37,11 +37,11 @@ def test_a_queued_job_shows_on_the_open_queue_page_within_a_second(
 
 
 def test_a_queued_job_raises_the_open_overviews_queue_count_within_a_second(
-    watched_dashboard: Page, watched_coordinator: LiveFleet
+    dashboard: Page, shared_coordinator: LiveFleet
 ) -> None:
-    page = watched_dashboard
-    open_live(page, watched_coordinator, "/", "overview")
-    with watched_coordinator.client() as operator:
+    page = dashboard
+    open_live(page, shared_coordinator, "/", "overview")
+    with shared_coordinator.client() as operator:
         queued = operator.fleet_health().queued
         expect(page.locator("#queue-depth")).to_have_text(f"{queued} queued")
 
@@ -54,17 +54,17 @@ def test_a_queued_job_raises_the_open_overviews_queue_count_within_a_second(
 
 
 def test_a_started_job_moves_to_running_on_the_open_queue_page_within_a_second(
-    watched_dashboard: Page, watched_coordinator: LiveFleet
+    dashboard: Page, shared_coordinator: LiveFleet
 ) -> None:
-    page = watched_dashboard
-    token = watched_coordinator.register("starts")
-    with watched_coordinator.client() as operator:
+    page = dashboard
+    token = shared_coordinator.register("starts")
+    with shared_coordinator.client() as operator:
         job = operator.submit_job("main", "abc1234", priority=1, labels=["server=starts"])
-    open_live(page, watched_coordinator, "/queue", "queue")
+    open_live(page, shared_coordinator, "/queue", "queue")
     expect(page.locator(f"table.jobs.queued #job-{job.id}")).to_be_visible()
     expect(page.locator(f"table.jobs.running #job-{job.id}")).to_have_count(0)
 
-    with watched_coordinator.client(token) as agent:
+    with shared_coordinator.client(token) as agent:
         began = time.monotonic()
         claimed = agent.claim_job("starts")
     assert claimed is not None
@@ -76,11 +76,11 @@ def test_a_started_job_moves_to_running_on_the_open_queue_page_within_a_second(
 
 
 def test_a_finished_job_shows_in_the_open_overviews_recent_builds_within_a_second(
-    watched_dashboard: Page, watched_coordinator: LiveFleet
+    dashboard: Page, shared_coordinator: LiveFleet
 ) -> None:
-    page = watched_dashboard
-    token = watched_coordinator.register("finishes")
-    fleet = watched_coordinator
+    page = dashboard
+    token = shared_coordinator.register("finishes")
+    fleet = shared_coordinator
     with fleet.client() as operator, fleet.client(token) as agent:
         job = operator.submit_job("main", "abc1234", priority=1, labels=["server=finishes"])
         claimed = agent.claim_job("finishes")
@@ -107,17 +107,17 @@ def test_a_finished_job_shows_in_the_open_overviews_recent_builds_within_a_secon
 
 
 def test_a_server_going_stale_shows_on_the_open_servers_page_within_a_second(
-    watched_dashboard: Page, watched_coordinator: LiveFleet
+    dashboard: Page, shared_coordinator: LiveFleet
 ) -> None:
-    page = watched_dashboard
-    token = watched_coordinator.register("goes-stale")
-    with watched_coordinator.client(token) as agent:
+    page = dashboard
+    token = shared_coordinator.register("goes-stale")
+    with shared_coordinator.client(token) as agent:
         agent.heartbeat("goes-stale", Metrics(cpu_percent=5.0))
-    open_live(page, watched_coordinator, "/servers", "servers")
+    open_live(page, shared_coordinator, "/servers", "servers")
     row = page.locator("#server-goes-stale")
     expect(row).to_have_attribute("data-status", "online")
 
-    with watched_coordinator.client() as operator:
+    with shared_coordinator.client() as operator:
         stale = await_event(operator, "server:goes-stale", "server.stale")
 
     expect(row).to_have_attribute(
@@ -127,17 +127,17 @@ def test_a_server_going_stale_shows_on_the_open_servers_page_within_a_second(
 
 
 def test_an_opened_alert_shows_on_the_open_alerts_page_within_a_second(
-    watched_dashboard: Page, watched_coordinator: LiveFleet
+    dashboard: Page, shared_coordinator: LiveFleet
 ) -> None:
-    page = watched_dashboard
-    token = watched_coordinator.register("disk-full")
-    open_live(page, watched_coordinator, "/alerts", "alerts")
+    page = dashboard
+    token = shared_coordinator.register("disk-full")
+    open_live(page, shared_coordinator, "/alerts", "alerts")
     expect(page.locator("table.alerts tr", has_text="disk-full")).to_have_count(0)
 
     low_disk = Metrics(disk_free_bytes=GIB, disk_total_bytes=500 * GIB)
-    with watched_coordinator.client(token) as agent:
+    with shared_coordinator.client(token) as agent:
         agent.heartbeat("disk-full", low_disk)
-    with watched_coordinator.client() as operator:
+    with shared_coordinator.client() as operator:
         opened = await_event(operator, "disk_low:disk-full", "alert.opened")
         (alert,) = [each for each in operator.list_alerts() if each.subject == "disk-full"]
 
@@ -154,11 +154,11 @@ SIX_CONNECTIONS = (
 
 @pytest.mark.xfail(strict=True, reason=SIX_CONNECTIONS)
 def test_seven_pages_of_the_dashboard_open_in_one_browser_all_load_and_go_live(
-    watched_dashboard: Page, watched_coordinator: LiveFleet
+    dashboard: Page, shared_coordinator: LiveFleet
 ) -> None:
-    context = watched_dashboard.context
-    pages = [watched_dashboard, *(context.new_page() for _ in PAGES[1:])]
+    context = dashboard.context
+    pages = [dashboard, *(context.new_page() for _ in PAGES[1:])]
 
     for path, page in zip(PAGES, pages, strict=True):
-        page.goto(watched_coordinator.url + path, timeout=3000)
+        page.goto(shared_coordinator.url + path, timeout=2000)
         expect(page.locator("#connection")).to_have_attribute("data-state", "live")
