@@ -98,7 +98,6 @@ def test_every_page_forbids_inline_script_by_its_content_security_policy(
         assert " style=" not in response.text
         assert re.findall(r"<script\b[^>]*>", response.text) == [
             '<script src="/static/vendor/htmx.min.js" defer>',
-            '<script src="/static/vendor/htmx-ext-sse.js" defer>',
             '<script src="/static/app.js" defer>',
         ]
 

@@ -90,7 +90,7 @@ def create_app(
 
     @app.exception_handler(session.LoginRequired)
     async def to_login(request: Request, exc: session.LoginRequired) -> Response:
-        return session.login_redirect(exc.next_path)
+        return session.login_redirect(request, exc.next_path)
 
     limits = BodyLimits(default=settings.max_request_bytes, upload=settings.max_upload_bytes)
     app.add_middleware(RequestGuard, coordinator=coordinator, limits=limits)

@@ -6,12 +6,12 @@ page or alone as a fragment when the panel refreshes. Only service calls: no SQL
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 from buildcoord.errors import NotFound
-from buildcoord.models import Event, FleetSample, Job, JobForecast, Server
+from buildcoord.models import FleetSample, Job, JobForecast, Server
 from buildcoord.services.coordinator import Coordinator
 from buildcoord.web.pages.charts import Series, line_chart
 from buildcoord.web.pages.session import Viewer
@@ -20,24 +20,6 @@ PAGE_SIZE = 50
 """Servers, jobs and messages shown per page of a panel."""
 
 RECENT_BUILDS = 20
-
-PANELS_OF_EVENT = {
-    "job": ("overview", "queue"),
-    "server": ("overview", "servers"),
-    "alert": ("overview", "alerts"),
-    "message": ("overview", "messages"),
-    "branch": ("overview", "branches"),
-    "rollback": ("branches",),
-}
-"""Which panels an event's kind (its part before the dot) changes."""
-
-
-def panels_changed_by(events: Iterable[Event]) -> set[str]:
-    """The panels whose content the events may have changed."""
-    changed: set[str] = set()
-    for event in events:
-        changed.update(PANELS_OF_EVENT.get(event.kind.partition(".")[0], ()))
-    return changed
 
 
 @dataclass(frozen=True, slots=True)

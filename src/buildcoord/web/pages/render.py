@@ -11,6 +11,7 @@ from fastapi.responses import HTMLResponse
 from jinja2 import Environment, PackageLoader, StrictUndefined, select_autoescape
 
 from buildcoord.web.pages.ansi import ansi_html
+from buildcoord.web.pages.changes import STREAMED
 
 CONTENT_SECURITY_POLICY = (
     "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:;"
@@ -93,6 +94,7 @@ _environment = Environment(
     lstrip_blocks=True,
 )
 _environment.globals["pages"] = NAVIGATION
+_environment.globals["panels"] = STREAMED
 _environment.filters.update(
     ago=ago, duration=duration, clock=clock, percent=percent, gib=gib, ansi=ansi_html
 )

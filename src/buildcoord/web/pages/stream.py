@@ -20,7 +20,7 @@ from fastapi.responses import Response, StreamingResponse
 from buildcoord.errors import Unavailable
 from buildcoord.models import Event
 from buildcoord.services.coordinator import Coordinator
-from buildcoord.web.pages.panels import PANELS, panels_changed_by
+from buildcoord.web.pages.changes import STREAMED, panels_changed_by
 from buildcoord.web.pages.render import SECURITY_HEADERS
 from buildcoord.web.pages.session import ViewerDep
 
@@ -51,7 +51,7 @@ async def stream(request: Request, viewer: ViewerDep) -> Response:
     coordinator: Coordinator = request.app.state.coordinator
     shutting_down = request.app.state.shutting_down
     loop = asyncio.get_running_loop()
-    changed: set[str] = set(PANELS)
+    changed: set[str] = set(STREAMED)
     wake = asyncio.Event()
     wake.set()
 

@@ -1,0 +1,29 @@
+"""Which dashboard panels a change touches: what the live stream tells open pages."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+from buildcoord.models import Event
+
+PANELS_OF_EVENT = {
+    "job": ("overview", "queue"),
+    "server": ("overview", "servers"),
+    "alert": ("overview", "alerts"),
+    "message": ("overview", "messages"),
+    "branch": ("overview", "branches"),
+    "rollback": ("branches",),
+}
+"""Which panels an event's kind (its part before the dot) changes."""
+
+
+def panels_changed_by(events: Iterable[Event]) -> set[str]:
+    """The panels whose content the events may have changed."""
+    changed: set[str] = set()
+    for event in events:
+        changed.update(PANELS_OF_EVENT.get(event.kind.partition(".")[0], ()))
+    return changed
+
+
+STREAMED = tuple(sorted({panel for panels in PANELS_OF_EVENT.values() for panel in panels}))
+"""Every panel the stream may name."""
