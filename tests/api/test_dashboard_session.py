@@ -333,14 +333,6 @@ def test_a_login_form_with_a_raw_nul_byte_or_not_utf_8_is_refused(
     assert "set-cookie" not in response.headers
 
 
-ESCAPED_NUL = (
-    "form() looks for NUL in the raw body only; parse_qs then decodes %00 into the field's value, "
-    "which goes on: a silence's subject 'build1\\x00evil' is stored by SQLite (303) and raises "
-    "psycopg.DataError on PostgreSQL (500); login answers 401 (token) or 303 to / (next)"
-)
-
-
-@pytest.mark.xfail(strict=True, reason=ESCAPED_NUL)
 @pytest.mark.parametrize(
     ("path", "fields"),
     [

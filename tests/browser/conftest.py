@@ -112,3 +112,25 @@ def dashboard(page: Page, admin_cookies: list[Any]) -> Page:
     """A page with the admin's session on the shared coordinator (nothing loaded yet)."""
     page.context.add_cookies(admin_cookies)
     return page
+
+
+@pytest.fixture(scope="module")
+def quiet_coordinator(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveFleet]:
+    """A live coordinator for one test module that changes nothing by itself: no heartbeat is
+    awaited and the monitor looks every 30 s, so no alert repeats and refreshes the panels.
+    A panel refreshing there within a second was refreshed by the change the test made."""
+    with live_fleet(tmp_path_factory.mktemp("quiet")) as coordinator:
+        yield coordinator
+
+
+@pytest.fixture(scope="module")
+def quiet_cookies(chromium: Browser, quiet_coordinator: LiveFleet) -> list[Any]:
+    """The admin's session on the module's quiet coordinator, logged in through the form once."""
+    return session_cookies(chromium, quiet_coordinator)
+
+
+@pytest.fixture
+def quiet_dashboard(page: Page, quiet_cookies: list[Any]) -> Page:
+    """A page with the admin's session on the module's quiet coordinator (nothing loaded yet)."""
+    page.context.add_cookies(quiet_cookies)
+    return page

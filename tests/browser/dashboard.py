@@ -10,11 +10,12 @@ second as its timeout, so a page that shows the change later fails.
 from __future__ import annotations
 
 import time
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
 from typing import Any
 from urllib.parse import quote, urlsplit
 
-from playwright.sync_api import Browser, Page, Response, expect
+from playwright.sync_api import Browser, Page, Response, Route, expect
 
 from buildcoord.client import Client
 from buildcoord.models import Event
@@ -39,15 +40,29 @@ def log_in(page: Page, fleet: LiveFleet, token: str | None = None, *, path: str 
     page.wait_for_url(fleet.url + path)
 
 
-def open_live(page: Page, fleet: LiveFleet, path: str, panel: str = "") -> Response | None:
-    """Open a page, wait until its stream is live and its first refresh of ``panel`` (by name;
-    by default the page's own) has been answered and swapped in: what changes from then on can
-    reach the page only through the stream (the panels' own timers look every 10 s or more,
-    far past a test's second). Return the page's response."""
-    fragment = f"/ui/panel/{panel}" if panel else refresh_of(path)
-    with page.expect_response(lambda response: _path(response.url) == fragment):
-        response = page.goto(fleet.url + path)
+def open_live(page: Page, fleet: LiveFleet, path: str) -> Response | None:
+    """Open a page, wait until its stream is live and, when the stream names the page's panel,
+    until the stream's first refresh of it has been answered and swapped in: what changes from
+    then on can reach the page only through the stream (the panels' own timers look every 10 s
+    or more, far past a test's second). Return the page's response."""
+    answered: list[str] = []
+
+    def note(answer: Response) -> None:
+        answered.append(_path(answer.url))
+
+    page.on("response", note)
+    response = page.goto(fleet.url + path)
     expect(page.locator("#connection")).to_have_attribute("data-state", "live")
+    panel = page.locator("main [data-panel]").first
+    streamed = (page.locator("main").get_attribute("data-panels") or "").split()
+    if panel.get_attribute("data-panel") in streamed:
+        fragment = _path(panel.get_attribute("hx-get") or "")
+        for _ in range(100):
+            if fragment in answered:
+                break
+            page.wait_for_timeout(50)
+        assert fragment in answered, f"the stream's first refresh of {fragment} never came"
+    page.remove_listener("response", note)
     settled(page)
     return response
 
@@ -66,13 +81,6 @@ def session_cookies(chromium: Browser, fleet: LiveFleet, token: str | None = Non
         return list(context.cookies())
     finally:
         context.close()
-
-
-def refresh_of(path: str) -> str:
-    """The fragment a page's panel refreshes from: /ui/panel/NAME, or a job's /ui/jobs/N/panel."""
-    if path.startswith("/jobs/"):
-        return f"/ui/jobs/{path.removeprefix('/jobs/')}/panel"
-    return f"/ui/panel/{path.strip('/') or 'overview'}"
 
 
 def _path(url: str) -> str:
@@ -125,6 +133,27 @@ def focus_trail(page: Page, wanted: Iterable[str], *, most: int) -> list[str]:
         if not missing:
             break
     return trail
+
+
+REFRESHES = ("**/ui/panel/**", "**/ui/jobs/*/panel", "**/ui/jobs/*/log?*")
+
+
+@contextmanager
+def refreshes_held(page: Page) -> Iterator[None]:
+    """Refuse the page's refreshes meanwhile: each replaces its panel and with it the focused
+    element (test_live_updates has that test), so a keyboard test needs a page that holds
+    still. The actions' own requests go through."""
+
+    def refuse(route: Route) -> None:
+        route.abort()
+
+    for pattern in REFRESHES:
+        page.route(pattern, refuse)
+    try:
+        yield
+    finally:
+        for pattern in REFRESHES:
+            page.unroute(pattern, refuse)
 
 
 def scroll_width(page: Page) -> int:

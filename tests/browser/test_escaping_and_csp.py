@@ -153,7 +153,7 @@ def test_a_message_with_markup_that_arrives_live_shows_as_text(
     signed_in: Page, watched: Watched, shared_coordinator: LiveFleet
 ) -> None:
     page = signed_in
-    open_live(page, shared_coordinator, "/messages", "messages")
+    open_live(page, shared_coordinator, "/messages")
     subject = "<svg onload=alert(4)>live</svg>"
 
     with shared_coordinator.client() as operator:

@@ -26,6 +26,7 @@ from .dashboard import (
     PAGES,
     focus_trail,
     open_live,
+    refreshes_held,
     scroll_width,
     session_cookies,
 )
@@ -167,10 +168,11 @@ def test_tab_reaches_every_navigation_link_and_every_action_button(
     signed_in: Page, shared_coordinator: LiveFleet, fleet: Fleet, path: str
 ) -> None:
     open_live(signed_in, shared_coordinator, real_path(path, fleet))
-    buttons = button_names(signed_in)
-    assert buttons, "the page has no button to reach"
+    with refreshes_held(signed_in):
+        buttons = button_names(signed_in)
+        assert buttons, "the page has no button to reach"
 
-    trail = focus_trail(signed_in, [*NAVIGATION, *buttons], most=MAX_TABS)
+        trail = focus_trail(signed_in, [*NAVIGATION, *buttons], most=MAX_TABS)
 
     assert [name for name in NAVIGATION if name not in trail] == []
     assert [name for name in buttons if name not in trail] == []
@@ -181,13 +183,14 @@ def test_enter_on_acknowledge_acknowledges_the_alert(
 ) -> None:
     open_live(signed_in, shared_coordinator, "/alerts")
     acknowledge = signed_in.get_by_role("button", name=f"Acknowledge alert {fleet.alert_id}")
-    acknowledge.focus()  # Tab reaches it: the test above
-    expect(acknowledge).to_be_focused()
+    with refreshes_held(signed_in):
+        acknowledge.focus()  # Tab reaches it: the test above
+        expect(acknowledge).to_be_focused()
 
-    signed_in.keyboard.press("Enter")
+        signed_in.keyboard.press("Enter")
 
-    row = signed_in.locator(f"#alert-{fleet.alert_id}")
-    expect(row).to_contain_text("acknowledged by operator:admin")
+        row = signed_in.locator(f"#alert-{fleet.alert_id}")
+        expect(row).to_contain_text("acknowledged by operator:admin")
     expect(acknowledge).to_have_count(0)
     with shared_coordinator.client() as operator:
         assert operator.get_alert(fleet.alert_id).acknowledged_at is not None
@@ -240,28 +243,7 @@ def crowded_cookies(chromium: Browser, crowded: LiveFleet) -> list[Any]:
     return session_cookies(chromium, crowded)
 
 
-def overflows(path: str, where: str) -> Any:
-    """A page the longest server name (or label) pushes wider than the phone: a known bug."""
-    reason = (
-        f"{where} has no overflow-wrap: the 64-character server name (no '-' to break at)"
-        " runs past the 390 px screen"
-    )
-    return pytest.param(path, marks=pytest.mark.xfail(strict=True, reason=reason))
-
-
-@pytest.mark.parametrize(
-    "path",
-    [
-        overflows("/", "the overview's running-builds Server cell (td, 524 px)"),
-        overflows("/servers", "the server's row header (582 px) and its .label spans (627 px)"),
-        overflows("/queue", "the queue's running-jobs Server cell (td, 524 px)"),
-        overflows("/alerts", "the alert's Subject and Summary cells (td, 529 px)"),
-        overflows("/messages", "the message's .meta sender → recipient span (485 px)"),
-        "/branches",
-        "/trends",
-        "/jobs/1",
-    ],
-)
+@pytest.mark.parametrize("path", [*PAGES, "/jobs/1"])
 def test_a_page_with_the_longest_names_fits_a_390_px_wide_screen(
     chromium: Browser, crowded: LiveFleet, crowded_cookies: list[Any], path: str
 ) -> None:

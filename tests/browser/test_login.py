@@ -3,7 +3,6 @@ servers page listing the fleet."""
 
 from __future__ import annotations
 
-import pytest
 from playwright.sync_api import Page, expect
 
 from buildcoord.models import Metrics
@@ -96,14 +95,6 @@ def test_the_servers_page_lists_every_server_with_its_status_and_labels(
     expect(mac).to_contain_text("12 %")
 
 
-SESSION_ENDED = (
-    "the panel's refresh is redirected to /login?next=/ui/panel/queue and htmx swaps the whole "
-    "login page into #panel-queue (a second <main id=main>, a form whose next is the fragment), "
-    "while #connection still says Live"
-)
-
-
-@pytest.mark.xfail(strict=True, reason=SESSION_ENDED)
 def test_a_page_whose_session_ended_in_another_tab_sends_the_browser_to_log_in(
     dashboard: Page, shared_coordinator: LiveFleet
 ) -> None:

@@ -26,11 +26,14 @@ def leave_mark(page: Page) -> None:
 
 
 def count_refreshes_after_each_open(page: Page, panel: str) -> None:
-    """Count, in the page, the panel's refreshes since the stream last opened."""
+    """Count, in the page, the panel's refreshes since the connection last turned live."""
     page.evaluate(
         """(panel) => {
             window.buildcoordRefreshes = 0;
-            document.addEventListener("htmx:sseOpen", () => { window.buildcoordRefreshes = 0; });
+            const connection = document.getElementById("connection");
+            new MutationObserver(() => {
+                if (connection.dataset.state === "live") window.buildcoordRefreshes = 0;
+            }).observe(connection, { attributes: true, attributeFilter: ["data-state"] });
             document.addEventListener("htmx:afterSwap", (event) => {
                 if (event.target.id === panel) window.buildcoordRefreshes += 1;
             });
@@ -50,7 +53,7 @@ def test_an_open_page_says_when_it_is_disconnected_and_reconnects_by_itself_afte
 ) -> None:
     port = live_coordinator.port
     log_in(page, live_coordinator)
-    open_live(page, live_coordinator, "/", "overview")
+    open_live(page, live_coordinator, "/")
     leave_mark(page)
     count_refreshes_after_each_open(page, "panel-overview")
     connection = page.locator("#connection")
