@@ -13,15 +13,20 @@ PANELS_OF_EVENT = {
     "message": ("overview", "messages"),
     "branch": ("overview", "branches"),
     "rollback": ("branches",),
+    # A repeat changes an alert's count and summary, not how many are open.
+    "alert.repeated": ("alerts",),
 }
-"""Which panels an event's kind (its part before the dot) changes."""
+"""Which panels an event's kind changes: by its whole kind, else by its part before the dot."""
 
 
 def panels_changed_by(events: Iterable[Event]) -> set[str]:
     """The panels whose content the events may have changed."""
     changed: set[str] = set()
     for event in events:
-        changed.update(PANELS_OF_EVENT.get(event.kind.partition(".")[0], ()))
+        found = PANELS_OF_EVENT.get(event.kind)
+        if found is None:
+            found = PANELS_OF_EVENT.get(event.kind.partition(".")[0], ())
+        changed.update(found)
     return changed
 
 
