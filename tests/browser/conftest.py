@@ -18,7 +18,7 @@ from playwright.sync_api import Browser, Page, sync_playwright
 
 from live_fleet import LiveFleet, live_fleet
 
-from .dashboard import session_cookies
+from .dashboard import LAN_HOST, session_cookies
 
 BROWSER_TESTS = Path(__file__).resolve().parent
 
@@ -134,3 +134,20 @@ def quiet_dashboard(page: Page, quiet_cookies: list[Any]) -> Page:
     """A page with the admin's session on the module's quiet coordinator (nothing loaded yet)."""
     page.context.add_cookies(quiet_cookies)
     return page
+
+
+@pytest.fixture(scope="session")
+def lan_chromium(chromium: Browser) -> Iterator[Browser]:
+    """A second headless Chromium that resolves LAN_HOST to 127.0.0.1: a page from
+    http://LAN_HOST:PORT is what a page from a coordinator on another host over plain HTTP is
+    (not a secure context: no Web Locks), where one from 127.0.0.1 is trustworthy."""
+    sandbox = ["--no-sandbox"] if os.geteuid() == 0 else []
+    browser = chromium.browser_type.launch(
+        executable_path=chromium_executable(),
+        headless=True,
+        args=[*QUIET_FLAGS, *sandbox, f"--host-resolver-rules=MAP {LAN_HOST} 127.0.0.1"],
+    )
+    try:
+        yield browser
+    finally:
+        browser.close()

@@ -31,6 +31,9 @@ NAVIGATION = ("Overview", "Servers", "Queue", "Alerts", "Branches", "Messages", 
 
 GIB = 2**30
 
+LAN_HOST = "coordinator.test"
+"""A host name the lan_chromium fixture's browser resolves to 127.0.0.1."""
+
 
 def log_in(page: Page, fleet: LiveFleet, token: str | None = None, *, path: str = "/") -> None:
     """Log in through the login form with ``token`` (the admin token), landing on ``path``."""

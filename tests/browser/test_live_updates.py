@@ -14,13 +14,15 @@ from __future__ import annotations
 
 import time
 
-from playwright.sync_api import Page, expect
+import pytest
+from playwright.sync_api import Browser, Page, expect
 
 from buildcoord.models import Metrics
 from live_fleet import LiveFleet
 
 from .dashboard import (
     GIB,
+    LAN_HOST,
     PAGES,
     await_event,
     focus_trail,
@@ -199,3 +201,56 @@ def test_a_live_refresh_leaves_the_keyboard_focus_on_the_button_it_was_on(
     settled(page)
 
     expect(page.get_by_role("button", name=cancel)).to_be_focused(timeout=1000)
+
+
+def test_when_the_tab_holding_the_stream_closes_another_tab_takes_it_over(
+    quiet_dashboard: Page, quiet_coordinator: LiveFleet
+) -> None:
+    leader = quiet_dashboard
+    open_live(leader, quiet_coordinator, "/queue")
+    follower = leader.context.new_page()
+    open_live(follower, quiet_coordinator, "/queue")
+
+    with (
+        follower.expect_request(f"{quiet_coordinator.url}/ui/stream"),
+        follower.expect_response(f"{quiet_coordinator.url}/ui/panel/queue"),
+    ):
+        leader.close()
+    settled(follower)
+    with quiet_coordinator.client() as operator:
+        began = time.monotonic()
+        job = operator.submit_job("handed-over", "abc1234")
+
+    expect(follower.locator(f"table.jobs.queued #job-{job.id}")).to_be_visible(
+        timeout=left_of_a_second(began)
+    )
+    expect(follower.locator("#connection")).to_have_attribute("data-state", "live")
+
+
+PLAIN_HTTP_TABS = (
+    "Web Locks exist only in a secure context: over plain HTTP from another host (the README's "
+    "fleet set-up, http://coord-host:8765) each tab opens its own stream, and with six pages "
+    "open the seventh waits for one of Chromium's six connections (Page.goto: Timeout 2000ms)"
+)
+
+
+@pytest.mark.xfail(strict=True, reason=PLAIN_HTTP_TABS)
+def test_seven_pages_from_a_coordinator_on_another_host_over_plain_http_all_load_and_go_live(
+    lan_chromium: Browser, quiet_coordinator: LiveFleet
+) -> None:
+    base = f"http://{LAN_HOST}:{quiet_coordinator.port}"
+    context = lan_chromium.new_context()
+    try:
+        first = context.new_page()
+        first.goto(f"{base}/login")
+        first.fill("#token", quiet_coordinator.admin_token)
+        first.get_by_role("button", name="Log in").click()
+        first.wait_for_url(f"{base}/")
+        assert first.evaluate("() => window.isSecureContext") is False
+        pages = [first, *(context.new_page() for _ in PAGES[1:])]
+
+        for path, page in zip(PAGES, pages, strict=True):
+            page.goto(base + path, timeout=2000)
+            expect(page.locator("#connection")).to_have_attribute("data-state", "live")
+    finally:
+        context.close()
