@@ -143,9 +143,9 @@ REFRESHES = ("**/ui/panel/**", "**/ui/jobs/*/panel", "**/ui/jobs/*/log?*")
 
 @contextmanager
 def refreshes_held(page: Page) -> Iterator[None]:
-    """Refuse the page's refreshes meanwhile: each replaces its panel and with it the focused
-    element (test_live_updates has that test), so a keyboard test needs a page that holds
-    still. The actions' own requests go through."""
+    """Refuse the page's refreshes meanwhile: a key pressed while htmx swaps a panel lands
+    wherever the focus is mid-swap, so a keyboard test needs a page that holds still (that a
+    refresh gives the focus back is test_live_updates'). The actions' own requests go through."""
 
     def refuse(route: Route) -> None:
         route.abort()
