@@ -3,9 +3,9 @@
 
 The shared coordinator holds, besides what other tests made, a small fleet of ordinary size:
 servers with labels and figures, jobs queued, running, blocked, finished and cancelled, a
-branch, messages and an open alert.
-A second coordinator holds the longest names the coordinator accepts, with no place to break
-a line in them: they must not push a page wider than the phone either.
+branch, messages and an open alert; and a server, labels, a branch and a subject as long as the
+coordinator accepts, with no place to break a line in them: they must not push a page wider
+than the phone either.
 """
 
 from __future__ import annotations
@@ -18,7 +18,7 @@ import pytest
 from playwright.sync_api import Browser, Page, expect
 
 from buildcoord.models import Metrics
-from live_fleet import LiveFleet, live_fleet, wait_for
+from live_fleet import LiveFleet, wait_for
 
 from .dashboard import (
     GIB,
@@ -28,7 +28,6 @@ from .dashboard import (
     open_live,
     refreshes_held,
     scroll_width,
-    session_cookies,
 )
 
 PHONE = {"width": 390, "height": 844}
@@ -39,18 +38,56 @@ MAX_TABS = 200
 """Tab presses a test makes at most (a busy page of the shared coordinator has about 60 stops)."""
 
 
+LONG_SERVER = "ci_runner_eu_west_1.rack_12.node_07.build.example.internal_00001"
+"""64 characters, the most a server name may have; dots and underscores give no line break."""
+LONG_LABEL = (
+    "toolchain=gcc_13.2.0+binutils_2.41+glibc_2.38+linux_headers_6.6.8+python_3.12.1+rust_1.75.0"
+    "+gdb_14.1"
+)
+LONG_SUBJECT = "Nightly_release_build_of_product_" + "x" * 67
+LONG_BRANCH = "release/" + "2024.12.x_" * 24 + "hotfix"
+
+
+def long_names(coordinator: LiveFleet) -> int:
+    """A server, labels, a branch and a subject as long as may be, none with a place to break a
+    line; return the id of the job running on that server."""
+    assert (len(LONG_SERVER), len(LONG_LABEL), len(LONG_SUBJECT)) == (64, 100, 100)
+    assert len(LONG_BRANCH) <= 255
+    token = coordinator.register(LONG_SERVER, [LONG_LABEL])
+    with coordinator.client() as operator, coordinator.client(token) as agent:
+        operator.add_branch(LONG_BRANCH, repo="/srv/git/product.git", command="make")
+        low = Metrics(cpu_percent=50.0, disk_free_bytes=GIB, disk_total_bytes=500 * GIB)
+        agent.heartbeat(LONG_SERVER, low, labels=[LONG_LABEL.replace("toolchain", "found")])
+        running = operator.submit_job(LONG_BRANCH, "abc1234", priority=1, labels=[LONG_LABEL])
+        claimed = agent.claim_job(LONG_SERVER)
+        assert claimed is not None
+        assert claimed.id == running.id
+        operator.submit_job(LONG_BRANCH, "def5678", labels=[LONG_LABEL, "pool=nobody"])
+        operator.send_message(
+            sender=LONG_SERVER, recipient="all", type="info", subject=LONG_SUBJECT, body=""
+        )
+        wait_for(
+            "the disk_low alert of the long-named server",
+            lambda: [a for a in operator.list_alerts(rule="disk_low") if a.subject == LONG_SERVER],
+            timeout=15,
+        )
+    return running.id
+
+
 @dataclass(frozen=True)
 class Fleet:
-    """What the module's coordinator holds that a test looks for."""
+    """What the module put in the shared coordinator that a test looks for."""
 
     running_job_id: int
     cancelled_job_id: int
+    long_named_job_id: int
     alert_id: int
 
 
 @pytest.fixture(scope="module")
 def fleet(shared_coordinator: LiveFleet) -> Fleet:
-    """An ordinary fleet: two servers, a branch, jobs in every state, messages, an open alert."""
+    """An ordinary fleet (two servers, a branch, jobs in every state, messages, an open alert)
+    and a server with the longest names."""
     coordinator = shared_coordinator
     linux = coordinator.register("build-linux-01", ["os=linux", "arch=x86_64", "pool=release"])
     coordinator.register("build-mac-01", ["os=macos", "arch=arm64"])
@@ -111,7 +148,7 @@ def fleet(shared_coordinator: LiveFleet) -> Fleet:
             ),
             timeout=15,
         )
-    return Fleet(running.id, cancelled.id, alert_id)
+    return Fleet(running.id, cancelled.id, long_names(coordinator), alert_id)
 
 
 @pytest.fixture
@@ -131,14 +168,19 @@ def signed_in(dashboard: Page, fleet: Fleet) -> Page:
     return dashboard
 
 
-JOB_PAGES = ("/jobs/<running>", "/jobs/<cancelled>")
+JOB_PAGES = ("/jobs/<running>", "/jobs/<cancelled>", "/jobs/<long-named>")
 
 
 def real_path(path: str, fleet: Fleet) -> str:
     """A path with the fleet's job ids put in."""
-    return path.replace("<running>", str(fleet.running_job_id)).replace(
-        "<cancelled>", str(fleet.cancelled_job_id)
-    )
+    ids = {
+        "<running>": fleet.running_job_id,
+        "<cancelled>": fleet.cancelled_job_id,
+        "<long-named>": fleet.long_named_job_id,
+    }
+    for mark, job_id in ids.items():
+        path = path.replace(mark, str(job_id))
+    return path
 
 
 @pytest.mark.parametrize("path", [*PAGES, *JOB_PAGES, "/login"])
@@ -194,65 +236,3 @@ def test_enter_on_acknowledge_acknowledges_the_alert(
     expect(acknowledge).to_have_count(0)
     with shared_coordinator.client() as operator:
         assert operator.get_alert(fleet.alert_id).acknowledged_at is not None
-
-
-LONG_SERVER = "ci_runner_eu_west_1.rack_12.node_07.build.example.internal_00001"
-"""64 characters, the most a server name may have; dots and underscores give no line break."""
-LONG_LABEL = (
-    "toolchain=gcc_13.2.0+binutils_2.41+glibc_2.38+linux_headers_6.6.8+python_3.12.1+rust_1.75"
-)
-LONG_SUBJECT = "Nightly_release_build_of_product_" + "x" * 67
-LONG_BRANCH = "release/" + "2024.12.x_" * 24 + "hotfix"
-
-
-@pytest.fixture(scope="module")
-def crowded(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveFleet]:
-    """A coordinator whose server, label, branch and subject are as long as may be."""
-    assert (len(LONG_SERVER), len(LONG_SUBJECT)) == (64, 100)
-    assert len(LONG_LABEL) <= 100
-    assert len(LONG_BRANCH) <= 255
-    settings = {"monitor_seconds": "1", "heartbeat_interval_seconds": "1"}
-    with live_fleet(tmp_path_factory.mktemp("crowded"), **settings) as coordinator:
-        token = coordinator.register(LONG_SERVER, [LONG_LABEL])
-        with coordinator.client() as operator, coordinator.client(token) as agent:
-            operator.add_branch(LONG_BRANCH, repo="/srv/git/product.git", command="make")
-            low = Metrics(cpu_percent=50.0, disk_free_bytes=GIB, disk_total_bytes=500 * GIB)
-            agent.heartbeat(LONG_SERVER, low, labels=[LONG_LABEL.replace("toolchain", "found")])
-            running = operator.submit_job(LONG_BRANCH, "abc1234")
-            assert agent.claim_job(LONG_SERVER) is not None
-            operator.submit_job(LONG_BRANCH, "def5678", labels=[LONG_LABEL])
-            operator.send_message(
-                sender=LONG_SERVER,
-                recipient=LONG_SERVER,
-                type="info",
-                subject=LONG_SUBJECT,
-                body="",
-            )
-            wait_for(
-                "the disk_low alert",
-                lambda: operator.list_alerts(rule="disk_low") or None,
-                timeout=15,
-            )
-        assert running.id == 1
-        yield coordinator
-
-
-@pytest.fixture(scope="module")
-def crowded_cookies(chromium: Browser, crowded: LiveFleet) -> list[Any]:
-    """The admin's session on the crowded coordinator, logged in through the form once."""
-    return session_cookies(chromium, crowded)
-
-
-@pytest.mark.parametrize("path", [*PAGES, "/jobs/1"])
-def test_a_page_with_the_longest_names_fits_a_390_px_wide_screen(
-    chromium: Browser, crowded: LiveFleet, crowded_cookies: list[Any], path: str
-) -> None:
-    context = chromium.new_context(viewport=PHONE)
-    try:
-        context.add_cookies(crowded_cookies)
-        page = context.new_page()
-        open_live(page, crowded, path)
-
-        assert scroll_width(page) <= PHONE["width"]
-    finally:
-        context.close()
