@@ -116,3 +116,27 @@ def test_a_page_whose_session_ended_in_another_tab_sends_the_browser_to_log_in(
 
     expect(dashboard.locator("#panel-queue #token")).to_have_count(0, timeout=1000)
     expect(dashboard).to_have_url(f"{url}/login?next=/queue")
+
+
+def test_an_operators_action_is_refused_with_403_without_the_pages_csrf_token(
+    dashboard: Page, shared_coordinator: LiveFleet
+) -> None:
+    url = shared_coordinator.url
+    with shared_coordinator.client() as operator:
+        message = operator.send_message(
+            sender="csrf-check", recipient="all", type="info", subject="csrf", body=""
+        )
+    dashboard.goto(f"{url}/messages")
+    expect(dashboard.get_by_role("button", name=f"Mark message {message.id} read")).to_be_visible()
+
+    refused = dashboard.request.post(f"{url}/ui/messages/{message.id}/read", form={})
+    with shared_coordinator.client() as operator:
+        assert refused.status == 403
+        assert not operator.get_message(message.id).read
+
+        csrf = dashboard.locator("form.logout input[name=csrf]").get_attribute("value")
+        done = dashboard.request.post(
+            f"{url}/ui/messages/{message.id}/read", form={"csrf": csrf or ""}
+        )
+        assert done.ok
+        assert operator.get_message(message.id).read
