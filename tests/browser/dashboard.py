@@ -15,7 +15,7 @@ from contextlib import contextmanager
 from typing import Any
 from urllib.parse import quote, urlsplit
 
-from playwright.sync_api import Browser, Page, Response, Route, expect
+from playwright.sync_api import Browser, Page, Response, Route
 
 from buildcoord.client import Client
 from buildcoord.models import Event
@@ -55,7 +55,10 @@ def open_live(page: Page, fleet: LiveFleet, path: str) -> Response | None:
 
     page.on("response", note)
     response = page.goto(fleet.url + path)
-    expect(page.locator("#connection")).to_have_attribute("data-state", "live")
+    # Polled on each frame (expect polls at 100 ms and up): tests open hundreds of pages.
+    page.wait_for_function(
+        "() => document.getElementById('connection').dataset.state === 'live'", timeout=5000
+    )
     panel = page.locator("main [data-panel]").first
     streamed = (page.locator("main").get_attribute("data-panels") or "").split()
     if panel.get_attribute("data-panel") in streamed:
@@ -72,7 +75,10 @@ def open_live(page: Page, fleet: LiveFleet, path: str) -> Response | None:
 
 def settled(page: Page) -> None:
     """Wait until no htmx request or swap is under way on the page."""
-    expect(page.locator(".htmx-request, .htmx-swapping, .htmx-settling")).to_have_count(0)
+    page.wait_for_function(
+        "() => !document.querySelector('.htmx-request, .htmx-swapping, .htmx-settling')",
+        timeout=5000,
+    )
 
 
 def session_cookies(chromium: Browser, fleet: LiveFleet, token: str | None = None) -> list[Any]:

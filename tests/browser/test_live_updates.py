@@ -178,7 +178,7 @@ def test_an_open_page_asks_for_no_refresh_while_nothing_changes(
     asked: list[str] = []
     page.on("request", lambda request: asked.append(request.url))
 
-    page.wait_for_timeout(1500)
+    page.wait_for_timeout(1200)  # longer than any test here gives a change
 
     assert [url for url in asked if "/ui/panel/" in url] == []
 
