@@ -213,6 +213,8 @@ class Predictor:
         self._global: deque[_Past] = deque(maxlen=self.settings.window)
         self._candidate_errors: dict[str, list[float]] = {}
         self._key_residuals: dict[str, deque[float]] = {}
+        # Per key and branch: the servers its remembered builds ran on (rebuilt on change).
+        self._servers_seen: dict[str, dict[str, frozenset[str]]] = {}
         # Band quantiles, computed once per change of the residuals they rest on.
         self._prior_bands: dict[Level, tuple[float, float]] = {}
         self._own_bands: dict[str, tuple[float, float] | None] = {}
@@ -243,6 +245,7 @@ class Predictor:
                     errors[index] = errors[index] * discount + error
         past = _Past(build.duration, build.branch, build.server, build.trigger)
         self._history.setdefault(build.key, deque(maxlen=self.settings.window)).append(past)
+        self._servers_seen.pop(build.key, None)
         self._global.append(past)
 
     def observe_all(self, builds: Iterable[FinishedBuild]) -> None:
@@ -269,6 +272,20 @@ class Predictor:
             history=history,
             level=level,
         )
+
+    def servers_with_history(self, key: str, branch: str) -> frozenset[str]:
+        """The servers the remembered builds of ``key`` on ``branch`` ran on: only for these does
+        naming the server change a prediction (for any other, ``predict`` answers exactly as
+        with no server), so a caller asking about many servers need ask once for the rest."""
+        by_branch = self._servers_seen.setdefault(key, {})
+        found = by_branch.get(branch)
+        if found is None:
+            pool = self._history.get(key, ())
+            found = frozenset(
+                past.server for past in pool if past.branch == branch and past.server is not None
+            )
+            by_branch[branch] = found
+        return found
 
     # --- internals ------------------------------------------------------------------------
 

@@ -22,16 +22,30 @@ The model (docs/prediction.md, "Live predictions"):
 
 from __future__ import annotations
 
+import heapq
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from typing import Protocol
 
 from buildcoord.models import Branch, DurationEstimate, Job, JobForecast, Server, ServerChoice
 from buildcoord.prediction.predictor import Prediction
 from buildcoord.store.history import build_key
 
-Predict = Callable[[str, str, str | None, str | None], Prediction | None]
-"""(build key, branch, server or None, trigger or None) -> the prediction, if any."""
+
+class Predict(Protocol):
+    """The predictor as the simulation asks it."""
+
+    def __call__(
+        self, key: str, branch: str, server: str | None, trigger: str | None
+    ) -> Prediction | None:
+        """(build key, branch, server or None, trigger or None) -> the prediction, if any."""
+
+    def servers_with_history(self, key: str, branch: str) -> frozenset[str]:
+        """The servers whose past builds of key on branch count in its prediction: for every
+        other server, the prediction is the same as with no server."""
+
+
 Describe = Callable[[str, str | None, str, Prediction, str | None], DurationEstimate]
 """(branch, server, build key, prediction, trigger) -> the estimate as reported."""
 TAKING_WORK = frozenset({"online", "busy"})
@@ -113,19 +127,93 @@ def plan_queue(
         )
     for name in unknown:
         plan.free_in.pop(name, None)
+    free = _FreeServers(plan.free_in, online)
     for job in queued:
-        plan.forecasts[job.id] = _place(plan, job, online, branches, finish_of)
+        plan.forecasts[job.id] = _place(plan, job, free, branches, finish_of)
     return plan
+
+
+class _FreeServers:
+    """The online servers whose free time is known, by that time, per set of required labels:
+    the earliest free one is found without looking at every server (a heap per label set;
+    an entry whose time has since changed is dropped when it comes up)."""
+
+    def __init__(self, free_in: dict[str, float], online: Mapping[str, Server]) -> None:
+        self.free_in = free_in
+        every = {name: server.matched_labels for name, server in online.items()}
+        self.matched = {name: matched for name, matched in every.items() if name in free_in}
+        self._online_matched = list(every.values())
+        self._labelled: dict[frozenset[str], bool] = {}
+        self._heaps: dict[frozenset[str], list[tuple[float, str]]] = {}
+
+    def _heap(self, labels: frozenset[str]) -> list[tuple[float, str]]:
+        heap = self._heaps.get(labels)
+        if heap is None:
+            heap = [
+                (self.free_in[name], name)
+                for name, matched in self.matched.items()
+                if labels <= matched
+            ]
+            heapq.heapify(heap)
+            self._heaps[labels] = heap
+        return heap
+
+    def any_with(self, labels: frozenset[str]) -> bool:
+        """Whether any online server (its free time known or not) has the labels."""
+        found = self._labelled.get(labels)
+        if found is None:
+            found = any(labels <= matched for matched in self._online_matched)
+            self._labelled[labels] = found
+        return found
+
+    def earliest(
+        self, labels: frozenset[str], ready: float, excluded: frozenset[str]
+    ) -> tuple[float, str] | None:
+        """(start, name): the server with the labels, not among ``excluded``, that can start a
+        job ready ``ready`` s from now first (ties by name)."""
+        heap = self._heap(labels)
+        if ready > 0:  # every server free by then starts it at `ready`: the first by name
+            starts = (
+                (max(self.free_in[name], ready), name)
+                for name, matched in self.matched.items()
+                if name not in excluded and labels <= matched
+            )
+            return min(starts, default=None)
+        aside: list[tuple[float, str]] = []
+        found = None
+        while heap:
+            at, name = heap[0]
+            if at != self.free_in[name]:
+                heapq.heappop(heap)  # superseded by a later entry
+            elif name in excluded:
+                aside.append(heapq.heappop(heap))
+            else:
+                found = (at, name)
+                break
+        for entry in aside:
+            heapq.heappush(heap, entry)
+        return found
+
+    def busy_until(self, name: str, seconds: float) -> None:
+        """The server is now free ``seconds`` from now."""
+        self.free_in[name] = seconds
+        for labels, heap in self._heaps.items():
+            if labels <= self.matched[name]:
+                heapq.heappush(heap, (seconds, name))
 
 
 def _place(
     plan: QueuePlan,
     job: Job,
-    online: Mapping[str, Server],
+    free: _FreeServers,
     branches: Mapping[str, Branch],
     finish_of: dict[int, float],
 ) -> JobForecast:
-    """Give a queued job the server that starts it first; record its predicted finish."""
+    """Give a queued job the server that starts it first; record its predicted finish.
+
+    Only the servers the key's history names get their own prediction; every other server
+    gets the same one, so among those the earliest free (then first by name) is the only
+    candidate: the choice is the one a look at every server would make."""
     assert plan.predict is not None
     setup = branches.get(job.branch)
     if setup is None or setup.command is None:
@@ -137,25 +225,32 @@ def _place(
         if len(waits) < job.pending_dependencies:
             return _nothing(job, None, "it waits for dependencies that have no forecast")
         ready = max(waits)
+    labels = frozenset(job.labels)
+    if not free.any_with(labels):
+        return _nothing(job, None, "no online server has its labels")
     key = job_key(job, branches)
-    best: tuple[float, float, str, Prediction] | None = None
-    for name, server in online.items():
-        if name not in plan.free_in or not set(job.labels) <= server.matched_labels:
-            continue
+    own = plan.predict.servers_with_history(key, job.branch)
+    starts = [
+        (max(free.free_in[name], ready), name)
+        for name in own
+        if name in free.matched and labels <= free.matched[name]
+    ]
+    rest = free.earliest(labels, ready, own)
+    if rest is not None:
+        starts.append(rest)
+    best: tuple[float, float, str] | None = None
+    for start, name in starts:
         prediction = plan.predict(key, job.branch, name, job.trigger)
         if prediction is None:
             continue
-        start = max(plan.free_in[name], ready)
-        candidate = (start, prediction.p50, name, prediction)
-        if best is None or candidate[:3] < best[:3]:
+        candidate = (start, prediction.p50, name)
+        if best is None or candidate < best:
             best = candidate
     if best is None:
-        if not any(set(job.labels) <= server.matched_labels for server in online.values()):
-            return _nothing(job, None, "no online server has its labels")
         return _nothing(job, None, "no build has succeeded yet")
-    start, duration, name, _prediction = best
+    start, duration, name = best
     finish = start + duration
-    plan.free_in[name] = finish
+    free.busy_until(name, finish)
     plan.queued_share[name] += 1
     finish_of[job.id] = finish
     return JobForecast(

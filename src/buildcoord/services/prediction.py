@@ -185,18 +185,8 @@ class PredictionService:
     def _predictions(self) -> Iterator[Predict]:
         """Predict under the lock, memoised for the duration of one request."""
         predictor = self._model()
-        memo: dict[tuple[str, str, str | None, str | None], Prediction | None] = {}
-
-        def predict(
-            key: str, branch: str, server: str | None, trigger: str | None
-        ) -> Prediction | None:
-            asked = (key, branch, server, trigger)
-            if asked not in memo:
-                memo[asked] = predictor.predict(key, branch, server, trigger)
-            return memo[asked]
-
         with self._lock:
-            yield predict
+            yield _Memo(predictor)
 
     def _key_of(self, branch: str) -> str:
         """The build key a new build of branch would have; NotFound for an unknown branch."""
@@ -366,3 +356,25 @@ def _table(
     # Weekdays in calendar order; branches, servers and (zero-padded) hours by name.
     order = {name: index for index, name in enumerate(DAY_NAMES)}
     return tuple(sorted(rows, key=lambda row: (order.get(row.group, -1), row.group)))
+
+
+class _Memo:
+    """The predictor's answers for one request, each asked once: a server its history does
+    not name is asked as no server, so that a look at a thousand servers costs one answer."""
+
+    def __init__(self, predictor: Predictor) -> None:
+        self._predictor = predictor
+        self._memo: dict[tuple[str, str, str | None, str | None], Prediction | None] = {}
+
+    def servers_with_history(self, key: str, branch: str) -> frozenset[str]:
+        return self._predictor.servers_with_history(key, branch)
+
+    def __call__(
+        self, key: str, branch: str, server: str | None, trigger: str | None
+    ) -> Prediction | None:
+        if server is not None and server not in self._predictor.servers_with_history(key, branch):
+            server = None
+        asked = (key, branch, server, trigger)
+        if asked not in self._memo:
+            self._memo[asked] = self._predictor.predict(key, branch, server, trigger)
+        return self._memo[asked]
