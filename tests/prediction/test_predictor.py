@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import random
 import statistics
 
 import pytest
@@ -224,3 +225,33 @@ def test_builds_started_by_the_same_trigger_weigh_more_when_it_is_known() -> Non
     assert push.p50 == 130
     assert pull_request.p50 == 100
     assert pull_request.p50 <= unknown.p50 <= push.p50
+
+
+def test_an_answer_kept_from_before_a_build_is_learnt_is_never_given_after_it() -> None:
+    """Estimates are kept per key between builds: every answer, asked after any mix of
+    builds and questions, equals a fresh predictor's fed the same builds."""
+    rng = random.Random(7)
+    learnt = Predictor()
+    fed = []
+    keys, branches, servers = ("k1", "k2", "k3"), ("main", "dev"), ("b1", "b2", "b3", None)
+    for step in range(120):
+        item = build(
+            rng.choice((60.0, 90.0, 300.0)) * rng.uniform(0.8, 1.2),
+            key=rng.choice(keys),
+            branch=rng.choice(branches),
+            server=rng.choice(servers[:3]),
+            trigger=rng.choice(("push", None)),
+            minute=step,
+        )
+        learnt.observe(item)
+        fed.append(item)
+        for _ in range(3):
+            question = (
+                rng.choice(keys),
+                rng.choice(branches),
+                rng.choice(servers),
+                rng.choice(("push", None)),
+            )
+            fresh = Predictor()
+            fresh.observe_all(fed)
+            assert learnt.predict(*question) == fresh.predict(*question), (step, question)

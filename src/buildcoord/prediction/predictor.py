@@ -204,6 +204,10 @@ def _decay(count: int, half_life: float) -> tuple[float, ...]:
     return tuple(factor ** (count - 1 - index) for index in range(count))
 
 
+_Estimate = tuple[list[float], int, Level]
+"""One p50 per candidate, the pool size, the level."""
+
+
 class Predictor:
     """Fed finished builds in start order; predicts the duration of the next build of a key."""
 
@@ -215,6 +219,10 @@ class Predictor:
         self._key_residuals: dict[str, deque[float]] = {}
         # Per key and branch: the servers its remembered builds ran on (rebuilt on change).
         self._servers_seen: dict[str, dict[str, frozenset[str]]] = {}
+        # Per key: its estimates so far, by (branch, server, trigger); dropped when the key
+        # learns a build. (An estimate from the global pool changes with every build: kept
+        # nowhere.)
+        self._estimates: dict[str, dict[tuple[str, str | None, str | None], _Estimate]] = {}
         # Band quantiles, computed once per change of the residuals they rest on.
         self._prior_bands: dict[Level, tuple[float, float]] = {}
         self._own_bands: dict[str, tuple[float, float] | None] = {}
@@ -246,6 +254,7 @@ class Predictor:
         past = _Past(build.duration, build.branch, build.server, build.trigger)
         self._history.setdefault(build.key, deque(maxlen=self.settings.window)).append(past)
         self._servers_seen.pop(build.key, None)
+        self._estimates.pop(build.key, None)
         self._global.append(past)
 
     def observe_all(self, builds: Iterable[FinishedBuild]) -> None:
@@ -258,9 +267,17 @@ class Predictor:
     ) -> Prediction | None:
         """p50 and p10-p90 for the next build of ``key`` on ``branch`` (and ``server``), or None
         when no successful build has been seen at all."""
-        estimate = self._estimate(key, branch, server, trigger)
+        if server is not None and server not in self.servers_with_history(key, branch):
+            server = None  # the same answer as with no server (servers_with_history)
+        asked = (branch, server, trigger)
+        known = self._estimates.get(key)
+        estimate = None if known is None else known.get(asked)
         if estimate is None:
-            return None
+            estimate = self._estimate(key, branch, server, trigger)
+            if estimate is None:
+                return None
+            if estimate[2] != "global":
+                self._estimates.setdefault(key, {})[asked] = estimate
         candidates, history, level = estimate
         # Every duration learnt lies within a week, so does their blend (up to rounding).
         p50 = min(self._choose(key, candidates), MAX_DURATION_SECONDS)
@@ -291,7 +308,7 @@ class Predictor:
 
     def _estimate(
         self, key: str, branch: str, server: str | None, trigger: str | None = None
-    ) -> tuple[list[float], int, Level] | None:
+    ) -> _Estimate | None:
         """One p50 per candidate (branch weight, half-life), the pool size, and the level."""
         settings = self.settings
         pool = self._history.get(key)

@@ -57,10 +57,14 @@ def _page(number: int, total: int) -> Page:
     return Page(min(max(1, number), page.count), PAGE_SIZE, total)
 
 
-def _running(coordinator: Coordinator, viewer: Viewer) -> list[Running]:
+def _running(
+    coordinator: Coordinator, viewer: Viewer, forecasts: dict[int, JobForecast] | None = None
+) -> list[Running]:
+    """The running builds; ``forecasts``: the queue's, when the caller has it already."""
     now = coordinator.clock.now()
     jobs = coordinator.queue.list_jobs(status="running", limit=1000, by=viewer.principal)
-    forecasts = coordinator.prediction.forecast() if jobs else {}
+    if forecasts is None:
+        forecasts = coordinator.prediction.forecast() if jobs else {}
     found = []
     for job in sorted(jobs, key=lambda each: each.id):
         elapsed = (now - job.started_at).total_seconds() if job.started_at else 0.0
@@ -130,12 +134,12 @@ def queue(coordinator: Coordinator, viewer: Viewer, **_: Any) -> dict[str, Any]:
     by = viewer.principal
     queued = coordinator.queue.list_jobs(status="queued", limit=1000, by=by)
     blocked = coordinator.queue.list_jobs(status="blocked", limit=1000, by=by)
-    forecasts: dict[int, JobForecast] = coordinator.prediction.forecast() if queued else {}
-    order = {job_id: n for n, job_id in enumerate(forecasts)}
+    forecasts: dict[int, JobForecast] | None = coordinator.prediction.forecast() if queued else None
+    order = {job_id: n for n, job_id in enumerate(forecasts or {})}
     queued.sort(key=lambda job: (order.get(job.id, len(order)), job.id))
     return {
-        "running": _running(coordinator, viewer),
-        "queued": [(job, forecasts.get(job.id)) for job in queued[:PAGE_SIZE]],
+        "running": _running(coordinator, viewer, forecasts),
+        "queued": [(job, (forecasts or {}).get(job.id)) for job in queued[:PAGE_SIZE]],
         "queued_total": len(queued),
         "blocked": blocked[:PAGE_SIZE],
         "blocked_total": len(blocked),
