@@ -730,3 +730,42 @@ class StoreFigures:
     """(notifier, count) of notifications given up."""
     deliveries_failing: tuple[tuple[str, int], ...]
     """(notifier, count) of notifications whose last attempt failed and that will retry."""
+
+
+@dataclass(frozen=True, slots=True)
+class LegacyNote:
+    """An entry (or a file) of a seed checkout not imported as it was, and why."""
+
+    path: str
+    entry: str | None
+    """The entry's id, or its position (``#3``); None: the whole file."""
+    reason: str
+    skipped: bool = True
+    """False: imported, with the change the reason says (a subject cut to length)."""
+
+
+@dataclass(frozen=True, slots=True)
+class LegacyImport:
+    """What ``legacy import`` brought in (or, on a dry run, would have), kind by kind."""
+
+    dry_run: bool
+    files: int
+    added: dict[str, int]
+    updated: dict[str, int]
+    """Entries imported before that the seed has changed since (a message read, archived)."""
+    unchanged: dict[str, int]
+    """Entries imported before (or already here): left as they are."""
+    notes: tuple[LegacyNote, ...]
+    tokens: dict[str, str]
+    """The agent token of each server added (shown once)."""
+
+
+@dataclass(frozen=True, slots=True)
+class LegacyRecord:
+    """One imported seed entry: the row it became and what buildcoord does not model of it."""
+
+    kind: str
+    legacy_id: str
+    local_id: str
+    attributes: dict[str, Any]
+    imported_at: datetime

@@ -13,6 +13,7 @@ from buildcoord.services.branches import BranchService
 from buildcoord.services.comparisons import ComparisonService
 from buildcoord.services.feed import ChangeFeed
 from buildcoord.services.health import HealthService
+from buildcoord.services.legacy import LegacyService
 from buildcoord.services.locks import LockService
 from buildcoord.services.logs import LogService
 from buildcoord.services.messages import MessageService
@@ -66,6 +67,9 @@ class Coordinator:
         self.alerts = AlertService(store, clock)
         self.notifications = NotificationService(store, clock, settings)
         self.health = HealthService(store, clock, self.servers)
+        self.legacy = LegacyService(
+            store, clock, settings, self.queue, self.prediction, self.health
+        )
         self.trends = TrendService(store, clock, self.servers)
         self.monitor = Monitor(store, clock, settings, self.notifications, self.prediction)
 

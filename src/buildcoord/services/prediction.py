@@ -132,6 +132,14 @@ class PredictionService:
 
     # -- the model ------------------------------------------------------------------------
 
+    def relearn(self) -> None:
+        """Drop the model: the next question feeds it the history afresh (after builds were
+        added out of their time, as an import of a seed's jobs adds them)."""
+        with self._load_lock, self._lock:
+            self._predictor = None
+            self._seen = {}
+            self._high_water = 0.0
+
     @property
     def ready(self) -> bool:
         """Whether the model has been fed its history (a question will not wait for it)."""

@@ -28,6 +28,7 @@ from buildcoord.store.figures import FigureStore
 from buildcoord.store.fleet_samples import FleetSampleStore
 from buildcoord.store.history import HistoryStore
 from buildcoord.store.jobs import JobStore
+from buildcoord.store.legacy import LegacyStore
 from buildcoord.store.locks import LockStore
 from buildcoord.store.logs import LogStore
 from buildcoord.store.messages import MessageStore
@@ -67,6 +68,7 @@ class Store:
         self.fleet_samples = FleetSampleStore(engine)
         self.figures = FigureStore(engine)
         self.webhook_deliveries = WebhookDeliveryStore(engine)
+        self.legacy = LegacyStore(engine)
 
     @classmethod
     def open(cls, url: str, *, migrate: bool = True) -> Store:
@@ -265,6 +267,13 @@ class Store:
     finish_order = delegate("orders", OrderStore.finish)
     list_orders = delegate("orders", OrderStore.list_orders)
     has_pending_orders = delegate("orders", OrderStore.has_pending)
+
+    # -- legacy (a seed installation moved in) -------------------------------------------------
+
+    import_legacy_state = delegate("legacy", LegacyStore.import_state)
+    find_legacy_record = delegate("legacy", LegacyStore.find_record)
+    legacy_record_of = delegate("legacy", LegacyStore.record_of_local)
+    legacy_records_of = delegate("legacy", LegacyStore.records_of)
 
 
 __all__ = ["Store", "upgrade"]

@@ -474,3 +474,17 @@ build_totals = Table(
     Column("le_3600", BigInteger, nullable=False),
     Column("le_7200", BigInteger, nullable=False),
 )
+
+# What was imported from a seed installation (buildcoord legacy import): per seed entry, the
+# row it became, and what the seed said that buildcoord does not model. The primary key makes
+# an import, however often repeated, bring each entry in once.
+legacy_records = Table(
+    "legacy_records",
+    metadata,
+    Column("kind", String(16), primary_key=True),  # server | job | lock | message | log | manifest
+    Column("legacy_id", String(255), primary_key=True),  # the seed's id (a file's path)
+    Column("local_id", String(255), nullable=False),  # the job's or message's id, the name
+    Column("attributes", Text, nullable=False),  # JSON object
+    Column("imported_at", Time, nullable=False),
+)
+Index("ix_legacy_records_local", legacy_records.c.kind, legacy_records.c.local_id)
