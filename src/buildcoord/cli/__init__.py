@@ -84,6 +84,7 @@ LAZY_COMMANDS = {
     "predict": "buildcoord.cli.prediction:predict",
     "alerts": "buildcoord.cli.alerts:alerts",
     "health": "buildcoord.cli.health:health",
+    "legacy": "buildcoord.cli.legacy:legacy",
 }
 
 

@@ -10,8 +10,9 @@ from pydantic import TypeAdapter
 
 from buildcoord.cli.context import get_context, json_option, split_list
 from buildcoord.cli.output import emit_json, stamp
-from buildcoord.errors import InvalidInput
-from buildcoord.models import JOB_STATUSES, ForecastJob, Job, JobForecast
+from buildcoord.client import Client
+from buildcoord.errors import InvalidInput, NotFound
+from buildcoord.models import JOB_STATUSES, ForecastJob, Job, JobForecast, LegacyRecord
 
 
 @click.group()
@@ -106,8 +107,16 @@ def _json_item(item: ForecastJob) -> dict[str, Any]:
 @click.option("--branch")
 @click.option("--server")
 @click.option("--limit", type=int, default=200, show_default=True)
+@click.option("--seed-id", help="Only the job imported from the seed under this id.")
 @json_option
-def list_(status: str, branch: str | None, server: str | None, limit: int, as_json: bool) -> None:
+def list_(
+    status: str,
+    branch: str | None,
+    server: str | None,
+    limit: int,
+    seed_id: str | None,
+    as_json: bool,
+) -> None:
     """List jobs (queued ones in the order they will be claimed).
 
     A queued job shows its predicted start and finish (and on which server); a running one
@@ -117,6 +126,13 @@ def list_(status: str, branch: str | None, server: str | None, limit: int, as_js
         found = client.list_jobs_with_forecast(
             status=status, branch=branch, server=server, limit=limit
         )
+        if seed_id is not None:
+            wanted = int(client.legacy_record("job", seed_id).local_id)
+            found = [item for item in found if item.job.id == wanted]
+            if not found:
+                job = client.get_job(wanted)
+                if status in ("all", job.status):
+                    found = [ForecastJob(job=job, forecast=None)]
     if as_json:
         click.echo(json.dumps([_json_item(item) for item in found], indent=2, sort_keys=True))
         return
@@ -127,15 +143,33 @@ def list_(status: str, branch: str | None, server: str | None, limit: int, as_js
         click.echo(line + _forecast(item.job, item.forecast))
 
 
+def _find(client: Client, key: str) -> tuple[Job, LegacyRecord | None]:
+    """A job by its id, or by the id it had in the seed (``job_1761781030``), and the seed's
+    record of it when it was imported."""
+    if key.isdigit() and len(key) <= 19:
+        job = client.get_job(int(key))
+        try:
+            return job, client.legacy_record("job", str(job.id))
+        except NotFound:
+            return job, None
+    if not 0 < len(key) <= 200 or "/" in key:
+        raise click.BadParameter(f"{key!r} is neither a job id nor a seed job id", param_hint="JOB")
+    record = client.legacy_record("job", key)
+    return client.get_job(int(record.local_id)), record
+
+
 @queue.command("show")
-@click.argument("job_id", type=int)
+@click.argument("job_id", metavar="JOB")
 @json_option
-def show(job_id: int, as_json: bool) -> None:
-    """Show one job."""
+def show(job_id: str, as_json: bool) -> None:
+    """Show one job, by its id or by its seed id (an imported job: ``job_1761781030``)."""
     with get_context().client() as client:
-        job = client.get_job(job_id)
+        job, record = _find(client, job_id)
     if as_json:
-        emit_json(job)
+        data: dict[str, Any] = TypeAdapter(Job).dump_python(job, mode="json")
+        if record is not None:
+            data["seed"] = {"id": record.legacy_id, "attributes": record.attributes}
+        click.echo(json.dumps(data, indent=2, sort_keys=True))
         return
     rows = [
         ("Job", job.id),
@@ -160,6 +194,9 @@ def show(job_id: int, as_json: bool) -> None:
         rows.append(("Blocked", job.blocked_reason))
     if job.reason:
         rows.append(("Reason", job.reason))
+    if record is not None:
+        rows.append(("Seed id", record.legacy_id))
+        rows += [(f"Seed {key}", value) for key, value in sorted(record.attributes.items())]
     for key, value in rows:
         click.echo(f"{key + ':':15} {value}")
 

@@ -11,6 +11,7 @@ from buildcoord.client.alerts import AlertEndpoints
 from buildcoord.client.artifacts import ArtifactEndpoints
 from buildcoord.client.branches import BranchEndpoints
 from buildcoord.client.fleet import FleetEndpoints
+from buildcoord.client.legacy import LegacyEndpoints
 from buildcoord.client.locks import LockEndpoints
 from buildcoord.client.logs import LogEndpoints
 from buildcoord.client.messages import MessageEndpoints
@@ -39,6 +40,7 @@ class Client(
     RollbackEndpoints,
     AlertEndpoints,
     FleetEndpoints,
+    LegacyEndpoints,
 ):
     """Talks to one coordinator's /api/v1 with one bearer token."""
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import math
+import re
 from collections.abc import Callable, Mapping
 from typing import Any
 
@@ -32,6 +33,7 @@ from buildcoord.legacy.records import (
 from buildcoord.legacy.seed import JOB_STATUSES, BadValue, optional_time, seed_time, shown
 from buildcoord.models import BROADCAST, MESSAGE_TYPES
 
+_SURROGATE = re.compile("[\ud800-\udfff]")
 ID_LIMIT = 200
 """The longest seed id kept (the seed's own are about 20 characters)."""
 GIB = 1024**3
@@ -107,10 +109,35 @@ def _parse(path: str, text: str, state: SeedState) -> Any:
         state.notes.append(Note(path, None, "holds a NUL byte: not read"))
         return None
     try:
-        return json.loads(text, parse_constant=_no_constant)
+        document = json.loads(text, parse_constant=_no_constant)
     except (ValueError, RecursionError) as error:
         state.notes.append(Note(path, None, f"not JSON ({_first_line(error)}): not read"))
         return None
+    if not _storable(document):
+        state.notes.append(
+            Note(
+                path, None, "holds a NUL character or a lone surrogate (\\u0000, \\ud800): not read"
+            )
+        )
+        return None
+    return document
+
+
+def _storable(document: Any) -> bool:
+    """Whether every text in the document can be stored (PostgreSQL takes no NUL and no lone
+    surrogate; both databases are to answer alike)."""
+    stack = [document]
+    while stack:
+        item = stack.pop()
+        if isinstance(item, str):
+            if "\x00" in item or (not item.isascii() and _SURROGATE.search(item)):
+                return False
+        elif isinstance(item, dict):
+            stack.extend(item.keys())
+            stack.extend(item.values())
+        elif isinstance(item, list):
+            stack.extend(item)
+    return True
 
 
 def _no_constant(name: str) -> Any:

@@ -23,6 +23,7 @@ from buildcoord.web.routes import (
     artifacts,
     branches,
     fleet,
+    legacy,
     locks,
     logs,
     messages,
@@ -79,6 +80,7 @@ def create_app(
         webhooks,
         alerts,
         fleet,
+        legacy,
     )
     for module in routers:
         app.include_router(module.router, prefix="/api/v1", responses=ERROR_RESPONSES)

@@ -66,7 +66,7 @@ class BodyLimits:
 
     default: int
     upload: int
-    """For the routes that carry a manifest or a batch of log lines."""
+    """For the routes that carry a manifest, a batch of log lines, a seed checkout's files."""
 
     def for_route(self, method: str, path: str) -> int:
         """The limit of this request's body."""
@@ -75,7 +75,7 @@ class BodyLimits:
         return self.default
 
 
-_UPLOAD_ROUTES = re.compile(r"/api/v1/jobs/[0-9]+/(complete|log)")
+_UPLOAD_ROUTES = re.compile(r"/api/v1/jobs/[0-9]+/(complete|log)|/api/v1/legacy/import")
 
 
 class BodyTooLarge(HTTPException):

@@ -429,3 +429,22 @@ class TagCleanupOut(BaseModel):
     dry_run: bool
     removals: list[GoodBuild]
     orders: list[AgentOrder]
+
+
+MAX_IMPORT_FILES = 100_000
+
+
+class LegacyImportIn(Body):
+    """The files of a seed checkout (relative path -> text) to import."""
+
+    files: Annotated[
+        dict[Annotated[StrictStr, Field(max_length=1000)], StrictStr],
+        Field(max_length=MAX_IMPORT_FILES),
+    ]
+    dry_run: bool = False
+
+
+class LegacyExport(BaseModel):
+    """The seed's files, as documents: relative path -> JSON."""
+
+    files: dict[str, Any]

@@ -13,6 +13,8 @@ PANELS_OF_EVENT = {
     "message": ("overview", "messages"),
     "branch": ("overview", "branches"),
     "rollback": ("branches",),
+    # An import may bring in servers, jobs, messages and branches' builds at once.
+    "legacy": ("overview", "servers", "queue", "messages", "branches"),
     # A repeat changes an alert's count and summary, not how many are open.
     "alert.repeated": ("alerts",),
 }
