@@ -72,8 +72,12 @@ def optional_time(value: object, *, what: str) -> float | None:
 
 
 def stamp(seconds: float) -> str:
-    """A time as the seed's scripts write it."""
-    return datetime.fromtimestamp(seconds, UTC).strftime(SECONDS_FORM)
+    """A time as the seed's scripts write it (``…T…Z``); with its microseconds, as the seed's
+    Python monitor wrote them, when it has any."""
+    at = datetime.fromtimestamp(seconds, UTC)
+    if at.microsecond:
+        return at.strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+    return at.strftime(SECONDS_FORM)
 
 
 def server_folder(name: str) -> str:
