@@ -266,6 +266,24 @@ TABLE: dict[str, Row] = {
         lambda w, s: (f"/servers/{s.name}/resume", None, None), 409
     ),
     "GET /api/v1/fleet": fleet_read(lambda w, s: ("/fleet", None, None)),
+    # legacy: the export and the seed's records hold every server's messages
+    "POST /api/v1/legacy/import": operator_only(
+        lambda w, s: (
+            "/legacy/import",
+            None,
+            {"files": {"coordination/locks.json": '{"locks": {}}'}, "dry_run": True},
+        )
+    ),
+    "GET /api/v1/legacy/export": Row(
+        lambda w, s: ("/legacy/export", None, None), read=200, self=403, other=403, operator=200
+    ),
+    "GET /api/v1/legacy/records/{kind}/{key}": Row(
+        lambda w, s: ("/legacy/records/job/job_404", None, None),
+        read=404,
+        self=403,
+        other=403,
+        operator=404,
+    ),
     "GET /api/v1/fleet/trends": fleet_read(lambda w, s: ("/fleet/trends", {"window": "30d"}, None)),
     "GET /api/v1/alerts": fleet_read(lambda w, s: ("/alerts", {"all": "true"}, None)),
     "GET /api/v1/alerts/{alert_id}": fleet_read(lambda w, s: ("/alerts/999999", None, None), 404),

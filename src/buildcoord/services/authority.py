@@ -22,6 +22,13 @@ def require_reader(principal: Principal, action: str) -> None:
         raise Forbidden(f"{action} needs a token")
 
 
+def require_viewer(principal: Principal, action: str) -> None:
+    """Allow operators and read-only tokens: what the whole fleet's messages are part of, which
+    an agent (that reads only its own server's) may not see."""
+    if principal.kind not in ("operator", "system", "read"):
+        raise Forbidden(f"{action} needs an operator or read-only token")
+
+
 def require_operator_or_agent(principal: Principal, action: str) -> None:
     """Allow operators and agents (each service then holds an agent to its own server)."""
     if principal.kind not in ("operator", "system", "agent"):

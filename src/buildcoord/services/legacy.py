@@ -11,7 +11,7 @@ from buildcoord.errors import InvalidInput, NotFound
 from buildcoord.legacy import layout, writer
 from buildcoord.legacy.reader import read_state
 from buildcoord.models import LegacyImport, LegacyRecord, Principal
-from buildcoord.services.authority import require_operator, require_reader
+from buildcoord.services.authority import require_operator, require_viewer
 from buildcoord.services.health import HealthService
 from buildcoord.services.prediction import PredictionService
 from buildcoord.services.queue import QueueService
@@ -84,7 +84,7 @@ class LegacyService:
 
     def record(self, kind: str, key: str, *, by: Principal) -> LegacyRecord:
         """The record of an imported entry, by its seed id or by the id it has here."""
-        require_reader(by, "reading imported records")
+        require_viewer(by, "reading imported records")
         if kind not in RECORD_KINDS:
             raise InvalidInput(f"unknown kind {kind!r}: expected one of {', '.join(RECORD_KINDS)}")
         found = self.store.find_legacy_record(kind, key) or self.store.legacy_record_of(kind, key)
@@ -94,7 +94,7 @@ class LegacyService:
 
     def export(self, *, by: Principal) -> dict[str, Any]:
         """The seed's files (relative path -> JSON document) from the state now."""
-        require_reader(by, "exporting the state as the seed's files")
+        require_viewer(by, "exporting the state as the seed's files")
         now = self.clock.now().timestamp()
         job_records = self.store.legacy_records_of("job")
         seed_ids = {local: record.legacy_id for local, record in job_records.items()}
