@@ -8,6 +8,7 @@ import shutil
 from pathlib import Path
 
 from buildcoord.client import Client
+from buildcoord.clock import FakeClock
 from buildcoord.models import Metrics
 from gitrepos import git
 from inprocess import Connect, RunCli
@@ -81,7 +82,7 @@ def test_a_directory_that_is_not_a_seed_checkout_is_an_error_and_imports_nothing
 
 
 def test_export_writes_the_seed_files_and_with_git_commits_and_pushes_only_a_change(
-    run_cli: RunCli, operator: Client, tmp_path: Path
+    run_cli: RunCli, operator: Client, tmp_path: Path, clock: FakeClock
 ) -> None:
     run_cli("legacy", "import", str(SAMPLE))
     remote = tmp_path / "remote.git"
@@ -104,6 +105,7 @@ def test_export_writes_the_seed_files_and_with_git_commits_and_pushes_only_a_cha
     assert not list(checkout.rglob("*.tmp"))
     commits = git(remote, "rev-list", "--count", "main")
 
+    clock.advance(3600)  # later, and nothing changed: the same files, no commit
     second = run_cli("legacy", "export", str(checkout), "--git")
     assert second.exit_code == 0, second.stderr
     assert ", 0 changed" in second.stdout
@@ -124,3 +126,32 @@ def test_export_with_git_outside_a_git_checkout_is_an_error(
     outcome = run_cli("legacy", "export", str(tmp_path / "plain"), "--git")
     assert outcome.exit_code == 1
     assert "git rev-parse" in outcome.stderr
+
+
+def test_export_pulls_what_others_pushed_before_it_commits(
+    run_cli: RunCli, operator: Client, tmp_path: Path
+) -> None:
+    remote = tmp_path / "remote.git"
+    git(tmp_path, "init", "-q", "--bare", "-b", "main", str(remote))
+    ours, theirs = tmp_path / "ours", tmp_path / "theirs"
+    for checkout in (ours, theirs):
+        git(tmp_path, "clone", "-q", str(remote), str(checkout))
+        git(checkout, "config", "user.name", "seed")
+        git(checkout, "config", "user.email", "seed@example.invalid")
+    (theirs / "README.md").write_text("the seed\n")
+    git(theirs, "add", ".")
+    git(theirs, "commit", "-q", "-m", "first")
+    git(theirs, "push", "-q", "-u", "origin", "main")
+    git(ours, "pull", "-q", "origin", "main")
+    git(ours, "branch", "-q", "--set-upstream-to=origin/main", "main")
+    (theirs / "build9.txt").write_text("a seed script still writes\n")
+    git(theirs, "add", ".")
+    git(theirs, "commit", "-q", "-m", "the seed's own change")
+    git(theirs, "push", "-q")
+
+    outcome = run_cli("legacy", "export", str(ours), "--git")
+
+    assert outcome.exit_code == 0, (outcome.stdout, outcome.stderr)
+    log = git(remote, "log", "--format=%s", "main").splitlines()
+    assert log[0].startswith("buildcoord export [")
+    assert log[1:] == ["the seed's own change", "first"]

@@ -386,3 +386,20 @@ def test_a_read_only_token_may_export_but_not_import(
     with pytest.raises(Forbidden):
         coordinator.legacy.import_files(collect(SAMPLE), dry_run=False, by=reader)
     assert "coordination/jobs.json" in coordinator.legacy.export(by=reader)
+
+
+def test_importing_a_checkout_our_export_wrote_brings_nothing_of_ours_in_twice(
+    coordinator: Coordinator, operator: Principal, tmp_path: Path
+) -> None:
+    _import(coordinator, SAMPLE, operator)
+    coordinator.queue.submit("main", "abcdef1", by=operator)
+    coordinator.messages.send(
+        sender="build1", recipient="all", type="info", subject="native", body="here", by=operator
+    )
+    exported = tmp_path / "exported"
+    write_documents(exported, coordinator.legacy.export(by=operator))
+
+    again = _import(coordinator, exported, operator)
+
+    assert again.added["job"] == again.added["message"] == 0
+    assert len(coordinator.queue.list_jobs(status="all", by=operator)) == 3

@@ -130,6 +130,9 @@ def export(directory: Path, use_git: bool, every: float | None) -> None:
 def _export_once(directory: Path, use_git: bool) -> None:
     with get_context().client() as client:
         documents = client.export_legacy()
+    if use_git and _has_upstream(directory):
+        # The seed's own writers may still push beside us: start from what is there.
+        _git(directory, "pull", "--rebase", "--autostash", "--quiet")
     changed = write_documents(directory, documents)
     at = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
     click.echo(f"[{at}] exported {len(documents)} files to {directory}, {len(changed)} changed")
@@ -187,11 +190,18 @@ def _git(directory: Path, *args: str, check: bool = True) -> subprocess.Complete
     except (OSError, subprocess.TimeoutExpired) as error:
         raise GitFailed(f"git {args[0]} failed: {error}") from None
     if check and done.returncode != 0:
-        detail = (done.stderr or done.stdout).strip().splitlines()
+        lines = (done.stderr or done.stdout).strip().splitlines()
+        said = [line for line in lines if not line.startswith("hint:")][:3]
         raise GitFailed(
-            f"git {args[0]} in {directory} failed: {detail[-1] if detail else done.returncode}"
+            f"git {args[0]} in {directory} failed: "
+            + ("; ".join(said) if said else f"exit status {done.returncode}")
         )
     return done
+
+
+def _has_upstream(directory: Path) -> bool:
+    found = _git(directory, "rev-parse", "--abbrev-ref", "@{upstream}", check=False)
+    return found.returncode == 0
 
 
 def _commit_and_push(directory: Path, paths: list[str], at: str) -> None:
@@ -200,7 +210,7 @@ def _commit_and_push(directory: Path, paths: list[str], at: str) -> None:
         return
     _git(directory, "commit", "--quiet", "-m", f"buildcoord export [{at}]", "--", *paths)
     click.echo(f"  committed: buildcoord export [{at}]")
-    if _git(directory, "rev-parse", "--abbrev-ref", "@{upstream}", check=False).returncode != 0:
+    if not _has_upstream(directory):
         click.echo("  no upstream branch: not pushed (git push -u once to set one)")
         return
     _git(directory, "push", "--quiet")

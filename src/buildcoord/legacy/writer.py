@@ -177,7 +177,16 @@ def jobs_file(
             }
         )
         entries.append(entry)
-    return {"jobs": entries, "metadata": {"last_updated": stamp(now), "next_job_id": 1}}
+    # The latest change the jobs show, not the export's own time: an export of an unchanged
+    # queue writes the same file (and --git makes no commit).
+    changes = [
+        at.timestamp()
+        for job in found
+        for at in (job.created_at, job.started_at, job.finished_at)
+        if at is not None
+    ]
+    last = stamp(max(changes)) if changes else None
+    return {"jobs": entries, "metadata": {"last_updated": last, "next_job_id": 1}}
 
 
 def locks_file(found: Sequence[Lock], now: float) -> dict[str, Any]:
@@ -190,7 +199,8 @@ def locks_file(found: Sequence[Lock], now: float) -> dict[str, Any]:
             "locked_at": None if holder is None else _time(holder.acquired_at),
             "expires_at": None if holder is None else _time(holder.expires_at),
         }
-    return {"locks": entries, "metadata": {"last_cleanup": stamp(now)}}
+    taken = [holder.acquired_at.timestamp() for lock in found for holder in lock.holders]
+    return {"locks": entries, "metadata": {"last_cleanup": stamp(max(taken)) if taken else None}}
 
 
 def messages_file(
@@ -220,6 +230,14 @@ def messages_file(
             else "not_requested",
             "acknowledged_by": acked,
         }
+        for key in ("subject", "body"):  # the whole text the seed had, where it was cut here
+            whole = kept.get(key)
+            if (
+                isinstance(whole, str)
+                and entry[key].endswith("…")
+                and whole.startswith(entry[key][:-1])
+            ):
+                entry[key] = whole
         entry.update(
             {
                 key: value
@@ -292,6 +310,7 @@ def health_file(
             "queued_jobs": fleet.queued,
             "running_jobs": fleet.running,
         },
-        "updated_at": stamp(fleet.at.timestamp()),
+        # The latest sample's time, not the export's: unchanged figures, an unchanged file.
+        "updated_at": stamp(samples[-1].at.timestamp()) if samples else None,
         "history": history,
     }

@@ -8,6 +8,7 @@ and export writes them back under the ids the seed's readers know.
 from __future__ import annotations
 
 import json
+import re
 from collections import Counter
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
@@ -264,6 +265,10 @@ def _jobs(
     for job in found:
         if job.seed_id in known:
             tally.unchanged["job"] += 1
+        elif (ours := _exported_here(conn, jobs, _EXPORTED_JOB, job.seed_id)) is not None:
+            # Written by our own export (job_<created epoch>_<id>): it is that job.
+            known[job.seed_id] = str(ours)
+            tally.unchanged["job"] += 1
         else:
             waiting.append(job)
     # Dependencies first: a job is stored once every job it depends on is.
@@ -439,6 +444,9 @@ def _messages(conn: Connection, found: Iterable[SeedMessage], tally: _Import) ->
     known = tally.known.setdefault("message", {})
     for message in found:
         local = known.get(message.seed_id)
+        if local is None:
+            ours = _exported_here(conn, messages, _EXPORTED_MESSAGE, message.seed_id)
+            local = None if ours is None else str(ours)
         if local is not None:
             if _catch_up_message(conn, int(local), message, tally.now):
                 tally.updated["message"] += 1
@@ -475,6 +483,24 @@ def _messages(conn: Connection, found: Iterable[SeedMessage], tally: _Import) ->
             )
         tally.added["message"] += 1
         tally.record("message", message.seed_id, str(local_id), message.attributes)
+
+
+_EXPORTED_JOB = re.compile(r"job_([0-9]{1,12})_([0-9]{1,18})")
+_EXPORTED_MESSAGE = re.compile(r"msg_([0-9]{1,12})_([0-9]{1,18})")
+
+
+def _exported_here(conn: Connection, table: Any, form: re.Pattern[str], seed_id: str) -> int | None:
+    """The id of the row here that our export wrote under ``seed_id`` (``job_<created epoch>_
+    <id>``, ``msg_<epoch>_<id>``), if there is one: a checkout that export writes to can be
+    imported again without bringing buildcoord's own jobs and messages in twice."""
+    match = form.fullmatch(seed_id)
+    if match is None or int(match.group(2)) > 2**62:
+        return None
+    epoch, local = int(match.group(1)), int(match.group(2))
+    row = conn.execute(select(table.c.created_at).where(table.c.id == local)).first()
+    if row is None or int(row.created_at) != epoch:
+        return None
+    return local
 
 
 def _catch_up_message(conn: Connection, local_id: int, message: SeedMessage, now: float) -> bool:
