@@ -403,3 +403,83 @@ def test_importing_a_checkout_our_export_wrote_brings_nothing_of_ours_in_twice(
 
     assert again.added["job"] == again.added["message"] == 0
     assert len(coordinator.queue.list_jobs(status="all", by=operator)) == 3
+
+
+def test_structured_logs_manifests_and_the_health_history_come_in_with_their_jobs(
+    coordinator: Coordinator, operator: Principal, clock: FakeClock
+) -> None:
+    jobs = {
+        "jobs": [
+            {
+                "id": "job_1",
+                "branch": "main",
+                "commit": "abcdef1",
+                "status": "completed",
+                "assigned_to": "build1",
+                "created_at": "2025-12-31T10:00:00Z",
+                "started_at": "2025-12-31T10:00:00Z",
+                "completed_at": "2025-12-31T10:07:00Z",
+            }
+        ]
+    }
+    log = {
+        "log_id": "job_1_20251231T100000Z",
+        "job_id": "job_1",
+        "server": "build1",
+        "events": [
+            {"timestamp": "2025-12-31T10:00:01Z", "level": "info", "message": "Executing: mvn"},
+            {"timestamp": "2025-12-31T10:06:59Z", "level": "success", "message": "done"},
+        ],
+        "status": "success",
+    }
+    digest = "a" * 64
+    manifest = {
+        "job_id": "job_1",
+        "server": "build1",
+        "build_dir": "/root/artifacts/host/debs/20251231T100700Z",
+        "artifacts": [
+            {
+                "name": "a.deb",
+                "path": "/root/artifacts/host/debs/20251231T100700Z/pool/a.deb",
+                "size_bytes": 6,
+                "checksums": {"md5": "b" * 32, "sha256": digest, "sha512": "c" * 128},
+            }
+        ],
+    }
+    now = clock.now().timestamp()  # 2026-01-01T00:00:00Z
+    history = [
+        {"timestamp": stamp, "servers_online": online, "queued_jobs": 3}
+        for stamp, online in (
+            ("2025-12-31T23:40:00Z", 1),
+            ("2025-12-31T23:50:00Z", 3),
+            ("2025-12-15T08:00:00Z", 2),
+            ("2025-10-01T08:00:00Z", 2),  # beyond the 30 days trends keep
+        )
+    ]
+    files = {
+        "coordination/jobs.json": json.dumps(jobs),
+        "build1/logs/job_1_20251231T100000Z.json": json.dumps(log),
+        "build1/artifacts/job_1_manifest.json": json.dumps(manifest),
+        "shared/health_dashboard.json": json.dumps({"servers": [{}] * 4, "history": history}),
+    }
+
+    outcome = coordinator.legacy.import_files(files, dry_run=False, by=operator)
+
+    assert (outcome.added["log"], outcome.added["manifest"]) == (1, 1)
+    local = int(coordinator.legacy.record("job", "job_1", by=operator).local_id)
+    entries = coordinator.logs.entries(local, by=operator)
+    assert [(entry.level, entry.message) for entry in entries] == [
+        ("info", "Executing: mvn"),
+        ("success", "done"),
+    ]
+    [artifact] = coordinator.artifacts.manifest(local, by=operator)
+    assert (artifact.path, artifact.size, artifact.sha256) == ("pool/a.deb", 6, digest)
+    minutes = coordinator.trends.samples("24h", by=operator)
+    assert [(sample.servers_online, sample.servers_total) for sample in minutes] == [
+        (1, 4),
+        (3, 4),
+    ]
+    hours = coordinator.trends.samples("30d", by=operator)
+    assert [sample.servers_online for sample in hours] == [2, 2]  # Dec 15th; 23:00's mean
+    assert any("older than the 30 days" in note.reason for note in outcome.notes)
+    assert now - minutes[0].at.timestamp() == 20 * 60
