@@ -442,13 +442,21 @@ def _locks(conn: Connection, found: Iterable[SeedLock], tally: _Import) -> None:
 
 def _messages(conn: Connection, found: Iterable[SeedMessage], tally: _Import) -> None:
     known = tally.known.setdefault("message", {})
+    # Of every message here: whether it is archived, and marked read for everyone (one read).
+    marked = select(message_reads.c.message_id).where(message_reads.c.reader == EVERYONE)
+    here = {
+        row.id: (row.archived_at is not None, row.read)
+        for row in conn.execute(
+            select(messages.c.id, messages.c.archived_at, messages.c.id.in_(marked).label("read"))
+        )
+    }
     for message in found:
         local = known.get(message.seed_id)
         if local is None:
             ours = _exported_here(conn, messages, _EXPORTED_MESSAGE, message.seed_id)
             local = None if ours is None else str(ours)
         if local is not None:
-            if _catch_up_message(conn, int(local), message, tally.now):
+            if _catch_up_message(conn, int(local), message, here, tally.now):
                 tally.updated["message"] += 1
             else:
                 tally.unchanged["message"] += 1
@@ -503,24 +511,24 @@ def _exported_here(conn: Connection, table: Any, form: re.Pattern[str], seed_id:
     return local
 
 
-def _catch_up_message(conn: Connection, local_id: int, message: SeedMessage, now: float) -> bool:
+def _catch_up_message(
+    conn: Connection,
+    local_id: int,
+    message: SeedMessage,
+    here: dict[int, tuple[bool, bool]],
+    now: float,
+) -> bool:
     """What the seed did to a message since it was imported: read it, archived it."""
-    row = conn.execute(select(messages.c.archived_at).where(messages.c.id == local_id)).first()
-    if row is None:  # removed here since: left so
+    if local_id not in here:  # removed here since: left so
         return False
+    archived, read = here[local_id]
     changed = False
-    if message.read:
-        read = conn.execute(
-            select(message_reads.c.reader).where(
-                message_reads.c.message_id == local_id, message_reads.c.reader == EVERYONE
-            )
-        ).first()
-        if read is None:
-            conn.execute(
-                insert(message_reads).values(message_id=local_id, reader=EVERYONE, read_at=now)
-            )
-            changed = True
-    if message.archived and row.archived_at is None:
+    if message.read and not read:
+        conn.execute(
+            insert(message_reads).values(message_id=local_id, reader=EVERYONE, read_at=now)
+        )
+        changed = True
+    if message.archived and not archived:
         conn.execute(update(messages).where(messages.c.id == local_id).values(archived_at=now))
         changed = True
     return changed
