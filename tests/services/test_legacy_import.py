@@ -483,3 +483,21 @@ def test_structured_logs_manifests_and_the_health_history_come_in_with_their_job
     assert [sample.servers_online for sample in hours] == [2, 2]  # Dec 15th; 23:00's mean
     assert any("older than the 30 days" in note.reason for note in outcome.notes)
     assert now - minutes[0].at.timestamp() == 20 * 60
+
+
+@pytest.mark.parametrize(
+    "stamp", ["2025-13-45T10:00:00Z", "2025-02-30 10:00", "2025-11-20T25:00:00Z", 7, None]
+)
+def test_a_timestamp_of_no_date_there_is_skips_its_entry_with_a_note(
+    coordinator: Coordinator, operator: Principal, stamp: object
+) -> None:
+    message = {"id": "m1", "from": "build1", "to": "all", "type": "info", "subject": "s",
+               "body": "b", "timestamp": stamp, "read": False}  # fmt: skip
+    outcome = coordinator.legacy.import_files(
+        {"coordination/messages.json": json.dumps({"messages": [message]})},
+        dry_run=False,
+        by=operator,
+    )
+    assert outcome.added["message"] == 0
+    [note] = [note for note in outcome.notes if note.entry == "m1"]
+    assert "timestamp" in note.reason

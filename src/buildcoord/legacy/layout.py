@@ -17,8 +17,9 @@ SERVER_FOLDER = re.compile(r"build[A-Za-z0-9._-]{1,64}")
 ARCHIVE = re.compile(r"coordination/archive/messages[_-][0-9-]{6,7}\.json")
 HEARTBEAT = re.compile(rf"({SERVER_FOLDER.pattern})/heartbeat\.json")
 STATUS = re.compile(rf"({SERVER_FOLDER.pattern})/status\.json")
-LOG = re.compile(rf"({SERVER_FOLDER.pattern})/logs/[^/]{{1,255}}\.json")
-MANIFEST = re.compile(rf"({SERVER_FOLDER.pattern})/artifacts/[^/]{{1,255}}\.json")
+# A file's path is its record's id (at most 255 characters): names up to 160 are read.
+LOG = re.compile(rf"({SERVER_FOLDER.pattern})/logs/[^/]{{1,160}}\.json")
+MANIFEST = re.compile(rf"({SERVER_FOLDER.pattern})/artifacts/[^/]{{1,160}}\.json")
 READ = (ARCHIVE, HEARTBEAT, STATUS, LOG, MANIFEST)
 
 MAX_FILES = 100_000

@@ -696,7 +696,7 @@ def _samples(document: Any, state: SeedState) -> None:
     total = None
     if isinstance(aggregate, dict):
         total = aggregate.get("servers_total")
-    if not isinstance(total, (int, float)) or isinstance(total, bool):
+    if not isinstance(total, (int, float)) or isinstance(total, bool) or not 0 <= total <= 1e6:
         total = len(servers) if isinstance(servers, list) else 0
     for index, entry in enumerate(document["history"]):
 

@@ -52,12 +52,17 @@ def seed_time(value: object, *, what: str) -> float:
     if not isinstance(value, str):
         raise BadValue(f"{what} is {_shown(value)}, not a timestamp")
     text = value.strip()
-    if _MINUTES.fullmatch(text):
-        parsed = datetime.strptime(text, "%Y-%m-%d %H:%M").replace(tzinfo=UTC)
-    elif _ISO.fullmatch(text):
-        parsed = datetime.fromisoformat(text.replace("Z", "+00:00"))
-    else:
-        raise BadValue(f"{what} {_shown(value)} is in none of the seed's timestamp forms")
+    try:
+        if _MINUTES.fullmatch(text):
+            parsed = datetime.strptime(text, "%Y-%m-%d %H:%M").replace(tzinfo=UTC)
+        elif _ISO.fullmatch(text):
+            parsed = datetime.fromisoformat(text.replace("Z", "+00:00"))
+        else:
+            raise BadValue(f"{what} {_shown(value)} is in none of the seed's timestamp forms")
+    except BadValue:
+        raise
+    except ValueError:  # the form, but no such date or time (month 13, hour 25)
+        raise BadValue(f"{what} {_shown(value)} is no date there is") from None
     seconds = parsed.timestamp()
     if not EARLIEST_TIMESTAMP <= seconds <= LATEST_TIMESTAMP:
         raise BadValue(f"{what} {_shown(value)} lies outside the years 2000 to 2099")
