@@ -100,7 +100,7 @@ def _report(outcome: LegacyImport, directory: Path) -> None:
 )
 @click.option(
     "--every",
-    type=click.FloatRange(min=0.1, max=24 * 60),
+    type=click.FloatRange(min=0.01, max=24 * 60),
     help="Export again every MINUTES until stopped (Ctrl-C).",
     metavar="MINUTES",
 )
@@ -111,20 +111,18 @@ def export(directory: Path, use_git: bool, every: float | None) -> None:
     directory.mkdir(parents=True, exist_ok=True)
     if use_git:
         _git(directory, "rev-parse", "--is-inside-work-tree")
-    while True:
-        try:
-            _export_once(directory, use_git)
-        except (Unavailable, GitFailed) as error:
-            if every is None:
-                raise
-            click.echo(f"error: {error}; trying again in {every:g} min", err=True)
-        if every is None:
-            return
-        try:
+    if every is None:
+        _export_once(directory, use_git)
+        return
+    try:
+        while True:
+            try:
+                _export_once(directory, use_git)
+            except (Unavailable, GitFailed) as error:
+                click.echo(f"error: {error}; trying again in {every:g} min", err=True)
             time.sleep(every * 60)
-        except KeyboardInterrupt:
-            click.echo("Stopped.")
-            return
+    except KeyboardInterrupt:
+        click.echo("Stopped.")
 
 
 def _export_once(directory: Path, use_git: bool) -> None:
@@ -154,8 +152,11 @@ def write_documents(directory: Path, documents: Mapping[str, Any]) -> list[str]:
             continue
         target.parent.mkdir(parents=True, exist_ok=True)
         temporary = target.with_name(f".{target.name}.{os.getpid()}.tmp")
-        temporary.write_text(text, encoding="utf-8")
-        os.replace(temporary, target)
+        try:
+            temporary.write_text(text, encoding="utf-8")
+            os.replace(temporary, target)
+        finally:
+            temporary.unlink(missing_ok=True)
         changed.append(relative)
     return changed
 
