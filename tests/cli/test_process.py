@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import subprocess
 import sys
+from pathlib import Path
 
 from buildcoord import __version__
 from buildcoord.store.engine import make_engine
@@ -81,3 +82,18 @@ def test_an_unknown_option_is_one_error_line() -> None:
     assert result.stderr.strip().splitlines() == [
         "error: No such option '--bogus'. (see 'buildcoord queue list --help')"
     ]
+
+
+def test_db_backup_and_db_copy_show_their_progress_and_what_they_did(
+    sqlite_url: str, postgres_url: str, tmp_path: Path
+) -> None:
+    invoke_cli(["db", "upgrade", "--db", sqlite_url])
+    backed = invoke_cli(["db", "backup", str(tmp_path / "b.db"), "--db", sqlite_url])
+    assert "integrity check ok" in backed.last_line
+    assert "backup pages:" in backed.stderr
+    again = invoke_cli(["db", "backup", str(tmp_path / "b.db"), "--db", sqlite_url])
+    assert "never overwrites" in again.error
+    copied = invoke_cli(["db", "copy", "--from", sqlite_url, "--to", postgres_url])
+    assert copied.last_line.startswith("Copied ")
+    assert "copying jobs: 0 of 0" in copied.stderr
+    assert revision_of(postgres_url) == revision_of(sqlite_url)
