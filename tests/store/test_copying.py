@@ -4,6 +4,8 @@ real databases filled through the services with the seed sample and some work of
 from __future__ import annotations
 
 import sqlite3
+import threading
+import time
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -119,3 +121,41 @@ def test_a_copy_into_a_database_that_holds_rows_is_refused(sqlite_url: str, tmp_
     with pytest.raises(Conflict, match="already holds rows"):
         copy_database(sqlite_url, other)
     assert _rows(other) == before
+
+
+def test_a_backup_finishes_while_another_connection_writes_all_the_time(
+    sqlite_url: str, tmp_path: Path
+) -> None:
+    _fill(sqlite_url)
+    store = Store.open(sqlite_url)
+    stop = threading.Event()
+    written = []
+
+    def write() -> None:
+        coordinator = Coordinator(store, Settings(), FakeClock())
+        for index in range(100_000):  # bounded; stopped long before
+            if stop.is_set():
+                return
+            coordinator.messages.send(
+                sender="build9",
+                recipient="all",
+                type="info",
+                subject=f"{index}",
+                body="x",
+                by=OPERATOR,
+            )
+            written.append(index)
+
+    writer = threading.Thread(target=write)
+    writer.start()
+    try:
+        while len(written) < 20:
+            time.sleep(0.01)
+        backup_sqlite(store.engine, tmp_path / "busy.db")
+    finally:
+        stop.set()
+        writer.join(timeout=30)
+        store.close()
+    copy = sqlite3.connect(tmp_path / "busy.db")
+    assert copy.execute("PRAGMA integrity_check").fetchone() == ("ok",)
+    assert copy.execute("SELECT count(*) FROM messages").fetchone()[0] >= 20

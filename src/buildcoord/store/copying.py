@@ -17,15 +17,18 @@ from buildcoord.store.schema import metadata
 Progress = Callable[[str, int, int], None]
 """(what, done, total): called as a long copy goes on."""
 
-BACKUP_PAGES = 1024
-"""Pages copied per step of an online backup: writers are held off only for a step."""
+BACKUP_PAGES = -1
+"""Every page in one step: one read transaction, so the copy is the database as it was at
+its start. In WAL mode (as buildcoord opens SQLite) a reader holds off no writer; a copy in
+several steps would start over at every write another connection makes between two steps,
+and a busy coordinator writes every second."""
 COPY_BATCH = 5_000
 """Rows read and written per round trip of a copy."""
 
 
 def backup_sqlite(engine: Engine, target: Path, progress: Progress | None = None) -> int:
-    """Copy a live SQLite database to ``target`` (a new file) with SQLite's online backup API,
-    a few pages at a time, while the coordinator goes on writing; returns its size in bytes."""
+    """Copy a live SQLite database to ``target`` (a new file) with SQLite's online backup API
+    while the coordinator goes on writing (BACKUP_PAGES); returns its size in bytes."""
     if not is_sqlite(engine):
         raise InvalidInput(
             "db backup copies a SQLite database; for PostgreSQL use pg_dump "
