@@ -88,8 +88,10 @@ def error_of(response: httpx.Response, status: int) -> str:
 
 @pytest.fixture
 def settings() -> Settings:
-    """Default settings with a known admin token."""
-    return Settings(admin_token=ADMIN_TOKEN)
+    """Default settings with a known admin token; failed authentications are not slowed down
+    (every request of a test comes from one address, and many are refused on purpose:
+    tests/api/test_auth_throttle.py tests the slowing down)."""
+    return Settings(admin_token=ADMIN_TOKEN, auth_failures_allowed=0)
 
 
 @pytest.fixture

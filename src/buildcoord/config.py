@@ -42,6 +42,10 @@ class Settings:
     max_upload_bytes: int = 128 * 1024 * 1024
     api_docs: bool = True
     public_dashboard: bool = False
+    auth_failures_allowed: int = 20
+    """Failed authentications one address may make within auth_failure_window_seconds before
+    its requests wait (429, Retry-After); 0: no limit."""
+    auth_failure_window_seconds: float = 60.0
     webhook_max_bytes: int = 1024 * 1024
     webhook_max_concurrent: int = 4
     monitor_seconds: float = 30.0
@@ -94,6 +98,8 @@ SECTIONS = {
     "max_upload_bytes": "server",
     "api_docs": "server",
     "public_dashboard": "server",
+    "auth_failures_allowed": "server",
+    "auth_failure_window_seconds": "server",
     "webhook_max_bytes": "branches",
     "webhook_max_concurrent": "branches",
     "monitor_seconds": "monitor",

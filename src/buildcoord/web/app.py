@@ -37,6 +37,7 @@ from buildcoord.web.routes import (
     tokens,
     webhooks,
 )
+from buildcoord.web.throttle import FailedAuthThrottle
 
 STATIC = Path(__file__).resolve().parent / "static"
 
@@ -95,5 +96,9 @@ def create_app(
         return session.login_redirect(request, exc.next_path)
 
     limits = BodyLimits(default=settings.max_request_bytes, upload=settings.max_upload_bytes)
-    app.add_middleware(RequestGuard, coordinator=coordinator, limits=limits)
+    throttle = FailedAuthThrottle(
+        settings.auth_failures_allowed, settings.auth_failure_window_seconds
+    )
+    app.state.auth_throttle = throttle
+    app.add_middleware(RequestGuard, coordinator=coordinator, limits=limits, throttle=throttle)
     return app

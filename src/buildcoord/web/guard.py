@@ -29,6 +29,7 @@ from starlette.exceptions import HTTPException
 from buildcoord.errors import Unauthorized
 from buildcoord.models import Principal
 from buildcoord.services.coordinator import Coordinator
+from buildcoord.web.throttle import FailedAuthThrottle, client_address
 
 Scope = MutableMapping[str, Any]
 Message = MutableMapping[str, Any]
@@ -88,10 +89,18 @@ class BodyTooLarge(HTTPException):
 class RequestGuard:
     """Refuse NUL bytes, authenticate and bound the body before the app sees a request."""
 
-    def __init__(self, app: ASGIApp, *, coordinator: Coordinator, limits: BodyLimits) -> None:
+    def __init__(
+        self,
+        app: ASGIApp,
+        *,
+        coordinator: Coordinator,
+        limits: BodyLimits,
+        throttle: FailedAuthThrottle,
+    ) -> None:
         self.app = app
         self.coordinator = coordinator
         self.limits = limits
+        self.throttle = throttle
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         """Handle one ASGI connection scope."""
@@ -102,10 +111,25 @@ class RequestGuard:
         if _has_nul(path, scope.get("query_string", b"")):
             await _refuse(scope, receive, send, 422, "NUL bytes are not allowed in a path or query")
             return
-        if (path.startswith(API_PREFIX) and path not in PUBLIC_ROUTES) or path in OUTSIDE_ROUTES:
+        checked = (path.startswith(API_PREFIX) and path not in PUBLIC_ROUTES) or path in (
+            OUTSIDE_ROUTES
+        )
+        if checked or is_dashboard_path(path):
+            address = client_address(scope)
+            wait = self.throttle.retry_after(address)
+            if wait is not None:
+                detail = (
+                    f"too many failed authentications from {address or 'this address'}: "
+                    f"try again in {wait} s"
+                )
+                await _refuse(scope, receive, send, 429, detail, {"Retry-After": str(wait)})
+                return
+        if checked:
             try:
                 principal = await self._authenticate(scope)
             except Unauthorized as exc:
+                if _header(scope, b"authorization"):  # a token was tried: a guess, perhaps
+                    self.throttle.failed(client_address(scope))
                 headers = {"WWW-Authenticate": "Bearer"}
                 await _refuse(scope, receive, send, 401, str(exc), headers)
                 return
@@ -144,6 +168,7 @@ class RequestGuard:
             try:
                 principal = await self._principal(secret)
             except Unauthorized:
+                self.throttle.failed(client_address(scope))
                 principal = None
             except OperationalError as exc:
                 return 503, f"database unavailable: {exc.orig}"

@@ -28,6 +28,7 @@ from buildcoord.web.guard import (
     SESSION_SECRET_KEY,
 )
 from buildcoord.web.pages.render import SECURITY_HEADERS, render
+from buildcoord.web.throttle import client_address
 
 router = APIRouter(include_in_schema=False)
 
@@ -155,6 +156,7 @@ async def login(request: Request) -> Response:
         try:
             principal = await run_in_threadpool(_coordinator(request).tokens.authenticate, secret)
         except Unauthorized:
+            request.app.state.auth_throttle.failed(client_address(request.scope))
             error = "That token is not valid (or was revoked)."
         if principal is not None and principal.kind not in ("operator", "read"):
             error = "That is an agent's token: log in with an operator or read-only token."
