@@ -769,3 +769,12 @@ class LegacyRecord:
     local_id: str
     attributes: dict[str, Any]
     imported_at: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class RotatedToken:
+    """A server's new agent token (its secret shown once) and when its old one stops."""
+
+    token: Token
+    secret: str
+    old_valid_until: datetime

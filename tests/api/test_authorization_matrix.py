@@ -262,6 +262,9 @@ TABLE: dict[str, Row] = {
     ),
     # No server is quarantined in the seeded fleet: the operator gets past authorisation to
     # the refusal (409).
+    "POST /api/v1/servers/{name}/rotate-token": operator_only(
+        lambda w, s: (f"/servers/{s.name}/rotate-token", None, {"grace_seconds": 60})
+    ),
     "POST /api/v1/servers/{name}/resume": operator_only(
         lambda w, s: (f"/servers/{s.name}/resume", None, None), 409
     ),

@@ -106,16 +106,14 @@ def test_a_page_whose_session_ended_in_another_tab_sends_the_browser_to_log_in(
     other_tab.get_by_role("button", name="Log out").click()
     other_tab.wait_for_url(f"{url}/login")
 
-    refresh = f"{url}/ui/panel/queue"
-    with (
-        dashboard.expect_response(refresh),
-        shared_coordinator.client() as operator,
-    ):
-        operator.submit_job("main", "abc1234")  # the queue panel refreshes
+    # Either the page's stream notices first, or the queue panel's refresh after this job
+    # is refused: whichever comes first must send the page to log in, never swap the login
+    # form into a panel.
+    with shared_coordinator.client() as operator:
+        operator.submit_job("main", "abc1234")
+    expect(dashboard).to_have_url(f"{url}/login?next=/queue", timeout=15_000)
     settled(dashboard)
-
     expect(dashboard.locator("#panel-queue #token")).to_have_count(0, timeout=1000)
-    expect(dashboard).to_have_url(f"{url}/login?next=/queue")
 
 
 def test_an_operators_action_is_refused_with_403_without_the_pages_csrf_token(

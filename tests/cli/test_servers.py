@@ -81,3 +81,14 @@ def test_servers_quarantine_and_resume_show_on_list_and_show(
     assert again.exit_code != 0
     assert "server build1 is not quarantined" in again.stderr
     assert "(quarantined)" not in run_cli("servers", "list").stdout
+
+
+def test_rotate_token_prints_a_new_token_last_and_when_the_old_one_ends(
+    run_cli: RunCli, register_agent: RegisterAgent, connect: Connect
+) -> None:
+    agent = register_agent("build1")
+    outcome = run_cli("servers", "rotate-token", "build1", "--grace", "60")
+    assert "the old one works until" in outcome.stdout
+    fresh = connect(outcome.last_line)
+    assert fresh.heartbeat("build1", Metrics()).name == "build1"
+    assert agent.client.heartbeat("build1", Metrics()).name == "build1"  # within its grace

@@ -30,9 +30,9 @@ def lookups(monkeypatch: pytest.MonkeyPatch) -> list[str]:
     seen: list[str] = []
     original = TokenStore.find_live_token
 
-    def counted(self: TokenStore, token_hash: str) -> object:
+    def counted(self: TokenStore, token_hash: str, *, now: float) -> object:
         seen.append(token_hash)
-        return original(self, token_hash)
+        return original(self, token_hash, now=now)
 
     monkeypatch.setattr(TokenStore, "find_live_token", counted)
     return seen
@@ -174,8 +174,8 @@ def test_it_does_not_cache_what_it_read_while_a_revocation_was_committing(
     issued = coordinator.tokens.create("ci", by=operator)
     original = TokenStore.find_live_token
 
-    def read_then_revocation_commits(self: TokenStore, token_hash: str) -> object:
-        found = original(self, token_hash)  # sees the token live ...
+    def read_then_revocation_commits(self: TokenStore, token_hash: str, *, now: float) -> object:
+        found = original(self, token_hash, now=now)  # sees the token live ...
         token_revocations.bump()  # ... while a revocation commits
         return found
 

@@ -111,6 +111,26 @@ def _metrics(server: Server) -> list[tuple[str, object]]:
     ]
 
 
+@servers.command("rotate-token")
+@click.argument("name")
+@click.option(
+    "--grace",
+    type=click.FloatRange(min=0, max=7 * 86400),
+    default=3600,
+    show_default=True,
+    help="Seconds the old token stays valid (up to 7 days).",
+)
+def rotate_token(name: str, grace: float) -> None:
+    """Give NAME's agent a new token without a restart of anything: the old one keeps
+    working for GRACE seconds; prints the new token as the last line (shown only once)."""
+    with get_context().client() as client:
+        rotated = client.rotate_agent_token(name, grace_seconds=grace)
+    click.echo(
+        f"New agent token for {name}; the old one works until {stamp(rotated.old_valid_until)}"
+    )
+    click.echo(rotated.secret)
+
+
 @servers.command("quarantine")
 @click.argument("name")
 @click.option("--reason", required=True, help="Why (at most 500 characters).")

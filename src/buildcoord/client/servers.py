@@ -6,7 +6,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from buildcoord.client.transport import Transport
-from buildcoord.models import Metrics, Server
+from buildcoord.models import Metrics, RotatedToken, Server
 
 
 class ServerEndpoints(Transport):
@@ -52,3 +52,9 @@ class ServerEndpoints(Transport):
         if labels is not None:
             body["labels"] = list(labels)
         return self._parse(Server, self._call("POST", f"/servers/{name}/heartbeat", json=body))
+
+    def rotate_agent_token(self, name: str, *, grace_seconds: float = 3600.0) -> RotatedToken:
+        """A new agent token for the server (shown once); the old one lasts the grace."""
+        body = {"grace_seconds": grace_seconds}
+        found = self._call("POST", f"/servers/{name}/rotate-token", json=body)
+        return self._parse(RotatedToken, found)

@@ -18,6 +18,7 @@ from buildcoord.models import (
     SYSTEM,
     Metrics,
     Principal,
+    RotatedToken,
     Server,
     ServerStatus,
 )
@@ -35,6 +36,10 @@ QUARANTINE_REASON_LIMIT = 500
 """The longest reason a server is quarantined for."""
 
 _METRIC_NAMES = {f.name for f in fields(Metrics)}
+
+
+MAX_GRACE_SECONDS = 7 * 86_400.0
+"""The longest an agent's old token stays valid after a rotation."""
 
 
 class ServerService:
@@ -62,6 +67,28 @@ class ServerService:
             actor=by.actor,
         )
         return self._server(record, {}), secret
+
+    def rotate_token(self, name: str, *, grace_seconds: float, by: Principal) -> RotatedToken:
+        """Give a server a new agent token (shown once); its old one stays valid for
+        ``grace_seconds`` (0 to 7 days), time to give the agent the new one without a stop."""
+        require_operator(by, "rotating an agent token")
+        validation.server_name(name)
+        if not 0 <= grace_seconds <= MAX_GRACE_SECONDS:
+            raise InvalidInput(
+                f"invalid grace {grace_seconds!r}: expected 0 to {MAX_GRACE_SECONDS:g} seconds"
+            )
+        secret = new_secret()
+        now = self.clock.now().timestamp()
+        token = self.store.rotate_agent_token(
+            name,
+            token_hash=hash_secret(secret),
+            grace_until=now + grace_seconds,
+            now=now,
+            actor=by.actor,
+        )
+        return RotatedToken(
+            token=token, secret=secret, old_valid_until=from_epoch(now + grace_seconds)
+        )
 
     def heartbeat(
         self,

@@ -65,8 +65,8 @@ class TokenService:
         self.cache_seconds = cache_seconds
         self.feed = feed
         # token hash -> (monotonic time read, revocation generation when read, the feed's
-        # epoch if it was following then, principal)
-        self._cache: dict[str, tuple[float, int, int | None, Principal]] = {}
+        # epoch if it was following then, principal, when a rotated token ends (epoch))
+        self._cache: dict[str, tuple[float, int, int | None, Principal, float | None]] = {}
         self._lock = threading.Lock()
         self._build_key: str | None = None
 
@@ -86,12 +86,13 @@ class TokenService:
             return known
         generation = token_revocations.generation
         epoch = self._following_epoch()
-        token = self.store.find_live_token(token_hash)
+        token = self.store.find_live_token(token_hash, now=self.clock.now().timestamp())
         if token is None:
             raise Unauthorized("invalid or revoked token")
         principal = Principal(kind=token.kind, name=token.name, server=token.server)
         if self.cache_seconds > 0:
-            self._remember(token_hash, principal, generation, epoch)
+            ends = None if token.revoked_at is None else token.revoked_at.timestamp()
+            self._remember(token_hash, principal, generation, epoch, ends)
         return principal
 
     def cached(self, secret: str | None) -> Principal | None:
@@ -155,8 +156,10 @@ class TokenService:
         entry = self._cache.get(token_hash)
         if entry is None:
             return None
-        read_at, generation, epoch, principal = entry
+        read_at, generation, epoch, principal, ends = entry
         if generation != token_revocations.generation:
+            return None
+        if ends is not None and self.clock.now().timestamp() >= ends:
             return None
         age = self.clock.monotonic() - read_at
         if age < self.cache_seconds:
@@ -166,7 +169,12 @@ class TokenService:
         return None
 
     def _remember(
-        self, token_hash: str, principal: Principal, generation: int, epoch: int | None
+        self,
+        token_hash: str,
+        principal: Principal,
+        generation: int,
+        epoch: int | None,
+        ends: float | None = None,
     ) -> None:
         now = self.clock.monotonic()
         longest = max(self.cache_seconds, FOLLOWED_CACHE_SECONDS)
@@ -182,7 +190,7 @@ class TokenService:
                     if entry[0] + longest > now and entry[1] == current
                 }
             if len(self._cache) < _CACHE_LIMIT:
-                self._cache[token_hash] = (now, generation, epoch, principal)
+                self._cache[token_hash] = (now, generation, epoch, principal, ends)
 
     def create(self, name: str, *, kind: str = "operator", by: Principal) -> IssuedToken:
         """Create an operator or read-only token."""

@@ -209,6 +209,7 @@ class Store:
     list_tokens = delegate("tokens", TokenStore.list_tokens)
     revoke_token = delegate("tokens", TokenStore.revoke_token)
     find_live_token = delegate("tokens", TokenStore.find_live_token)
+    rotate_agent_token = delegate("tokens", TokenStore.rotate_agent_token)
     install_bootstrap_token = delegate("tokens", TokenStore.install_bootstrap_token)
 
     # -- settings ----------------------------------------------------------------------------

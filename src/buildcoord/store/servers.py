@@ -21,6 +21,7 @@ from sqlalchemy import (
     delete,
     func,
     insert,
+    or_,
     select,
     update,
 )
@@ -363,7 +364,10 @@ class ServerStore:
                 )
             conn.execute(
                 update(tokens)
-                .where(tokens.c.server == name, tokens.c.revoked_at.is_(None))
+                .where(
+                    tokens.c.server == name,
+                    or_(tokens.c.revoked_at.is_(None), tokens.c.revoked_at > now),
+                )
                 .values(revoked_at=now)
             )
             conn.execute(delete(servers).where(servers.c.name == name))

@@ -205,6 +205,11 @@ class RegisteredServer(BaseModel):
     token: str
 
 
+class RotateTokenIn(Body):
+    grace_seconds: Annotated[StrictFloat | StrictInt, Field(ge=0, le=7 * 86_400)] = 3600.0
+    """How long the old agent token stays valid (0 to 7 days; default an hour)."""
+
+
 class JobIn(Body):
     branch: BranchName
     commit: Commit | None = None

@@ -4,9 +4,15 @@ from __future__ import annotations
 
 from fastapi import APIRouter, Response, status
 
-from buildcoord.models import Metrics, Server
+from buildcoord.models import Metrics, RotatedToken, Server
 from buildcoord.web.auth import Caller, Services
-from buildcoord.web.schemas import HeartbeatIn, QuarantineIn, RegisteredServer, ServerIn
+from buildcoord.web.schemas import (
+    HeartbeatIn,
+    QuarantineIn,
+    RegisteredServer,
+    RotateTokenIn,
+    ServerIn,
+)
 
 router = APIRouter(prefix="/servers", tags=["servers"])
 
@@ -41,6 +47,14 @@ def remove(name: str, services: Services, caller: Caller) -> Response:
 def quarantine(name: str, body: QuarantineIn, services: Services, caller: Caller) -> Server:
     """Stop giving a server new work (operators); its running jobs go on."""
     return services.servers.quarantine(name, body.reason, by=caller)
+
+
+@router.post("/{name}/rotate-token")
+def rotate_token(
+    name: str, body: RotateTokenIn, services: Services, caller: Caller
+) -> RotatedToken:
+    """A new agent token for the server (shown once); the old one is valid for the grace."""
+    return services.servers.rotate_token(name, grace_seconds=body.grace_seconds, by=caller)
 
 
 @router.post("/{name}/resume")
