@@ -170,8 +170,11 @@ class LiveFleet:
         self.tokens[name] = token
         return token
 
-    def start_agent(self, name: str, *extra: str) -> subprocess.Popen[bytes]:
-        """Start ``buildcoord agent`` for a registered server, in a process group of its own."""
+    def start_agent(
+        self, name: str, *extra: str, url: str | None = None
+    ) -> subprocess.Popen[bytes]:
+        """Start ``buildcoord agent`` for a registered server, in a process group of its own
+        (talking to ``url``: this coordinator's unless given, e.g. a list of several)."""
         workdir = self.home / "agents" / name
         workdir.mkdir(parents=True, exist_ok=True)
         log = (self.home / f"agent-{name}.log").open("ab")
@@ -181,7 +184,7 @@ class LiveFleet:
                 "-m",
                 "buildcoord",
                 "--url",
-                self.url,
+                url or self.url,
                 "--token",
                 self.tokens[name],
                 "agent",

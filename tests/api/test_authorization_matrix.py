@@ -274,7 +274,7 @@ TABLE: dict[str, Row] = {
         lambda w, s: (
             "/legacy/import",
             None,
-            {"files": {"coordination/locks.json": '{"locks": {}}'}, "dry_run": True},
+            {"files": {"coordination/locks.json": '{"locks": {}}'}, "dry_run": False},
         )
     ),
     "GET /api/v1/legacy/export": Row(
@@ -489,3 +489,54 @@ def test_each_principal_gets_the_declared_answer(
             wrong.append(f"{principal}: answered {status} but the store changed")
             reseed()
     assert wrong == [], "\n".join([operation, *wrong])
+
+
+# --- the audit trail ----------------------------------------------------------------------------
+
+OPERATOR_ACTOR = "operator:admin (BUILDCOORD_ADMIN_TOKEN)"
+
+
+def events_after(http: TestClient, cursor: int) -> list[dict[str, Any]]:
+    """Every event after cursor, in order."""
+    found: list[dict[str, Any]] = []
+    while True:
+        page = http.get(
+            f"{API}/events", params={"after": cursor, "limit": 1000}, headers=bearer(ADMIN_TOKEN)
+        ).json()
+        found.extend(page)
+        if len(page) < 1000:
+            return found
+        cursor = page[-1]["id"]
+
+
+LEASE_TRAFFIC = {
+    "POST /api/v1/jobs/{job_id}/renew": "a lease holder's renewal, every few seconds",
+    "POST /api/v1/jobs/{job_id}/build-token": "a lease holder's token for its build",
+    "POST /api/v1/jobs/{job_id}/log": "a lease holder's log lines: the log is their record",
+}
+"""Writes of a job's lease holder (an operator may make them for it): not audited actions."""
+
+OPERATOR_CHANGES = sorted(
+    key
+    for key, row in TABLE.items()
+    if key.split()[0] in WRITES and row.operator < 300 and key not in LEASE_TRAFFIC
+)
+"""Every write an operator makes successfully on the seeded fleet (the table says which)."""
+
+
+@pytest.mark.parametrize("operation", OPERATOR_CHANGES)
+def test_every_change_an_operator_makes_is_in_the_audit_trail_under_its_tokens_name(
+    operation: str, http: TestClient, app: FastAPI, world: World, reseed: Restore
+) -> None:
+    row = TABLE[operation]
+    method = operation.split()[0]
+    before = events_after(http, 0)
+    cursor = before[-1]["id"] if before else 0
+    call = row.call(world, seat_of("operator", world))
+    status, content = answer(http, app, row, method, call, ADMIN_TOKEN)
+    try:
+        assert status == row.operator, content[:200]
+        actors = {event["actor"] for event in events_after(http, cursor)}
+        assert OPERATOR_ACTOR in actors, f"{operation} answered {status}; events by {actors}"
+    finally:
+        reseed()

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 from buildcoord.client import Client
 from buildcoord.models import Metrics
-from inprocess import Connect, RegisterAgent, RunCli
+from inprocess import ADMIN_TOKEN, Connect, RegisterAgent, RunCli
 
 
 def test_servers_add_prints_the_agent_token_as_its_last_line(
@@ -92,3 +94,19 @@ def test_rotate_token_prints_a_new_token_last_and_when_the_old_one_ends(
     fresh = connect(outcome.last_line)
     assert fresh.heartbeat("build1", Metrics()).name == "build1"
     assert agent.client.heartbeat("build1", Metrics()).name == "build1"  # within its grace
+
+
+def test_a_token_file_stands_for_the_token_and_both_at_once_are_refused(
+    run_cli: RunCli, tmp_path: Path
+) -> None:
+    token_file = tmp_path / "operator.token"
+    token_file.write_text(f"{ADMIN_TOKEN}\n")
+    listed = run_cli("--token-file", str(token_file), "servers", "list", token=None)
+    assert listed.exit_code == 0, listed.stderr
+    both = run_cli("--token-file", str(token_file), "servers", "list")
+    assert both.exit_code == 2
+    assert "not both" in both.stderr
+    token_file.write_text("")
+    empty = run_cli("--token-file", str(token_file), "servers", "list", token=None)
+    assert empty.exit_code == 1
+    assert f"the token file {token_file} does not hold a token" in empty.stderr

@@ -438,16 +438,22 @@ def test_it_posts_one_message_per_expired_lease_of_a_semaphore(
     ]
 
 
-def test_it_posts_no_message_when_nothing_expired(
+def test_it_posts_no_message_when_nothing_expired_and_only_the_request_is_recorded(
     coordinator: Coordinator, clock: FakeClock, operator: Principal, store_state: StoreState
 ) -> None:
     coordinator.locks.acquire("deploy", "h1", by=operator)
     clock.advance(TTL - 1)
     before = store_state()
+    last_event = coordinator.store.last_event_id()
 
     assert coordinator.locks.recover_expired(by=operator) == []
 
-    assert store_state() == before
+    after = store_state()
+    assert {**after, "events": []} == {**before, "events": []}
+    audited = coordinator.store.list_events(after_id=last_event)
+    assert [(e.kind, e.actor, e.after) for e in audited] == [
+        ("locks.recover", operator.actor, {"released": []})
+    ]
     assert system_messages(coordinator, operator) == []
 
 

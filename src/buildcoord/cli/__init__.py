@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import importlib
 import sys
+from pathlib import Path
 from typing import Any
 
 import click
@@ -47,9 +48,17 @@ class Group(click.Group):
     envvar="BUILDCOORD_URL",
     default=DEFAULT_URL,
     show_default=True,
-    help="Coordinator URL (env BUILDCOORD_URL).",
+    help="Coordinator URL (env BUILDCOORD_URL); several coordinators of one PostgreSQL "
+    "database separated by commas: the next takes over when one cannot be reached.",
 )
 @click.option("--token", envvar="BUILDCOORD_TOKEN", help="API token (env BUILDCOORD_TOKEN).")
+@click.option(
+    "--token-file",
+    envvar="BUILDCOORD_TOKEN_FILE",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="Read the API token from this file instead (env BUILDCOORD_TOKEN_FILE); read again "
+    "when it is refused, so that an agent takes a rotated token without a restart.",
+)
 @click.option(
     "--config",
     envvar="BUILDCOORD_CONFIG",
@@ -57,10 +66,20 @@ class Group(click.Group):
     help="buildcoord.toml (env BUILDCOORD_CONFIG).",
 )
 @click.pass_context
-def cli(ctx: click.Context, url: str, token: str | None, config: str | None) -> None:
+def cli(
+    ctx: click.Context,
+    url: str,
+    token: str | None,
+    token_file: Path | None,
+    config: str | None,
+) -> None:
     """Coordinate builds across a fleet of build servers."""
     factory: ClientFactory = (ctx.obj or {}).get("client_factory", _default_factory)
-    ctx.obj = CliContext(url=url, token=token, config=config, factory=factory)
+    if token is not None and token_file is not None:
+        raise click.UsageError("give --token or --token-file, not both")
+    ctx.obj = CliContext(
+        url=url, token=token, config=config, factory=factory, token_file=token_file
+    )
 
 
 # Each command's module is imported when the command runs, not at start: `buildcoord log event`

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
+from pathlib import Path
 from typing import TypeVar
 
 import click
@@ -23,10 +24,18 @@ class CliContext:
     token: str | None
     config: str | None
     factory: ClientFactory
+    token_file: Path | None = None
 
     def client(self) -> Client:
         """Open a client (tests inject an in-process factory)."""
-        return self.factory(self.url, self.token)
+        client = self.factory(self.url, self.token)
+        if self.token_file is not None:
+            try:
+                client.use_token_file(self.token_file)
+            except BaseException:
+                client.close()
+                raise
+        return client
 
 
 def get_context() -> CliContext:

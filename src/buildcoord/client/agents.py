@@ -28,12 +28,15 @@ class AgentEndpoints(Transport):
         reader gets control back every second (to notice it should stop) even when no
         event arrives.
         """
+        opened_at = self.base_url
         try:
             with self.http.stream(
                 "GET", f"agents/{server}/session", timeout=httpx.Timeout(10.0, read=15.0)
             ) as response:
                 if not response.is_success:
                     response.read()
+                    if response.status_code == 401 and self._token_file_changed():
+                        raise Unavailable("the token file holds a new token: opening again")
                     self._raise_for(response)
                 event = "message"
                 for line in response.iter_lines():
@@ -45,4 +48,5 @@ class AgentEndpoints(Transport):
                     elif line.startswith(":"):
                         yield "keepalive", {}
         except httpx.TransportError as exc:
-            raise Unavailable(f"session with {self.base_url} dropped: {exc}") from exc
+            self.fail_over(opened_at)  # the session opens again at the next coordinator, if any
+            raise Unavailable(f"session with {opened_at} dropped: {exc}") from exc

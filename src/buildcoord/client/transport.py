@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import threading
 import time
 from email.utils import parsedate_to_datetime
+from pathlib import Path
 from typing import Any, Self, TypeVar
 
 import httpx
@@ -56,10 +58,56 @@ def connection_lost(error: BaseException) -> bool:
     return isinstance(error, Unavailable) and isinstance(error.__cause__, _CONNECTION_LOST)
 
 
-class Transport:
-    """Sends requests to one coordinator's /api/v1 with one bearer token.
+# Errors of a request that never left this machine: another coordinator may take it at once.
+_NOT_SENT = (httpx.ConnectError, httpx.ConnectTimeout)
 
-    Each endpoint class of the client derives from it; ``Client`` combines them.
+
+def coordinator_urls(value: str) -> list[str]:
+    """The coordinator URLs in ``value``: one, or several separated by commas (coordinators
+    sharing one PostgreSQL database), each http:// or https://."""
+    urls = [part.strip().rstrip("/") for part in value.split(",") if part.strip()]
+    if not urls:
+        raise InvalidInput("no coordinator URL given")
+    for url in urls:
+        try:
+            parsed = httpx.URL(url) if "://" in url else None
+        except httpx.InvalidURL:
+            parsed = None
+        if parsed is None or parsed.scheme not in ("http", "https") or not parsed.host:
+            raise InvalidInput(f"invalid coordinator URL {url!r}: expected http(s)://host:port")
+    return urls
+
+
+TOKEN_FILE_LIMIT = 1024
+"""The most bytes a token file may hold (a token is 46 characters)."""
+
+
+def read_token_file(path: Path) -> str:
+    """The token in ``path``: its one line, surrounding whitespace removed."""
+    try:
+        with path.open("rb") as file:
+            data = file.read(TOKEN_FILE_LIMIT + 1)
+    except OSError as exc:
+        raise InvalidInput(f"cannot read the token file {path}: {exc.strerror or exc}") from exc
+    if len(data) > TOKEN_FILE_LIMIT:
+        raise InvalidInput(f"the token file {path} holds more than {TOKEN_FILE_LIMIT} bytes")
+    try:
+        token = data.decode("ascii").strip()
+    except UnicodeDecodeError:
+        token = ""
+    if not token or not token.isprintable() or " " in token:
+        raise InvalidInput(f"the token file {path} does not hold a token (one line, no spaces)")
+    return token
+
+
+class Transport:
+    """Sends requests to a coordinator's /api/v1 with one bearer token.
+
+    ``base_url`` may name several coordinators of one database, separated by commas: requests
+    go to one of them; when it cannot be reached, the next one takes over (a request that was
+    never sent goes to the next at once; one whose answer was lost raises ``Unavailable``, and
+    the caller's retry goes to the next). Each endpoint class of the client derives from it;
+    ``Client`` combines them.
     """
 
     def __init__(
@@ -73,7 +121,9 @@ class Transport:
     ) -> None:
         """Connect to base_url; tests pass ``http`` (a Starlette TestClient) to skip sockets."""
         headers = {"Authorization": f"Bearer {token}"} if token else {}
-        self.base_url = base_url.rstrip("/")
+        self.urls = coordinator_urls(base_url)
+        self.base_url = self.urls[0]
+        self._failing_over = threading.Lock()
         if http is None:
             limits = httpx.Limits(
                 max_connections=100, max_keepalive_connections=20, keepalive_expiry=KEEPALIVE_EXPIRY
@@ -82,6 +132,28 @@ class Transport:
         http.base_url = httpx.URL(self.base_url + "/api/v1/")
         http.headers.update(headers)
         self.http = http
+        self._token_file: Path | None = None
+
+    def use_token_file(self, path: Path) -> None:
+        """Take the token from ``path``, and read it again when a request is refused with 401:
+        an agent whose token was rotated (``servers rotate-token``) goes on with the new one
+        once it is written there, without a restart."""
+        self._token_file = path
+        self.http.headers["Authorization"] = f"Bearer {read_token_file(path)}"
+
+    def _token_file_changed(self) -> bool:
+        """Read the token file again; whether it now holds another token (then in use)."""
+        if self._token_file is None:
+            return False
+        try:
+            token = read_token_file(self._token_file)
+        except InvalidInput:
+            return False  # being rewritten, or gone: the refusal stands
+        header = f"Bearer {token}"
+        if self.http.headers.get("Authorization") == header:
+            return False
+        self.http.headers["Authorization"] = header
+        return True
 
     def close(self) -> None:
         """Close the connection pool."""
@@ -93,11 +165,32 @@ class Transport:
     def __exit__(self, *_exc: object) -> None:
         self.close()
 
+    def fail_over(self, unreachable: str) -> None:
+        """Send the next requests to the coordinator after ``unreachable`` (no-op with one URL,
+        or when another thread has moved on from it already)."""
+        with self._failing_over:
+            if len(self.urls) > 1 and self.base_url == unreachable:
+                self.base_url = self.urls[(self.urls.index(unreachable) + 1) % len(self.urls)]
+                self.http.base_url = httpx.URL(self.base_url + "/api/v1/")
+
     def _call(self, method: str, path: str, **kwargs: Any) -> Any:
-        try:
-            response = self.http.request(method, path.lstrip("/"), **kwargs)
-        except httpx.TransportError as exc:
-            raise Unavailable(f"cannot reach the coordinator at {self.base_url}: {exc}") from exc
+        tries = len(self.urls)
+        reread = False
+        while True:
+            tries -= 1
+            unreachable = self.base_url
+            try:
+                response = self.http.request(method, path.lstrip("/"), **kwargs)
+            except httpx.TransportError as exc:
+                self.fail_over(unreachable)
+                if tries > 0 and isinstance(exc, _NOT_SENT):
+                    continue
+                raise Unavailable(f"cannot reach the coordinator at {unreachable}: {exc}") from exc
+            if response.status_code == 401 and not reread and self._token_file_changed():
+                reread = True  # refused before the body was read: sent again, with the new token
+                tries += 1
+                continue
+            break
         self._note_date(response)
         if response.status_code == 204:
             return None

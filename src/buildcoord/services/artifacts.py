@@ -141,7 +141,15 @@ class ArtifactService:
         removals = self.plan(keep, server=server, branch=branch)
         if dry_run:
             return CleanupPlan(keep, True, removals)
-        return CleanupPlan(keep, False, removals, self._order_removal(removals, actor=by.actor))
+        orders = self._order_removal(removals, actor=by.actor)
+        self.store.record_action(
+            at=self.clock.now().timestamp(),
+            actor=by.actor,
+            kind="artifacts.cleanup",
+            subject="artifacts",
+            after={"keep": keep, "server": server, "branch": branch, "sets": len(removals)},
+        )
+        return CleanupPlan(keep, False, removals, orders)
 
     def apply_retention(self, job: Job) -> list[AgentOrder]:
         """After a build: enforce the default retention for its branch on its server."""

@@ -98,7 +98,9 @@ class BranchWatch:
         """Look at the tips of enabled auto-build branches now and queue new ones at once."""
         require_operator(by, "checking branches for updates")
         chosen = self._auto_built(names)
-        return self._check(chosen, quiet=0.0)
+        results = self._check(chosen, quiet=0.0)
+        self._record_request(by, "branches.checked", results)
+        return results
 
     def queue_all(self, *, by: Principal) -> list[BranchCheck]:
         """Queue the remote tip of every enabled branch unless that commit has a job already."""
@@ -114,7 +116,19 @@ class BranchWatch:
                 results.append(
                     self._queue_commit(branch, tip, why="queue-all", trigger=TRIGGER_MANUAL)
                 )
+        self._record_request(by, "branches.queued_all", results)
         return results
+
+    def _record_request(self, by: Principal, kind: str, results: list[BranchCheck]) -> None:
+        """Put an operator's request in the audit trail, with what each branch came to (the
+        jobs it queued are recorded on their own)."""
+        self.store.record_action(
+            at=self.clock.now().timestamp(),
+            actor=by.actor,
+            kind=kind,
+            subject="branches",
+            after={"outcomes": {check.branch: check.outcome for check in results[:100]}},
+        )
 
     def receive_push(
         self, body: bytes, signature: str | None, delivery: str | None = None

@@ -7,6 +7,7 @@ import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
+from buildcoord.models import SYSTEM, Principal
 from buildcoord.services.coordinator import Coordinator
 
 log = logging.getLogger("buildcoord.maintenance")
@@ -42,7 +43,7 @@ ARCHIVE_EVERY_SECONDS = 3600.0
 _LAST_ARCHIVE_KEY = "maintenance.last_archive_at"
 
 
-def step(coordinator: Coordinator) -> StepReport:
+def step(coordinator: Coordinator, *, by: Principal = SYSTEM) -> StepReport:
     """One pass of upkeep.
 
     End the leases of lost agents, expire job leases, recover expired locks, record server
@@ -56,7 +57,7 @@ def step(coordinator: Coordinator) -> StepReport:
     archived, forgotten = _archive_if_due(coordinator)
     monitored = coordinator.monitor.step_if_due()
     coordinator.trends.sample_if_due()
-    return StepReport(
+    report = StepReport(
         requeued_or_failed_jobs=[job.id for job in jobs],
         released_locks=[f"{lock.name} ({lock.holder})" for lock in locks],
         server_changes=changes,
@@ -65,6 +66,19 @@ def step(coordinator: Coordinator) -> StepReport:
         alerts_opened=[alert.id for alert in monitored.opened],
         alerts_resolved=[alert.id for alert in monitored.resolved],
     )
+    if by.kind == "operator":  # a run asked for on the API, not the loop's own every second
+        coordinator.store.record_action(
+            at=coordinator.clock.now().timestamp(),
+            actor=by.actor,
+            kind="maintenance.step",
+            subject="maintenance",
+            after={
+                "jobs": len(report.requeued_or_failed_jobs),
+                "locks": len(report.released_locks),
+                "archived_messages": report.archived_messages,
+            },
+        )
+    return report
 
 
 def _archive_if_due(coordinator: Coordinator) -> tuple[int, int]:

@@ -139,7 +139,18 @@ class MessageService:
         if not 0 <= age <= MAX_DAYS:
             raise InvalidInput(f"invalid days {age!r}: expected 0 to {MAX_DAYS:g}")
         now = self.clock.now().timestamp()
-        return self.store.archive_read_messages(cutoff=now - age * 86400.0, now=now, actor=by.actor)
+        archived = self.store.archive_read_messages(
+            cutoff=now - age * 86400.0, now=now, actor=by.actor
+        )
+        if by.kind == "operator":  # not maintenance's hourly archiving
+            self.store.record_action(
+                at=now,
+                actor=by.actor,
+                kind="messages.archive",
+                subject="messages",
+                after={"days": age, "archived": archived},
+            )
+        return archived
 
     def stats(self, *, by: Principal) -> MessageStats:
         """Count messages."""

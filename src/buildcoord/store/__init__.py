@@ -126,6 +126,7 @@ class Store:
 
     list_events = delegate("events", EventStore.list_events)
     last_event_id = delegate("events", EventStore.last_event_id)
+    record_action = delegate("events", EventStore.record_action)
 
     def on_event_commits(self, callback: Callable[[], None]) -> Callable[[], None]:
         """Call ``callback`` after every commit in this process that may have appended events

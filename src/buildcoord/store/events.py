@@ -14,7 +14,13 @@ from sqlalchemy import Connection, Engine
 
 from buildcoord.models import Event
 from buildcoord.store import job_queries as queries
-from buildcoord.store.engine import Driver, after_commit, driver_read, event_commits
+from buildcoord.store.engine import (
+    Driver,
+    after_commit,
+    driver_read,
+    event_commits,
+    write_transaction,
+)
 from buildcoord.store.timestamps import from_epoch
 
 # json.dumps(value, sort_keys=True), without building an encoder per call.
@@ -121,6 +127,20 @@ class EventStore:
         """The newest event's id; 0 when the log is empty."""
         with driver_read(self.engine) as db:
             return int(db.run(queries.LAST_EVENT_ID).fetchone()[0])
+
+    def record_action(
+        self,
+        *,
+        at: float,
+        actor: str,
+        kind: str,
+        subject: str,
+        after: dict[str, Any] | None = None,
+    ) -> None:
+        """Append an event for an action that may have changed nothing (an operator's run of
+        maintenance, a clean-up, an import): the audit trail says who asked, and when."""
+        with write_transaction(self.engine) as conn:
+            append_event(conn, at=at, actor=actor, kind=kind, subject=subject, after=after)
 
     def list_events(
         self,

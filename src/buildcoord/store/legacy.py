@@ -119,15 +119,14 @@ class LegacyStore:
                 _samples(conn, state, sample_horizons, tally)
                 if tally.records:
                     conn.execute(insert(legacy_records), tally.records)
-                if tally.added or tally.updated:
-                    append_event(
-                        conn,
-                        at=now,
-                        actor=actor,
-                        kind="legacy.imported",
-                        subject="legacy:import",
-                        after={"added": dict(tally.added), "updated": dict(tally.updated)},
-                    )
+                append_event(  # an import that found nothing new is in the audit trail too
+                    conn,
+                    at=now,
+                    actor=actor,
+                    kind="legacy.imported",
+                    subject="legacy:import",
+                    after={"added": dict(tally.added), "updated": dict(tally.updated)},
+                )
                 if dry_run:
                     raise _DryRun
         except _DryRun:

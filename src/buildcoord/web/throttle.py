@@ -5,7 +5,7 @@ it has ``limit`` within ``window`` seconds, its requests get 429 with Retry-Afte
 token is looked at) until the oldest of them is ``window`` seconds old. Other addresses go on
 as before. At most ``max_addresses`` are remembered (the least recent dropped), so a flood of
 addresses costs bounded memory. Behind a reverse proxy, uvicorn takes the client's address
-from X-Forwarded-For when the proxy is among ``--forwarded-allow-ips`` (default 127.0.0.1).
+from X-Forwarded-For when the proxy is among uvicorn's ``FORWARDED_ALLOW_IPS`` (default 127.0.0.1).
 """
 
 from __future__ import annotations

@@ -50,4 +50,4 @@ def events(
 def step(services: Services, caller: Caller) -> StepReport:
     """Run one maintenance pass now (lease expiry, lock recovery, server status)."""
     require_operator(caller, "running maintenance")
-    return maintenance.step(services)
+    return maintenance.step(services, by=caller)
