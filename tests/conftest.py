@@ -199,6 +199,7 @@ class RequiredMarker:
 REQUIRED_MARKERS = [
     RequiredMarker("BUILDCOORD_REQUIRE_POSTGRES", "postgresql", "PostgreSQL"),
     RequiredMarker("BUILDCOORD_REQUIRE_BROWSER", "browser", "Browser"),
+    RequiredMarker("BUILDCOORD_REQUIRE_ROOT", "root", "Root-only fault"),
 ]
 
 
