@@ -13,7 +13,7 @@ import socket
 import subprocess
 import sys
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TypeVar
@@ -101,6 +101,8 @@ class LiveFleet:
     db: str | None = None
     """The database URL; None: a SQLite file in ``home``."""
     port: int = field(default_factory=free_port)
+    host: str = "127.0.0.1"
+    """The address the coordinator listens on (a veth's, for an agent in a namespace)."""
     coordinator: subprocess.Popen[bytes] | None = None
     agents: dict[str, subprocess.Popen[bytes]] = field(default_factory=dict)
     tokens: dict[str, str] = field(default_factory=dict)
@@ -108,7 +110,7 @@ class LiveFleet:
     @property
     def url(self) -> str:
         """The coordinator's base URL."""
-        return f"http://127.0.0.1:{self.port}"
+        return f"http://{self.host}:{self.port}"
 
     @property
     def admin_token(self) -> str:
@@ -136,6 +138,8 @@ class LiveFleet:
                 "serve",
                 "--db",
                 self.db or f"sqlite:///{self.home / 'buildcoord.db'}",
+                "--host",
+                self.host,
                 "--port",
                 str(self.port),
                 "--log-level",
@@ -171,7 +175,11 @@ class LiveFleet:
         return token
 
     def start_agent(
-        self, name: str, *extra: str, url: str | None = None
+        self,
+        name: str,
+        *extra: str,
+        url: str | None = None,
+        prefix: Sequence[str] = (),
     ) -> subprocess.Popen[bytes]:
         """Start ``buildcoord agent`` for a registered server, in a process group of its own
         (talking to ``url``: this coordinator's unless given, e.g. a list of several)."""
@@ -180,6 +188,7 @@ class LiveFleet:
         log = (self.home / f"agent-{name}.log").open("ab")
         process = subprocess.Popen(
             [
+                *prefix,
                 sys.executable,
                 "-m",
                 "buildcoord",
@@ -216,11 +225,13 @@ class LiveFleet:
 
 
 @contextlib.contextmanager
-def live_fleet(home: Path, *, db: str | None = None, **settings: str) -> Iterator[LiveFleet]:
+def live_fleet(
+    home: Path, *, db: str | None = None, host: str = "127.0.0.1", **settings: str
+) -> Iterator[LiveFleet]:
     """A started coordinator (on ``db``, else a SQLite file in ``home``); agents are added by
     the caller; everything stopped after."""
     home.mkdir(parents=True, exist_ok=True)
-    fleet = LiveFleet(home=home, settings=settings, db=db)
+    fleet = LiveFleet(home=home, settings=settings, db=db, host=host)
     try:
         fleet.start_coordinator()
         yield fleet
