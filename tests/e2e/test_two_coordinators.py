@@ -7,16 +7,17 @@ import hashlib
 import hmac
 import itertools
 import time
+from collections import Counter
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
-from buildcoord.models import Metrics
-from live_fleet import LiveFleet, live_fleet, wait_for
+from buildcoord.models import Job, Metrics
+from live_fleet import LiveFleet, git, live_fleet, make_repository, wait_for
 from loopback_http import Receiver
 
-pytestmark = pytest.mark.timeout(120)
+pytestmark = pytest.mark.timeout(180)
 
 SECRET = "two-coordinators-hook-key"
 
@@ -92,3 +93,66 @@ def test_two_coordinators_on_one_postgresql_open_resolve_and_notify_each_alert_o
     for post in receiver.posts:
         expected = hmac.new(SECRET.encode(), post["body"], hashlib.sha256).hexdigest()
         assert post["headers"]["X-Buildcoord-Signature-256"] == f"sha256={expected}"
+
+
+def commit_to(repo: Path, branch: str, number: int) -> str:
+    """Commit a change to a branch of the repository; its id."""
+    git(repo, "checkout", "-q", branch)
+    (repo / "change.txt").write_text(f"{branch} change {number}\n")
+    git(repo, "add", "change.txt")
+    git(repo, "commit", "-q", "-m", f"{branch} change {number}")
+    return git(repo, "rev-parse", "HEAD").strip()
+
+
+def test_two_coordinators_poll_schedule_build_and_tag_each_commit_once(
+    tmp_path: Path, postgres_url: str
+) -> None:
+    repo = tmp_path / "repo"
+    make_repository(repo, {"build.sh": "#!/usr/bin/env bash\necho built\n"})
+    git(repo, "branch", "nightly")
+    settings = {
+        "branch_check_minutes": "0.02",  # both coordinators poll every 1.2 s
+        "branch_quiet_seconds": "0.5",
+        "heartbeat_interval_seconds": "1",
+    }
+    with (
+        live_fleet(tmp_path / "a", db=postgres_url, **settings) as first,
+        live_fleet(tmp_path / "b", db=postgres_url, **settings) as second,
+        first.client() as operator,
+    ):
+        operator.add_branch("main", repo=str(repo), command="./build.sh")
+        operator.add_branch(
+            "nightly", repo=str(repo), command="./build.sh", auto_build=False, schedule="* * * * *"
+        )
+        first.register("build1")
+        first.start_agent("build1", url=f"{first.url},{second.url}")
+        nightly = commit_to(repo, "nightly", 0)  # for the next minute's scheduled run
+
+        def jobs() -> list[Job]:
+            return operator.list_jobs(limit=1000)
+
+        commits = []
+        for number in range(3):
+            commits.append(commit_to(repo, "main", number))
+            wait_for(
+                f"commit {number} built",
+                lambda: any(j.commit == commits[-1] and j.status == "succeeded" for j in jobs()),
+                timeout=60,
+                interval=0.2,
+            )
+            time.sleep(2.5)  # both coordinators poll again meanwhile
+        wait_for(
+            "the scheduled run",
+            lambda: any(j.commit == nightly and j.status == "succeeded" for j in jobs()),
+            timeout=75,
+            interval=0.5,
+        )
+        time.sleep(2.5)
+        found = jobs()
+        tags = git(repo, "tag", "--list", "build-success-*").split()
+
+    assert Counter((j.branch, j.commit, j.trigger) for j in found) == Counter(
+        [*(("main", commit, "push") for commit in commits), ("nightly", nightly, "schedule")]
+    )
+    assert {j.status for j in found} == {"succeeded"}
+    assert len(set(tags)) == len(tags) == len(found)
