@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 from buildcoord.client import Client
@@ -110,3 +111,19 @@ def test_a_token_file_stands_for_the_token_and_both_at_once_are_refused(
     empty = run_cli("--token-file", str(token_file), "servers", "list", token=None)
     assert empty.exit_code == 1
     assert f"the token file {token_file} does not hold a token" in empty.stderr
+
+
+def test_events_shows_who_changed_what_under_the_tokens_name_and_pages_on(
+    run_cli: RunCli, register_agent: RegisterAgent
+) -> None:
+    register_agent("build1")
+    run_cli("servers", "quarantine", "build1", "--reason", "disk errors")
+    shown = run_cli("events", "--subject", "server:build1")
+    assert shown.exit_code == 0, shown.stderr
+    assert "operator:admin (BUILDCOORD_ADMIN_TOKEN)" in shown.stdout
+    assert "server.quarantined" in shown.stdout
+    first_id = int(shown.stdout.splitlines()[1].split()[0])
+    later = run_cli("events", "--subject", "server:build1", "--after", str(first_id), "--json")
+    assert all(event["id"] > first_id for event in json.loads(later.stdout))
+    refused = run_cli("events", "--limit", "0")
+    assert refused.exit_code == 2

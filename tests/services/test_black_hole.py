@@ -68,7 +68,7 @@ def test_a_server_failing_builds_that_pass_elsewhere_is_alerted_on_and_quarantin
     claimed = coordinator.agents.claim("build1", by=bad)
     assert claimed is not None
     assert claimed.job.id == job.id
-    kinds = [event.kind for event in store.events.list_events(subject="build1")]
+    kinds = [event.kind for event in store.events.list_events(subject="server:build1")]
     assert kinds[-2:] == ["server.quarantined", "server.resumed"]
 
 

@@ -104,6 +104,7 @@ LAZY_COMMANDS = {
     "alerts": "buildcoord.cli.alerts:alerts",
     "health": "buildcoord.cli.health:health",
     "legacy": "buildcoord.cli.legacy:legacy",
+    "events": "buildcoord.cli.events:events",
 }
 
 

@@ -325,7 +325,7 @@ class ServerStore:
                     at=now,
                     actor=actor,
                     kind="server.quarantined",
-                    subject=name,
+                    subject=f"server:{name}",
                     after={"reason": reason},
                 )
             return bool(changed)
@@ -346,7 +346,7 @@ class ServerStore:
                 at=now,
                 actor=actor,
                 kind="server.resumed",
-                subject=name,
+                subject=f"server:{name}",
                 before={"reason": current.quarantine_reason},
             )
             return _record(self._row(conn, name))
