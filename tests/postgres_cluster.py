@@ -237,6 +237,38 @@ class ThrowawayCluster:
         if (self.datadir / "postmaster.pid").exists():
             self._run("pg_ctl", "stop", "-w", "-m", "immediate", "-D", str(self.datadir))
 
+    def stop_server(self, mode: str = "fast") -> None:
+        """Stop the running server (pg_ctl stop -m ``mode``), keeping the data directory so
+        that ``start_again`` brings it back; for tests that take the database away."""
+        stopped = self._run("pg_ctl", "stop", "-w", "-m", mode, "-D", str(self.datadir))
+        if stopped.returncode != 0:
+            raise PostgresUnavailableError(
+                f"pg_ctl stop -m {mode} failed (exit {stopped.returncode}): "
+                f"{stopped.stderr.strip()}\n--- last lines of {self.logfile} ---\n"
+                f"{self.log_tail()}"
+            )
+
+    def start_again(self) -> PostgresServer:
+        """Start the server stopped by ``stop_server`` on the same port and data directory."""
+        if self.port is None:
+            raise PostgresUnavailableError("the throwaway cluster was never started")
+        started = self._run(
+            "pg_ctl", "start", "-w",
+            "-t", str(START_TIMEOUT_SECONDS),
+            "-D", str(self.datadir),
+            "-l", str(self.logfile),
+            "-o", f"-k {self.root} -p {self.port} {SERVER_OPTIONS}",
+        )  # fmt: skip
+        if started.returncode != 0:
+            raise PostgresUnavailableError(
+                f"pg_ctl could not start the throwaway cluster again on port {self.port} "
+                f"(exit {started.returncode}): {started.stderr.strip()}\n"
+                f"--- last lines of {self.logfile} ---\n{self.log_tail()}"
+            )
+        server = PostgresServer(f"postgresql://{SERVICE_USER}@127.0.0.1:{self.port}/postgres")
+        self._check_reachable(server)
+        return server
+
     def stop(self) -> None:
         """Stop the server and delete the cluster directory; safe to call twice."""
         try:

@@ -17,6 +17,7 @@ import random
 import threading
 import time
 from collections import deque
+from collections.abc import Iterator
 from dataclasses import replace
 from pathlib import Path
 
@@ -57,6 +58,7 @@ class Agent:
         self._cancelled: deque[int] = deque(maxlen=100)
         self._labels_sent = options.labels is None
         self._unreachable = False
+        self._claim_backoff = _claim_delays()
         self._work = threading.Event()  # the coordinator told of work (or the session opened)
         self._session = SessionKeeper(client, self.name, self._on_cancel, on_work=self._work.set)
         self.orders = OrderRunner(
@@ -152,7 +154,9 @@ class Agent:
         ``poll_interval``. Waits in slices, so that a stop request (which cannot set an
         Event: it runs in a signal handler) is noticed within 0.1 s.
         """
-        if self._session.connected.is_set():
+        if self._unreachable:  # the last claim failed (a database blip): try again soon
+            wait = next(self._claim_backoff) * random.uniform(0.8, 1.2)
+        elif self._session.connected.is_set():
             wait = self.options.safety_poll_interval * random.uniform(0.8, 1.2)
         else:
             wait = self.options.poll_interval
@@ -192,6 +196,7 @@ class Agent:
         if self._unreachable:
             log.warning("the coordinator is reachable again")
             self._unreachable = False
+            self._claim_backoff = _claim_delays()
         if assignment is None:
             return False
         run = JobRun(
@@ -258,3 +263,9 @@ class Agent:
                 if attempt == 2 or not connection_lost(exc):
                     raise
         self._labels_sent = True
+
+
+def _claim_delays() -> Iterator[float]:
+    """Waits before claiming again after a failed claim: 0.5 s doubling to 10 s (a session
+    that stays open would otherwise leave the agent idle until its 30 s safety poll)."""
+    return delays(0.5, cap=10.0)

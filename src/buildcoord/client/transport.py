@@ -219,7 +219,11 @@ class Transport:
             message = response.json().get("error") or response.text
         except ValueError:
             message = response.text or response.reason_phrase
-        error = _BY_STATUS.get(response.status_code, BuildcoordError)
+        error = _BY_STATUS.get(response.status_code)
+        if error is None:
+            # A server error (500, a proxy's 502 or 504) is passing: callers that retry while
+            # the coordinator is away retry it too, and an agent keeps its log lines for later.
+            error = Unavailable if response.status_code >= 500 else BuildcoordError
         raise error(str(message))
 
     @staticmethod

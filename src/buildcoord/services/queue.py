@@ -18,6 +18,7 @@ never scans. With aging off, rank orders strictly by priority, then FIFO.
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Callable, Sequence
 
 from buildcoord import git, validation
@@ -31,6 +32,7 @@ from buildcoord.models import (
     TRIGGER_MANUAL,
     ArtifactFile,
     Assignment,
+    Branch,
     Job,
     Principal,
 )
@@ -39,7 +41,7 @@ from buildcoord.services.authority import (
     require_reader,
     require_self_or_operator,
 )
-from buildcoord.store import Store
+from buildcoord.store import DatabaseUnavailable, Store
 from buildcoord.store.job_rows import NewJob
 
 log = logging.getLogger("buildcoord.queue")
@@ -50,6 +52,9 @@ log = logging.getLogger("buildcoord.queue")
 FinishedHook = Callable[[Job, str | None], None]
 
 # Far above any epoch second, so that with aging off priority always dominates queue time.
+CLAIM_READ_RETRIES = (0.05, 0.2)
+"""Pauses between reads of a claimed job's recipe when the database dropped the connection."""
+
 _PRIORITY_SPAN = 1e11
 _AGING_KEY = "priority_aging_seconds"
 
@@ -204,7 +209,7 @@ class QueueService:
             )
             if job is None:
                 return None
-            branch = self.store.find_branch(job.branch)
+            branch = self._recipe_after_claim(job.branch)
             if branch is not None and branch.command is not None:
                 return Assignment(
                     job=job,
@@ -225,6 +230,18 @@ class QueueService:
                 actor=SYSTEM.actor,
             )
             self._finished(failed)
+
+    def _recipe_after_claim(self, name: str) -> Branch | None:
+        """The claimed job's branch, read again if the database dropped the connection: the
+        claim has committed, and an error now would leave the job leased to an agent that
+        never heard of it (an attempt lost until the lease runs out)."""
+        for pause in CLAIM_READ_RETRIES:
+            try:
+                return self.store.find_branch(name)
+            except DatabaseUnavailable:
+                log.warning("reading the recipe of a claimed %s job failed; again", name)
+                time.sleep(pause)
+        return self.store.find_branch(name)
 
     def renew(self, job_id: int, *, server: str, fencing_token: int, by: Principal) -> Job:
         """Extend the lease of a job the caller holds."""

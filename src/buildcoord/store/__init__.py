@@ -15,6 +15,7 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from sqlalchemy import Engine
+from sqlalchemy.exc import OperationalError as DatabaseUnavailable
 
 from buildcoord.store.alert_deliveries import AlertDeliveryStore
 from buildcoord.store.alerts import AlertStore
@@ -278,4 +279,7 @@ class Store:
     legacy_records_of = delegate("legacy", LegacyStore.records_of)
 
 
-__all__ = ["Store", "upgrade"]
+__all__ = ["DatabaseUnavailable", "Store", "upgrade"]
+
+# DatabaseUnavailable: what a statement raises when the database is gone or dropped the
+# connection (web/errors.py answers 503); services that retry a read catch it by this name.

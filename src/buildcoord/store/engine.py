@@ -15,12 +15,18 @@ from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Protocol, cast
+from typing import Any, Protocol, TypeVar, cast
 
 from sqlalchemy import Connection, Engine, create_engine, event
 from sqlalchemy.engine import make_url
 from sqlalchemy.engine.interfaces import DBAPIConnection, DBAPICursor
-from sqlalchemy.exc import DBAPIError, DisconnectionError, StatementError
+from sqlalchemy.exc import (
+    DBAPIError,
+    DisconnectionError,
+    InvalidRequestError,
+    OperationalError,
+    StatementError,
+)
 from sqlalchemy.pool import ConnectionPoolEntry, NullPool, PoolProxiedConnection
 
 from buildcoord.errors import InvalidInput
@@ -107,6 +113,33 @@ def _replace_if_closed_by_server(
         raise DisconnectionError("the server closed the pooled connection")
 
 
+CHECKOUT_TRIES = 3
+"""How many times a checkout is asked for when the pool gave up on connections the server
+closed (the pool itself tries twice each time)."""
+
+_T = TypeVar("_T")
+
+
+def checked_out(open_connection: Callable[[], _T]) -> _T:
+    """A pooled connection from ``open_connection``, asked for again when the pool ran out of
+    tries on connections the server had closed (a storm of ``pg_terminate_backend``, a restart:
+    SQLAlchemy then raises InvalidRequestError "This connection is closed"). A database that
+    keeps closing them is unavailable, as a lost one is (OperationalError: 503), not a bug."""
+    for _ in range(CHECKOUT_TRIES - 1):
+        try:
+            return open_connection()
+        except InvalidRequestError as exc:
+            if "connection is closed" not in str(exc):
+                raise
+    try:
+        return open_connection()
+    except InvalidRequestError as exc:
+        if "connection is closed" not in str(exc):
+            raise
+        gone = ConnectionError("the database closed every connection the pool tried")
+        raise OperationalError("checkout", None, gone) from exc
+
+
 def _readable(fd: int) -> bool:
     """Whether fd has data (or end-of-file) to read right now, without waiting."""
     if hasattr(select, "poll"):
@@ -181,7 +214,7 @@ def write_transaction(engine: Engine) -> Iterator[Connection]:
 
     Callbacks registered with ``after_commit`` run once the commit is done.
     """
-    with engine.connect().execution_options(write=True) as conn:
+    with checked_out(engine.connect).execution_options(write=True) as conn:
         try:
             with conn.begin():
                 yield conn
@@ -243,7 +276,7 @@ def after_commit(conn: Connection, callback: Callable[[], None]) -> None:
 @contextmanager
 def read_transaction(engine: Engine) -> Iterator[Connection]:
     """Run one read-only transaction."""
-    with engine.connect() as conn, conn.begin():
+    with checked_out(engine.connect) as conn, conn.begin():
         yield conn
 
 
@@ -401,7 +434,7 @@ def driver_read(engine: Engine) -> Iterator[Driver]:
 def _driver(engine: Engine, *, write: bool, announce: bool = True) -> Iterator[Driver]:
     dbapi_error = engine.dialect.loaded_dbapi.Error
     try:
-        pooled = engine.raw_connection()
+        pooled = checked_out(engine.raw_connection)
     except dbapi_error as error:
         raise _wrapped(engine, error, None, None) from error
     try:
