@@ -27,6 +27,7 @@ from collections.abc import Callable, Sequence
 
 from buildcoord.clock import Clock
 from buildcoord.models import Event
+from buildcoord.services.streaks import FailureStreak
 from buildcoord.store import Store
 from buildcoord.store.events import Revocations, token_revocations
 
@@ -114,6 +115,7 @@ class ChangeFeed:
 
     def _run(self) -> None:
         stop_listening = self.store.on_event_commits(self._wake.set)
+        reads = FailureStreak(log, "change feed: reading the event log")
         try:
             while True:
                 with self._lock:
@@ -126,8 +128,9 @@ class ChangeFeed:
                     if any(event.kind in Revocations.KINDS for event in events):
                         token_revocations.bump()
                     self._looked_at = self.clock.monotonic()
-                except Exception:  # a lost database: the next look catches up
-                    log.exception("change feed: reading the event log failed")
+                    reads.succeeded()
+                except Exception as exc:  # a lost database: the next look catches up
+                    reads.failed(exc)
                     self._wake.wait(RETRY_SECONDS)
                     self._wake.clear()
                     continue

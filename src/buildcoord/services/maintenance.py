@@ -9,6 +9,7 @@ from dataclasses import dataclass, field
 
 from buildcoord.models import SYSTEM, Principal
 from buildcoord.services.coordinator import Coordinator
+from buildcoord.services.streaks import FailureStreak
 
 log = logging.getLogger("buildcoord.maintenance")
 
@@ -125,6 +126,8 @@ def run_until(coordinator: Coordinator, stop: threading.Event, interval: float) 
         target=coordinator.prediction.warm_up, name="buildcoord-prediction-warm-up", daemon=True
     )
     warm_up.start()
+    passes = FailureStreak(log, "maintenance pass")
+    checkpoints = FailureStreak(log, "WAL checkpoint")
     while not stop.is_set():
         try:
             report = step(coordinator)
@@ -133,12 +136,14 @@ def run_until(coordinator: Coordinator, stop: threading.Event, interval: float) 
             # Polling branches runs git (ls-remote) on its own cadence, in a thread of its
             # own, so a slow repository never delays the steps above.
             coordinator.branch_watch.start_if_due()
-        except Exception:
-            log.exception("maintenance pass failed; retrying in %.1f s", interval)
+            passes.succeeded()
+        except Exception as exc:
+            passes.failed(exc)
         try:
             coordinator.store.checkpoint()
-        except Exception:
-            log.exception("WAL checkpoint failed; retrying in %.1f s", interval)
+            checkpoints.succeeded()
+        except Exception as exc:
+            checkpoints.failed(exc)
         stop.wait(interval)
     coordinator.branch_watch.wait(timeout=5.0)
     warm_up.join(timeout=10.0)  # a load still running when asked to stop: wait for it a little
