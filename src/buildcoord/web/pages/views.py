@@ -19,7 +19,7 @@ from buildcoord.services.coordinator import Coordinator
 from buildcoord.web.pages import panels
 from buildcoord.web.pages.render import NAVIGATION, SECURITY_HEADERS, render
 from buildcoord.web.pages.session import ActorDep, Viewer, ViewerDep, form, safe_next
-from buildcoord.web.schemas import RowId
+from buildcoord.web.schemas import Cursor, RowId
 
 router = APIRouter(include_in_schema=False)
 
@@ -44,10 +44,16 @@ def _options(request: Request) -> dict[str, Any]:
         if value:
             options[name] = value
     raw_page = query.get("page", "1")
-    if not raw_page.isdigit() or not 1 <= int(raw_page) <= 1_000_000:
+    if not _ascii_digits(raw_page, 7) or not 1 <= int(raw_page) <= 1_000_000:
         raise InvalidInput("page must be a whole number from 1")
     options["page"] = int(raw_page)
     return options
+
+
+def _ascii_digits(text: str, most: int) -> bool:
+    """Whether text is 1 to ``most`` of the digits 0-9 (str.isdigit also takes '²', which int()
+    refuses)."""
+    return 0 < len(text) <= most and all("0" <= char <= "9" for char in text)
 
 
 def _gather(request: Request, viewer: Viewer, panel: str) -> dict[str, Any]:
@@ -101,7 +107,7 @@ async def job_fragment(request: Request, job_id: RowId, viewer: ViewerDep) -> Re
 
 @router.get("/ui/jobs/{job_id}/log")
 async def log_fragment(
-    request: Request, job_id: RowId, viewer: ViewerDep, after: int = 0
+    request: Request, job_id: RowId, viewer: ViewerDep, after: Cursor = 0
 ) -> Response:
     """The log entries after a cursor: a page, and the element that fetches the next."""
     context = await run_in_threadpool(
@@ -129,7 +135,12 @@ async def fragment(request: Request, panel: str, viewer: ViewerDep) -> Response:
 async def _act(
     request: Request, viewer: Viewer, panel: str, action: Callable[[], object]
 ) -> Response:
-    """Run an action as the viewer; answer with the panel (htmx) or a redirect back."""
+    """Run an action as the viewer; answer with the panel (htmx) or a redirect back.
+
+    The panel's query is checked first: a request refused for it has done nothing.
+    """
+    if request.headers.get("hx-request") == "true":
+        _options(request)
     error = None
     status = 200
     try:
@@ -218,7 +229,7 @@ async def set_job_priority(request: Request, job_id: RowId, viewer: ActorDep) ->
 
     def change() -> None:
         raw = fields.get("priority", "")
-        if not raw.isdigit() or len(raw) > 2:
+        if not _ascii_digits(raw, 2):
             raise InvalidInput(f"priority: {raw[:20]!r} is not a whole number from 1 to 10")
         services.queue.set_priority(job_id, int(raw), by=viewer.principal)
 
