@@ -23,11 +23,23 @@ window per N. Every request the agents send is recorded from ``buildcoord.client
 itself (a transport that records and refuses), and the timings come from the agent's own
 defaults: see the PROTOCOL block below, the one place to keep in step with the agent.
 
+Several coordinators (``--coordinators K``, PostgreSQL only): K ``buildcoord serve`` processes
+(each with ``--workers W``) share one database, each on a free loopback port of its own; the
+servers are registered once (through coordinator 0), agent i talks to coordinator i % K for
+everything (heartbeats, session, claims, completions), and the job client submits to
+coordinator 0: a job claimed through another coordinator was woken there by the change feed.
+Each window reports heartbeat latencies and queue-to-claim per coordinator, each coordinator's
+CPU and RSS and their sum, the load generators' and PostgreSQL's CPU (the whole server's, when
+its processes show in /proc), and what an agent costs: coordinator CPU-ms per heartbeat
+answered and per agent-second, whence how many agents a core of coordinator carries. Those
+include everything the coordinators did in the window, jobs too: ``--jobs-per-second 0.1``
+gives an idle fleet's cost.
+
 Usage::
 
     .venv/bin/python bench/fleet.py [--quick] [--json] [--agents 100,1000,2000] [--workers N]
         [--backend sqlite|postgresql] [--pg-url URL] [--duration SECONDS]
-        [--jobs-per-second 20] [--client raw|httpx] [--generators K]
+        [--jobs-per-second 20] [--client raw|httpx] [--generators K] [--coordinators K]
 
 PostgreSQL: ``--pg-url`` or ``$BUILDCOORD_BENCH_PG_URL`` (default
 postgresql://postgres@127.0.0.1:5432/postgres) names a server; a fresh database is created on
@@ -60,16 +72,18 @@ import resource
 import secrets
 import shutil
 import ssl
+import subprocess
 import tempfile
 import time
 from collections import Counter
-from collections.abc import AsyncIterator, Callable
-from contextlib import ExitStack
+from collections.abc import AsyncIterator, Callable, Iterator
+from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, field, replace
 from multiprocessing.connection import Connection as Pipe
 from typing import Any, Protocol
 
 import httpx
+import psycopg
 
 from buildcoord import __version__
 from buildcoord.agent import joblog as agent_joblog
@@ -293,7 +307,9 @@ def record_protocol() -> dict[str, Request]:
 
 
 class AgentHTTP(Protocol):
-    """What a simulated agent needs of its HTTP client."""
+    """What a simulated agent needs of its HTTP client (and which coordinator it talks to)."""
+
+    coordinator: int  # the index of its coordinator (--coordinators)
 
     async def request(self, request: Request) -> tuple[int, bytes]:
         """Send one request; its status and body (raises on a transport failure)."""
@@ -336,8 +352,9 @@ class RawHTTP:
     ``readuntil`` for the head and one ``readexactly`` for the body, and are not validated.
     """
 
-    def __init__(self, port: int, token: str | None) -> None:
+    def __init__(self, port: int, token: str | None, coordinator: int = 0) -> None:
         self.port = port
+        self.coordinator = coordinator
         self.auth = f"authorization: Bearer {token}\r\n" if token else ""
         self.idle: list[_Conn] = []
         self.open: set[_Conn] = set()
@@ -454,7 +471,8 @@ class HttpxHTTP:
 
     _ssl: ssl.SSLContext | None = None
 
-    def __init__(self, port: int, token: str | None) -> None:
+    def __init__(self, port: int, token: str | None, coordinator: int = 0) -> None:
+        self.coordinator = coordinator
         headers = {"Authorization": f"Bearer {token}"} if token else {}
         if HttpxHTTP._ssl is None:
             HttpxHTTP._ssl = ssl.create_default_context()
@@ -489,9 +507,11 @@ class HttpxHTTP:
         await self.client.aclose()
 
 
-def make_http(kind: str, port: int, token: str | None) -> AgentHTTP:
-    """A client of the kind asked for."""
-    return RawHTTP(port, token) if kind == "raw" else HttpxHTTP(port, token)
+def make_http(kind: str, port: int, token: str | None, coordinator: int = 0) -> AgentHTTP:
+    """A client of the kind asked for, to the coordinator on ``port``."""
+    if kind == "raw":
+        return RawHTTP(port, token, coordinator)
+    return HttpxHTTP(port, token, coordinator)
 
 
 # -- the load generator ---------------------------------------------------------------------------
@@ -512,9 +532,9 @@ class Tally:
 class Plan:
     """What one generator process does, and when (time.monotonic(), system-wide on Linux)."""
 
-    port: int
+    ports: list[int]  # the coordinators' ports (the job client and the probe use the first)
     client: str
-    agents: list[tuple[str, str]]  # (server, agent token)
+    agents: list[tuple[str, str, int]]  # (server, agent token, index of its coordinator)
     admin: str | None  # set on the generator that runs the job client and the probe
     jobs_per_second: float
     start_at: float
@@ -530,14 +550,17 @@ class LoadGenerator:
     def __init__(self, plan: Plan, protocol: dict[str, Request]) -> None:
         self.plan = plan
         self.protocol = protocol
-        self.tallies: dict[str, Tally] = {}
+        self.tallies: dict[tuple[str, int], Tally] = {}  # (kind, coordinator) -> tally
         self.errors: Counter[str] = Counter()
         self.errors_outside: Counter[str] = Counter()
         # job id -> (submit sent, submit answered), for submits sent in the window
         self.submitted: dict[int, tuple[float, float]] = {}
         self.claimed: dict[int, float] = {}  # job id -> claim answered
+        self.claimed_by: dict[int, int] = {}  # job id -> the coordinator it was claimed through
         self.jobs_done = 0
         self.gaps: list[float] = []  # per session: the longest keepalive gap in the window
+        self.gaps_by: dict[int, list[float]] = {}  # the same per coordinator
+        self.work_events_by: Counter[int] = Counter()  # work events per coordinator
         self.sessions_opened = 0
         self.session_drops = 0
         self.cancel_events = 0
@@ -573,9 +596,10 @@ class LoadGenerator:
 
     async def call(self, kind: str, http: AgentHTTP, request: Request) -> tuple[int, bytes] | None:
         """Send one request, timed; None when it failed (counted by kind)."""
-        tally = self.tallies.get(kind)
+        key = (kind, http.coordinator)
+        tally = self.tallies.get(key)
         if tally is None:
-            tally = self.tallies[kind] = Tally()
+            tally = self.tallies[key] = Tally()
         sent = time.monotonic()
         counted = self.in_window(sent)
         if counted:
@@ -618,13 +642,14 @@ class LoadGenerator:
 
     # -- one agent ---------------------------------------------------------------------------
 
-    async def agent(self, index: int, server: str, token: str) -> None:
-        """agent.py Agent.run: start, then heartbeats, session, orders and claims side by side."""
+    async def agent(self, index: int, server: str, token: str, coordinator: int) -> None:
+        """agent.py Agent.run: start, then heartbeats, session, orders and claims side by side,
+        all with one coordinator."""
         plan = self.plan
         await asyncio.sleep(
             max(0.0, plan.start_at + plan.ramp * index / len(plan.agents) - time.monotonic())
         )
-        http = make_http(plan.client, plan.port, token)
+        http = make_http(plan.client, plan.ports[coordinator], token, coordinator)
         self.clients.append(http)
         requests = {name: self.protocol[name].render(server) for name in self.protocol}
         await self.call("heartbeat", http, requests["heartbeat"])  # Agent.start
@@ -719,7 +744,9 @@ class LoadGenerator:
                 await self.idle(link)
                 continue
             job = json.loads(answer[1])["job"]
-            self.claimed.setdefault(int(job["id"]), time.monotonic())
+            if int(job["id"]) not in self.claimed:
+                self.claimed[int(job["id"])] = time.monotonic()
+                self.claimed_by[int(job["id"])] = http.coordinator
             await self.job(http, server, int(job["id"]), int(job["fencing_token"]), granted_at)
             await self.call("branches", http, requests["branches"])  # Agent.step's prune
 
@@ -804,6 +831,7 @@ class LoadGenerator:
                                 link.work.set()  # session.py: on_work at every (re)connect
                             elif event == "work":
                                 self.work_events += 1
+                                self.work_events_by[http.coordinator] += 1
                                 link.work.set()
                             elif event == "cancel":
                                 self.cancel_events += 1
@@ -834,13 +862,14 @@ class LoadGenerator:
             if end > self.plan.window_start:
                 longest = max(longest, end - max(last, self.plan.window_start))
             self.gaps.append(longest)
+            self.gaps_by.setdefault(http.coordinator, []).append(longest)
 
     # -- the job client and the probe --------------------------------------------------------
 
     async def job_client(self, admin: str) -> None:
         """Submit jobs at a steady rate from the start to the window's end (open loop)."""
         plan = self.plan
-        http = make_http(plan.client, plan.port, admin)
+        http = make_http(plan.client, plan.ports[0], admin)
         self.clients.append(http)
         request = self.protocol["submit"]
         pending: set[asyncio.Task[None]] = set()
@@ -876,7 +905,7 @@ class LoadGenerator:
 
     async def probe(self) -> None:
         """GET /api/v1/health now and then, from the same loop as the agents."""
-        http = make_http(self.plan.client, self.plan.port, None)
+        http = make_http(self.plan.client, self.plan.ports[0], None)
         self.clients.append(http)
         await asyncio.sleep(max(0.0, self.plan.start_at - time.monotonic()))
         while self.running():
@@ -898,8 +927,8 @@ class LoadGenerator:
         """Everything until the window ends and the drain is over; the raw figures."""
         plan = self.plan
         tasks = [
-            asyncio.ensure_future(self.agent(index, server, token))
-            for index, (server, token) in enumerate(plan.agents)
+            asyncio.ensure_future(self.agent(index, server, token, coordinator))
+            for index, (server, token, coordinator) in enumerate(plan.agents)
         ]
         if plan.admin is not None:
             tasks.append(asyncio.ensure_future(self.job_client(plan.admin)))
@@ -922,13 +951,19 @@ class LoadGenerator:
             await http.close()
         window = plan.window_end - plan.window_start
         return {
-            "tallies": {kind: tally.__dict__ for kind, tally in self.tallies.items()},
+            "tallies": [
+                (kind, coordinator, tally.__dict__)
+                for (kind, coordinator), tally in self.tallies.items()
+            ],
             "errors": dict(self.errors),
             "errors_outside_window": dict(self.errors_outside),
             "submitted": self.submitted,
             "claimed": self.claimed,
+            "claimed_by": self.claimed_by,
             "jobs_done": self.jobs_done,
             "gaps": self.gaps,
+            "gaps_by": self.gaps_by,
+            "work_events_by": dict(self.work_events_by),
             "sessions_opened": self.sessions_opened,
             "session_drops": self.session_drops,
             "cancel_events": self.cancel_events,
@@ -1006,6 +1041,137 @@ def _rss_bytes(pid: int) -> int:
     return total
 
 
+@dataclass(frozen=True)
+class Coordinator:
+    """One ``buildcoord serve`` process (and its --workers children)."""
+
+    index: int
+    base_url: str
+    port: int
+    pid: int
+
+
+@contextmanager
+def _serve(url: str, home: Path, admin: str, workers: int, index: int) -> Iterator[Coordinator]:
+    """Start ``buildcoord serve`` on a free loopback port with the given admin token (as
+    bench/queue.py serve_process does, which makes a token of its own: a second coordinator
+    with another one would revoke the first's, see store/tokens.py install_bootstrap_token);
+    stop it by its pid afterwards."""
+    port = bq._free_port()
+    env = {key: value for key, value in os.environ.items() if not key.startswith("BUILDCOORD_")}
+    env.update({"BUILDCOORD_ADMIN_TOKEN": admin, "BUILDCOORD_HOME": str(home)})
+    argv = [sys.executable, "-m", "buildcoord", "serve", "--db", url]
+    argv += ["--host", "127.0.0.1", "--port", str(port), "--log-level", "warning"]
+    if workers > 1:
+        argv += ["--workers", str(workers)]
+    home.mkdir(parents=True, exist_ok=True)
+    logfile = home / f"serve-{port}.log"
+    with logfile.open("wb") as output:
+        process = subprocess.Popen(
+            argv, env=env, stdout=output, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL
+        )
+    base_url = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + bq.SERVER_START_TIMEOUT
+        with Client(base_url, admin, timeout=2.0) as probe:
+            for _ in range(100_000):  # bounded by the deadline
+                if process.poll() is not None:
+                    raise RuntimeError(
+                        f"buildcoord serve (coordinator {index}) exited with "
+                        f"{process.returncode}:\n" + logfile.read_text(errors="replace")[-3000:]
+                    )
+                try:
+                    probe.http.get("health").raise_for_status()
+                    break
+                except Exception:
+                    if time.monotonic() > deadline:
+                        raise RuntimeError(
+                            f"buildcoord serve (coordinator {index}) did not answer in time:\n"
+                            + logfile.read_text(errors="replace")[-3000:]
+                        ) from None
+                    time.sleep(0.1)
+        yield Coordinator(index, base_url, port, process.pid)
+    finally:
+        if process.poll() is None:
+            process.terminate()  # by pid: the process started here
+            try:
+                process.wait(timeout=15)
+            except subprocess.TimeoutExpired:
+                process.kill()
+                process.wait(timeout=10)
+
+
+@contextmanager
+def serve_coordinators(
+    url: str, home: Path, count: int, workers: int
+) -> Iterator[tuple[str, list[Coordinator]]]:
+    """Start count coordinators on one database, one after the other (the first makes the
+    schema), all with one admin token; yield (admin token, coordinators); stop them all."""
+    admin = "bc_bench_" + secrets.token_hex(16)
+    with ExitStack() as stack:
+        found = [
+            stack.enter_context(_serve(url, home, admin, workers, index)) for index in range(count)
+        ]
+        yield admin, found
+
+
+def _proc_fields(pid: int) -> list[str] | None:
+    """/proc/<pid>/stat after the command name (field 3 on), or None."""
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except (OSError, IndexError):
+        return None
+
+
+def postmaster_pid(url: str) -> int | None:
+    """The PostgreSQL server's main process, when it runs on this machine and shows in /proc
+    (the parent of the backend that answers us); else None."""
+    try:
+        with psycopg.connect(url, autocommit=True, connect_timeout=5) as conn:
+            row = conn.execute("SELECT pg_backend_pid()").fetchone()
+    except psycopg.Error:
+        return None
+    fields = None if row is None else _proc_fields(int(row[0]))
+    if fields is None:
+        return None
+    parent = int(fields[1])
+    with contextlib.suppress(OSError):
+        if b"postgres" in Path(f"/proc/{parent}/cmdline").read_bytes():
+            return parent
+    return None
+
+
+def postgresql_cpu_seconds(postmaster: int) -> float | None:
+    """CPU the PostgreSQL server has used: the postmaster, its live children (backends,
+    walwriter, checkpointer, ...) and, through cutime/cstime, the children it reaped
+    (backends that disconnected). Every database of the server is in it."""
+    fields = _proc_fields(postmaster)
+    if fields is None:
+        return None
+    ticks = sum(int(value) for value in fields[11:15])
+    for stat in bq._children_stats(postmaster):
+        with contextlib.suppress(OSError, IndexError, ValueError):
+            child = stat.read_text().rsplit(")", 1)[1].split()
+            ticks += int(child[11]) + int(child[12])
+    return ticks / os.sysconf("SC_CLK_TCK")
+
+
+def check_pg_connections(url: str, coordinators: int, workers: int) -> None:
+    """Warn when the coordinators' pools may not fit in the server's max_connections."""
+    # docs/deployment.md: a pool of up to 30 per process, plus one for the change feed.
+    wanted = coordinators * workers * 31
+    with contextlib.suppress(psycopg.Error):
+        with psycopg.connect(url, autocommit=True, connect_timeout=5) as conn:
+            most = conn.execute("SHOW max_connections").fetchone()
+            used = conn.execute("SELECT count(*) FROM pg_stat_activity").fetchone()
+        if most is not None and used is not None and wanted + int(used[0]) > int(most[0]):
+            log(
+                f"WARNING: {coordinators} coordinator(s) x {workers} worker(s) may open "
+                f"{wanted} PostgreSQL connections; the server allows {most[0]} and has "
+                f"{used[0]} open"
+            )
+
+
 def register_servers(base_url: str, admin: str, count: int) -> list[tuple[str, str]]:
     """Register count servers through the API (a few at a time); their names and tokens."""
     tag = secrets.token_hex(3)
@@ -1067,15 +1233,19 @@ def cancel_queued(base_url: str, admin: str) -> int:
 
 
 def run_window(
-    base_url: str,
+    coordinators: list[Coordinator],
     admin: str,
-    pid: int,
     agents: list[tuple[str, str]],
     args: argparse.Namespace,
     sizes: Sizes,
+    postmaster: int | None = None,
 ) -> dict[str, Any]:
-    """One measuring window with len(agents) agents (0: the baseline); its figures."""
+    """One measuring window with len(agents) agents (0: the baseline), agent i with
+    coordinator i % K; its figures."""
     count = len(agents)
+    assigned = [
+        (server, token, index % len(coordinators)) for index, (server, token) in enumerate(agents)
+    ]
     generators = args.generators or max(1, math.ceil(count / sizes.agents_per_generator))
     context = multiprocessing.get_context("spawn")
     pipes: list[Pipe] = []
@@ -1097,13 +1267,12 @@ def run_window(
         start_at = time.monotonic() + 0.5
         window_start = start_at + ramp + (sizes.warmup if count else 1.0)
         window_end = window_start + sizes.duration
-        port = int(base_url.rsplit(":", 1)[1])
         for index, pipe in enumerate(pipes):
             pipe.send(
                 Plan(
-                    port=port,
+                    ports=[coordinator.port for coordinator in coordinators],
                     client=args.client,
-                    agents=agents[index::generators],
+                    agents=assigned[index::generators],
                     admin=admin if index == 0 else None,
                     jobs_per_second=args.jobs_per_second,
                     start_at=start_at,
@@ -1114,14 +1283,19 @@ def run_window(
                 )
             )
         log(
-            f"  {count} agents in {generators} generator process(es): ramp {ramp:.0f} s, "
-            f"window {sizes.duration:.0f} s"
+            f"  {count} agents in {generators} generator process(es), "
+            f"{len(coordinators)} coordinator(s): ramp {ramp:.0f} s, window "
+            f"{sizes.duration:.0f} s"
         )
         time.sleep(max(0.0, window_start - time.monotonic()))
-        cpu_start, began = bq._cpu_seconds(pid), time.monotonic()
+        pg_start = None if postmaster is None else postgresql_cpu_seconds(postmaster)
+        cpu_start = [bq._cpu_seconds(coordinator.pid) for coordinator in coordinators]
+        began = time.monotonic()
         time.sleep(max(0.0, window_end - time.monotonic()))
-        cpu_end, ended = bq._cpu_seconds(pid), time.monotonic()
-        rss = _rss_bytes(pid)
+        cpu_end = [bq._cpu_seconds(coordinator.pid) for coordinator in coordinators]
+        ended = time.monotonic()
+        pg_end = None if postmaster is None else postgresql_cpu_seconds(postmaster)
+        rss = [_rss_bytes(coordinator.pid) for coordinator in coordinators]
         results: list[dict[str, Any]] = []
         for pipe in pipes:
             if not pipe.poll(sizes.drain + 60.0):
@@ -1136,10 +1310,18 @@ def run_window(
             if process.is_alive():
                 process.terminate()  # by pid: the process started here
                 process.join(timeout=5)
-    cpu = None
-    if cpu_start is not None and cpu_end is not None:
-        cpu = 100.0 * (cpu_end - cpu_start) / (ended - began)
-    return summarize(count, results, sizes.duration, cpu, rss, generators)
+    cpu = [
+        None if before is None or after is None else 100.0 * (after - before) / (ended - began)
+        for before, after in zip(cpu_start, cpu_end, strict=True)
+    ]
+    pg_cpu = None
+    if pg_start is not None and pg_end is not None:
+        pg_cpu = 100.0 * (pg_end - pg_start) / (ended - began)
+    processes_seen = [
+        {"index": c.index, "port": c.port, "pid": c.pid, "cpu_percent": used, "rss_bytes": size}
+        for c, used, size in zip(coordinators, cpu, rss, strict=True)
+    ]
+    return summarize(count, results, sizes.duration, processes_seen, generators, pg_cpu)
 
 
 # -- figures ------------------------------------------------------------------------------------
@@ -1157,6 +1339,7 @@ def _percentile(values: list[float], fraction: float) -> float | None:
 def _latency(values: list[float]) -> dict[str, float | None]:
     return {
         "p50_ms": _percentile(values, 0.50),
+        "p95_ms": _percentile(values, 0.95),
         "p99_ms": _percentile(values, 0.99),
         "max_ms": None if not values else max(values) * 1000.0,
     }
@@ -1175,16 +1358,53 @@ def _request_figures(tally: Tally, seconds: float) -> dict[str, Any]:
     }
 
 
+def _add(tally: Tally, raw: dict[str, Any]) -> None:
+    tally.sent += raw["sent"]
+    tally.ok += raw["ok"]
+    tally.failed += raw["failed"]
+    tally.timeouts += raw["timeouts"]
+    tally.latencies += raw["latencies"]
+
+
+def _per(total: float, count: float) -> float | None:
+    return total / count if count else None
+
+
+def agent_cost(
+    cpu_percent: float | None, seconds: float, agents: int, heartbeats: int
+) -> dict[str, Any]:
+    """Coordinator CPU-ms per heartbeat answered and per agent-second, and how many agents
+    a core of coordinator would carry at that rate (everything the coordinator did in the
+    window is in it: jobs, submits, the probe, its own loops)."""
+    cpu_ms = None if cpu_percent is None else cpu_percent / 100.0 * seconds * 1000.0
+    per_agent_second = None if cpu_ms is None else _per(cpu_ms, agents * seconds)
+    return {
+        "coordinator_cpu_ms": cpu_ms,
+        "heartbeats_answered": heartbeats,
+        "agent_seconds": agents * seconds,
+        "cpu_ms_per_heartbeat": None if cpu_ms is None else _per(cpu_ms, heartbeats),
+        "cpu_ms_per_agent_second": per_agent_second,
+        "agents_per_core": (
+            None if per_agent_second is None or per_agent_second <= 0 else 1000.0 / per_agent_second
+        ),
+    }
+
+
 def summarize(
     count: int,
     results: list[dict[str, Any]],
     seconds: float,
-    cpu: float | None,
-    rss: int,
+    coordinators: list[dict[str, Any]],
     generators: int,
+    pg_cpu: float | None = None,
 ) -> dict[str, Any]:
-    """Merge the generators' raw figures into one window's figures."""
+    """Merge the generators' raw figures into one window's figures (coordinators: each
+    one's index, port, pid, cpu_percent and rss_bytes in the window)."""
     tallies: dict[str, Tally] = {}
+    per: list[dict[str, Tally]] = [{} for _ in coordinators]
+    claimed_by: dict[int, int] = {}
+    gaps_by: list[list[float]] = [[] for _ in coordinators]
+    work_by: Counter[int] = Counter()
     errors: Counter[str] = Counter()
     errors_outside: Counter[str] = Counter()
     orders: Counter[str] = Counter()
@@ -1193,13 +1413,13 @@ def summarize(
     gaps: list[float] = []
     sums: Counter[str] = Counter()
     for result in results:
-        for kind, raw in result["tallies"].items():
-            tally = tallies.setdefault(kind, Tally())
-            tally.sent += raw["sent"]
-            tally.ok += raw["ok"]
-            tally.failed += raw["failed"]
-            tally.timeouts += raw["timeouts"]
-            tally.latencies += raw["latencies"]
+        for kind, coordinator, raw in result["tallies"]:
+            _add(tallies.setdefault(kind, Tally()), raw)
+            _add(per[coordinator].setdefault(kind, Tally()), raw)
+        claimed_by.update(result["claimed_by"])
+        work_by.update(result["work_events_by"])
+        for coordinator, values in result["gaps_by"].items():
+            gaps_by[coordinator] += values
         errors.update(result["errors"])
         errors_outside.update(result["errors_outside_window"])
         orders.update(result["orders_done"])
@@ -1221,6 +1441,48 @@ def summarize(
     from_sent = [claimed[job] - at[0] for job, at in submitted.items() if job in claimed]
     requests = {kind: _request_figures(tally, seconds) for kind, tally in sorted(tallies.items())}
     idle = _request_figures(Tally(), seconds)
+    cpus = [coordinator["cpu_percent"] for coordinator in coordinators]
+    cpu = None if None in cpus else sum(cpus)
+    generator_cpu = sum(result["cpu_percent"] for result in results)
+    by_coordinator = []
+    for coordinator, kinds in zip(coordinators, per, strict=True):
+        index = coordinator["index"]
+        mine = len(range(index, count, len(coordinators)))  # agent i talks to i % K
+        beat = _request_figures(kinds.get("heartbeat", Tally()), seconds)
+        through = [
+            claimed[job] - at[1]
+            for job, at in submitted.items()
+            if job in claimed and claimed_by.get(job) == index
+        ]
+        by_coordinator.append(
+            {
+                **coordinator,
+                "agents": mine,
+                "heartbeat": beat,
+                "claim": _request_figures(kinds.get("claim", Tally()), seconds),
+                "requests_per_s": {
+                    kind: tally.sent / seconds for kind, tally in sorted(kinds.items())
+                },
+                "queue_to_claim": {"claimed": len(through), **_latency(through)},
+                "session": {
+                    "sessions": len(gaps_by[index]),
+                    "work_events": work_by[index],
+                    "keepalive_gap_p50_ms": _percentile(gaps_by[index], 0.50),
+                    "keepalive_gap_p99_ms": _percentile(gaps_by[index], 0.99),
+                },
+                "cost": agent_cost(coordinator["cpu_percent"], seconds, mine, beat["ok"]),
+            }
+        )
+    heartbeats_ok = requests.get("heartbeat", idle)["ok"]
+    cost = agent_cost(cpu, seconds, count, heartbeats_ok)
+    cost["postgresql_cpu_ms_per_heartbeat"] = (
+        None if pg_cpu is None else _per(pg_cpu / 100.0 * seconds * 1000.0, heartbeats_ok)
+    )
+    cost["coordinator_cpu_ms_per_request"] = (
+        None
+        if cost["coordinator_cpu_ms"] is None
+        else _per(cost["coordinator_cpu_ms"], sum(tally.ok for tally in tallies.values()))
+    )
     return {
         "agents": count,
         "generators": generators,
@@ -1253,13 +1515,18 @@ def summarize(
         "orders_reported": dict(sorted(orders.items())),
         "errors": dict(sorted(errors.items())),
         "errors_outside_window": dict(sorted(errors_outside.items())),
-        "coordinator_cpu_percent": cpu,
-        "coordinator_rss_bytes": rss,
+        "coordinator_cpu_percent": cpu,  # all coordinators' process trees together
+        "coordinator_rss_bytes": sum(coordinator["rss_bytes"] for coordinator in coordinators),
+        "coordinators": len(coordinators),
+        "by_coordinator": by_coordinator,
+        "postgresql_cpu_percent": pg_cpu,  # the whole server's (other databases too), or None
+        "cost": cost,
         "generator_cpu_percent": [result["cpu_percent"] for result in results],
+        "generator_cpu_percent_total": generator_cpu,
         "generator_loop_lag_p99_ms": max(result["loop_lag_p99_ms"] for result in results),
         "generator_loop_lag_max_ms": max(result["loop_lag_max_ms"] for result in results),
         "generator_cpu_ms_per_1000_requests": (
-            sum(result["cpu_percent"] for result in results)
+            generator_cpu
             / 100.0
             * seconds
             * 1e6
@@ -1277,6 +1544,11 @@ def compare(window: dict[str, Any], baseline: dict[str, Any]) -> dict[str, Any]:
         return None if top is None or not bottom else top / bottom
 
     cpu, cpu0 = window["coordinator_cpu_percent"], baseline["coordinator_cpu_percent"]
+    # What the agents added to the 0-agent window (the job client and the probe alone): their
+    # requests and the jobs they ran, per heartbeat answered and per agent-second.
+    above = None
+    if cpu is not None and cpu0 is not None:
+        above = agent_cost(cpu - cpu0, window["window_seconds"], count, window["heartbeat"]["ok"])
     return {
         "heartbeat_p99_over_health_p99": ratio(
             window["heartbeat"]["p99_ms"], window["health"]["p99_ms"]
@@ -1290,6 +1562,13 @@ def compare(window: dict[str, Any], baseline: dict[str, Any]) -> dict[str, Any]:
             if count
             else None
         ),
+        "coordinator_cpu_ms_per_heartbeat_above_baseline": (
+            None if above is None else above["cpu_ms_per_heartbeat"]
+        ),
+        "coordinator_cpu_ms_per_agent_second_above_baseline": (
+            None if above is None else above["cpu_ms_per_agent_second"]
+        ),
+        "agents_per_core_above_baseline": None if above is None else above["agents_per_core"],
     }
 
 
@@ -1297,6 +1576,40 @@ def _ms(value: float | None) -> str:
     if value is None:
         return "-"
     return f"{value:,.0f}" if value >= 100 else f"{value:.1f}"
+
+
+def _pct(value: float | None) -> str:
+    return "-" if value is None else f"{value:.0f}%"
+
+
+def _cost(value: float | None) -> str:
+    return "-" if value is None else f"{value:.2f}"
+
+
+def _count(value: float | None) -> str:
+    return "-" if value is None else f"{value:,.0f}"
+
+
+def coordinator_lines(window: dict[str, Any]) -> list[str]:
+    """One line per coordinator: its agents' heartbeats, its claims, its process tree."""
+    lines = []
+    for each in window["by_coordinator"]:
+        beat, wait = each["heartbeat"], each["queue_to_claim"]
+        lines.append(
+            f"  coordinator {each['index']} (port {each['port']}, pid {each['pid']}): "
+            f"{each['agents']:,} agents, heartbeats {beat['ok']:,} of {beat['sent']:,} "
+            f"p50/p95/p99 {_ms(beat['p50_ms'])}/{_ms(beat['p95_ms'])}/{_ms(beat['p99_ms'])} ms,"
+            f" claims {each['claim']['ok']:,}, queue to claim through it {wait['claimed']:,} "
+            f"p50/p99 {_ms(wait['p50_ms'])}/{_ms(wait['p99_ms'])} ms, work events "
+            f"{each['session']['work_events']:,}; CPU "
+            f"{_pct(each['cpu_percent'])}, RSS {each['rss_bytes'] / 2**20:.0f} MiB"
+            + (
+                ""
+                if each["cost"]["cpu_ms_per_heartbeat"] is None
+                else f", {_cost(each['cost']['cpu_ms_per_heartbeat'])} ms CPU per heartbeat"
+            )
+        )
+    return lines
 
 
 def window_lines(window: dict[str, Any]) -> list[str]:
@@ -1307,12 +1620,16 @@ def window_lines(window: dict[str, Any]) -> list[str]:
     lines = [
         f"-- {window['agents']:,} agents ({window['generators']} generator process(es), "
         f"{window['window_seconds']:.0f} s window)",
-        "                            count        p50        p99        max  (ms)",
+        "                            count        p50        p95        p99        max  (ms)",
     ]
 
     def row(name: str, count: int, figures: dict[str, Any], prefix: str = "") -> None:
-        p50, p99, top = (figures[f"{prefix}{key}_ms"] for key in ("p50", "p99", "max"))
-        lines.append(f"  {name:<22} {count:>9,}  {_ms(p50):>9}  {_ms(p99):>9}  {_ms(top):>9}")
+        p50, p95, p99, top = (
+            figures.get(f"{prefix}{key}_ms") for key in ("p50", "p95", "p99", "max")
+        )
+        lines.append(
+            f"  {name:<22} {count:>9,}  {_ms(p50):>9}  {_ms(p95):>9}  {_ms(p99):>9}  {_ms(top):>9}"
+        )
 
     if window["agents"]:
         row("heartbeat", beat["ok"], beat)
@@ -1347,13 +1664,34 @@ def window_lines(window: dict[str, Any]) -> list[str]:
     )
     cpu = window["coordinator_cpu_percent"]
     generator = " + ".join(f"{value:.0f}%" for value in window["generator_cpu_percent"])
+    several = len(window["by_coordinator"]) > 1
+    if several:
+        lines.extend(coordinator_lines(window))
     lines.append(
-        f"  coordinator CPU {'-' if cpu is None else f'{cpu:.0f}%'} of a core, RSS "
+        f"  coordinator{'s (sum)' if several else ''} CPU {_pct(cpu)} of a core, RSS "
         f"{window['coordinator_rss_bytes'] / 2**20:.0f} MiB; load generator CPU {generator} "
         f"({window['generator_cpu_ms_per_1000_requests']:.0f} ms per 1,000 requests, "
         f"loop lag p99 {window['generator_loop_lag_p99_ms']:.0f} ms, max "
         f"{window['generator_loop_lag_max_ms']:.0f} ms)"
+        + (
+            ""
+            if window["postgresql_cpu_percent"] is None
+            else f"; PostgreSQL (whole server) CPU {_pct(window['postgresql_cpu_percent'])}"
+        )
     )
+    cost = window["cost"]
+    if window["agents"] and cost["cpu_ms_per_agent_second"] is not None:
+        lines.append(
+            f"  cost: coordinator CPU {_cost(cost['cpu_ms_per_heartbeat'])} ms per heartbeat "
+            f"answered, {cost['cpu_ms_per_agent_second']:.2f} ms per agent-second "
+            f"({_count(cost['agents_per_core'])} agents per core at this rate)"
+            + (
+                ""
+                if cost["postgresql_cpu_ms_per_heartbeat"] is None
+                else f"; PostgreSQL {_cost(cost['postgresql_cpu_ms_per_heartbeat'])} ms "
+                "per heartbeat"
+            )
+        )
     against = window.get("against_baseline")
     if against:
         parts = []
@@ -1370,6 +1708,14 @@ def window_lines(window: dict[str, Any]) -> list[str]:
         if against["coordinator_rss_per_agent_bytes"] is not None:
             parts.append(f"RSS/agent {against['coordinator_rss_per_agent_bytes'] / 1024:.0f} KiB")
         lines.append("  " + "; ".join(parts))
+        extra = against.get("coordinator_cpu_ms_per_agent_second_above_baseline")
+        if extra is not None:
+            lines.append(
+                "  cost above the 0-agent window: "
+                f"{_cost(against['coordinator_cpu_ms_per_heartbeat_above_baseline'])} ms per "
+                f"heartbeat, {extra:.2f} ms per agent-second "
+                f"({_count(against['agents_per_core_above_baseline'])} agents per core)"
+            )
     lost = {
         kind: number
         for kind, number in window.get("events", {}).items()
@@ -1423,7 +1769,22 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument(
         "--generators", type=int, default=0, help="load-generator processes (default: 1 per 1,000)"
     )
+    parser.add_argument(
+        "--coordinators",
+        type=int,
+        default=1,
+        help="buildcoord serve processes on one database, agent i with coordinator i %% K "
+        "(default 1; more than 1 needs --backend postgresql)",
+    )
     args = parser.parse_args(argv)
+    if args.coordinators < 1:
+        parser.error("--coordinators needs K >= 1")
+    if args.coordinators > 1 and args.backend != "postgresql":
+        parser.error(
+            f"--coordinators {args.coordinators} needs --backend postgresql: several "
+            "coordinators share one database only on PostgreSQL (SQLite is one coordinator's "
+            "file; use serve --workers for more processes on it)"
+        )
     counts = args.agents or ("100" if args.quick else "100,1000")
     args.counts = [int(value) for value in counts.split(",") if value.strip()]
     if not args.counts or min(args.counts) < 1 or args.jobs_per_second <= 0:
@@ -1446,6 +1807,7 @@ def main(argv: list[str] | None = None) -> int:
         "quick": args.quick,
         "backend": args.backend,
         "serve_workers": args.workers,
+        "coordinators": args.coordinators,
         "client": args.client,
         "jobs_per_second": args.jobs_per_second,
         "sizes": sizes.__dict__,
@@ -1474,15 +1836,33 @@ def main(argv: list[str] | None = None) -> int:
             pg_server = bq._plain_pg_url(args.pg_url)
             bq._check_pg(pg_server)
         result["machine"] = bq.machine_info(pg_server)
+        postmaster = None
+        if pg_server is not None:
+            check_pg_connections(pg_server, args.coordinators, args.workers)
+            postmaster = postmaster_pid(pg_server)
+            log(
+                "PostgreSQL server's CPU: "
+                + (
+                    "not measured (its processes are not visible here)"
+                    if postmaster is None
+                    else f"postmaster pid {postmaster} and its children"
+                )
+            )
+        result["postgresql_postmaster_pid"] = postmaster
         backend = bq.Backend(args.backend, workdir, pg_server)
         url = stack.enter_context(backend.database("fleet"))
-        base_url, admin, pid = stack.enter_context(
-            bq.serve_process(url, workdir / "home", plain=False, workers=args.workers)
+        admin, coordinators = stack.enter_context(
+            serve_coordinators(url, workdir / "home", args.coordinators, args.workers)
         )
-        log(
-            f"buildcoord serve (pid {pid}) at {base_url} on {args.backend}, "
-            f"{args.workers} worker(s)"
-        )
+        base_url = coordinators[0].base_url
+        for coordinator in coordinators:
+            log(
+                f"buildcoord serve {coordinator.index} (pid {coordinator.pid}) at "
+                f"{coordinator.base_url} on {args.backend}, {args.workers} worker(s)"
+            )
+        result["coordinator_processes"] = [
+            {"index": c.index, "port": c.port, "pid": c.pid} for c in coordinators
+        ]
         with Client(base_url, admin, timeout=60.0) as operator:
             operator.add_branch(
                 BRANCH,
@@ -1499,7 +1879,7 @@ def main(argv: list[str] | None = None) -> int:
         events = EventCount(base_url, admin)
         events.take()
         log("== baseline: no agent, the job client and the health probe only")
-        baseline = run_window(base_url, admin, pid, [], args, sizes)
+        baseline = run_window(coordinators, admin, [], args, sizes, postmaster)
         baseline["events"] = events.take()
         result["baseline"] = baseline
         log("\n".join(window_lines(baseline)))
@@ -1510,7 +1890,7 @@ def main(argv: list[str] | None = None) -> int:
         for count in args.counts:
             log(f"== {count:,} agents")
             mine, taken = servers[taken : taken + count], taken + count
-            window = run_window(base_url, admin, pid, mine, args, sizes)
+            window = run_window(coordinators, admin, mine, args, sizes, postmaster)
             time.sleep(4.0)  # the agents are gone: their leases end after the reconnect grace
             window["events"] = events.take()
             window["against_baseline"] = compare(window, baseline)
@@ -1522,8 +1902,9 @@ def main(argv: list[str] | None = None) -> int:
     result["seconds"] = round(time.monotonic() - began, 1)
     result["load_average_at_end"] = [round(value, 2) for value in os.getloadavg()]
     lines = [
-        f"fleet benchmark ({'quick' if args.quick else 'full'} run; {args.backend}, serve "
-        f"--workers {args.workers}, {args.client} client, {args.jobs_per_second:g} jobs/s)",
+        f"fleet benchmark ({'quick' if args.quick else 'full'} run; {args.backend}, "
+        f"{args.coordinators} coordinator(s) x serve --workers {args.workers}, {args.client} "
+        f"client, {args.jobs_per_second:g} jobs/s)",
         *window_lines(baseline),
     ]
     for window in result["windows"].values():
