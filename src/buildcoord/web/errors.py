@@ -32,6 +32,7 @@ ERROR_RESPONSES: dict[int | str, dict[str, Any]] = {
         (409, "the object's state refuses it"),
         (413, "the request body is too large"),
         (422, "invalid request"),
+        (429, "too many failed authentications from this address lately (see Retry-After)"),
         (503, "the database is unavailable"),
     )
 }
