@@ -8,14 +8,22 @@ The method, and why (docs/prediction.md has the figures and how the constants we
   than under-predicting a long one. Durations come in whole seconds and one value is a noisy
   pick, so p50 is the mean of the 1/y-weighted quantiles from 0.30 to 0.70 (an L-estimator:
   nearly as robust as the median, less jumpy).
-* **Recency, and how much to pool.** ``w_i`` decays exponentially with how many builds ago
-  ``y_i`` was. No single half-life suits every job (a stable job wants a long memory, one whose
-  duration shifts wants a short one), nor a single pooling strength across branches, so one
-  candidate p50 is computed per (half-life, branch weight) pair and each build key blends them
-  by how well each predicted that key's past builds: a geometric mean weighted by
-  ``exp(-selection_rate * discounted relative error)`` (exponentially weighted online model
-  averaging: the best candidate dominates, a close second still counts, a candidate that fell
-  behind by a few builds' error stops counting); no per-job tuning by hand.
+* **Recency, and how much to pool, learnt per key.** ``w_i`` decays exponentially with how
+  many builds ago ``y_i`` was. No single half-life suits every job (a stable job wants a long
+  memory, one whose duration shifts wants a short one), nor a single pooling strength across
+  branches or triggers, so one candidate p50 is computed per (half-life, branch weight,
+  trigger weight) and each build key blends them by how well each predicted that key's past
+  builds: a geometric mean weighted by each candidate's likelihood under a Laplace model of
+  the key's own relative errors (``_choose``: exponentially weighted online model averaging
+  whose sharpness is the key's own error scale, not a constant). The branch and trigger
+  weights are the two neutral extremes, 1 (pool everything) and 1000 (only the same branch or
+  trigger counts while there is one); the half-lives a geometric grid from the last build or
+  two to the whole window. Nothing here was swept on a history file.
+* **Robust to outliers.** A success far outside the key's band (beyond it by the band's own
+  width, or by a factor of two if more) is held back: not learnt from, its error not
+  counted, until two more builds beyond the band in the same direction confirm a level
+  shift; a build in range first drops it. A hung build or a clock jump thus moves nothing,
+  and a tenfold change of level is followed a few builds late.
 * **Successes only.** A failed or cancelled build stops early or hangs; it does not enter the
   point estimate. Nor does a duration under a millisecond or over a week (``usable_duration``):
   no build a coordinator accepts lasts that long, and such a value (or a NaN) from an older
@@ -23,7 +31,7 @@ The method, and why (docs/prediction.md has the figures and how the constants we
 * **Fallback chain as shrinkage.** Past builds of the same build key are pooled; those on the
   same branch weigh ``branch_weights`` times more (each candidate weight), those on the same
   branch and server ``server_weight`` times more again, and those started by the same kind of
-  trigger (when known: push, pull request, schedule) ``trigger_weight`` times more.
+  trigger (when known: push, pull request, schedule) ``trigger_weights`` times more.
   A branch with many builds thus speaks for itself and a
   new one borrows from the build key. The reported level is the most specific of build key +
   branch + server, build key + branch (each with at least ``min_history`` successes) and build
@@ -57,6 +65,10 @@ MIN_DURATION_SECONDS = 0.001
 """The shortest duration learnt from: below a millisecond, a duration is noise (or a
 subnormal float whose ratios underflow to 0)."""
 
+MIN_ERROR = 1e-6
+"""The smallest mean relative error a candidate blend assumes (a key whose builds all last
+exactly as predicted would otherwise divide by zero)."""
+
 POINT_QUANTILES = (0.30, 0.35, 0.40, 0.45, 0.50, 0.55, 0.60, 0.65, 0.70)
 
 
@@ -66,23 +78,23 @@ class PredictorSettings:
 
     half_lives: tuple[float, ...] = (1.5, 4.0, 12.0, 40.0)
     """Candidate memories, in builds of the same key after which a duration weighs half."""
-    branch_weights: tuple[float, ...] = (4.0, 1.0)
+    branch_weights: tuple[float, ...] = (1.0, 1000.0)
     """Candidate weights of a past build of the key on the same branch, relative to one on
     another branch: pooling toward the branch, and none. Each pairs with each half-life."""
     server_weight: float = 16.0
     """How much more again a past build on the same branch and server weighs. Not measurable
     on the shared data (it records no runner): chosen so that a server's own few builds
     dominate, as a different machine differs systematically."""
-    trigger_weight: float = 4.0
-    """How much more a past build started by the same kind of trigger weighs (GitHub Actions:
-    push, pull_request, ...), when the trigger is known; 1 ignores it."""
+    trigger_weights: tuple[float, ...] = (1.0, 1000.0)
+    """Candidate weights of a past build started by the same kind of trigger (GitHub Actions:
+    push, pull_request, ...) relative to one started otherwise, when the trigger is known."""
     selection_discount: float = 0.97
     """Per build, how much a candidate's past error is kept when weighing them (0.97: an
     error 23 builds ago counts half)."""
-    selection_rate: float = 10.0
-    """How sharply the candidates' weights fall with their discounted error: a candidate
-    whose summed relative error is 0.1 above the best one's weighs exp(-1) of it."""
     min_history: int = 3
+    outlier_confirmations: int = 2
+    """More builds beyond the band in the same direction that a far outlier must be followed
+    by before it is learnt from (as a level shift)."""
     """Successful builds a branch or server refinement needs to be reported as the level."""
     window: int = 60
     """Most recent successful builds kept per key (and globally)."""
@@ -143,6 +155,15 @@ class _Past:
     branch: str
     server: str | None
     trigger: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class _Seen:
+    """A build about to be learnt, and the residual of its prediction (with the level it
+    was made at), if one was made."""
+
+    past: _Past
+    residual: tuple[float, Level] | None
 
 
 def usable_duration(duration: float) -> bool:
@@ -216,6 +237,8 @@ class Predictor:
         self._history: dict[str, deque[_Past]] = {}
         self._global: deque[_Past] = deque(maxlen=self.settings.window)
         self._candidate_errors: dict[str, list[float]] = {}
+        # Per key: outliers held back (their direction, the builds) until confirmed.
+        self._suspects: dict[str, tuple[int, list[_Seen]]] = {}
         self._key_residuals: dict[str, deque[float]] = {}
         # Per key and branch: the servers its remembered builds ran on (rebuilt on change).
         self._servers_seen: dict[str, dict[str, frozenset[str]]] = {}
@@ -231,31 +254,94 @@ class Predictor:
         }
 
     def observe(self, build: FinishedBuild) -> None:
-        """Record a finished build; a successful one also records how wrong we were about it."""
+        """Record a finished build; a successful one also records how wrong we were about it.
+
+        A success far outside the key's band is held back (not learnt from, its error not
+        counted) until more builds confirm it as a level shift, and forgotten when a build
+        in range comes first: a hung build or a clock jump moves nothing."""
         if not build.succeeded or not usable_duration(build.duration):
             return
-        estimate = self._estimate(build.key, build.branch, build.server, build.trigger)
-        if estimate is not None:
-            candidates, _, level = estimate
-            p50 = self._choose(build.key, candidates)
-            residual = math.log(build.duration / p50)
-            self._key_residuals.setdefault(
-                build.key, deque(maxlen=self.settings.residual_window)
-            ).append(residual)
-            self._level_residuals[level].append(residual)
-            self._own_bands.pop(build.key, None)
-            self._prior_bands.clear()
-            if level != "global":
-                errors = self._candidate_errors.setdefault(build.key, [0.0] * len(candidates))
-                discount = self.settings.selection_discount
-                for index, candidate in enumerate(candidates):
-                    error = abs(candidate - build.duration) / build.duration
-                    errors[index] = errors[index] * discount + error
         past = _Past(build.duration, build.branch, build.server, build.trigger)
-        self._history.setdefault(build.key, deque(maxlen=self.settings.window)).append(past)
-        self._servers_seen.pop(build.key, None)
-        self._estimates.pop(build.key, None)
-        self._global.append(past)
+        estimate = self._estimate(build.key, build.branch, build.server, build.trigger)
+        if estimate is None:
+            self._learn(build.key, [_Seen(past, None)])
+            return
+        candidates, _, level = estimate
+        p50 = self._choose(build.key, candidates)
+        residual = math.log(build.duration / p50)
+        if level == "global":
+            self._learn(build.key, [_Seen(past, (residual, level))])
+            return
+        admitted = self._screen(build.key, _Seen(past, (residual, level)))
+        if admitted:
+            self._learn_errors(build.key, candidates, build.duration)
+            self._learn(build.key, admitted)
+
+    def _learn(self, key: str, admitted: list[_Seen]) -> None:
+        """Remember builds, and the residuals of the predictions made for them."""
+        for seen in admitted:
+            if seen.residual is not None:
+                residual, level = seen.residual
+                self._key_residuals.setdefault(
+                    key, deque(maxlen=self.settings.residual_window)
+                ).append(residual)
+                self._level_residuals[level].append(residual)
+                self._own_bands.pop(key, None)
+                self._prior_bands.clear()
+        pool = self._history.setdefault(key, deque(maxlen=self.settings.window))
+        pool.extend(seen.past for seen in admitted)
+        self._servers_seen.pop(key, None)
+        self._estimates.pop(key, None)
+        self._global.extend(seen.past for seen in admitted)
+
+    def _screen(self, key: str, seen: _Seen) -> list[_Seen]:
+        """The builds to learn from now: a far outlier is held back until as many more in the
+        same direction confirm it (a level shift), and dropped when a build in range comes
+        first. Far: beyond the key's own band by its width, or by a factor of two if more."""
+        assert seen.residual is not None
+        direction = 0
+        if self._settled(key, seen.past):
+            own = self._own_band(key)
+            assert own is not None  # settled: the key has residuals
+            low, high = own
+            residual = seen.residual[0]
+            margin = max(math.log(2.0), high - low)
+            direction = 1 if residual > high + margin else -1 if residual < low - margin else 0
+        if direction == 0:
+            self._suspects.pop(key, None)
+            return [seen]
+        held = self._suspects.get(key)
+        if held is None or held[0] != direction:
+            held = (direction, [])
+            self._suspects[key] = held
+        held[1].append(seen)
+        if len(held[1]) <= self.settings.outlier_confirmations:
+            return []
+        del self._suspects[key]
+        return held[1]
+
+    def _settled(self, key: str, past: _Past) -> bool:
+        """Whether the key's band rests mostly on its own errors (``band_prior`` of them) and
+        it has enough successes on this build's branch and with its trigger to call a build
+        far from them an outlier (a new branch may well differ)."""
+        if len(self._key_residuals.get(key, ())) < self.settings.band_prior:
+            return False
+        pool = self._history.get(key, ())
+        minimum = self.settings.min_history
+        on_branch = sum(1 for other in pool if other.branch == past.branch)
+        if on_branch < minimum:
+            return False
+        if past.trigger is None:
+            return True
+        return sum(1 for other in pool if other.trigger == past.trigger) >= minimum
+
+    def _learn_errors(self, key: str, candidates: list[float], duration: float) -> None:
+        """Add each candidate's relative error on this build to its discounted sum."""
+        errors = self._candidate_errors.setdefault(key, [0.0] * (len(candidates) + 1))
+        discount = self.settings.selection_discount
+        for index, candidate in enumerate(candidates):
+            errors[index] = errors[index] * discount + abs(candidate - duration) / duration
+        errors[-1] = errors[-1] * discount + 1.0
 
     def observe_all(self, builds: Iterable[FinishedBuild]) -> None:
         """Record builds in the order given (start order)."""
@@ -318,19 +404,20 @@ class Predictor:
             if not pool:
                 return None
         values = [past.duration for past in pool]
-        # Per past build: (weight when on the same branch as asked, when not).
+        # Per past build: whether on the same branch, the same trigger, and its server factor.
         same_branch = [False] * len(pool)
+        same_trigger = [False] * len(pool)
         other = [1.0] * len(pool)
         if level == "key":
             on_branch = on_server = 0
             for index, past in enumerate(pool):
                 if trigger is not None and past.trigger == trigger:
-                    other[index] = settings.trigger_weight
+                    same_trigger[index] = True
                 if past.branch == branch:
                     same_branch[index] = True
                     on_branch += 1
                     if server is not None and past.server == server:
-                        other[index] *= settings.server_weight
+                        other[index] = settings.server_weight
                         on_server += 1
             if on_server >= settings.min_history:
                 level = "key+branch+server"
@@ -340,29 +427,46 @@ class Predictor:
         count = len(values)
         order = sorted(range(count), key=values.__getitem__)
         ordered = [values[index] for index in order]
-        candidates = []
+        any_trigger = any(same_trigger)
+        candidates: list[float] = []
         for branch_weight in settings.branch_weights:
-            per_value = [
-                (other[index] * branch_weight if same_branch[index] else other[index])
-                / values[index]
-                for index in order
-            ]
-            for half_life in settings.half_lives:
-                decay = _decay(count, half_life)
-                weights = [decay[index] * w for index, w in zip(order, per_value, strict=True)]
-                quantiles = _sorted_quantiles(ordered, weights, POINT_QUANTILES)
-                candidates.append(sum(quantiles) / len(quantiles))
+            for trigger_weight in settings.trigger_weights:
+                if not any_trigger and trigger_weight != settings.trigger_weights[0]:
+                    # No past build shares the trigger: every trigger weight is the first.
+                    candidates.extend(candidates[-len(settings.half_lives) :])
+                    continue
+                per_value = [
+                    other[index]
+                    * (branch_weight if same_branch[index] else 1.0)
+                    * (trigger_weight if same_trigger[index] else 1.0)
+                    / values[index]
+                    for index in order
+                ]
+                for half_life in settings.half_lives:
+                    decay = _decay(count, half_life)
+                    weights = [decay[index] * w for index, w in zip(order, per_value, strict=True)]
+                    quantiles = _sorted_quantiles(ordered, weights, POINT_QUANTILES)
+                    candidates.append(sum(quantiles) / len(quantiles))
         return candidates, count, level
 
     def _choose(self, key: str, candidates: list[float]) -> float:
-        """The candidates blended by how little their past predictions for this key erred;
-        before any: the strongest branch pooling with the middle half-life."""
-        errors = self._candidate_errors.get(key)
-        if errors is None:
-            return candidates[len(self.settings.half_lives) // 2]
-        best = min(range(len(errors)), key=lambda index: errors[index])
-        rate = self.settings.selection_rate
-        weights = [math.exp(-rate * (error - errors[best])) for error in errors]
+        """The candidates blended by how little their past predictions for this key erred.
+
+        Each candidate's weight is its likelihood under a Laplace model of relative errors
+        whose scale is the best candidate's mean error: ``exp(-(E_i - E_best) / b)`` with
+        ``E_i`` the discounted error sums and ``b = E_best / n`` (``n`` the discounted count).
+        A key whose builds are noisy (large errors) thus blends its candidates softly, one
+        whose builds are steady follows the best sharply; no rate is chosen by hand. Before
+        any error is known, every candidate weighs the same."""
+        known = self._candidate_errors.get(key)
+        if known is None:
+            weights = [1.0] * len(candidates)
+            best = 0
+        else:
+            errors, count = known[:-1], known[-1]
+            best = min(range(len(errors)), key=errors.__getitem__)
+            scale = max(errors[best], MIN_ERROR * count) / count
+            weights = [math.exp(-(error - errors[best]) / scale) for error in errors]
         # Relative to the best candidate, so that equal candidates blend to exactly theirs.
         log_ratio = sum(
             weight * math.log(candidate / candidates[best])
@@ -384,13 +488,20 @@ class Predictor:
                 self.settings.band_prior,
             )
             self._prior_bands[level] = prior
-        own_residuals = self._key_residuals.get(key)
-        if not own_residuals:
+        own = self._own_band(key)
+        if own is None:
             return prior
+        count = len(self._key_residuals[key])
+        return _shrink(own, count, prior, self.settings.band_prior)
+
+    def _own_band(self, key: str) -> tuple[float, float] | None:
+        """Log-ratio quantiles of the key's own residuals alone (recency-weighted)."""
         if key not in self._own_bands:
+            own_residuals = self._key_residuals.get(key)
+            if not own_residuals:
+                return None
             self._own_bands[key] = self._quantiles(own_residuals, decay=True)
-        own = self._own_bands[key]
-        return _shrink(own, len(own_residuals), prior, self.settings.band_prior)
+        return self._own_bands[key]
 
     def _quantiles(self, residuals: Sequence[float], *, decay: bool) -> tuple[float, float] | None:
         if not residuals:
