@@ -1,7 +1,8 @@
 """Prediction bound: how close the causal predictor is to smoothers that see the future.
 
-The accuracy target is a MAPE of at most 7.5 % on a real history (the one shipped in
-data/durations/); this script reports ours against it (``ours_mape``, ``mape_target``). It
+The accuracy target is a MAPE at least 25 % below Jenkins' on the same rows, on any real
+history (issue 17); this script reports ours against it (``ours_mape``,
+``ours_gain_over_jenkins``, ``gain_target``) on the one shipped in data/durations/. It
 also measures, on the same scored rows and in the same run, what a predictor would score if
 it were allowed to look at builds *after* the one it predicts — a bound no causal method (one
 that uses only earlier builds, as a live coordinator must) is expected to beat:
@@ -30,60 +31,16 @@ import json
 import statistics
 import sys
 import time
-from collections import defaultdict
-from collections.abc import Callable, Hashable, Sequence
 from pathlib import Path
 
-from buildcoord.prediction.evaluation import ScoredRow, replay
-from buildcoord.prediction.history_file import History, HistoryRow, read_history
-from buildcoord.prediction.predictor import SUCCESS_RESULTS
+from buildcoord.prediction.evaluation import replay
+from buildcoord.prediction.history_file import History, read_history
+from buildcoord.prediction.lookahead import WINDOWS, two_sided_errors
 
 # Real GitHub Actions job durations shipped with the repository (data/durations/README.md).
 DEFAULT_FILE = Path(__file__).resolve().parents[1] / "data" / "durations" / "gha_jobs.csv.gz"
-MAPE_TARGET = 0.075
+GAIN_TARGET = 0.25
 QUICK_ROWS = 4000
-WINDOWS = (1, 2, 3, 4, 5, 7, 10, 15, 20, 40)
-
-
-def relative_error_optimum(values: Sequence[float]) -> float:
-    """The p minimising the summed |p - y| / y: the median of the values weighted by 1/y."""
-    ordered = sorted(values)
-    total = sum(1 / value for value in ordered)
-    cumulative = 0.0
-    for value in ordered:
-        cumulative += 1 / value
-        if cumulative >= total / 2:
-            return value
-    return ordered[-1]
-
-
-def two_sided_errors(
-    rows: Sequence[HistoryRow], scored: Sequence[ScoredRow], group: Callable[[HistoryRow], Hashable]
-) -> dict[str, dict[int, float]]:
-    """Per job, per window: the summed relative error of the two-sided reference."""
-    ordered = sorted(rows, key=lambda row: row.started_at)
-    series: dict[Hashable, list[float]] = defaultdict(list)
-    by_key: dict[str, list[float]] = defaultdict(list)
-    where: dict[int, tuple[int, int]] = {}
-    for row in ordered:
-        if row.result in SUCCESS_RESULTS and row.duration > 0:
-            where[id(row)] = (len(series[group(row)]), len(by_key[row.key]))
-            series[group(row)].append(row.duration)
-            by_key[row.key].append(row.duration)
-    errors: dict[str, dict[int, float]] = defaultdict(lambda: dict.fromkeys(WINDOWS, 0.0))
-    for item in scored:
-        row = item.row
-        in_group, in_key = where[id(row)]
-        values, index = series[group(row)], in_group
-        if len(values) < 3:  # the row and fewer than two others: use the job's builds
-            values, index = by_key[row.key], in_key
-        for window in WINDOWS:
-            neighbours = (
-                values[max(0, index - window) : index] + values[index + 1 : index + 1 + window]
-            )
-            estimate = relative_error_optimum(neighbours)
-            errors[row.key][window] += abs(estimate - row.duration) / row.duration
-    return errors
 
 
 def measure(history: History) -> dict[str, object]:
@@ -108,7 +65,8 @@ def measure(history: History) -> dict[str, object]:
         "scored": count,
         "ours_mape": statistics.fmean(ours),
         "ours_mdape": statistics.median(ours),
-        "mape_target": MAPE_TARGET,
+        "gain_target": GAIN_TARGET,
+        "ours_gain_over_jenkins": 1 - statistics.fmean(ours) / statistics.fmean(jenkins),
         "jenkins_mape": statistics.fmean(jenkins),
         "two_sided_mape": {str(w): fixed[w] for w in WINDOWS},
         "two_sided_best_window": best_window,
@@ -138,7 +96,8 @@ def report(figures: dict[str, object]) -> str:
         "",
         "causal (uses only builds that started before):",
         f"  ours (buildcoord.prediction)           MAPE {pct('ours_mape')}"
-        f"   MdAPE {pct('ours_mdape')}   (target: MAPE {pct('mape_target').strip()} or less)",
+        f"   MdAPE {pct('ours_mdape')}   ({pct('ours_gain_over_jenkins').strip()} below"
+        f" Jenkins; target: {pct('gain_target').strip()} or more)",
         f"  Jenkins (mean of the last 3)           MAPE {pct('jenkins_mape')}",
         "",
         "non-causal references (see builds after the predicted one):",

@@ -254,7 +254,7 @@ def _print_report(evaluation: Evaluation) -> None:
         rows,
     )
     click.echo()
-    click.echo("Goals (targets set on the shipped history, data/durations/gha_jobs.csv.gz):")
+    click.echo("Goals (for any history: ours against Jenkins' estimator on the same rows):")
     table(
         ("", "target", "measured", ""),
         [

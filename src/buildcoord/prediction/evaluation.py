@@ -152,11 +152,10 @@ def compare(scored: Sequence[ScoredRow]) -> Comparison:
     return Comparison(accuracy(scored), accuracy(scored, jenkins=True))
 
 
-# The accuracy goals, set on data/durations/gha_jobs.csv.gz (shipped with the repository).
-# The absolute figures are specific to that file; "better than Jenkins per project" and the
-# coverage band are not.
-GOAL_MAPE = 0.075
-GOAL_MDAPE = 0.043
+# The accuracy goals (issue 17), meant for any history, not only the shipped one: MAPE at
+# least 25 % below Jenkins' on the same rows, below Jenkins' on every project, and a p10-p90
+# band that holds 78-85 % of actual durations.
+GOAL_GAIN_OVER_JENKINS = 0.25
 GOAL_COVERAGE = (0.78, 0.85)
 
 
@@ -165,17 +164,17 @@ def _percent(value: float, digits: int = 2) -> str:
 
 
 def goals(overall: Comparison, projects: dict[str, Comparison]) -> list[Goal]:
-    """Check the accuracy goal: MAPE, MdAPE, per-project MAPE against Jenkins, coverage."""
+    """Check the accuracy goal: MAPE against Jenkins overall and per project, coverage."""
     ours = overall.ours
     low, high = GOAL_COVERAGE
     coverage = ours.coverage if ours.coverage is not None else math.nan
+    ceiling = overall.jenkins.mape * (1 - GOAL_GAIN_OVER_JENKINS)
     found = [
-        Goal("MAPE", f"<= {_percent(GOAL_MAPE, 1)}", _percent(ours.mape), ours.mape <= GOAL_MAPE),
         Goal(
-            "MdAPE",
-            f"<= {_percent(GOAL_MDAPE, 1)}",
-            _percent(ours.mdape),
-            ours.mdape <= GOAL_MDAPE,
+            f"MAPE {GOAL_GAIN_OVER_JENKINS:.0%} below Jenkins",
+            f"<= {_percent(ceiling)}",
+            _percent(ours.mape),
+            ours.mape <= ceiling,
         ),
         Goal(
             "p10-p90 coverage",
