@@ -524,6 +524,14 @@ class JobForecast:
 
 
 @dataclass(frozen=True, slots=True)
+class SubmittedJob(Job):
+    """A job just queued, as ``POST /jobs`` answers: the job, and when it is predicted to start
+    and finish (the queue simulated up to it, in claim order), or why not."""
+
+    forecast: JobForecast | None = None
+
+
+@dataclass(frozen=True, slots=True)
 class ForecastJob:
     """A job as the queue listing shows it, with its forecast when it has one."""
 

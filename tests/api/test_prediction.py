@@ -109,6 +109,108 @@ def test_the_job_list_carries_forecasts_in_claim_order(
     assert finishes == ["2026-01-01T00:06:40Z", "2026-01-01T00:08:20Z"]
 
 
+def test_queueing_a_job_answers_with_its_predicted_start_and_finish_behind_the_queue(
+    http: TestClient, operator: Client, register_agent: RegisterAgent, clock: FakeClock
+) -> None:
+    operator.add_branch("main", repo="/srv/repo", command="make")
+    build1 = register_agent("build1")
+    builds(operator, build1.client, "build1", clock, 100, 3)
+    build1.client.heartbeat("build1", Metrics())
+    running = operator.submit_job("main", COMMIT)
+    assert build1.client.claim_job("build1") is not None
+    clock.advance(40)  # the running build has 60 s left of its 100
+    build1.client.heartbeat("build1", Metrics())
+    operator.submit_job("main", COMMIT)
+
+    response = http.post(f"{API}/jobs", json={"branch": "main", "commit": COMMIT}, headers=OPERATOR)
+
+    assert response.status_code == 201, response.text
+    body = response.json()
+    assert (body["branch"], body["status"]) == ("main", "queued")
+    # Behind the running job (60 s left) and the queued one (100 s): starts in 160 s.
+    assert body["forecast"] == {
+        "job_id": body["id"],
+        "server": "build1",
+        "predicted_start": "2026-01-01T00:08:20Z",
+        "predicted_finish": "2026-01-01T00:10:00Z",
+        "expected_remaining_seconds": 260.0,
+        "note": None,
+    }
+    assert running.id < body["id"]
+
+
+def test_a_job_queued_ahead_by_priority_is_forecast_before_the_jobs_it_outranks(
+    operator: Client, register_agent: RegisterAgent, clock: FakeClock
+) -> None:
+    operator.add_branch("main", repo="/srv/repo", command="make")
+    build1 = register_agent("build1")
+    builds(operator, build1.client, "build1", clock, 100, 3)
+    build1.client.heartbeat("build1", Metrics())
+    for _ in range(3):
+        operator.submit_job("main", COMMIT, priority=5)
+
+    urgent = operator.submit_job_with_forecast("main", COMMIT, priority=1)
+
+    assert urgent.forecast is not None
+    assert urgent.forecast.expected_remaining_seconds == 100  # next, not behind the three
+    assert urgent.forecast.predicted_start == clock.now()
+
+
+@pytest.mark.parametrize(
+    ("setup", "note"),
+    [
+        pytest.param("no history", "no build has succeeded yet", id="nothing learnt"),
+        pytest.param("no server", "no online server has its labels", id="nowhere to run"),
+        pytest.param("blocked", "it is blocked", id="blocked"),
+    ],
+)
+def test_a_job_queued_without_a_forecast_says_why(
+    http: TestClient,
+    operator: Client,
+    register_agent: RegisterAgent,
+    clock: FakeClock,
+    setup: str,
+    note: str,
+) -> None:
+    operator.add_branch("main", repo="/srv/repo", command="make")
+    body: dict[str, object] = {"branch": "main", "commit": COMMIT}
+    if setup != "no server":
+        build1 = register_agent("build1")
+        build1.client.heartbeat("build1", Metrics())
+    if setup == "blocked":
+        builds(operator, build1.client, "build1", clock, 100, 3)
+        failed = operator.submit_job("main", COMMIT)
+        claimed = build1.client.claim_job("build1")
+        assert claimed is not None
+        build1.client.complete_job(
+            failed.id,
+            status="failed",
+            exit_code=1,
+            server="build1",
+            fencing_token=claimed.fencing_token,
+        )
+        body["depends_on"] = [failed.id]
+
+    response = http.post(f"{API}/jobs", json=body, headers=OPERATOR)
+
+    assert response.status_code == 201, response.text
+    forecast = response.json()["forecast"]
+    assert forecast["predicted_start"] is None
+    assert forecast["predicted_finish"] is None
+    assert note in forecast["note"]
+
+
+def test_queueing_a_job_with_forecast_false_answers_the_job_alone(http: TestClient) -> None:
+    response = http.post(
+        f"{API}/jobs",
+        params={"forecast": "false"},
+        json={"branch": "main", "commit": COMMIT},
+        headers=OPERATOR,
+    )
+    assert response.status_code == 201, response.text
+    assert response.json()["forecast"] is None
+
+
 def test_the_job_list_leaves_forecasts_out_when_asked(http: TestClient, operator: Client) -> None:
     operator.submit_job("main", COMMIT)
     listed = http.get(f"{API}/jobs", params={"forecast": "false"}, headers=OPERATOR).json()

@@ -138,6 +138,32 @@ def test_queue_list_shows_predicted_start_and_finish_of_queued_jobs(
     assert "predicted_finish:" in lines[1]
 
 
+def test_queue_add_prints_where_and_when_the_new_job_should_run_before_its_id(
+    run_cli: RunCli, operator: Client, fleet: list[Agent], clock: FakeClock
+) -> None:
+    operator.submit_job("main", COMMIT)  # build2 (600 s) takes it; the next waits or goes slow
+    outcome = run_cli("queue", "add", "main", COMMIT)
+    lines = outcome.stdout.splitlines()
+    job_id = int(lines[-1])
+    assert lines[0].startswith(f"Added job: {job_id} ")
+    # build1 (1000 s, free now) finishes it before build2 (600 s after 600 s) would.
+    now = clock.now().strftime("%Y-%m-%dT%H:%M:%SZ")
+    assert lines[1].startswith(f"Forecast: starts {now} on build1, finishes ")
+    assert lines[1].endswith("(in 16 min 40 s)")
+
+
+def test_queue_add_says_why_there_is_no_forecast(run_cli: RunCli, operator: Client) -> None:
+    lines = run_cli("queue", "add", "main", COMMIT).stdout.splitlines()
+    assert lines[1].startswith("Forecast: none (")
+    assert lines[-1].isdigit()
+
+
+def test_queue_add_no_forecast_prints_the_job_alone(run_cli: RunCli, operator: Client) -> None:
+    lines = run_cli("queue", "add", "main", COMMIT, "--no-forecast").stdout.splitlines()
+    assert len(lines) == 2
+    assert lines[-1].isdigit()
+
+
 def test_queue_list_shows_a_running_jobs_expected_time_left(
     run_cli: RunCli, operator: Client, fleet: list[Agent], clock: FakeClock
 ) -> None:

@@ -41,6 +41,12 @@ def _ids(value: str | None) -> list[int]:
     "--trigger",
     help="What started this build, a short lowercase word (e.g. pull_request); default: manual.",
 )
+@click.option(
+    "--forecast/--no-forecast",
+    default=True,
+    show_default=True,
+    help="Print when the job is predicted to start and finish.",
+)
 def add(
     branch: str,
     commit: str | None,
@@ -48,10 +54,15 @@ def add(
     depends_on: str | None,
     labels: str | None,
     trigger: str | None,
+    forecast: bool,
 ) -> None:
-    """Queue a build of BRANCH at COMMIT (default: the branch's tip); prints the job id last."""
+    """Queue a build of BRANCH at COMMIT (default: the branch's tip); prints the job id last.
+
+    Before it: the server the job is predicted to run on and its predicted start and finish
+    (the queue simulated with predicted durations), or why there is no forecast.
+    """
     with get_context().client() as client:
-        job = client.submit_job(
+        submitted = (client.submit_job_with_forecast if forecast else client.submit_job)(
             branch,
             commit,
             priority=priority,
@@ -59,9 +70,41 @@ def add(
             labels=split_list(labels),
             trigger=trigger,
         )
+    job, found = (
+        (submitted.job, submitted.forecast)
+        if isinstance(submitted, ForecastJob)
+        else (submitted, None)
+    )
     state = f" ({job.status}: {job.blocked_reason})" if job.status == "blocked" else ""
     click.echo(f"Added job: {job.id} (priority: {job.priority}, branch: {job.branch}){state}")
+    if forecast:
+        click.echo(_new_forecast(found))
     click.echo(job.id)
+
+
+def _new_forecast(found: JobForecast | None) -> str:
+    """The forecast line of ``queue add``."""
+    if found is None:
+        return "Forecast: none (the coordinator gave none)"
+    start, finish = found.predicted_start, found.predicted_finish
+    if start is None or finish is None or found.expected_remaining_seconds is None:
+        return f"Forecast: none ({found.note or 'no reason given'})"
+    return (
+        f"Forecast: starts {stamp(start)} on {found.server}, finishes {stamp(finish)}"
+        f" (in {_span(found.expected_remaining_seconds)})"
+    )
+
+
+def _span(seconds: float) -> str:
+    """A duration for people: 45 s, 12 min 5 s, 3 h 20 min."""
+    whole = round(seconds)
+    if whole < 60:
+        return f"{whole} s"
+    minutes, rest = divmod(whole, 60)
+    if minutes < 60:
+        return f"{minutes} min {rest} s"
+    hours, minutes = divmod(minutes, 60)
+    return f"{hours} h {minutes} min"
 
 
 def _line(job: Job, *, with_status: bool) -> str:

@@ -24,6 +24,31 @@ class QueueEndpoints(Transport):
         trigger: str | None = None,
     ) -> Job:
         """Queue a job (trigger: what started it; None: the coordinator records manual)."""
+        return self._submit(branch, commit, priority, depends_on, labels, trigger, False).job
+
+    def submit_job_with_forecast(
+        self,
+        branch: str,
+        commit: str | None = None,
+        *,
+        priority: int | None = None,
+        depends_on: Sequence[int] = (),
+        labels: Sequence[str] = (),
+        trigger: str | None = None,
+    ) -> ForecastJob:
+        """Queue a job; with when it is predicted to start and finish (or why not)."""
+        return self._submit(branch, commit, priority, depends_on, labels, trigger, True)
+
+    def _submit(
+        self,
+        branch: str,
+        commit: str | None,
+        priority: int | None,
+        depends_on: Sequence[int],
+        labels: Sequence[str],
+        trigger: str | None,
+        forecast: bool,
+    ) -> ForecastJob:
         body: dict[str, Any] = {
             "branch": branch,
             "commit": commit,
@@ -33,7 +58,14 @@ class QueueEndpoints(Transport):
         }
         if trigger is not None:  # left out otherwise: a coordinator before 0006 refuses it
             body["trigger"] = trigger
-        return self._parse(Job, self._call("POST", "/jobs", json=body))
+        # A coordinator before the forecast ignores the parameter and answers the job alone.
+        params = {"forecast": "true" if forecast else "false"}
+        data = self._call("POST", "/jobs", json=body, params=params)
+        found = data.get("forecast") if isinstance(data, dict) else None
+        return ForecastJob(
+            job=self._parse(Job, data),
+            forecast=None if found is None else self._parse(JobForecast, found),
+        )
 
     def list_jobs(
         self,

@@ -255,18 +255,41 @@ class PredictionService:
         with self._planned() as plan:
             return plan.forecasts
 
+    def forecast_new(self, job: Job) -> JobForecast:
+        """The forecast of a job just queued: the running jobs and the queued ones ahead of it
+        in claim order simulated, then it. Never raises (the job is queued already, and a
+        caller told of an error might queue it again): what goes wrong becomes the note."""
+        if job.status != "queued":
+            reason = f": {job.blocked_reason}" if job.blocked_reason else ""
+            return _no_forecast(job, f"it is {job.status}{reason}")
+        if self._predictor is None and self._loading:
+            return _no_forecast(job, "the predictor is still learning the history")
+        try:
+            with self._planned(until=job.id) as plan:
+                found = plan.forecasts.get(job.id)
+        except Exception as exc:
+            log.warning("no forecast for new job %s: %s", job.id, exc, exc_info=True)
+            return _no_forecast(job, f"the forecast failed: {type(exc).__name__}")
+        if found is None:
+            return _no_forecast(job, f"more than {QUEUE_WINDOW:,} queued jobs are ahead of it")
+        return found
+
     def forecast_jobs(self, *, by: Principal) -> list[JobForecast]:
         """Every forecast: running jobs first, then queued ones in claim order."""
         require_reader(by, "reading predictions")
         return list(self.forecast().values())
 
     @contextmanager
-    def _planned(self) -> Iterator[QueuePlan]:
-        """The queue simulated now; its ``predict`` may be used inside the block only."""
+    def _planned(self, until: int | None = None) -> Iterator[QueuePlan]:
+        """The queue simulated now (with ``until``: only as far as that queued job, in claim
+        order); its ``predict`` may be used inside the block only."""
         now = self.clock.now()
         servers = self.servers.list_servers(by=_SYSTEM_READER)
         running = self.store.list_jobs(statuses=["running"], limit=RUNNING_WINDOW)
         queued = self.store.list_jobs(statuses=["queued"], limit=QUEUE_WINDOW)
+        if until is not None:
+            ids = [job.id for job in queued]
+            queued = queued[: ids.index(until) + 1] if until in ids else []
         setups = {setup.name: setup for setup in self.store.list_branches()}
         with self._predictions() as predict:
             yield plan_queue(
@@ -316,6 +339,17 @@ class PredictionService:
 
 
 _SYSTEM_READER = Principal("system", "prediction")
+
+
+def _no_forecast(job: Job, note: str) -> JobForecast:
+    return JobForecast(
+        job_id=job.id,
+        server=None,
+        predicted_start=None,
+        predicted_finish=None,
+        expected_remaining_seconds=None,
+        note=note,
+    )
 
 
 def _estimate(

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 from fastapi import APIRouter, Response, status
 
-from buildcoord.models import ArtifactFile, Job, JobForecast
+from buildcoord.models import ArtifactFile, Job, JobForecast, SubmittedJob
 from buildcoord.web import responses
 from buildcoord.web.auth import Caller, Services
 from buildcoord.web.schemas import (
@@ -21,12 +23,19 @@ from buildcoord.web.schemas import (
 )
 
 router = APIRouter(prefix="/jobs", tags=["queue"])
+JOB_FIELDS = tuple(field.name for field in dataclasses.fields(Job))
 
 
 @router.post("", status_code=status.HTTP_201_CREATED)
-def submit(body: JobIn, services: Services, caller: Caller) -> Job:
-    """Queue a build of a branch at a commit."""
-    return services.queue.submit(
+def submit(body: JobIn, services: Services, caller: Caller, forecast: bool = True) -> SubmittedJob:
+    """Queue a build of a branch at a commit.
+
+    The answer is the job with ``forecast``: the server it is predicted to run on and its
+    predicted start and finish (the running jobs and the queued ones ahead of it simulated
+    with predicted durations), or a ``note`` saying why there is none. ``forecast=false``
+    leaves it out (null), for callers queueing many jobs at once.
+    """
+    job = services.queue.submit(
         body.branch,
         body.commit,
         priority=body.priority,
@@ -35,6 +44,8 @@ def submit(body: JobIn, services: Services, caller: Caller) -> Job:
         trigger=body.trigger,
         by=caller,
     )
+    found = services.prediction.forecast_new(job) if forecast else None
+    return SubmittedJob(**{field: getattr(job, field) for field in JOB_FIELDS}, forecast=found)
 
 
 @router.get("")
