@@ -438,7 +438,9 @@ class AgentOrder:
     error: str | None
 
 
-BuildResult = Literal["succeeded", "failed", "cancelled"]
+BuildResult = Literal["succeeded", "failed", "cancelled", "lost"]
+"""How an attempt ended; ``lost``: its lease ran out or its agent was lost, and the job was
+requeued (the attempt ran for that long, and nothing of it was learnt)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -550,6 +552,9 @@ class StatsRow:
     mean_duration: float | None
     """Seconds, over successful builds only (a failure stops early or hangs)."""
     median_duration: float | None
+    lost: int = 0
+    """Attempts of the group whose lease ran out or whose agent was lost (requeued): not
+    counted in ``count``; many on one server say it is slow or broken."""
 
 
 @dataclass(frozen=True, slots=True)

@@ -72,6 +72,30 @@ def test_a_server_failing_builds_that_pass_elsewhere_is_alerted_on_and_quarantin
     assert kinds[-2:] == ["server.quarantined", "server.resumed"]
 
 
+def test_a_server_that_loses_every_job_it_claims_is_a_black_hole_too(
+    quarantining: Coordinator, operator: Principal, clock: FakeClock
+) -> None:
+    coordinator = quarantining
+    good, bad = agent("build2"), agent("build1")
+    build_on(coordinator, good, operator, "succeeded", branch="main")
+    build_on(coordinator, good, operator, "succeeded", branch="dev")
+    lost = []
+    for branch in ("main", "dev", "main"):
+        job = coordinator.queue.submit(branch, COMMIT, by=operator)
+        assert coordinator.agents.claim("build1", by=bad) is not None
+        clock.advance(coordinator.settings.job_lease_seconds + 1)
+        [requeued] = coordinator.queue.expire_leases()
+        assert (requeued.id, requeued.status) == (job.id, "queued")
+        coordinator.queue.cancel(job.id, by=operator)  # nobody else builds it meanwhile
+        lost.append(job.id)
+
+    [alert] = [each for each in coordinator.monitor.step().opened if each.rule == "black_hole"]
+
+    assert alert.subject == "build1"
+    assert alert.details["failed_jobs"] == lost
+    assert "build1 lost its last 3 builds, which pass elsewhere" in alert.summary
+
+
 def test_failures_of_a_branch_that_fails_everywhere_are_not_a_black_hole(
     quarantining: Coordinator, operator: Principal
 ) -> None:

@@ -126,16 +126,71 @@ def test_a_lease_that_expires_on_the_last_attempt_records_a_failure(
     assert record.duration == coordinator.settings.job_lease_seconds + 1
 
 
-def test_a_lease_that_expires_and_is_requeued_records_nothing(
+def test_a_lease_that_expires_and_is_requeued_records_a_lost_attempt_on_its_server(
     coordinator: Coordinator, operator: Principal, build1: Principal, clock: FakeClock
 ) -> None:
-    start(coordinator, operator, build1)
+    job_id = start(coordinator, operator, build1)
     clock.advance(coordinator.settings.job_lease_seconds + 1)
 
     [expired] = coordinator.queue.expire_leases()
 
-    assert expired.status == "queued"
-    assert history(coordinator.store) == []
+    assert (expired.status, expired.attempt) == ("queued", 2)
+    [record] = history(coordinator.store)
+    assert (record.job_id, record.attempt, record.result, record.server) == (
+        job_id,
+        1,
+        "lost",
+        "build1",
+    )
+    assert record.duration == coordinator.settings.job_lease_seconds + 1
+    assert record.finished_at == clock.now()
+
+
+def test_an_agent_lost_and_its_job_requeued_records_a_lost_attempt(
+    coordinator: Coordinator, operator: Principal, build1: Principal, clock: FakeClock
+) -> None:
+    job_id = start(coordinator, operator, build1)
+    session = coordinator.agents.open_session("build1", by=build1)
+    clock.advance(30)
+    coordinator.agents.close_session(session)
+    clock.advance(coordinator.settings.agent_reconnect_grace_seconds + 1)
+
+    [requeued] = coordinator.agents.release_lost_agents()
+
+    assert requeued.status == "queued"
+    [record] = history(coordinator.store)
+    assert (record.job_id, record.result, record.server) == (job_id, "lost", "build1")
+    assert record.duration == 30 + coordinator.settings.agent_reconnect_grace_seconds + 1
+
+
+def test_lost_attempts_are_counted_apart_from_builds_in_the_statistics_and_learnt_nothing_from(
+    coordinator: Coordinator, operator: Principal, build1: Principal, clock: FakeClock
+) -> None:
+    job_id = start(coordinator, operator, build1)
+    clock.advance(coordinator.settings.job_lease_seconds + 1)
+    coordinator.queue.expire_leases()
+    again = coordinator.agents.claim("build1", by=build1)
+    assert again is not None
+    assert (again.job.id, again.job.attempt) == (job_id, 2)
+    clock.advance(120)
+    coordinator.queue.complete(
+        job_id,
+        status="succeeded",
+        exit_code=0,
+        duration=120.0,
+        server="build1",
+        fencing_token=again.job.fencing_token,
+        by=build1,
+    )
+
+    stats = coordinator.prediction.stats(by=operator)
+    [server] = stats.by_server
+    assert (stats.builds, server.count, server.succeeded, server.lost) == (1, 1, 1, 1)
+    assert server.success_rate == 1.0
+    estimate = coordinator.prediction.duration("main", by=operator)
+    assert (estimate.p50, estimate.history) == (120.0, 1)
+    health = coordinator.health.fleet(by=operator)
+    assert (health.builds_24h, health.success_rate_24h) == (1, 1.0)
 
 
 def test_an_agent_lost_on_the_last_attempt_records_a_failure(

@@ -124,7 +124,10 @@ def stats_command(as_json: bool) -> None:
     for title, name, rows in sections:
         click.echo()
         click.echo(f"{title}:")
-        table((name, "builds", "success", "mean", "median"), [_stats_row(row) for row in rows])
+        table(
+            (name, "builds", "success", "mean", "median", "lost"),
+            [_stats_row(row) for row in rows],
+        )
 
 
 def _seconds(value: float | None) -> str:
@@ -138,6 +141,7 @@ def _stats_row(row: StatsRow) -> tuple[str, ...]:
         f"{row.success_rate * 100:.0f} %",
         _seconds(row.mean_duration),
         _seconds(row.median_duration),
+        str(row.lost),
     )
 
 

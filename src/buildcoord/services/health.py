@@ -54,9 +54,9 @@ class HealthService:
             servers_online=sum(1 for server in servers if server.status in ("online", "busy")),
             servers_total=len(servers),
             servers=tuple(servers),
-            builds_24h=sum(day.values()),
+            builds_24h=_builds(day),
             success_rate_24h=_rate(day),
-            builds_7d=sum(week.values()),
+            builds_7d=_builds(week),
             success_rate_7d=_rate(week),
             branches=branches,
             queued=jobs.get("queued", 0),
@@ -65,6 +65,11 @@ class HealthService:
             alerts_open=sum(alerts.values()),
             alerts_critical=alerts.get("critical", 0),
         )
+
+
+def _builds(counts: dict[str, int]) -> int:
+    """Finished builds: every result but a lost attempt (its job was requeued, not ended)."""
+    return sum(count for result, count in counts.items() if result != "lost")
 
 
 def _rate(counts: dict[str, int]) -> float | None:

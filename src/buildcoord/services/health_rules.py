@@ -269,10 +269,17 @@ def backlog(settings: Settings, snapshot: Snapshot) -> list[AlertFinding]:
     ]
 
 
+def _failed_or_lost(builds: list[BuildRecord]) -> str:
+    results = {build.result for build in builds}
+    if len(results) == 1:
+        return "lost" if results == {"lost"} else "failed"
+    return "failed or lost"
+
+
 def black_hole(settings: Settings, snapshot: Snapshot) -> list[AlertFinding]:
     """A server's last ``black_hole_builds`` builds within ``black_hole_window_minutes`` all
-    failed, and each of their branches passed on another server in that window: the server,
-    not the code, is what fails."""
+    failed (or were lost: the lease ran out, the agent went away), and each of their branches
+    passed on another server in that window: the server, not the code, is what fails."""
     count = settings.black_hole_builds
     if count <= 0:
         return []
@@ -290,7 +297,7 @@ def black_hole(settings: Settings, snapshot: Snapshot) -> list[AlertFinding]:
     found = []
     for server, builds in sorted(by_server.items()):
         last = builds[-count:]
-        if len(last) < count or any(build.result != "failed" for build in last):
+        if len(last) < count or any(build.result not in ("failed", "lost") for build in last):
             continue
         elsewhere = {build.branch: passed_on.get(build.branch, set()) - {server} for build in last}
         if not all(elsewhere.values()):
@@ -303,7 +310,8 @@ def black_hole(settings: Settings, snapshot: Snapshot) -> list[AlertFinding]:
             AlertFinding(
                 server,
                 "critical",
-                f"{server} failed its last {count} builds, which pass elsewhere: {branches}",
+                f"{server} {_failed_or_lost(last)} its last {count} builds, which pass"
+                f" elsewhere: {branches}",
                 {
                     "failed_jobs": [build.job_id for build in last],
                     "passed_on": {branch: sorted(o) for branch, o in elsewhere.items()},

@@ -330,7 +330,7 @@ class PredictionService:
         require_reader(by, "reading statistics")
         records = self.store.recent_builds(STATS_WINDOW)
         return HistoryStats(
-            builds=len(records),
+            builds=sum(1 for record in records if record.result != "lost"),
             by_branch=_table(records, lambda record: record.branch),
             by_server=_table(records, lambda record: record.server or "-"),
             by_hour=_table(records, lambda record: f"{record.hour_of_day:02d}"),
@@ -371,10 +371,17 @@ def _estimate(
 def _table(
     records: list[BuildRecord], group_of: Callable[[BuildRecord], str]
 ) -> tuple[StatsRow, ...]:
-    """One row per group: count, successes, success rate, mean and median successful duration."""
+    """One row per group: count, successes, success rate, mean and median successful duration,
+    and lost attempts (not builds: counted apart)."""
     groups: dict[str, list[BuildRecord]] = {}
+    lost: dict[str, int] = {}
     for record in records:
-        groups.setdefault(group_of(record), []).append(record)
+        group = group_of(record)
+        if record.result == "lost":
+            lost[group] = lost.get(group, 0) + 1
+            groups.setdefault(group, [])
+        else:
+            groups.setdefault(group, []).append(record)
     rows = []
     for group, members in groups.items():
         successes = [member for member in members if member.result == "succeeded"]
@@ -390,9 +397,10 @@ def _table(
                 group=group,
                 count=len(members),
                 succeeded=len(successes),
-                success_rate=round(len(successes) / len(members), 4),
+                success_rate=round(len(successes) / len(members), 4) if members else 0.0,
                 mean_duration=round(statistics.fmean(durations), 3) if durations else None,
                 median_duration=round(statistics.median(durations), 3) if durations else None,
+                lost=lost.get(group, 0),
             )
         )
     # Weekdays in calendar order; branches, servers and (zero-padded) hours by name.

@@ -15,11 +15,13 @@ from typing import Any
 
 from sqlalchemy import Engine
 
-from buildcoord.models import DURATION_BUCKETS, BuildRecord, Job
-from buildcoord.store.engine import driver_read, driver_transaction, sql
+from buildcoord.models import DURATION_BUCKETS, BuildRecord, BuildResult, Job
+from buildcoord.store.engine import Driver, driver_read, driver_transaction, sql
 from buildcoord.store.timestamps import from_epoch
 
 RESULTS = frozenset({"succeeded", "failed", "cancelled"})
+"""The job statuses whose attempt is recorded when the job finishes (``lost`` attempts are
+recorded when their lease ends: ``record_lost``)."""
 
 _COLUMNS = (
     'job_id, attempt, branch, build_key, server, "commit", queued_at, started_at, finished_at,'
@@ -88,10 +90,11 @@ ADD_TO_TOTALS = sql(
 # The branches with a build command (the ones agents build).
 BUILT_BRANCHES = sql("SELECT name FROM branches WHERE command IS NOT NULL ORDER BY name")
 
-# A branch's latest builds that passed or failed, newest first, on ix_build_history_branch.
-# Parameters: branch, limit.
+# A branch's latest builds that passed or failed, newest first, on ix_build_history_branch
+# (cancelled builds and lost attempts are no outcome of the code). Parameters: branch, limit.
 LATEST_OUTCOMES = sql(
-    f"SELECT {_COLUMNS} FROM build_history WHERE branch = ? AND result <> 'cancelled'"
+    f"SELECT {_COLUMNS} FROM build_history WHERE branch = ?"
+    " AND result IN ('succeeded', 'failed')"
     " ORDER BY started_at DESC, job_id DESC, attempt DESC LIMIT ?"
 )
 
@@ -139,6 +142,68 @@ def record_from_row(row: Sequence[Any]) -> BuildRecord:
     )
 
 
+def record_attempt(
+    db: Driver, job: Job, result: BuildResult, finished: float, duration: float
+) -> BuildRecord | None:
+    """Record one attempt of ``job`` (which had started) with its result, in ``db``'s
+    transaction, and count it into its branch's totals; None if it is recorded already."""
+    assert job.started_at is not None
+    started = job.started_at.timestamp()
+    queued = job.queued_at.timestamp()
+    start = datetime.fromtimestamp(started, UTC)
+    found = db.run(BRANCH_COMMAND, (job.branch,)).fetchone()
+    key = build_key(job.branch, None if found is None else found[0])
+    taken = max(0.0, duration)
+    values = (
+        job.id,
+        job.attempt,
+        job.branch,
+        key,
+        job.server,
+        job.commit,
+        queued,
+        started,
+        finished,
+        taken,
+        max(0.0, started - queued),
+        result,
+        start.hour,
+        start.weekday(),
+        job.trigger,
+    )
+    if db.run(RECORD, values).fetchone() is None:
+        return None
+    flags = [1 if taken <= bound else 0 for bound in DURATION_BUCKETS]
+    db.run(ADD_TO_TOTALS, (job.branch, result, taken, *flags))
+    return BuildRecord(
+        job_id=job.id,
+        attempt=job.attempt,
+        branch=job.branch,
+        build_key=key,
+        server=job.server,
+        commit=job.commit,
+        queued_at=job.queued_at,
+        started_at=start,
+        finished_at=from_epoch(finished),
+        duration=taken,
+        queue_wait=max(0.0, started - queued),
+        result=result,
+        hour_of_day=start.hour,
+        day_of_week=start.weekday(),
+        trigger=job.trigger,
+    )
+
+
+def record_lost(db: Driver, job: Job, *, now: float) -> None:
+    """Record a running attempt whose lease ended (expired, or its agent was lost) and that
+    is requeued: result ``lost``, finished when the loss was seen, lasting from its start
+    until then — not a build's duration, but how long the attempt held the job (prediction
+    learns nothing from it; the statistics count it per server)."""
+    if job.started_at is None:
+        return
+    record_attempt(db, job, "lost", now, now - job.started_at.timestamp())
+
+
 class HistoryStore:
     """SQL for build_history."""
 
@@ -157,50 +222,8 @@ class HistoryStore:
         started = job.started_at.timestamp()
         finished = job.finished_at.timestamp()
         duration = job.duration if job.duration is not None else finished - started
-        queued = job.queued_at.timestamp()
-        start = datetime.fromtimestamp(started, UTC)
         with driver_transaction(self.engine) as db:
-            found = db.run(BRANCH_COMMAND, (job.branch,)).fetchone()
-            key = build_key(job.branch, None if found is None else found[0])
-            values = (
-                job.id,
-                job.attempt,
-                job.branch,
-                key,
-                job.server,
-                job.commit,
-                queued,
-                started,
-                finished,
-                max(0.0, duration),
-                max(0.0, started - queued),
-                job.status,
-                start.hour,
-                start.weekday(),
-                job.trigger,
-            )
-            if db.run(RECORD, values).fetchone() is None:
-                return None
-            taken = max(0.0, duration)
-            flags = [1 if taken <= bound else 0 for bound in DURATION_BUCKETS]
-            db.run(ADD_TO_TOTALS, (job.branch, job.status, taken, *flags))
-        return BuildRecord(
-            job_id=job.id,
-            attempt=job.attempt,
-            branch=job.branch,
-            build_key=key,
-            server=job.server,
-            commit=job.commit,
-            queued_at=job.queued_at,
-            started_at=start,
-            finished_at=job.finished_at,
-            duration=max(0.0, duration),
-            queue_wait=max(0.0, started - queued),
-            result=job.status,  # type: ignore[arg-type]  # checked against RESULTS above
-            hour_of_day=start.hour,
-            day_of_week=start.weekday(),
-            trigger=job.trigger,
-        )
+            return record_attempt(db, job, job.status, finished, duration)  # type: ignore[arg-type]
 
     def recent_builds(self, limit: int) -> list[BuildRecord]:
         """The ``limit`` most recently finished builds, oldest first (the order they finished)."""

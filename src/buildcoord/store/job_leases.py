@@ -17,6 +17,7 @@ from buildcoord.models import Job
 from buildcoord.store import job_queries as queries
 from buildcoord.store.engine import Driver, Sql
 from buildcoord.store.events import event_values, record_event
+from buildcoord.store.history import record_lost
 from buildcoord.store.job_dependencies import after_finish
 from buildcoord.store.job_rows import job_from_row, snapshot
 
@@ -159,6 +160,8 @@ def end_leases(
         if current.attempt < current.max_attempts:
             reason = f"{lost} (attempt {tries}); requeued"
             row = db.run(queries.REQUEUE_LOST, (current.attempt + 1, reason, *lease)).fetchone()
+            if row is not None:
+                record_lost(db, current, now=now)
         else:
             reason = f"{lost} on the last attempt ({tries})"
             row = db.run(queries.FAIL_LOST, (now, reason, *lease)).fetchone()

@@ -48,7 +48,8 @@ class _Figures(Collector):
         yield jobs
         builds = CounterMetricFamily(
             "buildcoord_builds",
-            "Finished builds by branch and result.",
+            "Finished builds by branch and result; result lost: an attempt whose lease ended"
+            " and whose job was requeued.",
             labels=["branch", "result"],
         )
         for branch, result, count in figures.builds:
