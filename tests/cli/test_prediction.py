@@ -21,7 +21,7 @@ from buildcoord.client import Client
 from buildcoord.clock import FakeClock
 from buildcoord.models import Metrics
 from inprocess import Agent, RegisterAgent, RunCli
-from prediction.history import synthetic_rows, write_csv
+from prediction.history import QUEUED_HEADER, queued_rows, synthetic_rows, write_csv
 
 COMMIT = "abc1234"
 
@@ -267,6 +267,24 @@ def test_evaluate_json_is_one_object_with_both_estimators(tmp_path: Path) -> Non
     assert report["overall"]["ours"]["rows"] == report["scored"] > 0
     assert report["overall"]["jenkins"]["coverage"] is None
     assert isinstance(report["passed"], bool)
+
+
+def test_evaluate_of_a_history_with_queue_times_scores_the_wait_forecast_too(
+    tmp_path: Path,
+) -> None:
+    path = write_csv(tmp_path / "queued.csv", queued_rows(300), QUEUED_HEADER)
+    lines = _run(str(path)).stdout.splitlines()
+    section = lines.index(next(line for line in lines if line.startswith("Queue wait")))
+    assert "300 rows scored" in lines[section]
+    assert lines[section + 2].startswith("ours (the queue simulated)")
+    assert lines[section + 3].startswith("mean of the last 3 waits")
+    wait = json.loads(_run(str(path), "--json").stdout)["wait"]
+    assert wait["rows"] == 300
+    assert 0 <= wait["mae_seconds"] < wait["baseline_mae_seconds"]
+
+
+def test_evaluate_json_has_no_wait_for_a_history_without_queue_times(tmp_path: Path) -> None:
+    assert json.loads(_run(str(_history(tmp_path)), "--json").stdout)["wait"] is None
 
 
 def test_evaluate_rows_writes_one_line_per_scored_row(tmp_path: Path) -> None:

@@ -67,3 +67,40 @@ def write_csv(path: Path, rows: Sequence[Sequence[str]], header: Sequence[str] =
         writer.writerow(header)
         writer.writerows(rows)
     return path
+
+
+QUEUED_HEADER = (*HEADER, "queued_at", "server")
+
+
+def queued_rows(count: int, servers: int = 2, seed: int = 11) -> list[tuple[str, ...]]:
+    """Rows of a real-looking queue: builds of two jobs (about 600 s and 200 s, ±10 %) queued
+    at random, busy periods included, each started first-queued-first on the first of
+    ``servers`` servers to be free (the schedule a coordinator's agents follow)."""
+    generator = random.Random(seed)
+    free_at = [0.0] * servers
+    clock = 0.0
+    rows = []
+    for _ in range(count):
+        clock += generator.expovariate(1 / 250.0)
+        job = generator.choice(("build", "test"))
+        duration = (600.0 if job == "build" else 200.0) * generator.uniform(0.9, 1.1)
+        server = min(range(servers), key=lambda index: (free_at[index], index))
+        start = max(clock, free_at[server])
+        free_at[server] = start + duration
+        rows.append(
+            (
+                "acme/app",
+                job,
+                "main",
+                _at(start),
+                f"{duration:.0f}",
+                "success",
+                _at(clock),
+                f"build{server + 1}",
+            )
+        )
+    return rows
+
+
+def _at(seconds: float) -> str:
+    return (T0 + timedelta(seconds=round(seconds))).strftime("%Y-%m-%dT%H:%M:%SZ")

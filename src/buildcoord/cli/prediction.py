@@ -30,6 +30,7 @@ from buildcoord.prediction.evaluation import (
     evaluate,
 )
 from buildcoord.prediction.history_file import read_history
+from buildcoord.prediction.wait import WaitAccuracy
 
 ROW_COLUMNS = (
     "line",
@@ -257,6 +258,8 @@ def _print_report(evaluation: Evaluation) -> None:
         ),
         rows,
     )
+    if evaluation.wait is not None:
+        _print_wait(evaluation.wait)
     click.echo()
     click.echo("Goals (for any history: ours against Jenkins' estimator on the same rows):")
     table(
@@ -266,6 +269,31 @@ def _print_report(evaluation: Evaluation) -> None:
             for goal in evaluation.goals
         ],
     )
+
+
+def _print_wait(wait: WaitAccuracy) -> None:
+    """The queue-wait section: our forecast against the two baselines."""
+    click.echo()
+    click.echo(
+        f"Queue wait (forecast when each build was queued; {wait.rows:,} rows scored,"
+        f" {wait.unforecast:,} without a forecast):"
+    )
+    if not wait.rows:
+        click.echo("  no row could be scored: no build ahead of any queued one had a prediction")
+        return
+    table(
+        ("forecast", "mean abs error", "median abs error"),
+        [
+            ("ours (the queue simulated)", _seconds(wait.mae), _seconds(wait.mdae)),
+            (
+                "mean of the last 3 waits",
+                _seconds(wait.baseline_mae),
+                _seconds(wait.baseline_mdae),
+            ),
+            ("no wait", _seconds(wait.zero_mae), "-"),
+        ],
+    )
+    click.echo(f"  mean actual wait: {_seconds(wait.mean_wait)}")
 
 
 def _table_row(name: str, comparison: Comparison) -> tuple[str, ...]:
@@ -325,4 +353,14 @@ def _as_dict(evaluation: Evaluation) -> dict[str, Any]:
             for goal in evaluation.goals
         ],
         "passed": evaluation.passed,
+        "wait": None if evaluation.wait is None else _wait_dict(evaluation.wait),
     }
+
+
+def _wait_dict(wait: WaitAccuracy) -> dict[str, Any]:
+    """The wait figures, seconds rounded to 0.1, a figure with no rows as null."""
+    figures: dict[str, Any] = {"rows": wait.rows, "unforecast": wait.unforecast}
+    for name in ("mean_wait", "mae", "mdae", "baseline_mae", "baseline_mdae", "zero_mae"):
+        value = getattr(wait, name)
+        figures[f"{name}_seconds"] = None if math.isnan(value) else round(value, 1)
+    return figures

@@ -23,6 +23,7 @@ from buildcoord.prediction.predictor import (
     Predictor,
     PredictorSettings,
 )
+from buildcoord.prediction.wait import WaitAccuracy, score_waits
 
 MIN_EARLIER_SUCCESSES = 3
 PROGRESS_EVERY = 500
@@ -80,6 +81,8 @@ class Evaluation:
     overall: Comparison
     projects: dict[str, Comparison]
     goals: list[Goal]
+    wait: WaitAccuracy | None = None
+    """The queue-wait forecast's accuracy, when the file records queue times."""
 
     @property
     def passed(self) -> bool:
@@ -103,7 +106,7 @@ def replay(
         group = list(same_start)
         for row in group:
             if row.result in SUCCESS_RESULTS and successes[row.key] >= MIN_EARLIER_SUCCESSES:
-                prediction = predictor.predict(row.key, row.branch, None, row.trigger)
+                prediction = predictor.predict(row.key, row.branch, row.server, row.trigger)
                 estimate = jenkins.predict(row.key)
                 # Three earlier successes guarantee both estimators have an answer.
                 assert prediction is not None
@@ -207,4 +210,5 @@ def evaluate(
         by_project[item.row.project].append(item)
     projects = {name: compare(by_project[name]) for name in sorted(by_project)}
     overall = compare(scored)
-    return Evaluation(history, scored, overall, projects, goals(overall, projects))
+    waits = score_waits(history.rows, settings)
+    return Evaluation(history, scored, overall, projects, goals(overall, projects), waits)

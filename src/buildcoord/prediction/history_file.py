@@ -1,6 +1,8 @@
 """Read a build-history CSV (optionally gzipped) in the format of the shared durations data.
 
-Columns used: ``repo, job_name, branch, started_at, duration_s, result``; others are ignored.
+Columns used: ``repo, job_name, branch, started_at, duration_s, result``, and when present
+``event`` (what started the build), ``queued_at`` (when it was queued: its wait is scored) and
+``server`` (the runner it ran on); others are ignored.
 A bad file (missing, not CSV, missing columns) raises InvalidInput; a bad row is counted by
 reason and left out, never fatal.
 """
@@ -22,7 +24,7 @@ from buildcoord.errors import InvalidInput
 from buildcoord.prediction.predictor import SUCCESS_RESULTS, FinishedBuild
 
 REQUIRED_COLUMNS = ("repo", "job_name", "branch", "started_at", "duration_s", "result")
-OPTIONAL_COLUMNS = ("event",)
+OPTIONAL_COLUMNS = ("event", "queued_at", "server")
 SKIPPED = "skipped"
 EXAMPLE_LINES = 10
 """How many line numbers of malformed rows are kept to show the user."""
@@ -42,6 +44,11 @@ class HistoryRow:
     result: str
     trigger: str | None = None
     """The ``event`` column (push, pull_request, ...) when the file has one."""
+    queued_at: datetime | None = None
+    """The ``queued_at`` column when the file has one and the row a value: the build waited
+    ``started_at - queued_at``."""
+    server: str | None = None
+    """The ``server`` column (the runner the build ran on) when the file has one."""
 
     @property
     def key(self) -> str:
@@ -49,11 +56,11 @@ class HistoryRow:
         return f"{self.project}\n{self.job}"
 
     def as_build(self) -> FinishedBuild:
-        """The row as the predictor sees it (the file records no server)."""
+        """The row as the predictor sees it."""
         return FinishedBuild(
             key=self.key,
             branch=self.branch,
-            server=None,
+            server=self.server,
             started_at=self.started_at,
             duration=self.duration,
             result=self.result,
@@ -190,6 +197,16 @@ def _row(line: int, values: dict[str, str]) -> HistoryRow | str:
     result = values["result"]
     if duration == 0 and result in SUCCESS_RESULTS:
         return "successful build of zero seconds (no relative error is defined)"
+    queued_at = None
+    if values.get("queued_at"):
+        try:
+            queued_at = datetime.fromisoformat(values["queued_at"])
+        except ValueError:
+            return "queued_at is not an ISO 8601 time"
+        if queued_at.tzinfo is None:
+            queued_at = queued_at.replace(tzinfo=UTC)
+        if queued_at > started_at:
+            return "queued_at is after started_at"
     return HistoryRow(
         line=line,
         project=values["repo"],
@@ -199,4 +216,6 @@ def _row(line: int, values: dict[str, str]) -> HistoryRow | str:
         duration=duration,
         result=result,
         trigger=values.get("event") or None,
+        queued_at=queued_at,
+        server=values.get("server") or None,
     )

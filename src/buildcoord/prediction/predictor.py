@@ -149,6 +149,13 @@ class Prediction:
     level: Level
 
 
+def expected_remaining(prediction: Prediction, elapsed: float) -> float:
+    """Seconds a build that has run ``elapsed`` seconds is expected to need still: its p50
+    while early; once it overran, half of what is left of its band (a late build is expected
+    to end soon, not at once)."""
+    return max(prediction.p50 - elapsed, (prediction.p90 - elapsed) / 2, 0.0)
+
+
 @dataclass(frozen=True, slots=True)
 class _Past:
     duration: float

@@ -29,7 +29,7 @@ from datetime import datetime, timedelta
 from typing import Protocol
 
 from buildcoord.models import Branch, DurationEstimate, Job, JobForecast, Server, ServerChoice
-from buildcoord.prediction.predictor import Prediction
+from buildcoord.prediction.predictor import Prediction, expected_remaining
 from buildcoord.store.history import build_key
 
 
@@ -51,11 +51,6 @@ Describe = Callable[[str, str | None, str, Prediction, str | None], DurationEsti
 TAKING_WORK = frozenset({"online", "busy"})
 HORIZON_SECONDS = 30 * 24 * 3600.0
 """The furthest ahead a forecast reports a start or a finish."""
-
-
-def expected_remaining(prediction: Prediction, elapsed: float) -> float:
-    """Seconds a build that has run ``elapsed`` seconds is expected to need still."""
-    return max(prediction.p50 - elapsed, (prediction.p90 - elapsed) / 2, 0.0)
 
 
 def within_horizon(seconds: float) -> float:
