@@ -348,6 +348,9 @@ TABLE: dict[str, Row] = {
     ),
     "GET /api/v1/predict/stats": fleet_read(lambda w, s: ("/predict/stats", None, None)),
     "GET /api/v1/predict/queue": fleet_read(lambda w, s: ("/predict/queue", None, None)),
+    "GET /api/v1/predict/history": fleet_read(
+        lambda w, s: ("/predict/history", {"limit": 10}, None)
+    ),
 }
 
 

@@ -20,6 +20,7 @@ from buildcoord.cli import cli
 from buildcoord.client import Client
 from buildcoord.clock import FakeClock
 from buildcoord.models import Metrics
+from buildcoord.prediction.history_file import read_history
 from inprocess import Agent, RegisterAgent, RunCli
 from prediction.history import QUEUED_HEADER, queued_rows, synthetic_rows, write_csv
 
@@ -162,6 +163,30 @@ def test_queue_add_no_forecast_prints_the_job_alone(run_cli: RunCli, operator: C
     lines = run_cli("queue", "add", "main", COMMIT, "--no-forecast").stdout.splitlines()
     assert len(lines) == 2
     assert lines[-1].isdigit()
+
+
+def test_predict_export_writes_a_history_that_evaluate_reads_with_queue_times_and_servers(
+    run_cli: RunCli, fleet: list[Agent], tmp_path: Path
+) -> None:
+    path = tmp_path / "ours.csv"
+    assert run_cli("predict", "export", str(path)).stdout.strip() == (
+        f"Exported 6 builds to {path}"
+    )
+    history = read_history(path)
+    assert not history.malformed
+    assert [row.server for row in history.rows] == ["build1"] * 3 + ["build2"] * 3
+    assert all(row.queued_at is not None for row in history.rows)
+    assert [row.duration for row in history.rows] == [1000.0] * 3 + [600.0] * 3
+    assert {row.project for row in history.rows} == {"main"}
+    outcome = CliRunner().invoke(cli, ["predict", "evaluate", str(path), "--json"])
+    assert outcome.exit_code == 0, outcome.output
+    assert json.loads(outcome.stdout)["wait"]["rows"] == 6
+
+
+def test_predict_export_limit_is_bounded(run_cli: RunCli, tmp_path: Path) -> None:
+    outcome = run_cli("predict", "export", str(tmp_path / "x.csv"), "--limit", "100001")
+    assert outcome.exit_code != 0
+    assert not (tmp_path / "x.csv").exists()
 
 
 def test_queue_list_shows_a_running_jobs_expected_time_left(

@@ -12,6 +12,8 @@ import math
 import os
 import sys
 import tempfile
+from collections.abc import Iterable, Sequence
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -146,6 +148,70 @@ def _stats_row(row: StatsRow) -> tuple[str, ...]:
     )
 
 
+EXPORT_COLUMNS = (
+    "repo",
+    "job_name",
+    "branch",
+    "started_at",
+    "duration_s",
+    "result",
+    "event",
+    "queued_at",
+    "server",
+    "finished_at",
+    "commit_sha",
+    "job_id",
+    "attempt",
+)
+
+
+@predict.command("export")
+@click.argument("file", type=click.Path(dir_okay=False, path_type=Path))
+@click.option(
+    "--limit",
+    type=click.IntRange(1, 100_000),
+    default=10_000,
+    show_default=True,
+    help="The most recently finished attempts to export (at most 100,000).",
+)
+def export_command(file: Path, limit: int) -> None:
+    """Write the coordinator's build history to FILE as a history CSV for ``predict evaluate``.
+
+    One row per attempt that ran, oldest first: repo is the branch and job_name its build key
+    (branch and command), so evaluate reports per branch; with queue times and servers, so
+    it scores the queue-wait forecast too.
+    """
+    with get_context().client() as client:
+        records = client.build_history(limit)
+    _write_csv(
+        file,
+        EXPORT_COLUMNS,
+        (
+            (
+                record.branch,
+                record.build_key[:16],
+                record.branch,
+                _iso(record.started_at),
+                f"{record.duration:.3f}",
+                record.result,
+                record.trigger or "",
+                _iso(record.queued_at),
+                record.server or "",
+                _iso(record.finished_at),
+                record.commit,
+                record.job_id,
+                record.attempt,
+            )
+            for record in records
+        ),
+    )
+    click.echo(f"Exported {len(records):,} builds to {file}")
+
+
+def _iso(moment: datetime) -> str:
+    return moment.astimezone(UTC).isoformat().replace("+00:00", "Z")
+
+
 @predict.command("evaluate")
 @click.argument("file", type=click.Path(path_type=Path))
 @click.option(
@@ -179,7 +245,32 @@ def _progress(done: int, total: int) -> None:
 
 
 def _write_rows(path: Path, scored: list[ScoredRow]) -> None:
-    """Write the scored rows to a temporary file beside ``path``, then rename it into place."""
+    """One CSV line per scored row, written atomically."""
+    _write_csv(
+        path,
+        ROW_COLUMNS,
+        (
+            (
+                item.row.line,
+                item.row.project,
+                item.row.job,
+                item.row.branch,
+                item.row.started_at.isoformat().replace("+00:00", "Z"),
+                f"{item.row.duration:g}",
+                f"{item.prediction.p50:.1f}",
+                f"{item.prediction.p10:.1f}",
+                f"{item.prediction.p90:.1f}",
+                item.prediction.level,
+                item.prediction.history,
+                f"{item.jenkins:.1f}",
+            )
+            for item in scored
+        ),
+    )
+
+
+def _write_csv(path: Path, header: Sequence[str], rows: Iterable[Sequence[object]]) -> None:
+    """Write a CSV to a temporary file beside ``path``, then rename it into place."""
     directory = path.parent if str(path.parent) else Path(".")
     try:
         handle, temporary = tempfile.mkstemp(prefix=f".{path.name}.", dir=directory)
@@ -189,25 +280,8 @@ def _write_rows(path: Path, scored: list[ScoredRow]) -> None:
         with os.fdopen(handle, "w", newline="", encoding="utf-8") as out:
             os.fchmod(out.fileno(), 0o666 & ~_umask())  # as open() makes it, not mkstemp's 0600
             writer = csv.writer(out)
-            writer.writerow(ROW_COLUMNS)
-            for item in scored:
-                row, prediction = item.row, item.prediction
-                writer.writerow(
-                    (
-                        row.line,
-                        row.project,
-                        row.job,
-                        row.branch,
-                        row.started_at.isoformat().replace("+00:00", "Z"),
-                        f"{row.duration:g}",
-                        f"{prediction.p50:.1f}",
-                        f"{prediction.p10:.1f}",
-                        f"{prediction.p90:.1f}",
-                        prediction.level,
-                        prediction.history,
-                        f"{item.jenkins:.1f}",
-                    )
-                )
+            writer.writerow(header)
+            writer.writerows(rows)
         os.replace(temporary, path)
     except BaseException:
         Path(temporary).unlink(missing_ok=True)

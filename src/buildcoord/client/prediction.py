@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from buildcoord.client.transport import Transport
-from buildcoord.models import DurationEstimate, HistoryStats, Recommendation
+from buildcoord.models import BuildRecord, DurationEstimate, HistoryStats, Recommendation
 
 
 class PredictionEndpoints(Transport):
@@ -22,6 +22,12 @@ class PredictionEndpoints(Transport):
         params = {"branch": branch} | ({} if trigger is None else {"trigger": trigger})
         data = self._call("GET", "/predict/recommend", params=params)
         return self._parse(Recommendation, data)
+
+    def build_history(self, limit: int = 10_000) -> list[BuildRecord]:
+        """The ``limit`` most recently finished attempts, oldest first."""
+        return self._parse(
+            list[BuildRecord], self._call("GET", "/predict/history", params={"limit": limit})
+        )
 
     def history_stats(self) -> HistoryStats:
         """Build history tables by branch, server, hour and weekday."""

@@ -22,7 +22,7 @@ from contextlib import contextmanager
 from buildcoord import validation
 from buildcoord.clock import Clock
 from buildcoord.config import Settings
-from buildcoord.errors import NotFound
+from buildcoord.errors import InvalidInput, NotFound
 from buildcoord.models import (
     MAX_DURATION_SECONDS,
     BuildRecord,
@@ -324,6 +324,13 @@ class PredictionService:
             )
         best = next((choice.server for choice in choices if choice.eligible), None)
         return Recommendation(branch=branch, server=best, choices=tuple(choices))
+
+    def history(self, limit: int, *, by: Principal) -> list[BuildRecord]:
+        """The ``limit`` most recently finished attempts, oldest first (``predict export``)."""
+        require_reader(by, "reading build history")
+        if not 1 <= limit <= STATS_WINDOW:
+            raise InvalidInput(f"limit must be 1 to {STATS_WINDOW:,}, not {limit}")
+        return self.store.recent_builds(limit)
 
     def stats(self, *, by: Principal) -> HistoryStats:
         """Statistics over recent history: by branch, server, hour and weekday (UTC)."""

@@ -4,8 +4,16 @@ from __future__ import annotations
 
 from fastapi import APIRouter
 
-from buildcoord.models import DurationEstimate, HistoryStats, JobForecast, Recommendation
+from buildcoord.models import (
+    BuildRecord,
+    DurationEstimate,
+    HistoryStats,
+    JobForecast,
+    Recommendation,
+)
+from buildcoord.services.prediction import STATS_WINDOW
 from buildcoord.web.auth import Caller, Services
+from buildcoord.web.schemas import limit_query
 
 router = APIRouter(prefix="/predict", tags=["prediction"])
 
@@ -35,6 +43,16 @@ def recommend(
 def stats(services: Services, caller: Caller) -> HistoryStats:
     """Finished builds by branch, server, hour of day and day of week (UTC)."""
     return services.prediction.stats(by=caller)
+
+
+@router.get("/history")
+def history(
+    services: Services, caller: Caller, limit: int = limit_query(10_000, STATS_WINDOW)
+) -> list[BuildRecord]:
+    """The most recently finished attempts (``limit``), oldest first: every build that ran
+    and ended, with its queue, start and finish times, server, result and trigger (what
+    ``buildcoord predict export`` writes as a history file)."""
+    return services.prediction.history(limit, by=caller)
 
 
 @router.get("/queue")
