@@ -14,7 +14,9 @@ that uses only earlier builds, as a live coordinator must) is expected to beat:
    itself left out, for w in 1..40 — one w for every job;
 4. ``hindsight_key``: the same, with each job's best w chosen after seeing all its errors;
 5. ``hindsight_key_trigger``: as 4, but the neighbours come from the job's builds with the
-   same trigger (the file's ``event`` column) when it has two or more, else from the job's.
+   same trigger (the file's ``event`` column) when it has two or more, else from the job's;
+6. ``trailing_hindsight_key``: a causal reference — the optimum of the job's ``w`` builds
+   *before* the row only, each job's best w (1..80) chosen in hindsight.
 
 Ratios printed: ours ÷ each reference (above 1: the reference, which sees the future, is
 better). ``--quick`` uses the first 4,000 rows (in start order); the full file takes ~5 s.
@@ -35,7 +37,7 @@ from pathlib import Path
 
 from buildcoord.prediction.evaluation import replay
 from buildcoord.prediction.history_file import History, read_history
-from buildcoord.prediction.lookahead import WINDOWS, two_sided_errors
+from buildcoord.prediction.lookahead import WINDOWS, trailing_errors, two_sided_errors
 
 # Real GitHub Actions job durations shipped with the repository (data/durations/README.md).
 DEFAULT_FILE = Path(__file__).resolve().parents[1] / "data" / "durations" / "gha_jobs.csv.gz"
@@ -59,6 +61,8 @@ def measure(history: History) -> dict[str, object]:
     best_window = min(fixed, key=lambda w: fixed[w])
     hindsight_key = sum(min(errors.values()) for errors in by_key.values()) / count
     hindsight_trigger = sum(min(errors.values()) for errors in by_trigger.values()) / count
+    trailing = trailing_errors(history.rows, scored)
+    trailing_hindsight = sum(min(errors.values()) for errors in trailing.values()) / count
     figures: dict[str, object] = {
         "file": history.path,
         "rows": len(history.rows),
@@ -76,6 +80,8 @@ def measure(history: History) -> dict[str, object]:
         "ours_over_two_sided_best": statistics.fmean(ours) / fixed[best_window],
         "ours_over_hindsight_key": statistics.fmean(ours) / hindsight_key,
         "ours_over_hindsight_key_trigger": statistics.fmean(ours) / hindsight_trigger,
+        "trailing_hindsight_key_mape": trailing_hindsight,
+        "ours_over_trailing_hindsight_key": statistics.fmean(ours) / trailing_hindsight,
         "seconds": time.perf_counter() - started,
     }
     return figures
@@ -108,9 +114,13 @@ def report(figures: dict[str, object]) -> str:
         f"  best w per job, chosen in hindsight    MAPE {pct('hindsight_key_mape')}",
         f"  ... per job and trigger, in hindsight  MAPE {pct('hindsight_key_trigger_mape')}",
         "",
+        "causal reference (builds before only, but tuned in hindsight):",
+        f"  trailing window, each job's best w     MAPE {pct('trailing_hindsight_key_mape')}",
+        "",
         f"ours / best single w:            {figures['ours_over_two_sided_best']:.3f}",
         f"ours / hindsight per job:        {figures['ours_over_hindsight_key']:.3f}",
         f"ours / hindsight job + trigger:  {figures['ours_over_hindsight_key_trigger']:.3f}",
+        f"ours / trailing, hindsight:      {figures['ours_over_trailing_hindsight_key']:.3f}",
         f"({figures['seconds']:.1f} s)",
     ]
     return "\n".join(lines)

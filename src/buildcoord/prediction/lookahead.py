@@ -63,6 +63,32 @@ def two_sided_errors(
     return errors
 
 
+TRAILING_WINDOWS = (1, 2, 3, 4, 5, 7, 10, 15, 20, 40, 80)
+
+
+def trailing_errors(
+    rows: Sequence[HistoryRow], scored: Sequence[ScoredRow]
+) -> dict[str, dict[int, float]]:
+    """Per job, per window: the summed relative error of the relative-error optimum of the
+    job's ``w`` successful builds *before* the row (a causal estimator: what the best trailing
+    window per job, chosen in hindsight, would score)."""
+    ordered = sorted(rows, key=lambda row: row.started_at)
+    series: dict[str, list[float]] = defaultdict(list)
+    where: dict[int, int] = {}
+    for row in ordered:
+        if row.result in SUCCESS_RESULTS and row.duration > 0:
+            where[id(row)] = len(series[row.key])
+            series[row.key].append(row.duration)
+    errors: dict[str, dict[int, float]] = defaultdict(lambda: dict.fromkeys(TRAILING_WINDOWS, 0.0))
+    for item in scored:
+        row = item.row
+        index, values = where[id(row)], series[row.key]
+        for window in TRAILING_WINDOWS:
+            estimate = relative_error_optimum(values[max(0, index - window) : index])
+            errors[row.key][window] += abs(estimate - row.duration) / row.duration
+    return errors
+
+
 @dataclass(frozen=True, slots=True)
 class LookAhead:
     """The references' MAPE over a set of scored rows (fractions)."""
