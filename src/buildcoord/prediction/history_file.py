@@ -176,18 +176,24 @@ def _line_after(reader: Iterator[list[str]], line: int) -> int:
     return line_num + 1 if isinstance(line_num, int) else line + 1
 
 
+def _time(value: str) -> datetime | None:
+    """An ISO 8601 time (UTC when it names no zone), or None when it is not one."""
+    try:
+        moment = datetime.fromisoformat(value)
+    except ValueError:
+        return None
+    return moment if moment.tzinfo is not None else moment.replace(tzinfo=UTC)
+
+
 def _row(line: int, values: dict[str, str]) -> HistoryRow | str:
     """The parsed row, or why it is malformed."""
     if not values["repo"] or not values["job_name"]:
         return "empty repo or job_name"
     if not values["result"]:
         return "empty result"
-    try:
-        started_at = datetime.fromisoformat(values["started_at"])
-    except ValueError:
+    started_at = _time(values["started_at"])
+    if started_at is None:
         return "started_at is not an ISO 8601 time"
-    if started_at.tzinfo is None:
-        started_at = started_at.replace(tzinfo=UTC)
     try:
         duration = float(values["duration_s"])
     except ValueError:
@@ -199,12 +205,9 @@ def _row(line: int, values: dict[str, str]) -> HistoryRow | str:
         return "successful build of zero seconds (no relative error is defined)"
     queued_at = None
     if values.get("queued_at"):
-        try:
-            queued_at = datetime.fromisoformat(values["queued_at"])
-        except ValueError:
+        queued_at = _time(values["queued_at"])
+        if queued_at is None:
             return "queued_at is not an ISO 8601 time"
-        if queued_at.tzinfo is None:
-            queued_at = queued_at.replace(tzinfo=UTC)
         if queued_at > started_at:
             return "queued_at is after started_at"
     return HistoryRow(
