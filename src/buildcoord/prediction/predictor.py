@@ -92,10 +92,10 @@ class PredictorSettings:
     """Per build, how much a candidate's past error is kept when weighing them (0.97: an
     error 23 builds ago counts half)."""
     min_history: int = 3
+    """Successful builds a branch or server refinement needs to be reported as the level."""
     outlier_confirmations: int = 2
     """More builds beyond the band in the same direction that a far outlier must be followed
     by before it is learnt from (as a level shift)."""
-    """Successful builds a branch or server refinement needs to be reported as the level."""
     window: int = 60
     """Most recent successful builds kept per key (and globally)."""
     residual_half_life: float = 20.0
