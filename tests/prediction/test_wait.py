@@ -76,3 +76,39 @@ def test_a_queue_time_after_the_start_is_a_malformed_row_and_an_unreadable_one_t
         "queued_at is after started_at": 1,
         "queued_at is not an ISO 8601 time": 1,
     }
+
+
+def test_absurd_but_well_formed_times_and_durations_are_scored_without_overflow(
+    tmp_path: Path,
+) -> None:
+    rows = list(queued_rows(20))
+    rows.append(
+        (
+            "acme/app",
+            "build",
+            "main",
+            "9999-12-31T23:59:59Z",
+            "1e300",
+            "success",
+            "0001-01-01T00:00:00Z",
+            "build1",
+        )
+    )
+    rows.append(
+        (
+            "acme/app",
+            "test",
+            "main",
+            "2025-01-02T00:00:00Z",
+            "1e-300",
+            "success",
+            "2025-01-01T00:00:00+14:00",
+            "build2",
+        )
+    )
+    path = write_csv(tmp_path / "absurd.csv", rows, QUEUED_HEADER)
+
+    evaluation = evaluate(read_history(path))
+
+    assert evaluation.wait is not None
+    assert evaluation.wait.rows + evaluation.wait.unforecast == 22

@@ -28,7 +28,6 @@ import statistics
 from collections import deque
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import datetime
 
 from buildcoord.prediction.history_file import HistoryRow
 from buildcoord.prediction.predictor import Predictor, PredictorSettings, expected_remaining
@@ -99,13 +98,14 @@ def forecast_waits(
 ) -> tuple[list[WaitForecast], int]:
     """Each row with a queue time: its wait as forecast when it was queued; and how many such
     rows got none."""
-    events: list[tuple[datetime, int, int]] = []
+    # Times as float seconds: a duration the file allows (any finite one) cannot overflow them.
+    events: list[tuple[float, int, int]] = []
     for index, row in enumerate(rows):
         if row.queued_at is not None:
-            events.append((row.queued_at, _QUEUE, index))
-        events.append((row.started_at, _START, index))
-        finish = row.started_at.timestamp() + row.duration
-        events.append((datetime.fromtimestamp(finish, row.started_at.tzinfo), _FINISH, index))
+            events.append((row.queued_at.timestamp(), _QUEUE, index))
+        started = row.started_at.timestamp()
+        events.append((started, _START, index))
+        events.append((started + row.duration, _FINISH, index))
     events.sort()
     predictor = Predictor(settings)
     running: dict[int, HistoryRow] = {}
@@ -115,9 +115,8 @@ def forecast_waits(
     known_waits: deque[float] = deque(maxlen=BASELINE_WAITS)
     found: list[WaitForecast] = []
     unforecast = 0
-    for moment, kind, index in events:
+    for now, kind, index in events:
         row = rows[index]
-        now = moment.timestamp()
         if kind == _FINISH:
             running.pop(index, None)
             predictor.observe(row.as_build())
@@ -139,7 +138,7 @@ def forecast_waits(
             if index in running:  # it started the instant it was queued: not ahead of itself
                 ahead = {other: build for other, build in running.items() if other != index}
             forecast = _forecast(predictor, now, capacity, ahead, waiting)
-            if row.started_at > moment:  # one that started at once is running already
+            if row.started_at.timestamp() > now:  # one that started at once is running already
                 waiting[index] = row
             if forecast is None or not known_waits:
                 unforecast += 1
