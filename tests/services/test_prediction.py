@@ -242,6 +242,30 @@ def test_the_queue_forecast_runs_queued_jobs_in_claim_order_on_the_servers(
     ]
 
 
+def test_the_running_jobs_forecasts_alone_are_those_of_the_whole_queue_forecast(
+    services: Coordinator, clock: FakeClock
+) -> None:
+    for _ in range(3):
+        build(services, clock, "build1", 100)
+        build(services, clock, "build2", 250)
+    first = services.queue.submit("main", COMMIT, by=OPERATOR)
+    second = services.queue.submit("main", COMMIT, by=OPERATOR)
+    assert services.queue.claim_next("build1", by=agent("build1")) is not None
+    clock.advance(30)
+    assert services.queue.claim_next("build2", by=agent("build2")) is not None
+    clock.advance(400)  # build1's has overrun its band: half of what is left of it
+    beat(services, "build1")
+    beat(services, "build2")
+    services.queue.submit("main", COMMIT, by=OPERATOR)
+    running = services.queue.list_jobs(status="running", by=OPERATOR)
+    assert {job.id for job in running} == {first.id, second.id}
+
+    alone = services.prediction.running_forecasts(running)
+
+    whole = services.prediction.forecast()
+    assert alone == {job.id: whole[job.id] for job in running}
+
+
 def test_a_queued_job_no_online_server_can_take_has_no_forecast_and_a_note(
     services: Coordinator, clock: FakeClock
 ) -> None:

@@ -99,33 +99,43 @@ def plan_queue(
         plan.running_on[name] = 0
     finish_of: dict[int, float] = {}
     for job in running:
-        prediction = predict(job_key(job, branches), job.branch, job.server, job.trigger)
         server = job.server
         if server in online:
             plan.running_on[server] += 1
-        if prediction is None or job.started_at is None:
-            plan.forecasts[job.id] = _nothing(job, server, "no build has succeeded yet")
+        plan.forecasts[job.id], remaining = running_forecast(job, now, branches, predict)
+        if remaining is None:
             if server is not None:
                 unknown.add(server)
             continue
-        elapsed = max(0.0, (now - job.started_at).total_seconds())
-        remaining = within_horizon(expected_remaining(prediction, elapsed))
         finish_of[job.id] = remaining
         if server in online:
             plan.free_in[server] += remaining
-        plan.forecasts[job.id] = JobForecast(
-            job_id=job.id,
-            server=server,
-            predicted_start=job.started_at,
-            predicted_finish=now + timedelta(seconds=remaining),
-            expected_remaining_seconds=round(remaining, 3),
-        )
     for name in unknown:
         plan.free_in.pop(name, None)
     free = _FreeServers(plan.free_in, online)
     for job in queued:
         plan.forecasts[job.id] = _place(plan, job, free, branches, finish_of)
     return plan
+
+
+def running_forecast(
+    job: Job, now: datetime, branches: Mapping[str, Branch], predict: Predict
+) -> tuple[JobForecast, float | None]:
+    """A running job's forecast (its expected time left, and so its finish), and the seconds
+    left unrounded (None when nothing predicts it)."""
+    prediction = predict(job_key(job, branches), job.branch, job.server, job.trigger)
+    if prediction is None or job.started_at is None:
+        return _nothing(job, job.server, "no build has succeeded yet"), None
+    elapsed = max(0.0, (now - job.started_at).total_seconds())
+    remaining = within_horizon(expected_remaining(prediction, elapsed))
+    forecast = JobForecast(
+        job_id=job.id,
+        server=job.server,
+        predicted_start=job.started_at,
+        predicted_finish=now + timedelta(seconds=remaining),
+        expected_remaining_seconds=round(remaining, 3),
+    )
+    return forecast, remaining
 
 
 class _FreeServers:

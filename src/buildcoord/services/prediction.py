@@ -36,7 +36,13 @@ from buildcoord.models import (
 )
 from buildcoord.prediction.predictor import FinishedBuild, Prediction, Predictor
 from buildcoord.services.authority import require_reader
-from buildcoord.services.forecast import Predict, QueuePlan, plan_queue, rank_servers
+from buildcoord.services.forecast import (
+    Predict,
+    QueuePlan,
+    plan_queue,
+    rank_servers,
+    running_forecast,
+)
 from buildcoord.services.servers import ServerService
 from buildcoord.store import Store
 from buildcoord.store.history import build_key
@@ -254,6 +260,20 @@ class PredictionService:
         """Predicted start and finish of queued jobs, remaining time of running ones."""
         with self._planned() as plan:
             return plan.forecasts
+
+    def running_forecasts(self, jobs: Sequence[Job]) -> dict[int, JobForecast]:
+        """The forecasts of running jobs alone (their time left), as ``forecast`` gives them,
+        without simulating the queue (the dashboard's running builds)."""
+        if not jobs:
+            return {}
+        now = self.clock.now()
+        setups = {setup.name: setup for setup in self.store.list_branches()}
+        with self._predictions() as predict:
+            return {
+                job.id: running_forecast(job, now, setups, predict)[0]
+                for job in jobs
+                if job.status == "running"
+            }
 
     def forecast_new(self, job: Job) -> JobForecast:
         """The forecast of a job just queued: the running jobs and the queued ones ahead of it

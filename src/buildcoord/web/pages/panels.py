@@ -63,8 +63,8 @@ def _running(
     """The running builds; ``forecasts``: the queue's, when the caller has it already."""
     now = coordinator.clock.now()
     jobs = coordinator.queue.list_jobs(status="running", limit=1000, by=viewer.principal)
-    if forecasts is None:
-        forecasts = coordinator.prediction.forecast() if jobs else {}
+    if forecasts is None:  # their time left alone: no need to simulate the queue
+        forecasts = coordinator.prediction.running_forecasts(jobs)
     found = []
     for job in sorted(jobs, key=lambda each: each.id):
         elapsed = (now - job.started_at).total_seconds() if job.started_at else 0.0
