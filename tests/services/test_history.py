@@ -11,6 +11,7 @@ from buildcoord.clock import FakeClock
 from buildcoord.config import Settings
 from buildcoord.errors import InvalidInput
 from buildcoord.models import BuildRecord, Principal
+from buildcoord.services import maintenance
 from buildcoord.services.coordinator import Coordinator
 from buildcoord.store import Store
 from buildcoord.store.engine import read_transaction
@@ -255,3 +256,43 @@ def test_a_build_reported_with_a_non_finite_or_negative_duration_is_refused_and_
         )
     assert history(coordinator.store) == []
     assert coordinator.store.jobs.get_job(job_id).status == "running"
+
+
+def test_a_finished_build_whose_recording_was_lost_is_recorded_by_maintenance_a_minute_on(
+    coordinator: Coordinator, operator: Principal, build1: Principal, clock: FakeClock
+) -> None:
+    job_id = start(coordinator, operator, build1)
+    job = coordinator.store.get_job(job_id)
+    clock.advance(90)
+    # The completion commits, and the connection is lost before its after-finish recording:
+    # the store's completion alone, no hook.
+    coordinator.store.jobs.complete_job(
+        job_id,
+        server="build1",
+        fencing_token=job.fencing_token,
+        status="succeeded",
+        exit_code=0,
+        duration=90.0,
+        reason=None,
+        now=clock.now().timestamp(),
+        actor=build1.actor,
+    )
+    assert history(coordinator.store) == []
+    maintenance.step(coordinator)  # too soon: left to its own recording
+    assert history(coordinator.store) == []
+
+    clock.advance(61)
+    maintenance.step(coordinator)
+
+    [record] = history(coordinator.store)
+    assert (record.job_id, record.attempt, record.result, record.duration) == (
+        job_id,
+        1,
+        "succeeded",
+        90.0,
+    )
+    estimate = coordinator.prediction.duration("main", by=operator)
+    assert (estimate.p50, estimate.history) == (90.0, 1)
+    clock.advance(61)
+    maintenance.step(coordinator)  # recorded once, whatever the next looks find
+    assert len(history(coordinator.store)) == 1

@@ -41,6 +41,8 @@ class StepReport:
 
 
 ARCHIVE_EVERY_SECONDS = 3600.0
+RECORD_CHECK_SECONDS = 60.0
+"""How often maintenance looks for finished builds whose history row is missing."""
 _LAST_ARCHIVE_KEY = "maintenance.last_archive_at"
 
 
@@ -56,6 +58,7 @@ def step(coordinator: Coordinator, *, by: Principal = SYSTEM) -> StepReport:
     locks = coordinator.locks.recover_expired()
     changes = coordinator.servers.record_status_changes()
     archived, forgotten = _archive_if_due(coordinator)
+    _record_missing_if_due(coordinator)
     monitored = coordinator.monitor.step_if_due()
     coordinator.trends.sample_if_due()
     report = StepReport(
@@ -80,6 +83,20 @@ def step(coordinator: Coordinator, *, by: Principal = SYSTEM) -> StepReport:
             },
         )
     return report
+
+
+_LAST_RECORD_CHECK_KEY = "maintenance.last_history_check_at"
+
+
+def _record_missing_if_due(coordinator: Coordinator) -> int:
+    """Record finished builds whose history row is missing, once a minute (every coordinator
+    of a database shares the schedule)."""
+    now = coordinator.clock.now().timestamp()
+    last = coordinator.store.get_setting(_LAST_RECORD_CHECK_KEY)
+    if last is not None and 0 <= now - float(last) < RECORD_CHECK_SECONDS:
+        return 0
+    coordinator.store.put_setting(_LAST_RECORD_CHECK_KEY, repr(now))
+    return coordinator.prediction.record_missing()
 
 
 def _archive_if_due(coordinator: Coordinator) -> tuple[int, int]:

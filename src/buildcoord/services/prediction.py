@@ -62,6 +62,13 @@ SYNC_MARGIN = 120.0
 """Seconds of finish times read again at each catch-up: a build committed late by another
 process still gets in; ones already fed are recognised by (job, attempt)."""
 
+RECORD_MARGIN = 30.0
+"""Builds that finished this recently are left to their own after-finish recording."""
+RECORD_LOOKBACK = 3600.0
+"""How far back (before the margin) a look for missing history rows reaches."""
+RECORD_BATCH = 1000
+"""Most missing rows recorded by one look (the next looks take the rest)."""
+
 DAY_NAMES = ("Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun")
 
 
@@ -112,6 +119,23 @@ class PredictionService:
                 elif self._loading:  # the load's snapshot may have missed it
                     self._pending.append(record)
         return record
+
+    def record_missing(self) -> int:
+        """Record the finished attempts whose after-finish recording was lost (a connection
+        that dropped between the completion's commit and the history's): those that finished
+        in the hour before the last ``RECORD_MARGIN`` seconds. Returns how many; maintenance
+        calls it once a minute."""
+        now = self.clock.now().timestamp()
+        until = now - RECORD_MARGIN
+        missing = self.store.unrecorded_finished(until - RECORD_LOOKBACK, until, RECORD_BATCH)
+        recorded = sum(1 for job in missing if self.record(job) is not None)
+        if recorded:
+            log.warning(
+                "recorded %d finished builds whose history was missing (job ids %s)",
+                recorded,
+                ", ".join(str(job.id) for job in missing[:10]),
+            )
+        return recorded
 
     def _feed(self, predictor: Predictor, record: BuildRecord) -> None:
         """Observe a build once (call with ``_lock`` held)."""

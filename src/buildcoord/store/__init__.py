@@ -138,6 +138,7 @@ class Store:
 
     record_build = delegate("history", HistoryStore.record_finished)
     recent_builds = delegate("history", HistoryStore.recent_builds)
+    unrecorded_finished = delegate("history", HistoryStore.unrecorded_finished)
     recent_builds_since = delegate("history", HistoryStore.recent_builds_since)
     latest_outcomes = delegate("history", HistoryStore.latest_outcomes)
     outcome_counts = delegate("history", HistoryStore.outcome_counts)

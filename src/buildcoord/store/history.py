@@ -17,6 +17,8 @@ from sqlalchemy import Engine
 
 from buildcoord.models import DURATION_BUCKETS, BuildRecord, BuildResult, Job
 from buildcoord.store.engine import Driver, driver_read, driver_transaction, sql
+from buildcoord.store.job_queries import JOB_COLUMNS
+from buildcoord.store.job_rows import job_from_row
 from buildcoord.store.timestamps import from_epoch
 
 RESULTS = frozenset({"succeeded", "failed", "cancelled"})
@@ -96,6 +98,18 @@ LATEST_OUTCOMES = sql(
     f"SELECT {_COLUMNS} FROM build_history WHERE branch = ?"
     " AND result IN ('succeeded', 'failed')"
     " ORDER BY started_at DESC, job_id DESC, attempt DESC LIMIT ?"
+)
+
+
+# Jobs that finished in [since, until) after they had started, whose attempt has no history
+# row (its after-finish recording was lost), oldest first, on ix_jobs_finished_at.
+# Parameters: since, until, limit.
+UNRECORDED = sql(
+    f"SELECT {JOB_COLUMNS} FROM jobs WHERE finished_at >= ? AND finished_at < ?"
+    " AND status IN ('succeeded', 'failed', 'cancelled') AND started_at IS NOT NULL"
+    " AND NOT EXISTS (SELECT 1 FROM build_history h"
+    " WHERE h.job_id = jobs.id AND h.attempt = jobs.attempt)"
+    " ORDER BY finished_at, id LIMIT ?"
 )
 
 
@@ -224,6 +238,13 @@ class HistoryStore:
         duration = job.duration if job.duration is not None else finished - started
         with driver_transaction(self.engine) as db:
             return record_attempt(db, job, job.status, finished, duration)  # type: ignore[arg-type]
+
+    def unrecorded_finished(self, since: float, until: float, limit: int) -> list[Job]:
+        """Jobs finished in [since, until) after starting whose attempt is not in the history
+        (at most ``limit``, oldest first): what a lost after-finish recording left out."""
+        with driver_read(self.engine) as db:
+            rows = db.run(UNRECORDED, (since, until, limit)).fetchall()
+        return [job_from_row(row) for row in rows]
 
     def recent_builds(self, limit: int) -> list[BuildRecord]:
         """The ``limit`` most recently finished builds, oldest first (the order they finished)."""

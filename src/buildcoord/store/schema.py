@@ -75,6 +75,7 @@ Index(
 Index("ix_jobs_status_lease", jobs.c.status, jobs.c.lease_expires_at)
 Index("ix_jobs_server_status", jobs.c.server, jobs.c.status)
 Index("ix_jobs_blocked_by", jobs.c.blocked_by)
+Index("ix_jobs_finished_at", jobs.c.finished_at)
 
 job_dependencies = Table(
     "job_dependencies",
